@@ -1,0 +1,30 @@
+"""Temporal activities: every side effect of a lead's life (email, routing turns, records)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from activities.email import EmailActivities, Mailer
+from activities.records import RecordActivities
+from activities.routing import RoutingActivities
+from activities.rules import RulesActivities, RulesSource
+
+__all__ = [
+    "EmailActivities",
+    "Mailer",
+    "RecordActivities",
+    "RoutingActivities",
+    "RulesActivities",
+    "RulesSource",
+    "all_activities",
+]
+
+
+def all_activities(
+    rules: RulesActivities,
+    email: EmailActivities,
+    routing: RoutingActivities,
+    records: RecordActivities,
+) -> list[Callable[..., Any]]:
+    return [rules.load_rules, email.send_email, routing.assign_rep, records.record_transition]

@@ -1,0 +1,174 @@
+"""Send an email exactly once through the real SendGrid client.
+
+The outbox row is written *before* the provider is called. If a worker dies after SendGrid
+accepted a message but before the row says ``sent``, the retry finds the row ``pending`` and asks
+SendGrid's Email Activity API whether a message with this idempotency key went out, instead of
+sending blindly again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Content, CustomArg, From, Mail, To
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from nurture.db import OutboxMessage
+from nurture.messages import SEND_EMAIL, EmailRequest, EmailResult
+from nurture.templating import RenderedEmail, TemplateProblem, make_environment, render_email
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENCY_ARG = "nurture_key"
+SENDGRID_API = "https://api.sendgrid.com"
+
+
+@dataclass(frozen=True)
+class MailerSettings:
+    api_key: str
+    base_url: str
+
+    @classmethod
+    def from_env(cls) -> MailerSettings:
+        """``SENDGRID_API_KEY`` (+ optional ``SENDGRID_BASE_URL``) for the real service;
+        without a key, the local stand-in at ``NURTURE_SENDGRID_URL``."""
+        key = os.environ.get("SENDGRID_API_KEY")
+        if key:
+            return cls(api_key=key, base_url=os.environ.get("SENDGRID_BASE_URL", SENDGRID_API))
+        return cls(
+            api_key="SG.local-standin",
+            base_url=os.environ.get("NURTURE_SENDGRID_URL", "http://127.0.0.1:3030"),
+        )
+
+    def __repr__(self) -> str:  # never let the key reach a log line
+        return f"MailerSettings(base_url={self.base_url!r}, api_key='***')"
+
+
+class Mailer:
+    """The real ``sendgrid`` client, pointed at SendGrid or at the local stand-in."""
+
+    def __init__(self, settings: MailerSettings) -> None:
+        self.settings = settings
+        self.client = SendGridAPIClient(api_key=settings.api_key, host=settings.base_url)
+
+    def send(self, request: EmailRequest, email: RenderedEmail) -> str:
+        mail = Mail(
+            from_email=From(request.sender.email, request.sender.name),
+            to_emails=To(request.to_email, request.to_name),
+            subject=email.subject,
+        )
+        mail.add_content(Content("text/plain", email.text))
+        mail.add_content(Content("text/html", email.html))
+        for name, value in (
+            (IDEMPOTENCY_ARG, request.key),
+            ("lead_id", request.lead_id),
+            ("category", request.category),
+        ):
+            mail.add_custom_arg(CustomArg(name, value))
+        response = self.client.send(mail)
+        return str(response.headers.get("X-Message-Id", ""))
+
+    def find_sent(self, key: str) -> str | None:
+        """The message id SendGrid accepted for this idempotency key, if any."""
+        response = self.client.client.messages.get(
+            query_params={"query": f"unique_args['{IDEMPOTENCY_ARG}']=\"{key}\"", "limit": 1}
+        )
+        messages = json.loads(response.body or b"{}").get("messages", [])
+        return str(messages[0].get("msg_id")) if messages else None
+
+
+class EmailActivities:
+    def __init__(self, engine: Engine, mailer: Mailer, templates_dir: Any) -> None:
+        self.engine = engine
+        self.mailer = mailer
+        self.templates = make_environment(templates_dir)
+
+    @activity.defn(name=SEND_EMAIL)
+    def send_email(self, request: EmailRequest) -> EmailResult:
+        bound = log.bind(lead_id=request.lead_id, key=request.key, category=request.category)
+        try:
+            rendered = render_email(self.templates, request.template, request.subject,
+                                    request.context)
+        except TemplateProblem as exc:
+            raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
+        with Session(self.engine) as session:
+            row = session.get(OutboxMessage, request.key)
+            if row is not None and row.status == "sent":
+                bound.info("email already sent; not sending again")
+                return EmailResult(key=request.key, message_id=row.provider_message_id,
+                                   status="already_sent")
+            if row is not None:
+                accepted = self._ask_provider(request.key)
+                if accepted is not None:
+                    self._mark_sent(session, row, accepted)
+                    bound.info("provider had accepted it before a crash; not sending again")
+                    return EmailResult(key=request.key, message_id=accepted,
+                                       status="already_sent")
+            else:
+                row = OutboxMessage(key=request.key, lead_id=request.lead_id,
+                                    category=request.category, to_email=request.to_email,
+                                    subject=rendered.subject[:998])
+                session.add(row)
+            row.attempts += 1
+            session.commit()
+            try:
+                message_id = self.mailer.send(request, rendered)
+            except HTTPError as exc:
+                raise _classify(exc) from exc
+            self._mark_sent(session, row, message_id)
+        bound.info("email sent", message_id=message_id)
+        return EmailResult(key=request.key, message_id=message_id, status="sent")
+
+    def _ask_provider(self, key: str) -> str | None:
+        try:
+            return self.mailer.find_sent(key)
+        except HTTPError as exc:
+            raise _classify(exc) from exc
+
+    @staticmethod
+    def _mark_sent(session: Session, row: OutboxMessage, message_id: str) -> None:
+        row.status = "sent"
+        row.provider_message_id = message_id
+        row.sent_at = datetime.now(UTC)
+        session.add(row)
+        session.commit()
+
+
+def _classify(exc: HTTPError) -> Exception:
+    """429 and 5xx are worth retrying (after the provider's reset time); other 4xx are not."""
+    status = int(getattr(exc, "status_code", 0) or 0)
+    detail = _error_detail(exc)
+    if status == 429:
+        reset = (getattr(exc, "headers", None) or {}).get("X-RateLimit-Reset")
+        delay = None
+        if reset and str(reset).isdigit():
+            delay = timedelta(seconds=max(1, int(reset) - int(datetime.now(UTC).timestamp())))
+        return ApplicationError(f"SendGrid rate limit: {detail}", type="SendGridRateLimited",
+                                next_retry_delay=delay)
+    if status >= 500 or status == 0:
+        return ApplicationError(f"SendGrid unavailable ({status}): {detail}",
+                                type="SendGridUnavailable")
+    return ApplicationError(f"SendGrid refused the message ({status}): {detail}",
+                            type="SendGridRejected", non_retryable=True)
+
+
+def _error_detail(exc: HTTPError) -> str:
+    body = getattr(exc, "body", b"") or b""
+    try:
+        errors = json.loads(body).get("errors", [])
+        return "; ".join(
+            f"{e.get('field')}: {e.get('message')}" if e.get("field") else str(e.get("message"))
+            for e in errors
+        ) or str(body[:200])
+    except (ValueError, AttributeError):
+        return str(body[:200])

@@ -1,0 +1,94 @@
+"""The read model and the engine's bookkeeping, as SQLModel tables.
+
+SQLite file by default (``NURTURE_DATABASE_URL`` overrides, e.g. a PostgreSQL URL). Every row is
+written with a natural idempotency key, so an activity retried after a crash never double-counts.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel, create_engine
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One email we mean to send exactly once. ``pending`` until the provider accepted it."""
+
+    key: str = Field(primary_key=True, max_length=300)
+    lead_id: str = Field(index=True, max_length=200)
+    category: str = Field(max_length=20)
+    to_email: str = Field(max_length=320)
+    subject: str = Field(max_length=998)
+    status: str = Field(default="pending", max_length=10)
+    provider_message_id: str | None = Field(default=None, max_length=200)
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class StageTransition(SQLModel, table=True):
+    key: str = Field(primary_key=True, max_length=300)
+    lead_id: str = Field(index=True, max_length=200)
+    workflow_id: str = Field(max_length=220)
+    at: datetime = Field(index=True)
+    from_stage: str | None = Field(default=None, max_length=20)
+    to_stage: str = Field(index=True, max_length=20)
+    by: str = Field(max_length=100)
+    reason: str
+    score: int
+    owner: str | None = Field(default=None, max_length=100)
+
+
+class RoundRobinTurn(SQLModel, table=True):
+    """The next turn of each routing pool, shared by every lead and every worker."""
+
+    pool: str = Field(primary_key=True, max_length=200)
+    turns: int = 0
+
+
+class RepAssignment(SQLModel, table=True):
+    key: str = Field(primary_key=True, max_length=300)
+    lead_id: str = Field(index=True, max_length=200)
+    pool: str = Field(max_length=200)
+    rep_id: str = Field(max_length=100)
+    at: datetime = Field(default_factory=utcnow)
+
+
+def database_url_from_env(data_dir: Path | None = None) -> str:
+    explicit = os.environ.get("NURTURE_DATABASE_URL")
+    if explicit:
+        return explicit
+    directory = data_dir or Path(os.environ.get("NURTURE_DATA_DIR", DEFAULT_DATA_DIR))
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(directory / 'nurture.db').resolve()}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the tables created; SQLite in WAL mode so workers and CLI share it."""
+    is_sqlite = url.startswith("sqlite")
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
+        pool_pre_ping=not is_sqlite,
+    )
+    if is_sqlite:
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    SQLModel.metadata.create_all(engine)
+    return engine

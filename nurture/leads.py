@@ -1,0 +1,113 @@
+"""What comes in from outside: lead profiles and behaviour events, validated at the edge.
+
+These models are the contract for ``nurture lead add``/``nurture event`` input lines and for the
+workflow's signals, so a malformed line is refused with a reason before it reaches a lead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LEAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+_EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+PROFILE_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "company_size",
+    "industry",
+    "region",
+    "country",
+    "budget",
+    "timeframe",
+    "campaign",
+    "timezone",
+)
+
+
+class LeadProfile(BaseModel):
+    """Who the lead is. ``custom`` holds any extra field a marketer wants to match on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_id: str = Field(pattern=LEAD_ID_PATTERN)
+    email: str | None = Field(default=None, pattern=_EMAIL_PATTERN)
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    title: str | None = None
+    company_size: int | None = Field(default=None, ge=0)
+    industry: str | None = None
+    region: str | None = None
+    country: str | None = None
+    budget: float | None = Field(default=None, ge=0)
+    timeframe: str | None = None
+    campaign: str | None = None
+    timezone: str | None = None
+    custom: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    def merged(self, update: LeadProfile) -> LeadProfile:
+        """This profile with every field the update sets (custom fields merged too)."""
+        changes = update.model_dump(exclude_unset=True, exclude={"lead_id", "custom"})
+        custom = {**self.custom, **update.custom}
+        return self.model_copy(update={**changes, "custom": custom})
+
+    def fields(self) -> dict[str, Any]:
+        """Flat view for conditions: profile fields plus ``custom.<name>``."""
+        flat: dict[str, Any] = {name: getattr(self, name) for name in PROFILE_FIELDS}
+        flat.update({f"custom.{k}": v for k, v in self.custom.items()})
+        return flat
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return name or self.email or self.lead_id
+
+
+class LeadEvent(BaseModel):
+    """One behaviour: a page view, a download, an email click, a call request…"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_id: str = Field(pattern=LEAD_ID_PATTERN)
+    type: str = Field(pattern=EVENT_TYPE_PATTERN)
+    at: datetime | None = None
+    campaign: str | None = None
+    url: str | None = None
+    props: dict[str, Any] = Field(default_factory=dict)
+    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone, e.g. 2026-11-24T10:00:00Z")
+        return value
+
+    def with_identity(self) -> LeadEvent:
+        """Give the event a stable id, so the same line sent twice counts once.
+
+        An event without ``at`` has no identity of its own: a retried send of it cannot be
+        told from a second real visit, so only events with ``at`` or ``event_id`` dedupe.
+        """
+        if self.event_id or self.at is None:
+            return self
+        canonical = json.dumps(
+            self.model_dump(mode="json", exclude={"event_id"}), sort_keys=True, default=str
+        )
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:24]
+        return self.model_copy(update={"event_id": f"ev-{digest}"})
+
+
+def workflow_id_for(lead_id: str) -> str:
+    """The lead's workflow id: one workflow per lead, found again from the lead id alone."""
+    return f"lead-{lead_id}"

@@ -1,0 +1,208 @@
+"""Data that crosses the workflow boundary: workflow input and state, update requests, and the
+requests/results of activities. Pydantic models, carried by Temporal's pydantic converter.
+
+Field additions must keep defaults: running leads carry these objects across continue-as-new.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from nurture.cadence import CadenceProgress
+from nurture.leads import LeadEvent, LeadProfile
+from nurture.routing import RouteDecision
+from nurture.rules import Sender
+from nurture.scoring import ScoreCard, ScoreEntry
+from nurture.stages import Stage
+
+TASK_QUEUE = "nurture-leads"
+
+# Activity names, so workflow modules never import activity code (it pulls in SQLAlchemy).
+LOAD_RULES = "load_rules"
+SEND_EMAIL = "send_email"
+ASSIGN_REP = "assign_rep"
+RECORD_TRANSITION = "record_transition"
+
+TIMELINE_KEPT = 200
+SEEN_EVENT_IDS_KEPT = 5000
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: str
+    detail: str
+
+
+class Story(BaseModel):
+    """What a rep needs to act: where the lead came from and why it is sales-ready now."""
+
+    campaign: str | None
+    qualified_by: str
+    score: int
+    grade: str
+    fit: dict[str, int]
+    top_behaviours: list[tuple[str, int, int]]
+    recent: list[ScoreEntry]
+
+
+class Escalation(BaseModel):
+    at: datetime
+    missed_by: str
+    miss_number: int
+    notified: list[str]
+    reassigned_to: str | None
+
+
+class Handoff(BaseModel):
+    number: int
+    at: datetime
+    route: RouteDecision
+    story: Story
+    sla_due_at: datetime | None = None
+    contacted_at: datetime | None = None
+    missed_by: list[str] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
+
+
+class Assignment(BaseModel):
+    rep: str
+    at: datetime
+    reason: str
+
+
+class Rejection(BaseModel):
+    at: datetime
+    rep: str
+    reason: str
+
+
+class Outcome(BaseModel):
+    result: Literal["won", "lost"]
+    amount: float | None = None
+    at: datetime
+    rep: str
+
+
+class LeadState(BaseModel):
+    """Everything a lead workflow knows; returned whole by the ``state`` query."""
+
+    lead_id: str
+    profile: LeadProfile
+    stage: Stage = "nurturing"
+    owner: str | None = None
+    score: ScoreCard = Field(default_factory=ScoreCard)
+    grade: str = "D"
+    email_suppressed: str | None = None
+    segment: str | None = None
+    cadence: CadenceProgress | None = None
+    enrolments: int = 0
+    handoffs: int = 0
+    handoff: Handoff | None = None
+    assignments: list[Assignment] = Field(default_factory=list)
+    rejections: list[Rejection] = Field(default_factory=list)
+    outcome: Outcome | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    touches_sent: int = 0
+    touches_skipped: int = 0
+    events_applied: int = 0
+    duplicates_ignored: int = 0
+    seen_event_ids: list[str] = Field(default_factory=list)
+    unforwarded: list[str] = Field(default_factory=list)
+    last_forward_at: datetime | None = None
+    transitions: int = 0
+    rules_version: str = ""
+    runs: int = 1
+    last_error: str | None = None
+    created_at: datetime | None = None
+
+    def note(self, at: datetime, kind: str, detail: str) -> None:
+        self.timeline.append(TimelineEntry(at=at, kind=kind, detail=detail))
+        del self.timeline[:-TIMELINE_KEPT]
+
+
+class LeadInput(BaseModel):
+    """Start (or continue-as-new) input. ``state`` and ``pending`` carry a lead across runs."""
+
+    lead_id: str
+    state: LeadState | None = None
+    pending: list[LeadEvent | LeadProfile] = Field(default_factory=list)
+    pending_effects: list[EmailRequest | TransitionRecord] = Field(default_factory=list)
+
+
+# --- rep actions (updates) ------------------------------------------------------------------
+
+
+class RepAction(BaseModel):
+    rep: str = Field(min_length=1)
+    note: str | None = None
+
+
+class RejectRequest(RepAction):
+    reason: str = Field(min_length=3, description="why sales returns the lead")
+
+
+class OutcomeRequest(RepAction):
+    result: Literal["won", "lost"]
+    amount: float | None = Field(default=None, ge=0)
+
+
+class ActionResult(BaseModel):
+    lead_id: str
+    stage: Stage
+    owner: str | None
+
+
+# --- activities -----------------------------------------------------------------------------
+
+
+class LoadRulesRequest(BaseModel):
+    known_version: str = ""
+
+
+class EmailRequest(BaseModel):
+    """One email to send exactly once; ``key`` is its idempotency key."""
+
+    kind: Literal["email"] = "email"
+    key: str
+    lead_id: str
+    category: Literal["touch", "handoff", "escalation", "reassigned", "activity"]
+    to_email: str
+    to_name: str | None = None
+    sender: Sender
+    template: str
+    subject: str
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class EmailResult(BaseModel):
+    key: str
+    message_id: str | None
+    status: Literal["sent", "already_sent"]
+
+
+class AssignRequest(BaseModel):
+    key: str
+    lead_id: str
+    pool: str
+    candidates: list[str]
+    strategy: str
+
+
+class TransitionRecord(BaseModel):
+    kind: Literal["transition"] = "transition"
+    key: str
+    lead_id: str
+    workflow_id: str
+    at: datetime
+    from_stage: str | None
+    to_stage: str
+    by: str
+    reason: str
+    score: int
+    owner: str | None
+
+
+LeadInput.model_rebuild()

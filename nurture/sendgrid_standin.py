@@ -1,0 +1,1208 @@
+"""A local stand-in for SendGrid's v3 HTTP API, for tests and offline runs.
+
+The engine always talks to SendGrid through the real ``sendgrid`` client
+(``SendGridAPIClient(api_key, host=base_url)``). This module serves the small part of the v3
+API the engine uses, on loopback, answering the way SendGrid answers, so that the real client
+(and the error classes of ``python_http_client``) cannot tell the two apart:
+
+* ``POST /v3/mail/send`` - Bearer auth, SendGrid's request validation with SendGrid-shaped
+  ``{"errors": [{"message", "field", "help"}]}`` bodies, ``202`` with ``X-Message-Id``.
+* ``GET /v3/messages`` - a minimal Email Activity Feed, so the engine can ask after a crash
+  whether SendGrid already accepted a message carrying a given custom argument. Queries use
+  SendGrid's documented syntax, e.g. ``unique_args['nurture_key']="lead-1:x:1"``; see
+  :func:`parse_activity_query` for the supported subset.
+
+Standard library only, so it runs inside a sync CLI, an asyncio test or on its own::
+
+    python -m nurture.sendgrid_standin --port 3030 [--api-key KEY]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = [
+    "MAX_CUSTOM_ARGS_BYTES",
+    "MAX_PERSONALIZATIONS",
+    "MAX_REQUEST_BYTES",
+    "ActivityQueryError",
+    "RecordedMessage",
+    "SendGridStandIn",
+    "parse_activity_query",
+]
+
+# SendGrid's documented limits for v3 mail/send.
+MAX_REQUEST_BYTES = 30 * 1024 * 1024
+MAX_PERSONALIZATIONS = 1000
+MAX_RECIPIENTS = 1000
+MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_CATEGORIES = 10
+MAX_CATEGORY_LENGTH = 255
+
+# What the stand-in reports as the account's mail/send rate limit on 429 answers.
+RATE_LIMIT_PER_WINDOW = 600
+
+_HELP_BASE = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
+_INVALID_GRANT = "The provided authorization grant is invalid, expired, or revoked"
+_AUTH_REQUIRED = "authorization required"
+_INVALID_ADDRESS = "Does not contain a valid address."
+
+# Deliberately simple and a little stricter than RFC 5322, like SendGrid's own check:
+# a local part without spaces or separators, an "@", and a dotted domain of DNS labels.
+_EMAIL_RE = re.compile(
+    r"^[^\s@<>()\[\],;:\"\\]+@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+_ERROR_CLASS_MESSAGES: dict[int, str] = {
+    HTTPStatus.UNAUTHORIZED: _INVALID_GRANT,
+    HTTPStatus.TOO_MANY_REQUESTS: "too many requests",
+    HTTPStatus.NOT_FOUND: "resource not found",
+    HTTPStatus.METHOD_NOT_ALLOWED: "method not allowed",
+}
+
+
+@dataclass(frozen=True)
+class RecordedMessage:
+    """One request SendGrid accepted (answered 202), as the stand-in recorded it."""
+
+    message_id: str
+    """The ``X-Message-Id`` returned to the client."""
+    received_at: datetime
+    """When the request was accepted (UTC)."""
+    from_email: str
+    to: list[str]
+    """Every recipient address (to, cc, bcc) across all personalizations, in request order."""
+    subject: str
+    """Top-level subject, else the first personalization's subject ("" with a template only)."""
+    contents: dict[str, str]
+    """MIME type -> value, e.g. ``{"text/plain": ..., "text/html": ...}``."""
+    custom_args: dict[str, str]
+    """Top-level custom_args overlaid with each personalization's (later ones win)."""
+    headers: dict[str, str]
+    categories: list[str]
+    body: dict[str, Any]
+    """The full parsed request JSON."""
+
+
+@dataclass(frozen=True)
+class _ActivityRow:
+    """One Email Activity Feed entry: SendGrid lists one per recipient of an accepted request."""
+
+    msg_id: str
+    message_id: str
+    from_email: str
+    to_email: str
+    subject: str
+    unique_args: dict[str, str]
+    categories: tuple[str, ...]
+    template_id: str
+    last_event_time: str
+    status: str = "delivered"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "from_email": self.from_email,
+            "msg_id": self.msg_id,
+            "subject": self.subject,
+            "to_email": self.to_email,
+            "status": self.status,
+            "opens_count": 0,
+            "clicks_count": 0,
+            "last_event_time": self.last_event_time,
+        }
+
+
+@dataclass(frozen=True)
+class _Fault:
+    """One pending fault injection, consumed by the next valid mail/send."""
+
+    status: int | None = None
+    delay: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Errors and validation of v3 mail/send bodies
+# --------------------------------------------------------------------------------------------
+
+
+def _error(message: str, field: str | None, anchor: str | None = None) -> dict[str, Any]:
+    """A SendGrid validation error object; ``anchor`` names the docs section for ``help``."""
+    help_url = f"{_HELP_BASE}#message.{anchor}" if anchor else None
+    return {"message": message, "field": field, "help": help_url}
+
+
+def _errors_body(errors: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"errors": errors}).encode("utf-8")
+
+
+def _simple_errors_body(message: str, field: str | None = None) -> bytes:
+    """The short error shape SendGrid uses outside validation (auth, 404, 429, 5xx)."""
+    return _errors_body([{"field": field, "message": message}])
+
+
+def _json_type(value: object) -> str:
+    """The JSON-schema type name SendGrid uses in its "Invalid type" messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _type_error(expected: str, value: object, field: str, anchor: str) -> dict[str, Any]:
+    return _error(f"Invalid type. Expected: {expected}, given: {_json_type(value)}.", field, anchor)
+
+
+def _is_valid_email(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 320 and bool(_EMAIL_RE.match(value))
+
+
+def _validate_from(body: dict[str, Any]) -> list[dict[str, Any]]:
+    sender = body.get("from")
+    if sender is not None and not isinstance(sender, dict):
+        return [_type_error("object", sender, "from", "from")]
+    if not sender or "email" not in sender or sender.get("email") in (None, ""):
+        return [
+            _error(
+                "The from object must be provided for every email send. It is an object that "
+                "requires the email parameter, but may also contain a name parameter.  e.g. "
+                '{"email" : "example@example.com"}  or {"email" : "example@example.com", '
+                '"name" : "Example Recipient"}.',
+                "from.email",
+                "from",
+            )
+        ]
+    if not _is_valid_email(sender["email"]):
+        return [_error("The from email does not contain a valid address.", "from.email", "from")]
+    return []
+
+
+def _validate_reply_to(body: dict[str, Any]) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    reply_to = body.get("reply_to")
+    if reply_to is not None:
+        if not isinstance(reply_to, dict):
+            errors.append(_type_error("object", reply_to, "reply_to", "reply_to"))
+        elif not _is_valid_email(reply_to.get("email")):
+            errors.append(
+                _error(
+                    "The reply_to email does not contain a valid address.",
+                    "reply_to.email",
+                    "reply_to",
+                )
+            )
+    reply_to_list = body.get("reply_to_list")
+    if reply_to_list is not None:
+        if not isinstance(reply_to_list, list):
+            errors.append(_type_error("array", reply_to_list, "reply_to_list", "reply_to_list"))
+        else:
+            for i, item in enumerate(reply_to_list):
+                email = item.get("email") if isinstance(item, dict) else None
+                if not _is_valid_email(email):
+                    errors.append(
+                        _error(_INVALID_ADDRESS, f"reply_to_list.{i}.email", "reply_to_list")
+                    )
+    return errors
+
+
+def _validate_custom_args(
+    args: object, field: str, anchor: str
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Type-check one custom_args object; return its errors and its string-valued entries."""
+    if args is None:
+        return [], {}
+    if not isinstance(args, dict):
+        return [_type_error("object", args, field, anchor)], {}
+    errors: list[dict[str, Any]] = []
+    good: dict[str, str] = {}
+    for key, value in args.items():
+        if isinstance(value, str):
+            good[key] = value
+        else:
+            errors.append(_type_error("string", value, f"{field}.{key}", anchor))
+    return errors, good
+
+
+def _custom_args_size(args: dict[str, str]) -> int:
+    return len(json.dumps(args, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def _validate_address_list(
+    items: object, kind: str, base: str, required: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Validate a personalization's to/cc/bcc array; return errors and the addresses seen."""
+    anchor = f"personalizations.{kind}"
+    field = f"{base}.{kind}"
+    if items is None and not required:
+        return [], []
+    if items is not None and not isinstance(items, list):
+        return [_type_error("array", items, field, anchor)], []
+    if not items:
+        if required:
+            return [
+                _error(
+                    "The to array is required for all personalization objects, and must have at "
+                    "least one email object with a valid email address.",
+                    field,
+                    anchor,
+                )
+            ], []
+        return [
+            _error(
+                f"The {kind} array, when used, must at least have an email parameter with a "
+                "valid email address and it may also contain a name parameter.",
+                field,
+                anchor,
+            )
+        ], []
+    errors: list[dict[str, Any]] = []
+    addresses: list[str] = []
+    assert isinstance(items, list)
+    for j, item in enumerate(items):
+        item_field = f"{field}.{j}.email"
+        if not isinstance(item, dict):
+            errors.append(_type_error("object", item, f"{field}.{j}", anchor))
+            continue
+        email = item.get("email")
+        if email in (None, ""):
+            errors.append(_error(f"The {kind} email parameter is required.", item_field, anchor))
+        elif not _is_valid_email(email):
+            errors.append(_error(_INVALID_ADDRESS, item_field, anchor))
+        else:
+            addresses.append(email)
+    return errors, addresses
+
+
+def _validate_personalizations(body: dict[str, Any]) -> list[dict[str, Any]]:
+    personalizations = body.get("personalizations")
+    if personalizations is not None and not isinstance(personalizations, list):
+        return [_type_error("array", personalizations, "personalizations", "personalizations")]
+    if not personalizations:
+        return [
+            _error(
+                "The personalizations field is required and must have at least one "
+                "personalization.",
+                "personalizations",
+                "personalizations",
+            )
+        ]
+    if len(personalizations) > MAX_PERSONALIZATIONS:
+        return [
+            _error(
+                "The personalization block is limited to 1000 personalizations per API request. "
+                f"You have provided {len(personalizations)} personalizations. Please consider "
+                "splitting this into multiple requests and resending your request.",
+                "personalizations",
+                "personalizations",
+            )
+        ]
+    errors: list[dict[str, Any]] = []
+    total_recipients = 0
+    for i, p in enumerate(personalizations):
+        base = f"personalizations.{i}"
+        if not isinstance(p, dict):
+            errors.append(_type_error("object", p, base, "personalizations"))
+            continue
+        seen: dict[str, str] = {}
+        for kind, required in (("to", True), ("cc", False), ("bcc", False)):
+            list_errors, addresses = _validate_address_list(p.get(kind), kind, base, required)
+            errors.extend(list_errors)
+            total_recipients += len(addresses)
+            for address in addresses:
+                folded = address.lower()
+                if folded in seen:
+                    errors.append(
+                        _error(
+                            "Each email address in the personalization block should be unique "
+                            "between to, cc, and bcc. We found the first duplicate instance of "
+                            f"[{address}] in the {base}.{kind} field.",
+                            base,
+                            "personalizations",
+                        )
+                    )
+                seen.setdefault(folded, kind)
+        subject = p.get("subject")
+        if subject is not None and not isinstance(subject, str):
+            errors.append(_type_error("string", subject, f"{base}.subject", "subject"))
+        args_errors, _ = _validate_custom_args(
+            p.get("custom_args"), f"{base}.custom_args", "personalizations.custom_args"
+        )
+        errors.extend(args_errors)
+    if total_recipients > MAX_RECIPIENTS:
+        errors.append(
+            _error(
+                "There is a limit of 1000 total recipients (to + cc + bcc) per request.",
+                "personalizations",
+                "personalizations",
+            )
+        )
+    return errors
+
+
+def _validate_subject(body: dict[str, Any]) -> list[dict[str, Any]]:
+    subject = body.get("subject")
+    if subject is not None and not isinstance(subject, str):
+        return [_type_error("string", subject, "subject", "subject")]
+    if subject or body.get("template_id"):
+        return []
+    personalizations = body.get("personalizations")
+    if (
+        isinstance(personalizations, list)
+        and personalizations
+        and all(isinstance(p, dict) and p.get("subject") for p in personalizations)
+    ):
+        return []
+    return [
+        _error(
+            "The subject is required. You can get around this requirement if you use a "
+            "template with a subject defined or if every personalization has a subject defined.",
+            "subject",
+            "subject",
+        )
+    ]
+
+
+def _validate_content(body: dict[str, Any]) -> list[dict[str, Any]]:
+    content = body.get("content")
+    if content is not None and not isinstance(content, list):
+        return [_type_error("array", content, "content", "content")]
+    if not content:
+        if body.get("template_id"):
+            return []
+        return [
+            _error(
+                "Unless a valid template_id is provided, the content parameter is required. "
+                "There must be at least one defined content block. We typically suggest both "
+                "text/plain and text/html blocks are included, but only one block is required.",
+                "content",
+                "content",
+            )
+        ]
+    errors: list[dict[str, Any]] = []
+    types: list[str] = []
+    for i, block in enumerate(content):
+        if not isinstance(block, dict):
+            errors.append(_type_error("object", block, f"content.{i}", "content"))
+            continue
+        mime = block.get("type")
+        if not isinstance(mime, str) or not mime:
+            errors.append(
+                _error(
+                    "The content type must be a string at least one character in length.",
+                    f"content.{i}.type",
+                    "content.type",
+                )
+            )
+        else:
+            types.append(mime.lower())
+        value = block.get("value")
+        if not isinstance(value, str) or not value:
+            errors.append(
+                _error(
+                    "The content value must be a string at least one character in length.",
+                    f"content.{i}.value",
+                    "content.value",
+                )
+            )
+    # SendGrid insists that text/plain, then text/html, lead the array when present.
+    expected_prefix = [t for t in ("text/plain", "text/html") if t in types]
+    if types[: len(expected_prefix)] != expected_prefix:
+        errors.append(
+            _error(
+                "If present, text/plain and text/html may only be the first indices of the "
+                "content array in this order.",
+                "content",
+                "content",
+            )
+        )
+    return errors
+
+
+def _validate_misc(body: dict[str, Any]) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    template_id = body.get("template_id")
+    if template_id is not None and not isinstance(template_id, str):
+        errors.append(_type_error("string", template_id, "template_id", "template_id"))
+    categories = body.get("categories")
+    if categories is not None:
+        if not isinstance(categories, list):
+            errors.append(_type_error("array", categories, "categories", "categories"))
+        else:
+            if len(categories) > MAX_CATEGORIES:
+                errors.append(
+                    _error(
+                        "Too many categories. The limit is 10 categories per request.",
+                        "categories",
+                        "categories",
+                    )
+                )
+            for i, category in enumerate(categories):
+                if not isinstance(category, str):
+                    errors.append(_type_error("string", category, f"categories.{i}", "categories"))
+                elif len(category) > MAX_CATEGORY_LENGTH:
+                    errors.append(
+                        _error(
+                            "A category cannot have more than 255 characters.",
+                            f"categories.{i}",
+                            "categories",
+                        )
+                    )
+    headers = body.get("headers")
+    if headers is not None:
+        if not isinstance(headers, dict):
+            errors.append(_type_error("object", headers, "headers", "headers"))
+        else:
+            for name, value in headers.items():
+                if not isinstance(value, str):
+                    errors.append(_type_error("string", value, f"headers.{name}", "headers"))
+    return errors
+
+
+def _validate_custom_args_totals(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Check type and the 10,000-byte limit of custom_args as each recipient would get them."""
+    errors, top = _validate_custom_args(body.get("custom_args"), "custom_args", "custom_args")
+    if errors:
+        return errors
+    if _custom_args_size(top) > MAX_CUSTOM_ARGS_BYTES:
+        return [_custom_args_size_error("custom_args")]
+    personalizations = body.get("personalizations")
+    if not isinstance(personalizations, list):
+        return []
+    for i, p in enumerate(personalizations):
+        if not isinstance(p, dict) or not isinstance(p.get("custom_args"), dict):
+            continue
+        merged = {**top, **{k: v for k, v in p["custom_args"].items() if isinstance(v, str)}}
+        if _custom_args_size(merged) > MAX_CUSTOM_ARGS_BYTES:
+            errors.append(_custom_args_size_error(f"personalizations.{i}.custom_args"))
+    return errors
+
+
+def _custom_args_size_error(field: str) -> dict[str, Any]:
+    return _error(
+        "The custom_args parameter is limited to 10,000 bytes of custom arguments "
+        "per personalization.",
+        field,
+        "custom_args",
+    )
+
+
+def validate_mail_send(body: object) -> list[dict[str, Any]]:
+    """All SendGrid validation errors for a parsed v3 mail/send body (empty when valid)."""
+    if not isinstance(body, dict):
+        return [_error("Bad Request", None)]
+    errors: list[dict[str, Any]] = []
+    for check in (
+        _validate_from,
+        _validate_personalizations,
+        _validate_reply_to,
+        _validate_subject,
+        _validate_content,
+        _validate_custom_args_totals,
+        _validate_misc,
+    ):
+        errors.extend(check(body))
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
+# Email Activity Feed query language (the subset the stand-in understands)
+# --------------------------------------------------------------------------------------------
+
+
+class ActivityQueryError(ValueError):
+    """The ``query`` parameter of ``GET /v3/messages`` could not be parsed."""
+
+
+_Predicate = Callable[[_ActivityRow], bool]
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<comma>,)
+  | (?P<op>!=|=)
+  | (?P<uarg>unique_args\s*\[\s*(?:'(?P<k1>[^']*)'|"(?P<k2>[^"]*)")\s*\])
+  | (?P<string>"(?:[^"\\]|\\.)*"|\u201c[^\u201d]*\u201d)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+    """,
+    re.VERBOSE,
+)
+
+_SCALAR_FIELDS = ("msg_id", "from_email", "to_email", "subject", "status", "template_id")
+
+
+def _tokenize(query: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(query):
+        match = _TOKEN_RE.match(query, pos)
+        if match is None:
+            raise ActivityQueryError(f"unexpected character at position {pos}: {query[pos]!r}")
+        pos = match.end()
+        if match.group("ws") is not None:
+            continue
+        if match.group("uarg") is not None:
+            key = match.group("k1") if match.group("k1") is not None else match.group("k2")
+            tokens.append(("field", f"unique_args:{key}"))
+        elif match.group("string") is not None:
+            raw = match.group("string")
+            # Straight quotes allow backslash escapes; the curly quotes SendGrid's docs
+            # sometimes show are taken literally.
+            text = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw[1:-1]
+            tokens.append(("string", text))
+        elif match.group("word") is not None:
+            word = match.group("word")
+            upper = word.upper()
+            if upper in ("AND", "OR", "NOT", "LIKE", "IN"):
+                tokens.append(("kw", upper))
+            else:
+                tokens.append(("field", word))
+        else:
+            kind = match.lastgroup
+            assert kind is not None
+            tokens.append((kind, match.group(kind)))
+    return tokens
+
+
+def _like(pattern: str) -> Callable[[str], bool]:
+    """SQL LIKE with ``%`` and ``_`` wildcards, case-insensitive."""
+    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
+    compiled = re.compile(f"^{regex}$", re.IGNORECASE | re.DOTALL)
+    return lambda value: bool(compiled.match(value))
+
+
+def _field_values(row: _ActivityRow, name: str) -> list[str] | None:
+    """The values a field has on a row; ``None`` when the row lacks the field."""
+    if name.startswith("unique_args:"):
+        value = row.unique_args.get(name.split(":", 1)[1])
+        return None if value is None else [value]
+    if name == "categories":
+        return list(row.categories)
+    return [getattr(row, name)]
+
+
+class _QueryParser:
+    """Recursive descent over: expr := and (OR and)*; and := unary (AND unary)*;
+    unary := NOT unary | '(' expr ')' | FIELD (= | != | LIKE | NOT LIKE) STRING
+    | FIELD [NOT] IN '(' STRING (, STRING)* ')'."""
+
+    def __init__(self, query: str) -> None:
+        self._tokens = _tokenize(query)
+        self._pos = 0
+
+    def parse(self) -> _Predicate:
+        predicate = self._expr()
+        if self._pos != len(self._tokens):
+            raise ActivityQueryError(f"unexpected {self._tokens[self._pos][1]!r}")
+        return predicate
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self._tokens[self._pos] if self._pos < len(self._tokens) else None
+
+    def _take(self, kind: str, value: str | None = None) -> str:
+        token = self._peek()
+        if token is None or token[0] != kind or (value is not None and token[1] != value):
+            wanted = value or kind
+            found = "end of query" if token is None else repr(token[1])
+            raise ActivityQueryError(f"expected {wanted}, found {found}")
+        self._pos += 1
+        return token[1]
+
+    def _accept(self, kind: str, value: str | None = None) -> bool:
+        token = self._peek()
+        if token is not None and token[0] == kind and (value is None or token[1] == value):
+            self._pos += 1
+            return True
+        return False
+
+    def _expr(self) -> _Predicate:
+        parts = [self._and()]
+        while self._accept("kw", "OR"):
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else (lambda row: any(p(row) for p in parts))
+
+    def _and(self) -> _Predicate:
+        parts = [self._unary()]
+        while self._accept("kw", "AND"):
+            parts.append(self._unary())
+        return parts[0] if len(parts) == 1 else (lambda row: all(p(row) for p in parts))
+
+    def _unary(self) -> _Predicate:
+        if self._accept("kw", "NOT"):
+            inner = self._unary()
+            return lambda row: not inner(row)
+        if self._accept("lparen"):
+            inner = self._expr()
+            self._take("rparen")
+            return inner
+        return self._comparison()
+
+    def _comparison(self) -> _Predicate:
+        name = self._take("field")
+        if not name.startswith("unique_args:") and name not in (*_SCALAR_FIELDS, "categories"):
+            raise ActivityQueryError(f"unsupported query field {name!r}")
+        negate = self._accept("kw", "NOT")
+        match: Callable[[str], bool]
+        if not negate and self._accept("op", "="):
+            wanted = self._take("string")
+            match = wanted.__eq__
+        elif not negate and self._accept("op", "!="):
+            wanted = self._take("string")
+            match = wanted.__eq__
+            negate = True
+        elif self._accept("kw", "LIKE"):
+            match = _like(self._take("string"))
+        elif self._accept("kw", "IN"):
+            self._take("lparen")
+            options = {self._take("string")}
+            while self._accept("comma"):
+                options.add(self._take("string"))
+            self._take("rparen")
+            match = options.__contains__
+        else:
+            token = self._peek()
+            raise ActivityQueryError(
+                f"expected an operator after {name!r}, found "
+                f"{'end of query' if token is None else repr(token[1])}"
+            )
+
+        def predicate(row: _ActivityRow) -> bool:
+            values = _field_values(row, name)
+            hit = values is not None and any(match(v) for v in values)
+            return not hit if negate else hit
+
+        return predicate
+
+
+def parse_activity_query(query: str) -> Callable[[_ActivityRow], bool]:
+    """Compile an Email Activity Feed query into a row predicate.
+
+    Supported (SendGrid's documented syntax, values always double-quoted):
+
+    * fields ``msg_id``, ``from_email``, ``to_email``, ``subject``, ``status``,
+      ``template_id``, ``categories`` (matches when any category matches) and
+      ``unique_args['name']`` (custom args; ``unique_args["name"]`` also accepted);
+    * operators ``=``, ``!=``, ``LIKE`` / ``NOT LIKE`` (``%`` and ``_`` wildcards),
+      ``IN ("a", "b")`` / ``NOT IN (...)``;
+    * ``AND``, ``OR``, ``NOT`` (any case) and parentheses.
+
+    Raises :class:`ActivityQueryError` for anything else.
+    """
+    return _QueryParser(query).parse()
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP server
+# --------------------------------------------------------------------------------------------
+
+
+def _new_message_id() -> str:
+    """A random 22-character URL-safe id, the shape of SendGrid's ``X-Message-Id``."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+
+
+_CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "https://sendgrid.api-docs.io",
+    "Access-Control-Allow-Methods": "POST",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, On-behalf-of, x-sg-elas-acl",
+    "Access-Control-Max-Age": "600",
+    "X-No-CORS-Reason": "https://sendgrid.com/docs/Classroom/Basics/API/cors.html",
+}
+
+_ROUTES: dict[str, frozenset[str]] = {
+    "/v3/mail/send": frozenset({"POST"}),
+    "/v3/messages": frozenset({"GET"}),
+}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], standin: SendGridStandIn) -> None:
+        super().__init__(address, _Handler)
+        self.standin = standin
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet about clients that hang up; report anything else."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "nginx"
+    sys_version = ""
+    server: _Server
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Request logs are noise in tests and CLIs; the stand-in stays quiet."""
+
+    def version_string(self) -> str:
+        return "nginx"
+
+    def _read_body(self) -> tuple[bytes, int]:
+        """Read the request body; past the size limit, drain it and return no bytes."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length <= MAX_REQUEST_BYTES:
+            return self.rfile.read(length) if length > 0 else b"", length
+        remaining = length
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+        return b"", length
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            for name, value in _CORS_HEADERS.items():
+                self.send_header(name, value)
+            if body:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            if body and self.command != "HEAD":
+                self.wfile.write(body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _authorized(self) -> bool:
+        """Check the Bearer key, answering 401 the way SendGrid does when it is wrong."""
+        header = self.headers.get("Authorization")
+        if not header:
+            self._send(HTTPStatus.UNAUTHORIZED, _simple_errors_body(_AUTH_REQUIRED))
+            return False
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        expected = self.server.standin.api_key
+        # sendgrid-python sends "Bearer None" when no key is configured; SendGrid rejects it,
+        # and so does the stand-in even when it accepts any key.
+        if (
+            scheme.lower() != "bearer"
+            or token in ("", "None")
+            or (expected is not None and token != expected)
+        ):
+            self._send(
+                HTTPStatus.UNAUTHORIZED,
+                _errors_body([{"message": _INVALID_GRANT, "field": None, "help": None}]),
+            )
+            return False
+        return True
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        raw, length = self._read_body()
+        path = urlsplit(self.path).path
+        allowed = _ROUTES.get(path)
+        if allowed is None:
+            self._send(HTTPStatus.NOT_FOUND, _simple_errors_body("resource not found"))
+            return
+        if self.command not in allowed:
+            self._send(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                _simple_errors_body("method not allowed"),
+                {"Allow": ", ".join(sorted(allowed))},
+            )
+            return
+        if not self._authorized():
+            return
+        if path == "/v3/mail/send":
+            self._mail_send(raw, length)
+        else:
+            self._activity()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    # -- POST /v3/mail/send --------------------------------------------------------------
+
+    def _mail_send(self, raw: bytes, length: int) -> None:
+        standin = self.server.standin
+        if length > MAX_REQUEST_BYTES:
+            self._send(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                _errors_body(
+                    [
+                        _error(
+                            "The JSON payload you have included in your request is too large. "
+                            "The total message size is limited to 30MB.",
+                            None,
+                        )
+                    ]
+                ),
+            )
+            return
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self._send(HTTPStatus.BAD_REQUEST, _errors_body([_error("Bad Request", None)]))
+            return
+        errors = validate_mail_send(body)
+        if errors:
+            self._send(HTTPStatus.BAD_REQUEST, _errors_body(errors))
+            return
+        fault = standin._take_fault()
+        if fault is not None and fault.status is not None:
+            self._send_fault(fault.status)
+            return
+        message_id = _new_message_id()
+        standin._record(message_id, body)
+        if fault is not None and fault.delay is not None and standin._hold(fault.delay):
+            # The stand-in is stopping: drop the connection without an answer, as a
+            # provider that accepted the mail and then lost the client would look.
+            self.close_connection = True
+            return
+        self._send(HTTPStatus.ACCEPTED, b"", {"X-Message-Id": message_id})
+
+    def _send_fault(self, status: int) -> None:
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            reset = int(time.time()) + 1
+            self._send(
+                status,
+                _simple_errors_body("too many requests"),
+                {
+                    "X-RateLimit-Limit": str(RATE_LIMIT_PER_WINDOW),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(reset),
+                },
+            )
+            return
+        if status == HTTPStatus.UNAUTHORIZED:
+            body = _errors_body([{"message": _INVALID_GRANT, "field": None, "help": None}])
+        else:
+            message = _ERROR_CLASS_MESSAGES.get(status)
+            if message is None:
+                try:
+                    message = HTTPStatus(status).phrase.lower()
+                except ValueError:
+                    message = "error"
+            body = _simple_errors_body(message)
+        self._send(status, body)
+
+    # -- GET /v3/messages ----------------------------------------------------------------
+
+    def _activity(self) -> None:
+        params = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        limit_raw = (params.get("limit") or ["10"])[-1]
+        try:
+            limit = int(limit_raw)
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 1000:
+            self._send(
+                HTTPStatus.BAD_REQUEST,
+                _simple_errors_body("limit should be an integer between 1 and 1000", "limit"),
+            )
+            return
+        query = (params.get("query") or [""])[-1].strip()
+        try:
+            predicate = parse_activity_query(query) if query else None
+        except ActivityQueryError as exc:
+            self._send(
+                HTTPStatus.BAD_REQUEST, _simple_errors_body(f"invalid query: {exc}", "query")
+            )
+            return
+        rows = [
+            row.as_json()
+            for row in self.server.standin._activity_newest_first()
+            if predicate is None or predicate(row)
+        ][:limit]
+        self._send(HTTPStatus.OK, json.dumps({"messages": rows}).encode("utf-8"))
+
+
+# --------------------------------------------------------------------------------------------
+# Public stand-in
+# --------------------------------------------------------------------------------------------
+
+
+def _iter_recipients(personalization: dict[str, Any]) -> Iterator[str]:
+    for kind in ("to", "cc", "bcc"):
+        for item in personalization.get(kind) or []:
+            yield item["email"]
+
+
+@dataclass
+class _State:
+    messages: list[RecordedMessage] = field(default_factory=list)
+    activity: list[_ActivityRow] = field(default_factory=list)
+    faults: deque[_Fault] = field(default_factory=deque)
+
+
+class SendGridStandIn:
+    """SendGrid's v3 mail/send and Email Activity API on loopback, with fault injection.
+
+    ``api_key=None`` accepts any non-empty Bearer token (except ``None``, which is what
+    sendgrid-python sends when it has no key); a string accepts only that exact key.
+    Use as a context manager, or call :meth:`start` / :meth:`stop`. All methods are
+    thread-safe; the server runs in a background daemon thread.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self.accepted_event = threading.Event()
+        """Set each time a message is recorded; only :meth:`clear` clears it."""
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._state = _State()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._seq = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> SendGridStandIn:
+        """Bind the port (0 picks a free one) and serve in a background thread."""
+        if self._server is not None:
+            raise RuntimeError("SendGridStandIn is already running")
+        self._stopping.clear()
+        server = _Server((self.host, self.port), self)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sendgrid-standin:{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port; responses held by delays are dropped."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> SendGridStandIn:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL to pass as ``host=`` to ``SendGridAPIClient``, e.g. http://127.0.0.1:54321."""
+        if self._server is None:
+            raise RuntimeError("SendGridStandIn is not running; call start() first")
+        raw_host = self._server.server_address[0]
+        host = raw_host.decode() if isinstance(raw_host, bytes) else str(raw_host)
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self._server.server_port}"
+
+    # -- recorded traffic ----------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[RecordedMessage]:
+        """A snapshot of the accepted messages, in arrival order."""
+        with self._lock:
+            return list(self._state.messages)
+
+    def messages_with(self, **custom_args: str) -> list[RecordedMessage]:
+        """The accepted messages whose merged custom_args contain all the given pairs."""
+        return [
+            m
+            for m in self.messages
+            if all(m.custom_args.get(key) == value for key, value in custom_args.items())
+        ]
+
+    def wait_for_messages(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until at least ``count`` messages are recorded; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._state.messages) >= count, timeout)
+
+    def clear(self) -> None:
+        """Forget recorded messages, activity and pending faults; clear ``accepted_event``."""
+        with self._lock:
+            self._state = _State()
+            self.accepted_event.clear()
+
+    # -- fault injection -----------------------------------------------------------------
+
+    def fail_next(self, status: int, count: int = 1) -> None:
+        """Answer the next ``count`` valid sends with ``status``, recording nothing.
+
+        429 carries SendGrid's rate-limit headers; other statuses a SendGrid-shaped errors
+        body. Faults queue in call order together with :meth:`delay_after_accept`.
+        """
+        if not 400 <= status <= 599:
+            raise ValueError(f"fail_next needs a 4xx or 5xx status, got {status}")
+        self._queue(_Fault(status=status), count)
+
+    def delay_after_accept(self, seconds: float, count: int = 1) -> None:
+        """Record the next ``count`` valid sends, then hold each 202 for ``seconds``.
+
+        Simulates a client that dies (times out) after SendGrid accepted the mail.
+        """
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self._queue(_Fault(delay=seconds), count)
+
+    def _queue(self, fault: _Fault, count: int) -> None:
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        with self._lock:
+            self._state.faults.extend([fault] * count)
+
+    # -- used by the request handler -----------------------------------------------------
+
+    def _take_fault(self) -> _Fault | None:
+        with self._lock:
+            return self._state.faults.popleft() if self._state.faults else None
+
+    def _hold(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless the stand-in stops first; True when it is stopping."""
+        return self._stopping.wait(seconds)
+
+    def _activity_newest_first(self) -> list[_ActivityRow]:
+        with self._lock:
+            return list(reversed(self._state.activity))
+
+    def _record(self, message_id: str, body: dict[str, Any]) -> RecordedMessage:
+        now = datetime.now(UTC)
+        personalizations: list[dict[str, Any]] = body["personalizations"]
+        top_args: dict[str, str] = dict(body.get("custom_args") or {})
+        merged_args = dict(top_args)
+        recipients: list[str] = []
+        for p in personalizations:
+            merged_args.update(p.get("custom_args") or {})
+            recipients.extend(_iter_recipients(p))
+        subject = body.get("subject") or personalizations[0].get("subject") or ""
+        categories = [str(c) for c in body.get("categories") or []]
+        message = RecordedMessage(
+            message_id=message_id,
+            received_at=now,
+            from_email=body["from"]["email"],
+            to=recipients,
+            subject=subject,
+            contents={c["type"]: c["value"] for c in body.get("content") or []},
+            custom_args=merged_args,
+            headers=dict(body.get("headers") or {}),
+            categories=categories,
+            body=body,
+        )
+        event_time = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._changed:
+            self._seq += 1
+            rows: list[_ActivityRow] = []
+            n = 0
+            for p in personalizations:
+                args = {**top_args, **(p.get("custom_args") or {})}
+                for address in _iter_recipients(p):
+                    rows.append(
+                        _ActivityRow(
+                            # SendGrid's activity msg_id is the X-Message-Id plus a suffix
+                            # naming the filter node and the recipient.
+                            msg_id=f"{message_id}.filterdrecv-standin-{self._seq}-{n}.0",
+                            message_id=message_id,
+                            from_email=message.from_email,
+                            to_email=address,
+                            subject=p.get("subject") or subject,
+                            unique_args=args,
+                            categories=tuple(categories),
+                            template_id=body.get("template_id") or "",
+                            last_event_time=event_time,
+                        )
+                    )
+                    n += 1
+            self._state.messages.append(message)
+            self._state.activity.extend(rows)
+            self.accepted_event.set()
+            self._changed.notify_all()
+        return message
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nurture.sendgrid_standin",
+        description="Serve a local stand-in for SendGrid's v3 API (mail/send, messages).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3030)
+    parser.add_argument(
+        "--api-key", default=None, help="accept only this key (default: any non-empty key)"
+    )
+    args = parser.parse_args(argv)
+    standin = SendGridStandIn(host=args.host, port=args.port, api_key=args.api_key)
+    try:
+        standin.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    print(f"SendGrid stand-in listening on {standin.url} (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+    print(f"stopped; {len(standin.messages)} message(s) accepted", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

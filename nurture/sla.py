@@ -1,0 +1,27 @@
+"""The contact SLA: when it is due and whom a miss alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from nurture.rules import RoutingRules
+
+
+def sla_due_at(assigned_at: datetime, routing: RoutingRules) -> datetime:
+    return assigned_at + routing.sla.contact_within
+
+
+def escalation_recipients(missed_by: str, miss_number: int, routing: RoutingRules) -> list[str]:
+    """The missing rep's manager; from the second miss on also ``sla.second_escalation``.
+
+    Never empty: with no manager on file the fallback owner hears about it.
+    """
+    rep = routing.rep(missed_by)
+    recipients: list[str] = []
+    if rep is not None and rep.manager:
+        recipients.append(rep.manager)
+    if miss_number >= 2 and routing.sla.second_escalation:
+        recipients.append(routing.sla.second_escalation)
+    if not recipients:
+        recipients.append(routing.fallback_owner)
+    return list(dict.fromkeys(recipients))

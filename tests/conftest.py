@@ -1,0 +1,115 @@
+"""Real parts for every test: a Temporal server (time-skipping or dev), the SendGrid stand-in
+on loopback driven by the real client, and a real SQLite database file."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.email import MailerSettings
+from nurture.leads import LeadEvent, LeadProfile
+from nurture.sendgrid_standin import SendGridStandIn
+from nurture.temporal import installed_binary
+from worker import WorkerOptions, build_worker
+from workflows.lead import SEARCH_ATTRIBUTES
+from nurture.starting import send_event, send_profile
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TEST_RULES = FIXTURES / "rules"
+TEST_TEMPLATES = FIXTURES / "templates"
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=installed_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def standin() -> Iterator[SendGridStandIn]:
+    with SendGridStandIn() as server:
+        yield server
+
+
+@dataclass
+class Engine:
+    """A running worker on its own task queue, with the stand-in and database it uses."""
+
+    client: Client
+    task_queue: str
+    standin: SendGridStandIn
+    database_url: str
+    worker: Worker
+
+    async def profile(self, **fields: object) -> WorkflowHandle:
+        return await send_profile(self.client, LeadProfile.model_validate(fields),
+                                  task_queue=self.task_queue)
+
+    async def event(self, lead_id: str, type: str, **fields: object) -> WorkflowHandle:
+        return await send_event(
+            self.client, LeadEvent.model_validate({"lead_id": lead_id, "type": type, **fields}),
+            task_queue=self.task_queue,
+        )
+
+
+@asynccontextmanager
+async def running_engine(
+    client: Client,
+    standin: SendGridStandIn,
+    tmp_path: Path,
+    config_dir: Path = TEST_RULES,
+    templates_dir: Path = TEST_TEMPLATES,
+    time_scale: float = 1.0,
+) -> AsyncIterator[Engine]:
+    task_queue = f"test-{uuid.uuid4().hex[:8]}"
+    database_url = f"sqlite:///{tmp_path / 'nurture.db'}"
+    options = WorkerOptions(
+        config_dir=config_dir,
+        templates_dir=templates_dir,
+        database_url=database_url,
+        mailer=MailerSettings(api_key="SG.test-key", base_url=standin.url),
+        time_scale=time_scale,
+        task_queue=task_queue,
+    )
+    worker = build_worker(client, options)
+    async with worker:
+        yield Engine(client, task_queue, standin, database_url, worker)
+
+
+def lead_id(prefix: str = "lead") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,1 @@
+"""Temporal workflows. Code here runs inside the workflow sandbox: deterministic, no I/O."""

@@ -1,0 +1,600 @@
+"""The life of one lead, as one long-lived Temporal workflow.
+
+Read top to bottom: a lead is created by its first profile or event; behaviour signals move its
+score; while in marketing it follows a cadence on durable timers; the moment it is sales-ready it
+is handed to the rep routing picks, with its story; the SLA clock then runs until the rep makes
+contact, escalating and reassigning on a miss; a reject sends it to the recycle cadence; won/lost
+close the sales loop (the workflow stays, keeping the customer's record and absorbing activity).
+
+Every decision is a plain function from ``nurture.*``; every side effect is an activity with a
+retry policy and an idempotency key. Rules (scoring, cadences, routing) are re-read through an
+activity at defined points only: at the start of each run, before each touch, and at each
+handoff, so a marketer's change never applies half-way through a step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from nurture import cadence, routing, scoring, sla
+    from nurture.leads import LeadEvent, LeadProfile
+    from nurture.messages import (
+        ASSIGN_REP,
+        LOAD_RULES,
+        RECORD_TRANSITION,
+        SEEN_EVENT_IDS_KEPT,
+        SEND_EMAIL,
+        ActionResult,
+        Assignment,
+        AssignRequest,
+        EmailRequest,
+        EmailResult,
+        Escalation,
+        Handoff,
+        LeadInput,
+        LeadState,
+        LoadRulesRequest,
+        Outcome,
+        OutcomeRequest,
+        Rejection,
+        RejectRequest,
+        RepAction,
+        Story,
+        TransitionRecord,
+    )
+    from nurture.rules import SYSTEM_EVENT_TYPES, Rules
+    from nurture.stages import MARKETING_STAGES, SALES_STAGES, Stage, rep_action_error
+
+STAGE = SearchAttributeKey.for_keyword("LeadStage")
+SCORE = SearchAttributeKey.for_int("LeadScore")
+GRADE = SearchAttributeKey.for_keyword("LeadGrade")
+OWNER = SearchAttributeKey.for_keyword("LeadOwner")
+SEGMENT = SearchAttributeKey.for_keyword("LeadSegment")
+CAMPAIGN = SearchAttributeKey.for_keyword("LeadCampaign")
+SLA_DUE = SearchAttributeKey.for_datetime("SlaDueAt")
+SEARCH_ATTRIBUTES = (STAGE, SCORE, GRADE, OWNER, SEGMENT, CAMPAIGN, SLA_DUE)
+
+RETRY_FOREVER = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["TemplateError", "SendGridRejected", "ConfigError"],
+)
+SUPPRESSING_EVENTS = frozenset(SYSTEM_EVENT_TYPES)
+
+
+@workflow.defn
+class LeadWorkflow:
+    @workflow.init
+    def __init__(self, inp: LeadInput) -> None:
+        self._state = inp.state or LeadState(
+            lead_id=inp.lead_id, profile=LeadProfile(lead_id=inp.lead_id)
+        )
+        self._inbox: list[LeadEvent | LeadProfile] = list(inp.pending)
+        self._effects: list[EmailRequest | TransitionRecord] = list(inp.pending_effects)
+        self._rules: Rules | None = None
+        self._published: dict[str, Any] = {}
+        self._events_this_run = 0
+
+    # --- the life of a lead ------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: LeadInput) -> None:
+        state = self._state
+        await self._refresh_rules()
+        if inp.state is None:
+            state.created_at = self._now()
+            state.note(self._now(), "created", "lead workflow started")
+            self._set_fit()
+        while True:
+            await self._drain()
+            if state.cadence is None and state.stage in MARKETING_STAGES:
+                self._enrol(cadence.select_cadence(state.profile, self._rules_now().cadences),
+                            "new lead")
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._drain()
+                state.runs += 1
+                workflow.continue_as_new(
+                    LeadInput(lead_id=state.lead_id, state=state, pending=self._inbox,
+                              pending_effects=self._effects)
+                )
+            wake_at = self._next_wakeup()
+            if wake_at is None or wake_at > self._now():
+                timeout = None if wake_at is None else wake_at - self._now()
+                try:
+                    await workflow.wait_condition(
+                        lambda: bool(self._inbox or self._effects), timeout=timeout
+                    )
+                except TimeoutError:
+                    pass
+            await self._run_due_timers()
+
+    async def _drain(self) -> None:
+        """Apply queued profiles/events and carry out queued side effects, in order."""
+        while (self._inbox or self._effects) and not self._should_continue_as_new():
+            if self._inbox:
+                item = self._inbox.pop(0)
+                if isinstance(item, LeadProfile):
+                    await self._apply_profile(item)
+                else:
+                    await self._apply_event(item)
+            else:
+                await self._carry_out(self._effects.pop(0))
+        self._publish()
+
+    async def _run_due_timers(self) -> None:
+        state, now = self._state, self._now()
+        self._apply_decay(now)
+        if state.stage == "assigned" and state.handoff and state.handoff.sla_due_at:
+            if state.handoff.sla_due_at <= now:
+                await self._sla_missed()
+        if state.stage in MARKETING_STAGES and state.cadence and state.cadence.due_at:
+            if state.cadence.due_at <= now:
+                await self._send_due_touch()
+        if state.stage in SALES_STAGES and state.unforwarded and self._forward_due() <= now:
+            self._forward_activity()
+        self._publish()
+
+    def _next_wakeup(self) -> datetime | None:
+        state, rules = self._state, self._rules_now()
+        candidates: list[datetime | None] = [
+            scoring.next_decay_at(state.score, rules.scoring.decay),
+        ]
+        if state.stage == "assigned" and state.handoff:
+            candidates.append(state.handoff.sla_due_at)
+        if state.stage in MARKETING_STAGES and state.cadence:
+            candidates.append(state.cadence.due_at)
+        if state.stage in SALES_STAGES and state.unforwarded:
+            candidates.append(self._forward_due())
+        present = [c for c in candidates if c is not None]
+        return min(present) if present else None
+
+    # --- signals: behaviour and profile ---------------------------------------------------
+
+    @workflow.signal
+    def profile(self, profile: LeadProfile) -> None:
+        self._inbox.append(profile)
+
+    @workflow.signal
+    def event(self, event: LeadEvent) -> None:
+        self._inbox.append(event)
+
+    async def _apply_profile(self, update: LeadProfile) -> None:
+        state, rules = self._state, self._rules_now()
+        state.profile = state.profile.merged(update)
+        self._set_fit()
+        state.note(self._now(), "profile", "profile updated")
+        progress = state.cadence
+        if state.stage == "nurturing" and progress is not None and progress.step_index == 0 \
+                and progress.cycle == 1 and state.touches_sent == 0:
+            # Nothing sent yet: the profile may put the lead in a better-fitting segment.
+            better = cadence.select_cadence(state.profile, rules.cadences)
+            if better.id != progress.cadence_id:
+                state.enrolments -= 1
+                self._enrol(better, "segment from profile")
+        if state.stage in MARKETING_STAGES and scoring.is_sales_ready(state.score, rules.scoring):
+            await self._hand_off(f"score {state.score.total} reached threshold "
+                                 f"{rules.scoring.sales_ready_threshold} on profile fit")
+
+    async def _apply_event(self, event: LeadEvent) -> None:
+        state, rules, now = self._state, self._rules_now(), self._now()
+        if event.event_id:
+            if event.event_id in state.seen_event_ids:
+                state.duplicates_ignored += 1
+                return
+            state.seen_event_ids.append(event.event_id)
+            del state.seen_event_ids[:-SEEN_EVENT_IDS_KEPT]
+        state.events_applied += 1
+        self._events_this_run += 1
+        if event.campaign and not state.profile.campaign:
+            state.profile = state.profile.model_copy(update={"campaign": event.campaign})
+        if event.type in SUPPRESSING_EVENTS:
+            self._suppress_email(event)
+            return
+        state.score, entries = scoring.score_event(state.score, event, rules.scoring, now)
+        summary = ", ".join(f"{e.rule} {e.points:+d}" for e in entries)
+        state.note(now, "event", f"{event.type}{' ' + event.url if event.url else ''}: {summary}")
+        if state.stage in SALES_STAGES:
+            state.unforwarded.append(f"{(event.at or now):%Y-%m-%d %H:%M} {event.type}"
+                                     f"{' ' + event.url if event.url else ''}")
+            return
+        if state.stage in MARKETING_STAGES:
+            if scoring.qualifies_instantly(event, rules.scoring):
+                await self._hand_off(f"instant: {event.type}")
+            elif scoring.is_sales_ready(state.score, rules.scoring):
+                await self._hand_off(
+                    f"score {state.score.total} reached threshold "
+                    f"{rules.scoring.sales_ready_threshold} on {event.type}"
+                )
+
+    def _suppress_email(self, event: LeadEvent) -> None:
+        state = self._state
+        state.email_suppressed = event.type
+        state.note(self._now(), "suppressed", f"email suppressed after {event.type}")
+        if state.stage in ("nurturing", "recycled"):
+            self._move("suppressed", by="system", reason=f"email {event.type}")
+
+    def _apply_decay(self, now: datetime) -> None:
+        state = self._state
+        state.score, entries = scoring.apply_decay(state.score, self._rules_now().scoring.decay,
+                                                    now)
+        for entry in entries:
+            state.note(now, "decay", f"{entry.points:+d} ({entry.detail})")
+
+    # --- nurture ----------------------------------------------------------------------------
+
+    def _enrol(self, chosen: Any, reason: str) -> None:
+        state = self._state
+        state.enrolments += 1
+        state.cadence = cadence.enrol(chosen, state.enrolments, self._now())
+        if not chosen.recycle:
+            state.segment = chosen.id
+        state.note(self._now(), "cadence", f"enrolled in {chosen.id} ({reason})")
+
+    async def _send_due_touch(self) -> None:
+        await self._refresh_rules()
+        state, rules, now = self._state, self._rules_now(), self._now()
+        progress = state.cadence
+        assert progress is not None
+        book = rules.cadences
+        current = book.get(progress.cadence_id)
+        if current is None:
+            state.note(now, "cadence", f"cadence {progress.cadence_id} no longer exists")
+            fallback = book.recycle_cadence if state.stage == "recycled" else (
+                cadence.select_cadence(state.profile, book))
+            self._enrol(fallback, "previous cadence removed from config")
+            return
+        step = cadence.current_step(progress, current)
+        if step is None:
+            state.cadence = cadence.advance(progress, current, now)
+            return
+        label = f"{current.id}/{step.name} (cycle {progress.cycle})"
+        if state.email_suppressed or not state.profile.email:
+            state.touches_skipped += 1
+            why = f"email suppressed ({state.email_suppressed})" if state.email_suppressed else (
+                "no email address on file")
+            state.note(now, "touch skipped", f"{label}: {why}")
+        else:
+            request = EmailRequest(
+                key=cadence.touch_key(state.lead_id, progress, step),
+                lead_id=state.lead_id,
+                category="touch",
+                to_email=state.profile.email,
+                to_name=state.profile.display_name,
+                sender=book.sender,
+                template=step.template,
+                subject=step.subject,
+                context={**self._template_context(), "step": step.name, "cadence": current.id,
+                         "cycle": progress.cycle},
+            )
+            if await self._send(request):
+                state.touches_sent += 1
+                state.note(now, "touch", f"sent {label}")
+        if state.cadence is progress:  # a handoff during the send replaced the cadence
+            state.cadence = cadence.advance(progress, current, self._now())
+            if state.cadence.parked:
+                state.note(self._now(), "cadence", f"{current.id} finished: parked")
+
+    # --- hand off -----------------------------------------------------------------------------
+
+    async def _hand_off(self, qualified_by: str) -> None:
+        await self._refresh_rules()
+        state, rules, now = self._state, self._rules_now(), self._now()
+        decision = routing.route(state.profile, rules.routing)
+        state.handoffs += 1
+        story = Story(
+            campaign=state.profile.campaign,
+            qualified_by=qualified_by,
+            score=state.score.total,
+            grade=state.grade,
+            fit=dict(state.score.fit_matches),
+            top_behaviours=[r for r in scoring.explain(state.score) if not r[0].startswith("fit:")][:8],
+            recent=list(state.score.recent[-10:]),
+        )
+        state.handoff = Handoff(number=state.handoffs, at=now, route=decision, story=story)
+        state.cadence = None
+        rep = await self._assign(decision.pool, decision, f"h{state.handoffs}")
+        self._give_to(rep or decision.pool[0], f"handoff: {qualified_by}", "handoff")
+
+    def _give_to(self, rep: str, reason: str, category: str) -> None:
+        """Make ``rep`` the owner, start the SLA clock and queue the rep's alert."""
+        state, rules, now = self._state, self._rules_now(), self._now()
+        handoff = state.handoff
+        assert handoff is not None
+        state.owner = rep
+        state.assignments.append(Assignment(rep=rep, at=now, reason=reason))
+        handoff.sla_due_at = sla.sla_due_at(now, rules.routing)
+        self._move("assigned", by="routing", reason=reason)
+        self._queue_rep_email(rep, category, template=f"notifications/{category}.html",
+                              subject=f"New sales-ready lead: {state.profile.display_name}"
+                              if category == "handoff" else
+                              f"Lead reassigned to you: {state.profile.display_name}")
+
+    async def _assign(self, candidates: list[str], decision: Any, attempt: str) -> str | None:
+        state = self._state
+        request = AssignRequest(
+            key=f"assign:{state.lead_id}:{attempt}", lead_id=state.lead_id,
+            pool=decision.rule, candidates=candidates, strategy=decision.strategy,
+        )
+        try:
+            return await workflow.execute_activity(
+                ASSIGN_REP, request, result_type=str,
+                start_to_close_timeout=self._activity_timeout(), retry_policy=RETRY_FOREVER,
+            )
+        except ActivityError as err:
+            self._failed("assignment", err)
+            return None
+
+    # --- the SLA --------------------------------------------------------------------------
+
+    async def _sla_missed(self) -> None:
+        state, rules, now = self._state, self._rules_now(), self._now()
+        handoff = state.handoff
+        assert handoff is not None and state.owner is not None
+        missed_by = state.owner
+        handoff.missed_by.append(missed_by)
+        miss_number = len(handoff.missed_by)
+        notified = sla.escalation_recipients(missed_by, miss_number, rules.routing)
+        handoff.sla_due_at = None
+        new_owner: str | None = None
+        if rules.routing.sla.reassign_on_miss:
+            candidates = routing.candidates_after_miss(handoff.route, handoff.missed_by,
+                                                       rules.routing)
+            if candidates:
+                new_owner = await self._assign(candidates, handoff.route,
+                                               f"h{handoff.number}-miss{miss_number}")
+        handoff.escalations.append(Escalation(at=now, missed_by=missed_by,
+                                              miss_number=miss_number, notified=notified,
+                                              reassigned_to=new_owner))
+        state.note(now, "sla missed", f"{missed_by} missed the SLA (miss {miss_number}); "
+                   f"escalated to {', '.join(notified)}"
+                   + (f"; reassigned to {new_owner}" if new_owner else ""))
+        for recipient in notified:
+            self._queue_rep_email(recipient, "escalation", "notifications/escalation.html",
+                                  f"SLA missed on {state.profile.display_name} by {missed_by}",
+                                  extra={"missed_by": missed_by, "miss_number": miss_number,
+                                         "reassigned_to": new_owner})
+        if new_owner is not None:
+            self._give_to(new_owner, f"reassigned after SLA miss by {missed_by}", "reassigned")
+        else:
+            # Nobody left to take it: keep the owner and chase again after another period.
+            handoff.sla_due_at = sla.sla_due_at(now, rules.routing)
+            self._record("assigned", "assigned", by="sla", reason=f"SLA missed by {missed_by}")
+
+    # --- rep actions (updates) -----------------------------------------------------------
+
+    @workflow.update
+    def accept(self, action: RepAction) -> ActionResult:
+        return self._contacted(action, "accepted")
+
+    @accept.validator
+    def _validate_accept(self, action: RepAction) -> None:
+        self._check("accept", action.rep)
+
+    @workflow.update
+    def contact(self, action: RepAction) -> ActionResult:
+        return self._contacted(action, "contacted")
+
+    @contact.validator
+    def _validate_contact(self, action: RepAction) -> None:
+        self._check("contact", action.rep)
+
+    @workflow.update
+    def reject(self, request: RejectRequest) -> ActionResult:
+        state, rules, now = self._state, self._rules_now(), self._now()
+        state.rejections.append(Rejection(at=now, rep=request.rep, reason=request.reason))
+        if rules.scoring.reset_behaviour_on_recycle:
+            state.score, _ = scoring.reset_behaviour(state.score, now,
+                                                     f"rejected by {request.rep}")
+        state.owner = None
+        state.unforwarded = []
+        self._move("recycled", by=request.rep, reason=f"rejected: {request.reason}")
+        self._enrol(rules.cadences.recycle_cadence, f"rejected by {request.rep}: {request.reason}")
+        if state.email_suppressed:
+            self._move("suppressed", by="system", reason="email suppressed")
+        return self._result()
+
+    @reject.validator
+    def _validate_reject(self, request: RejectRequest) -> None:
+        self._check("reject", request.rep)
+
+    @workflow.update
+    def outcome(self, request: OutcomeRequest) -> ActionResult:
+        state, now = self._state, self._now()
+        state.outcome = Outcome(result=request.result, amount=request.amount, at=now,
+                                rep=request.rep)
+        amount = f" ({request.amount:g})" if request.amount is not None else ""
+        self._move(request.result, by=request.rep, reason=f"{request.result}{amount}")
+        return self._result()
+
+    @outcome.validator
+    def _validate_outcome(self, request: OutcomeRequest) -> None:
+        self._check("outcome", request.rep)
+
+    def _contacted(self, action: RepAction, verb: str) -> ActionResult:
+        state, now = self._state, self._now()
+        if state.handoff and state.handoff.contacted_at is None:
+            state.handoff.contacted_at = now
+            state.handoff.sla_due_at = None
+        if state.stage == "assigned":
+            self._move("working", by=action.rep, reason=verb)
+        else:
+            state.note(now, verb, f"{action.rep} {verb} the lead")
+        return self._result()
+
+    def _check(self, action: Any, rep: str) -> None:
+        state = self._state
+        rules = self._rules
+        known = rules is not None and rules.routing.rep(rep) is not None
+        error = rep_action_error(action, state.stage, state.owner, rep, known)
+        if error:
+            raise ApplicationError(error, type="IllegalRepAction", non_retryable=True)
+
+    def _result(self) -> ActionResult:
+        return ActionResult(lead_id=self._state.lead_id, stage=self._state.stage,
+                            owner=self._state.owner)
+
+    @workflow.query
+    def state(self) -> LeadState:
+        return self._state
+
+    # --- stage changes and side effects ---------------------------------------------------
+
+    def _move(self, to: Stage, by: str, reason: str) -> None:
+        state = self._state
+        previous = state.stage
+        state.stage = to
+        state.note(self._now(), "stage", f"{previous} -> {to} by {by}: {reason}")
+        self._record(previous, to, by, reason)
+
+    def _record(self, from_stage: str, to: str, by: str, reason: str) -> None:
+        state = self._state
+        state.transitions += 1
+        self._effects.append(TransitionRecord(
+            key=f"{state.lead_id}:t{state.transitions}", lead_id=state.lead_id,
+            workflow_id=workflow.info().workflow_id, at=self._now(), from_stage=from_stage,
+            to_stage=to, by=by, reason=reason, score=state.score.total, owner=state.owner,
+        ))
+
+    def _queue_rep_email(self, rep_id: str, category: Any, template: str, subject: str,
+                         extra: dict[str, Any] | None = None) -> None:
+        state, rules = self._state, self._rules_now()
+        rep = rules.routing.rep(rep_id)
+        if rep is None:
+            state.note(self._now(), "notify failed", f"rep {rep_id} is not in routing.yaml")
+            return
+        state.transitions += 1
+        self._effects.append(EmailRequest(
+            key=f"notify:{state.lead_id}:{category}:{state.transitions}:{rep_id}",
+            lead_id=state.lead_id, category=category, to_email=rep.email, to_name=rep.name,
+            sender=rules.cadences.sender, template=template, subject=subject,
+            context={**self._template_context(), "rep": rep.model_dump(mode="json"),
+                     **(extra or {})},
+        ))
+
+    def _forward_due(self) -> datetime:
+        state = self._state
+        every = self._rules_now().routing.forward_activity_every
+        return (state.last_forward_at + every) if state.last_forward_at else self._now()
+
+    def _forward_activity(self) -> None:
+        state = self._state
+        if state.owner:
+            self._queue_rep_email(state.owner, "activity", "notifications/activity.html",
+                                  f"New activity from {state.profile.display_name}",
+                                  extra={"activity": list(state.unforwarded)})
+        state.note(self._now(), "forwarded", f"{len(state.unforwarded)} new activities to "
+                   f"{state.owner}")
+        state.unforwarded = []
+        state.last_forward_at = self._now()
+
+    async def _carry_out(self, effect: EmailRequest | TransitionRecord) -> None:
+        if isinstance(effect, EmailRequest):
+            await self._send(effect)
+            return
+        try:
+            await workflow.execute_activity(
+                RECORD_TRANSITION, effect, start_to_close_timeout=self._activity_timeout(),
+                retry_policy=RETRY_FOREVER,
+            )
+        except ActivityError as err:
+            self._failed("record", err)
+
+    async def _send(self, request: EmailRequest) -> bool:
+        try:
+            await workflow.execute_activity(
+                SEND_EMAIL, request, result_type=EmailResult,
+                start_to_close_timeout=self._activity_timeout(), retry_policy=RETRY_FOREVER,
+            )
+            return True
+        except ActivityError as err:
+            self._failed(f"{request.category} email", err)
+            return False
+
+    def _failed(self, what: str, err: ActivityError) -> None:
+        cause = err.cause
+        message = str(cause) if cause is not None else str(err)
+        self._state.last_error = f"{what} failed: {message}"
+        self._state.note(self._now(), "error", self._state.last_error)
+        workflow.logger.warning("%s failed for lead %s: %s", what, self._state.lead_id, message)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    async def _refresh_rules(self) -> None:
+        known = self._rules.version if self._rules else ""
+        fresh = await workflow.execute_local_activity(
+            LOAD_RULES, LoadRulesRequest(known_version=known), result_type=Rules | None,
+            start_to_close_timeout=timedelta(seconds=10), retry_policy=RETRY_FOREVER,
+        )
+        if fresh is not None:
+            if self._rules is not None:
+                self._state.note(self._now(), "rules", f"rules changed to {fresh.version}")
+            self._rules = fresh
+            self._state.rules_version = fresh.version
+            self._set_fit()
+
+    def _rules_now(self) -> Rules:
+        if self._rules is None:
+            raise ApplicationError("rules not loaded yet")
+        return self._rules
+
+    def _set_fit(self) -> None:
+        state, rules = self._state, self._rules
+        if rules is None:
+            return
+        state.score = scoring.with_fit(state.score, state.profile, rules.scoring)
+        state.grade = scoring.grade(state.score, rules.scoring)
+
+    def _template_context(self) -> dict[str, Any]:
+        state = self._state
+        return {
+            "lead": {**state.profile.model_dump(mode="json"),
+                     "display_name": state.profile.display_name},
+            "score": state.score.total,
+            "grade": state.grade,
+            "stage": state.stage,
+            "owner": state.owner,
+            "story": state.handoff.story.model_dump(mode="json") if state.handoff else None,
+            "sla_due_at": (state.handoff.sla_due_at.isoformat()
+                           if state.handoff and state.handoff.sla_due_at else None),
+        }
+
+    def _activity_timeout(self) -> timedelta:
+        return self._rules_now().engine.activity_timeout
+
+    def _should_continue_as_new(self) -> bool:
+        limit = self._rules_now().engine.max_events_per_run
+        return workflow.info().is_continue_as_new_suggested() or self._events_this_run >= limit
+
+    def _now(self) -> datetime:
+        return workflow.now()
+
+    def _publish(self) -> None:
+        """Upsert search attributes that changed, so operators can filter in the UI."""
+        state = self._state
+        values: dict[str, Any] = {
+            "LeadStage": state.stage,
+            "LeadScore": state.score.total,
+            "LeadGrade": state.grade,
+            "LeadOwner": state.owner,
+            "LeadSegment": state.segment,
+            "LeadCampaign": state.profile.campaign,
+            "SlaDueAt": state.handoff.sla_due_at if state.handoff and state.stage == "assigned"
+            else None,
+        }
+        updates: list[SearchAttributeUpdate[Any]] = []
+        for key in SEARCH_ATTRIBUTES:
+            value = values[key.name]
+            if key.name in self._published and self._published[key.name] == value:
+                continue
+            self._published[key.name] = value
+            updates.append(key.value_unset() if value is None else key.value_set(value))
+        if updates:
+            workflow.upsert_search_attributes(updates)
