@@ -90,13 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="rules directory (default: NURTURE_CONFIG or config/)")
     parser.add_argument("--templates", help="templates directory (default: templates/)")
+    parser.add_argument("--task-queue", default=TASK_QUEUE, help="default: %(default)s")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="divide every rule duration (demos: 3600 makes an hour a second)")
     args = parser.parse_args(argv)
     configure_logging()
     options = WorkerOptions(config_dir=config_dir_from_env(args.config),
                             templates_dir=templates_dir_from_env(args.templates),
-                            time_scale=args.time_scale)
+                            time_scale=args.time_scale, task_queue=args.task_queue)
     try:
         asyncio.run(run_worker(options))
     except ConfigError as exc:

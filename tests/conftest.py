@@ -3,8 +3,9 @@ on loopback driven by the real client, and a real SQLite database file."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,11 @@ from temporalio.worker import Worker
 
 from activities.email import MailerSettings
 from nurture.leads import LeadEvent, LeadProfile
+from nurture.messages import LeadState
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.temporal import installed_binary
 from worker import WorkerOptions, build_worker
-from workflows.lead import SEARCH_ATTRIBUTES
+from workflows.lead import SEARCH_ATTRIBUTES, LeadWorkflow
 from nurture.starting import send_event, send_profile
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -30,7 +32,7 @@ TEST_RULES = FIXTURES / "rules"
 TEST_TEMPLATES = FIXTURES / "templates"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=installed_binary("temporal-test-server"),
@@ -45,6 +47,8 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
             },
         )
     )
+    # One server per test: workflows left sleeping by an earlier test (their worker gone)
+    # would hold pending tasks that stop the server from skipping time.
     yield env
     await env.shutdown()
 
@@ -113,3 +117,22 @@ async def running_engine(
 
 def lead_id(prefix: str = "lead") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def lead_state(handle: WorkflowHandle) -> LeadState:
+    return await handle.query(LeadWorkflow.state, result_type=LeadState)
+
+
+async def wait_for_state(
+    handle: WorkflowHandle, predicate: Callable[[LeadState], bool], timeout: float = 10.0
+) -> LeadState:
+    """Poll the lead's state query until ``predicate`` holds (signals are applied async)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await lead_state(handle)
+        if predicate(state):
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"lead never reached the expected state; last: {state.stage}, "
+                                 f"owner={state.owner}, timeline={state.timeline[-5:]}")
+        await asyncio.sleep(0.05)

@@ -67,6 +67,7 @@ RETRY_FOREVER = RetryPolicy(
     non_retryable_error_types=["TemplateError", "SendGridRejected", "ConfigError"],
 )
 SUPPRESSING_EVENTS = frozenset(SYSTEM_EVENT_TYPES)
+UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
 
 
 @workflow.defn
@@ -204,6 +205,7 @@ class LeadWorkflow:
         if state.stage in SALES_STAGES:
             state.unforwarded.append(f"{(event.at or now):%Y-%m-%d %H:%M} {event.type}"
                                      f"{' ' + event.url if event.url else ''}")
+            del state.unforwarded[:-UNFORWARDED_KEPT]
             return
         if state.stage in MARKETING_STAGES:
             if scoring.qualifies_instantly(event, rules.scoring):

@@ -1,0 +1,63 @@
+"""Rep actions from outside (CLI now, HTTP later): Temporal updates with clear errors."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from nurture.leads import workflow_id_for
+from nurture.messages import ActionResult, LeadState, OutcomeRequest, RejectRequest, RepAction
+from workflows.lead import LeadWorkflow
+
+ActionName = Literal["accept", "contact", "reject", "outcome"]
+
+
+class LeadActionError(Exception):
+    """The action was refused; the message says why and nothing about the lead changed."""
+
+
+class UnknownLeadError(LeadActionError):
+    pass
+
+
+async def act(client: Client, lead_id: str, action: ActionName,
+              request: RepAction) -> ActionResult:
+    handle = client.get_workflow_handle(workflow_id_for(lead_id))
+    update = {
+        "accept": LeadWorkflow.accept,
+        "contact": LeadWorkflow.contact,
+        "reject": LeadWorkflow.reject,
+        "outcome": LeadWorkflow.outcome,
+    }[action]
+    if action == "reject" and not isinstance(request, RejectRequest):
+        raise LeadActionError("reject needs a reason")
+    if action == "outcome" and not isinstance(request, OutcomeRequest):
+        raise LeadActionError("outcome needs won or lost")
+    try:
+        return await handle.execute_update(update, request, result_type=ActionResult)  # type: ignore[arg-type]
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        raise LeadActionError(f"{action} refused for lead {lead_id}: {message}") from err
+    except RPCError as err:
+        raise _lead_rpc_error(lead_id, err) from err
+
+
+async def read_state(client: Client, lead_id: str) -> LeadState:
+    handle = client.get_workflow_handle(workflow_id_for(lead_id))
+    try:
+        return await handle.query(LeadWorkflow.state, result_type=LeadState)
+    except RPCError as err:
+        raise _lead_rpc_error(lead_id, err) from err
+
+
+def _lead_rpc_error(lead_id: str, err: RPCError) -> LeadActionError:
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return UnknownLeadError(
+            f"no lead {lead_id!r}: nothing was ever sent for it (add it with "
+            "'nurture lead add' or send an event with 'nurture event')"
+        )
+    return LeadActionError(f"lead {lead_id}: Temporal said {err.status.name}: {err.message}")
