@@ -1,0 +1,5 @@
+"""The ``nurture`` command line (also ``python starter.py``)."""
+
+from nurture.cli.app import app
+
+__all__ = ["app"]

@@ -1,0 +1,407 @@
+"""Commands for operators, marketers and reps. Every command takes ``--json`` for scripts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.panel import Panel
+
+from nurture.cli.output import console, errors, fail, print_json, run, table
+from nurture.config_loader import (
+    ConfigError,
+    config_dir_from_env,
+    load_rules,
+    templates_dir_from_env,
+)
+from nurture.durations import format_duration
+from nurture.leads import LeadEvent, LeadProfile
+from nurture.logging import configure_logging
+from nurture.messages import (
+    TASK_QUEUE,
+    ActionResult,
+    LeadState,
+    OutcomeRequest,
+    RejectRequest,
+    RepAction,
+)
+from nurture.sales import ActionName, LeadActionError, act, read_state
+from nurture.scoring import explain
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Nurture: one durable Temporal workflow per lead.")
+lead_app = typer.Typer(no_args_is_help=True, help="Lead profiles.")
+config_app = typer.Typer(no_args_is_help=True, help="Marketer-owned rules.")
+app.add_typer(lead_app, name="lead")
+app.add_typer(config_app, name="config")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="rules dir (NURTURE_CONFIG)")]
+TemplatesOpt = Annotated[Path | None, typer.Option("--templates", help="templates dir")]
+RepOpt = Annotated[str, typer.Option("--rep", help="the rep id taking the action")]
+QueueOpt = Annotated[str, typer.Option("--task-queue", help="worker task queue", hidden=True)]
+
+EXIT_REJECTED_LINES = 1
+EXIT_USAGE = 2
+
+
+async def _client():  # type: ignore[no-untyped-def]
+    from nurture.temporal import TemporalSettings, connect
+
+    settings = TemporalSettings.from_env()
+    try:
+        return await connect(settings)
+    except RuntimeError as exc:
+        raise LeadActionError(
+            f"cannot reach Temporal at {settings.address} ({exc}); start the engine with "
+            "'nurture up' or set TEMPORAL_ADDRESS"
+        ) from exc
+
+
+# --- the embedded default -----------------------------------------------------------------
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path, typer.Option(help="where leads and emails are kept")] = Path("data"),
+    config: ConfigOpt = None,
+    templates: TemplatesOpt = None,
+    port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
+    sendgrid_port: Annotated[int, typer.Option(help="SendGrid stand-in port")] = 3030,
+    time_scale: Annotated[float, typer.Option(help="divide rule durations (demo: 3600)")] = 1.0,
+    headless: Annotated[bool, typer.Option(help="no Web UI")] = False,
+) -> None:
+    """Run the engine on its embedded default: Temporal dev server + Web UI, SendGrid stand-in
+    and a worker. Ctrl-C stops them all."""
+    from nurture.cli.embedded import EmbeddedOptions, PortBusyError, run_embedded
+
+    configure_logging()
+    options = EmbeddedOptions(
+        data_dir=data_dir.resolve(), config_dir=config_dir_from_env(config),
+        templates_dir=templates_dir_from_env(templates), port=port, ui_port=ui_port,
+        sendgrid_port=sendgrid_port, time_scale=time_scale, headless=headless,
+    )
+
+    def ready(info: dict[str, object]) -> None:
+        lines = [f"Temporal      {info['temporal']}", f"Web UI        {info['ui'] or '(headless)'}",
+                 f"SendGrid      {info['sendgrid']}", f"Data          {info['data_dir']}"]
+        if time_scale != 1:
+            lines.append(f"Time scale    x{time_scale:g} (every rule duration divided)")
+        lines += ["", "Try:  nurture lead add examples/leads.jsonl",
+                  "      nurture event examples/events.jsonl",
+                  "      nurture audit      (Ctrl-C here stops everything)"]
+        console.print(Panel("\n".join(lines), title="Nurture is up", expand=False))
+
+    async def main() -> int:
+        try:
+            await run_embedded(options, ready)
+        except (PortBusyError, ConfigError) as exc:
+            return fail(str(exc), EXIT_USAGE)
+        return 0
+
+    run(main())
+
+
+# --- input ---------------------------------------------------------------------------------
+
+
+def _ingest(source: str, model: type, rejects: str | None, as_json: bool, config: Path | None,
+            task_queue: str) -> None:
+    from nurture.cli.ingest import ingest, rejects_path
+    from nurture.starting import send_event, send_profile
+
+    known: set[str] | None = None
+    if model is LeadEvent:
+        try:
+            known = load_rules(config_dir_from_env(config)).scoring.known_event_types()
+        except ConfigError as exc:
+            errors.print(f"[yellow]warning:[/] event types not checked locally: {exc}")
+
+    async def main() -> int:
+        try:
+            client = await _client()
+        except LeadActionError as exc:
+            return fail(str(exc), EXIT_USAGE)
+        send = send_event if model is LeadEvent else send_profile
+
+        async def deliver(c, item):  # type: ignore[no-untyped-def]
+            return await send(c, item, task_queue=task_queue)
+
+        try:
+            report = await ingest(client, source, model, deliver, known,
+                                  rejects_path(source, rejects), show_progress=not as_json)
+        except FileNotFoundError as exc:
+            return fail(str(exc), EXIT_USAGE)
+        if as_json:
+            print_json(report.as_json())
+        else:
+            console.print(f"{report.applied} of {report.read} lines applied", highlight=False)
+            for r in report.rejected[:20]:
+                errors.print(f"  line {r.line}: {r.reason}", highlight=False)
+            if len(report.rejected) > 20:
+                errors.print(f"  … and {len(report.rejected) - 20} more")
+            if report.rejects_file:
+                errors.print(f"{len(report.rejected)} rejected lines kept in "
+                             f"{report.rejects_file}: fix them and send that file again")
+        return EXIT_REJECTED_LINES if report.rejected else 0
+
+    run(main())
+
+
+@lead_app.command("add")
+def lead_add(
+    source: Annotated[str, typer.Argument(help="JSON-lines file of profiles, or - for stdin")],
+    rejects: Annotated[str | None, typer.Option(help="where bad lines go")] = None,
+    as_json: JsonOpt = False,
+    task_queue: QueueOpt = TASK_QUEUE,
+) -> None:
+    """Create or update lead profiles (one JSON object per line).
+
+    Exit 0: all applied; 1: some lines rejected (kept in the rejects file); 2: nothing done."""
+    _ingest(source, LeadProfile, rejects, as_json, None, task_queue)
+
+
+@app.command()
+def event(
+    source: Annotated[str, typer.Argument(help="JSON-lines file of events, or - for stdin")],
+    rejects: Annotated[str | None, typer.Option(help="where bad lines go")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    task_queue: QueueOpt = TASK_QUEUE,
+) -> None:
+    """Send behaviour events: lead_id, type, optional at, campaign, url, props, event_id.
+
+    Exit 0: all applied; 1: some lines rejected (kept in the rejects file); 2: nothing done."""
+    _ingest(source, LeadEvent, rejects, as_json, config, task_queue)
+
+
+# --- reading a lead ------------------------------------------------------------------------
+
+
+@app.command()
+def show(lead_id: str, as_json: JsonOpt = False) -> None:
+    """A lead's stage, owner, score with its explanation, cadence, SLA and recent timeline."""
+
+    async def main() -> int:
+        try:
+            state = await read_state(await _client(), lead_id)
+        except LeadActionError as exc:
+            return fail(str(exc))
+        if as_json:
+            print_json(state.model_dump(mode="json"))
+        else:
+            _print_state(state)
+        return 0
+
+    run(main())
+
+
+def _print_state(state: LeadState) -> None:
+    p = state.profile
+    due = state.handoff.sla_due_at if state.handoff and state.stage == "assigned" else None
+    summary = [
+        ["stage", state.stage], ["owner", state.owner or "-"],
+        ["score", f"{state.score.total} (fit {state.score.fit_points}, behaviour "
+                  f"{state.score.behaviour_points})"],
+        ["grade", state.grade], ["who", f"{p.display_name} {p.title or ''} @ {p.company or '-'}"],
+        ["campaign", p.campaign or "-"], ["segment", state.segment or "-"],
+        ["touches", f"{state.touches_sent} sent, {state.touches_skipped} skipped"],
+        ["events", f"{state.events_applied} applied, {state.duplicates_ignored} duplicates"],
+    ]
+    if state.cadence:
+        c = state.cadence
+        summary.append(["cadence", f"{c.cadence_id} cycle {c.cycle} step {c.step_index + 1}"
+                        + (" (parked)" if c.parked else f", next touch {c.due_at:%Y-%m-%d %H:%M}"
+                           if c.due_at else "")])
+    if due:
+        left = due - datetime.now(UTC)
+        summary.append(["SLA due", f"{due:%Y-%m-%d %H:%M} UTC ("
+                        + (f"in {format_duration(timedelta(seconds=int(left.total_seconds())))}"
+                           if left.total_seconds() > 0 else "overdue") + ")"])
+    if state.email_suppressed:
+        summary.append(["email", f"suppressed ({state.email_suppressed})"])
+    if state.last_error:
+        summary.append(["last error", state.last_error])
+    console.print(table(f"Lead {state.lead_id}", ["", ""], summary))
+    console.print(table("Why this score", ["rule", "points", "times"],
+                        [[r, f"{pts:+d}", n] for r, pts, n in explain(state.score)]))
+    if state.handoff:
+        story = state.handoff.story
+        console.print(f"[bold]Story:[/] {story.qualified_by}; campaign {story.campaign or '-'}",
+                      highlight=False)
+    console.print(table("Recent timeline", ["at", "what", "detail"],
+                        [[f"{t.at:%Y-%m-%d %H:%M}", t.kind, t.detail]
+                         for t in state.timeline[-15:]]))
+
+
+# --- rep actions ---------------------------------------------------------------------------
+
+
+def _act(lead_id: str, action: ActionName, request: RepAction, as_json: bool) -> None:
+    async def main() -> int:
+        try:
+            result: ActionResult = await act(await _client(), lead_id, action, request)
+        except LeadActionError as exc:
+            return fail(str(exc))
+        if as_json:
+            print_json(result.model_dump(mode="json"))
+        else:
+            console.print(f"lead {result.lead_id}: now {result.stage}"
+                          + (f", owner {result.owner}" if result.owner else ""), highlight=False)
+        return 0
+
+    run(main())
+
+
+@app.command()
+def accept(lead_id: str, rep: RepOpt, as_json: JsonOpt = False) -> None:
+    """The owner accepts the lead (stops the SLA clock)."""
+    _act(lead_id, "accept", RepAction(rep=rep), as_json)
+
+
+@app.command()
+def contact(lead_id: str, rep: RepOpt, as_json: JsonOpt = False) -> None:
+    """The owner has contacted the lead (stops the SLA clock)."""
+    _act(lead_id, "contact", RepAction(rep=rep), as_json)
+
+
+@app.command()
+def reject(
+    lead_id: str, rep: RepOpt,
+    reason: Annotated[str, typer.Option(help="why sales returns the lead")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The owner returns the lead to marketing; it enters the recycle cadence."""
+    if len(reason.strip()) < 3:
+        raise typer.BadParameter("give a reason of at least 3 characters", param_hint="--reason")
+    _act(lead_id, "reject", RejectRequest(rep=rep, reason=reason.strip()), as_json)
+
+
+@app.command()
+def outcome(
+    lead_id: str, rep: RepOpt,
+    result: Annotated[str, typer.Argument(help="won or lost")],
+    amount: Annotated[float | None, typer.Option(min=0, help="deal amount")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Close the loop: the deal was won or lost."""
+    if result not in ("won", "lost"):
+        raise typer.BadParameter("must be 'won' or 'lost'", param_hint="RESULT")
+    verdict: Literal["won", "lost"] = "won" if result == "won" else "lost"
+    _act(lead_id, "outcome", OutcomeRequest(rep=rep, result=verdict, amount=amount), as_json)
+
+
+# --- operators -----------------------------------------------------------------------------
+
+
+@app.command()
+def audit(
+    as_json: JsonOpt = False,
+    grace: Annotated[int, typer.Option(help="seconds of SLA lateness tolerated")] = 60,
+    leads: Annotated[bool, typer.Option("--leads", help="list every lead")] = False,
+) -> None:
+    """Every lead's stage and owner; exit 1 if any lead is at risk of being lost."""
+    from nurture.cli.audit import audit as run_audit
+
+    async def main() -> int:
+        try:
+            report = await run_audit(await _client(), timedelta(seconds=grace))
+        except LeadActionError as exc:
+            return fail(str(exc), EXIT_USAGE)
+        if as_json:
+            data = report.as_json()
+            if leads:
+                data["rows"] = report.rows
+            print_json(data)
+        else:
+            if leads:
+                console.print(table("Leads", ["lead", "stage", "owner", "score", "SLA due"],
+                                    [[r["lead_id"], r["stage"], r["owner"], r["score"],
+                                      r["sla_due_at"]] for r in report.rows]))
+            console.print(table(f"{report.leads} leads", ["stage", "leads"],
+                                [[s, n] for s, n in sorted(report.per_stage.items())]))
+            if report.problems:
+                console.print(table("Leads at risk", ["lead", "stage", "owner", "problem"],
+                                    [[p["lead_id"], p["stage"], p["owner"], p["problem"]]
+                                     for p in report.problems]))
+            else:
+                console.print("[green]No lead at risk: every lead has a known stage, every "
+                              "lead in sales an owner and a running SLA.[/]")
+        return 1 if report.problems else 0
+
+    run(main())
+
+
+@app.command()
+def simulate(
+    leads: Annotated[int, typer.Option(min=1, max=100_000, help="how many leads")] = 200,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same population)")] = 1,
+    config: ConfigOpt = None,
+    settle: Annotated[float, typer.Option(help="seconds to wait for leads to settle")] = 120,
+    as_json: JsonOpt = False,
+    task_queue: QueueOpt = TASK_QUEUE,
+) -> None:
+    """Drive a synthetic population (hot/warm/cold leads, absent reps, rejects, outcomes)
+    through the running engine, then summarise."""
+    from nurture.cli.simulate import simulate as run_simulation
+
+    try:
+        rules = load_rules(config_dir_from_env(config))
+    except ConfigError as exc:
+        run(_fail_async(str(exc)))
+        return
+
+    async def main() -> int:
+        try:
+            summary = await run_simulation(await _client(), rules, leads, seed, settle,
+                                           not as_json, task_queue)
+        except LeadActionError as exc:
+            return fail(str(exc), EXIT_USAGE)
+        if as_json:
+            print_json(summary.as_json())
+        else:
+            s = summary
+            console.print(table(
+                f"Simulated {s.leads} leads, {s.events} events (seed {seed})", ["", ""],
+                [["hot / warm / cold", f"{s.temperature['hot']} / {s.temperature['warm']} / "
+                                       f"{s.temperature['cold']}"],
+                 ["handed off", s.handed_off], ["accepted", s.accepted],
+                 ["rejected (recycled)", s.rejected],
+                 ["won", f"{s.won} ({s.won_amount:,.0f})"], ["lost", s.lost],
+                 ["SLA escalations", s.escalations], ["nurture emails sent", s.touches_sent],
+                 ["absent rep", ", ".join(s.absent_reps) or "-"]]))
+            console.print(table("Leads per stage", ["stage", "leads"],
+                                [[k, v] for k, v in sorted(s.per_stage.items())]))
+        return 0
+
+    run(main())
+
+
+async def _fail_async(message: str) -> int:
+    return fail(message, EXIT_USAGE)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None, templates: TemplatesOpt = None,
+                 as_json: JsonOpt = False) -> None:
+    """Validate the rules and render every template against sample leads."""
+    config_dir, templates_dir = config_dir_from_env(config), templates_dir_from_env(templates)
+    try:
+        rules = load_rules(config_dir, templates_dir)
+    except ConfigError as exc:
+        if as_json:
+            print_json({"ok": False, "problems": exc.problems})
+        else:
+            errors.print(f"[bold red]{len(exc.problems)} problem(s):[/]")
+            for problem in exc.problems:
+                errors.print(f"  {problem}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    if as_json:
+        print_json({"ok": True, "version": rules.version,
+                    "cadences": [c.id for c in rules.cadences.cadences]})
+    else:
+        console.print(f"[green]ok[/]: {config_dir} (version {rules.version}), "
+                      f"{sum(len(c.steps) for c in rules.cadences.cadences)} templates render")

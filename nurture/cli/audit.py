@@ -1,0 +1,66 @@
+"""``nurture audit``: every lead's stage and owner from Temporal visibility, and the leads that
+are at risk of being lost (in sales with no owner, past the SLA with no escalation, or whose
+workflow is no longer running)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.client import Client
+
+from nurture.stages import SALES_STAGES, STAGES
+from workflows.lead import OWNER, SCORE, SLA_DUE, STAGE
+
+
+@dataclass
+class AuditReport:
+    leads: int = 0
+    per_stage: Counter[str] = field(default_factory=Counter)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"leads": self.leads, "per_stage": dict(self.per_stage),
+                "problems": self.problems, "ok": not self.problems}
+
+
+async def audit(client: Client, grace: timedelta = timedelta(minutes=1)) -> AuditReport:
+    report = AuditReport()
+    now = datetime.now(UTC)
+    newest: dict[str, Any] = {}
+    async for wf in client.list_workflows("WorkflowType = 'LeadWorkflow'"):
+        if wf.status is not None and wf.status.name == "CONTINUED_AS_NEW":
+            continue
+        seen = newest.get(wf.id)
+        if seen is None or wf.start_time > seen.start_time:  # a lead restarted after a failure
+            newest[wf.id] = wf
+    for wf in sorted(newest.values(), key=lambda w: w.id):
+        lead_id = wf.id.removeprefix("lead-")
+        attrs = wf.typed_search_attributes
+        stage = attrs.get(STAGE)
+        owner = attrs.get(OWNER)
+        due = attrs.get(SLA_DUE)
+        row = {"lead_id": lead_id, "stage": stage, "owner": owner,
+               "score": attrs.get(SCORE), "sla_due_at": due.isoformat() if due else None}
+        report.rows.append(row)
+        report.leads += 1
+        if wf.status is not None and wf.status.name != "RUNNING":
+            report.problems.append({**row, "problem": f"workflow {wf.status.name.lower()}: "
+                                    "the lead is no longer looked after"})
+            report.per_stage["(closed workflow)"] += 1
+            continue
+        report.per_stage[stage or "(starting)"] += 1
+        if stage is None and wf.start_time < now - grace:
+            report.problems.append({**row, "problem": "no stage published"})
+        elif stage is not None and stage not in STAGES:
+            report.problems.append({**row, "problem": f"unknown stage {stage!r}"})
+        elif stage in SALES_STAGES and not owner:
+            report.problems.append({**row, "problem": "in sales with no owner"})
+        elif stage == "assigned" and due is not None and due < now - grace:
+            report.problems.append({**row, "problem": "past its SLA deadline, not escalated"})
+        elif stage == "assigned" and due is None:
+            report.problems.append({**row, "problem": "assigned with no SLA deadline"})
+    return report

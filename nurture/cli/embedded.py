@@ -1,0 +1,140 @@
+"""``nurture up``: the embedded default in one command.
+
+Starts the Temporal dev server (Web UI, SQLite file under the data dir so leads survive a
+restart, lead search attributes registered), the SendGrid stand-in (unless a real key is set)
+and a worker; Ctrl-C stops them all, worker first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from activities.email import MailerSettings
+from nurture.sendgrid_standin import SendGridStandIn
+from nurture.temporal import TemporalSettings, connect, installed_binary, search_attribute_flags
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class EmbeddedOptions:
+    data_dir: Path
+    config_dir: Path
+    templates_dir: Path
+    port: int = 7233
+    ui_port: int = 8233
+    sendgrid_port: int = 3030
+    time_scale: float = 1.0
+    headless: bool = False
+
+
+class PortBusyError(RuntimeError):
+    pass
+
+
+def _check_free(port: int, what: str, flag: str) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortBusyError(
+                f"port {port} ({what}) is already in use: is another 'nurture up' or Temporal "
+                f"server running? Stop it, or choose another port with {flag}"
+            ) from None
+
+
+def start_dev_server(options: EmbeddedOptions) -> subprocess.Popen[bytes]:
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        installed_binary("temporal"), "server", "start-dev",
+        "--ip", "127.0.0.1",
+        "--port", str(options.port),
+        "--db-filename", str(options.data_dir / "temporal.db"),
+        "--log-level", "error",
+        *search_attribute_flags(),
+    ]
+    command += ["--headless"] if options.headless else ["--ui-port", str(options.ui_port)]
+    log_file = (options.data_dir / "temporal-server.log").open("ab")
+    return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+async def wait_for_server(address: str, process: subprocess.Popen[bytes], timeout: float = 60):  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the Temporal dev server exited with {process.returncode}; "
+                               "see temporal-server.log in the data dir")
+        try:
+            return await connect(TemporalSettings(address=address))
+        except RuntimeError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+async def run_embedded(options: EmbeddedOptions, on_ready) -> None:  # type: ignore[no-untyped-def]
+    """Run everything until cancelled (Ctrl-C); ``on_ready(info)`` prints the banner."""
+    from worker import WorkerOptions, build_worker
+
+    _check_free(options.port, "Temporal gRPC", "--port")
+    if not options.headless:
+        _check_free(options.ui_port, "Temporal Web UI", "--ui-port")
+    real_key = bool(os.environ.get("SENDGRID_API_KEY"))
+    if not real_key:
+        _check_free(options.sendgrid_port, "SendGrid stand-in", "--sendgrid-port")
+    address = f"127.0.0.1:{options.port}"
+    server = start_dev_server(options)
+    standin: SendGridStandIn | None = None
+    try:
+        client = await wait_for_server(address, server)
+        if real_key:
+            mailer = MailerSettings.from_env()
+        else:
+            standin = SendGridStandIn(port=options.sendgrid_port).start()
+            mailer = MailerSettings(api_key="SG.local-standin", base_url=standin.url)
+        worker_options = WorkerOptions(
+            config_dir=options.config_dir, templates_dir=options.templates_dir,
+            database_url=os.environ.get("NURTURE_DATABASE_URL")
+            or f"sqlite:///{(options.data_dir / 'nurture.db').resolve()}",
+            mailer=mailer, time_scale=options.time_scale,
+        )
+        worker = build_worker(client, worker_options)
+        async with worker:
+            on_ready({
+                "temporal": address,
+                "ui": None if options.headless else f"http://127.0.0.1:{options.ui_port}",
+                "sendgrid": mailer.base_url,
+                "data_dir": str(options.data_dir),
+                "database": worker_options.database_url,
+                "time_scale": options.time_scale,
+            })
+            await asyncio.Event().wait()
+    finally:
+        if standin is not None:
+            standin.stop()
+        stop_process(server)
+        log.info("stopped: worker, SendGrid stand-in and Temporal dev server")

@@ -1,0 +1,45 @@
+"""Shared CLI plumbing: run async commands, print JSON or a table, exit with a real status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from nurture.process import exit_now
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def run(coro: Coroutine[Any, Any, int]) -> None:
+    """Run a command's coroutine and exit with its status, skipping interpreter teardown
+    (see :mod:`nurture.process`)."""
+    try:
+        status = asyncio.run(coro)
+    except KeyboardInterrupt:
+        status = 130
+    exit_now(status)
+
+
+def fail(message: str, status: int = 1) -> int:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    return status
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    out = Table(title=title, title_justify="left")
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*("" if v is None else str(v) for v in row))
+    return out

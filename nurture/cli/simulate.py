@@ -1,0 +1,198 @@
+"""``nurture simulate``: a realistic synthetic population driven through the running engine.
+
+Leads of mixed segments and regions behave hot, warm or cold; reps act on what they are given:
+most accept and close won or lost, some reject with a reason, and one rep is absent (never acts,
+so the SLA escalates and reassigns). Seeded, so a run can be repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.progress import Progress
+from temporalio.client import Client
+
+from nurture.leads import LeadEvent, LeadProfile
+from nurture.messages import OutcomeRequest, RejectRequest, RepAction
+from nurture.rules import Rules
+from nurture.sales import LeadActionError, act, read_state
+from nurture.starting import send_event, send_profile
+
+FIRST = ["Ada", "Grace", "Alan", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances",
+         "Edsger", "Radia", "Tim", "Hedy", "Guido", "Katherine", "Niklaus"]
+LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie",
+        "Allen", "Dijkstra", "Perlman", "Berners-Lee", "Lamarr", "Rossum", "Johnson", "Wirth"]
+TITLES = ["VP Engineering", "Director of IT", "Head of Operations", "CTO", "IT Manager",
+          "Software Engineer", "Analyst", "Student", "Marketing Manager", "Chief Financial Officer"]
+INDUSTRIES = ["software", "saas", "fintech", "healthcare", "manufacturing", "retail", "education"]
+REGIONS = ["EMEA", "AMER", "APAC", "EMEA", "AMER"]
+CAMPAIGNS = ["webinar-q4", "whitepaper-ai", "ppc-brand", "tradeshow-berlin", "organic"]
+DOMAINS = ["corp.example", "bigco.example", "startup.example", "gmail.com", "rivalsoft.example"]
+PAGES = ["/", "/product", "/pricing", "/blog/nurture-101", "/blog/scoring", "/careers",
+         "/customers", "/docs"]
+REJECT_REASONS = ["no budget this year", "not the decision maker", "student / not a buyer",
+                  "already a customer of a competitor", "timing: revisit next quarter"]
+
+
+@dataclass
+class SimulationSummary:
+    leads: int = 0
+    events: int = 0
+    per_stage: Counter[str] = field(default_factory=Counter)
+    temperature: Counter[str] = field(default_factory=Counter)
+    handed_off: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    won: int = 0
+    lost: int = 0
+    won_amount: float = 0.0
+    escalations: int = 0
+    touches_sent: int = 0
+    absent_reps: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["per_stage"] = dict(self.per_stage)
+        data["temperature"] = dict(self.temperature)
+        return data
+
+
+def make_profile(rng: random.Random, index: int, seed: int) -> LeadProfile:
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    domain = rng.choice(DOMAINS)
+    return LeadProfile(
+        lead_id=f"sim{seed}-{index:05d}",
+        email=f"{first.lower()}.{last.lower().replace('-', '')}{index}@{domain}",
+        first_name=first, last_name=last,
+        company=f"{last} {rng.choice(['Labs', 'Systems', 'GmbH', 'Inc', 'Group'])}",
+        title=rng.choice(TITLES),
+        company_size=rng.choice([8, 40, 120, 300, 800, 2500, 12000]),
+        industry=rng.choice(INDUSTRIES),
+        region=rng.choice(REGIONS),
+        budget=rng.choice([None, 2000, 15000, 80000]),
+        timeframe=rng.choice(["0-3 months", "3-6 months", "6-12 months", "no plans"]),
+        campaign=rng.choice(CAMPAIGNS),
+    )
+
+
+def make_events(rng: random.Random, lead: LeadProfile, now: datetime) -> tuple[str, list[LeadEvent]]:
+    temperature = rng.choices(["hot", "warm", "cold"], weights=[25, 35, 40])[0]
+    count = {"hot": rng.randint(8, 18), "warm": rng.randint(3, 8), "cold": rng.randint(0, 3)}[
+        temperature]
+    start = now - timedelta(days=rng.randint(5, 30))
+    events: list[LeadEvent] = []
+    at = start
+    for n in range(count):
+        at += timedelta(hours=rng.randint(1, 60))
+        at = min(at, now)
+        if temperature == "hot":
+            kind = rng.choices(["page_view", "download", "form_fill", "email_click",
+                                "webinar_attended", "email_open"], weights=[5, 3, 2, 3, 1, 3])[0]
+        else:
+            kind = rng.choices(["page_view", "email_open", "email_click", "download"],
+                               weights=[6, 4, 2, 1])[0]
+        url = f"https://nurture.example{rng.choice(PAGES)}" if kind == "page_view" else None
+        events.append(LeadEvent(lead_id=lead.lead_id, type=kind, at=at, url=url,
+                                campaign=lead.campaign, event_id=f"{lead.lead_id}-e{n}"))
+    if temperature == "hot" and rng.random() < 0.3:
+        events.append(LeadEvent(lead_id=lead.lead_id, type="requested_call", at=now,
+                                event_id=f"{lead.lead_id}-call"))
+    return temperature, events
+
+
+async def simulate(
+    client: Client, rules: Rules, leads: int, seed: int, settle_seconds: float,
+    show_progress: bool, task_queue: str,
+) -> SimulationSummary:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    summary = SimulationSummary(leads=leads)
+    reps = [r.id for r in rules.routing.reps if r.id != rules.routing.fallback_owner]
+    absent = rng.choice(reps) if reps else None
+    summary.absent_reps = [absent] if absent else []
+    population = [make_profile(rng, i, seed) for i in range(leads)]
+    plans = [make_events(rng, lead, now) for lead in population]
+    gate = asyncio.Semaphore(50)
+
+    async def feed(lead: LeadProfile, events: list[LeadEvent]) -> None:
+        async with gate:
+            await send_profile(client, lead, task_queue=task_queue)
+            for event in events:
+                await send_event(client, event, task_queue=task_queue)
+
+    with Progress(disable=not show_progress) as progress:
+        bar = progress.add_task("leads and behaviour", total=leads)
+        tasks = []
+        for lead, (temperature, events) in zip(population, plans, strict=True):
+            summary.temperature[temperature] += 1
+            summary.events += len(events)
+            task = asyncio.create_task(feed(lead, events))
+            task.add_done_callback(lambda _: progress.update(bar, advance=1))
+            tasks.append(task)
+        await asyncio.gather(*tasks)
+
+        ids = [lead.lead_id for lead in population]
+        await settle(client, {p.lead_id: len(e) for p, (_, e) in zip(population, plans,
+                                                                      strict=True)},
+                     settle_seconds)
+        acting = progress.add_task("sales reps acting", total=leads)
+        decisions = random.Random(seed + 1)
+        for lead_id in ids:
+            await play_rep(client, lead_id, decisions, absent, summary)
+            progress.update(acting, advance=1)
+        for lead_id in ids:
+            state = await read_state(client, lead_id)
+            summary.per_stage[state.stage] += 1
+            summary.touches_sent += state.touches_sent
+            summary.escalations += len(state.handoff.escalations) if state.handoff else 0
+            summary.handed_off += 1 if state.handoffs else 0
+    return summary
+
+
+async def settle(client: Client, expected: dict[str, int], seconds: float) -> None:
+    """Wait until every lead has applied the events it was sent (or ``seconds`` pass)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    pending = dict(expected)
+    while pending and asyncio.get_running_loop().time() < deadline:
+        states = await asyncio.gather(*(read_state(client, i) for i in pending))
+        pending = {s.lead_id: pending[s.lead_id] for s in states
+                   if s.events_applied + s.duplicates_ignored < pending[s.lead_id]
+                   or s.profile.email is None}
+        if pending:
+            await asyncio.sleep(0.3)
+
+
+async def play_rep(client: Client, lead_id: str, rng: random.Random, absent: str | None,
+                   summary: SimulationSummary) -> None:
+    state = await read_state(client, lead_id)
+    if state.stage != "assigned" or state.owner is None or state.owner == absent:
+        return
+    rep = state.owner
+    roll = rng.random()
+    try:
+        if roll < 0.25:
+            await act(client, lead_id, "reject",
+                      RejectRequest(rep=rep, reason=rng.choice(REJECT_REASONS)))
+            summary.rejected += 1
+            return
+        if roll < 0.85:
+            await act(client, lead_id, "accept", RepAction(rep=rep))
+            summary.accepted += 1
+            close = rng.random()
+            if close < 0.35:
+                amount = float(rng.choice([5000, 12000, 30000, 75000]))
+                await act(client, lead_id, "outcome",
+                          OutcomeRequest(rep=rep, result="won", amount=amount))
+                summary.won += 1
+                summary.won_amount += amount
+            elif close < 0.6:
+                await act(client, lead_id, "outcome", OutcomeRequest(rep=rep, result="lost"))
+                summary.lost += 1
+    except LeadActionError:
+        # The SLA may have reassigned the lead between our read and our action: fine.
+        return
