@@ -83,7 +83,9 @@ def load_rules(
             problems.append(f"{path}: expected a mapping of keys at the top, got {type(data).__name__}")
             continue
         try:
-            parsed[filename] = model.model_validate(data, context={"time_scale": time_scale})
+            # Only business durations scale; operator timeouts stay real.
+            scale = time_scale if filename in RULE_FILES else 1.0
+            parsed[filename] = model.model_validate(data, context={"time_scale": scale})
         except ValidationError as exc:
             problems.extend(f"{path}: {_describe(err)}" for err in exc.errors())
     if problems:

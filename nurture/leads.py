@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +41,7 @@ class LeadProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lead_id: str = Field(pattern=LEAD_ID_PATTERN)
-    email: str | None = Field(default=None, pattern=_EMAIL_PATTERN)
+    email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     company: str | None = None
@@ -54,6 +55,13 @@ class LeadProfile(BaseModel):
     campaign: str | None = None
     timezone: str | None = None
     custom: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(_EMAIL_PATTERN, value):
+            raise ValueError(f"not a valid email address: {value!r} (expected name@domain.tld)")
+        return value
 
     def merged(self, update: LeadProfile) -> LeadProfile:
         """This profile with every field the update sets (custom fields merged too)."""

@@ -4,7 +4,7 @@ A condition is a mapping ``field -> test``; every test must hold. A test is writ
 
 - a scalar: equal, case-insensitive (``region: EMEA``);
 - a list: equal to any (``industry: [software, saas]``);
-- a mapping with any of ``in``, ``not_in``, ``contains`` (substring, any of), ``min``/``max``
+- a mapping with any of ``in``, ``not_in``, ``contains`` (whole words, any of), ``min``/``max``
   (numbers), ``domain_in`` (the domain of an email field), ``exists`` (true/false).
 
 Fields are the lead profile's own (``title``, ``company_size``…) or ``custom.<name>``.
@@ -12,6 +12,7 @@ Fields are the lead profile's own (``title``, ``company_size``…) or ``custom.<
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -62,7 +63,7 @@ class FieldTest(BaseModel):
             return False
         if self.not_in is not None and text in {_norm(v) for v in self.not_in}:
             return False
-        if self.contains is not None and not any(c.lower() in text for c in self.contains):
+        if self.contains is not None and not any(_has_words(text, c) for c in self.contains):
             return False
         if self.min is not None or self.max is not None:
             number = _as_number(actual)
@@ -83,6 +84,11 @@ class FieldTest(BaseModel):
             getattr(self, name) is None
             for name in ("in_", "not_in", "contains", "min", "max", "domain_in")
         )
+
+
+def _has_words(text: str, words: str) -> bool:
+    """Whole-word match: "cto" finds "CTO" but not "director"; "head of" finds "Head of IT"."""
+    return re.search(rf"(?<![a-z0-9]){re.escape(words.lower().strip())}(?![a-z0-9])", text) is not None
 
 
 def _norm(value: Scalar) -> str:

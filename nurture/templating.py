@@ -23,12 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from nurture.rules import Rules
 
-NOTIFICATION_TEMPLATES = (
-    "notifications/handoff.html",
-    "notifications/reassigned.html",
-    "notifications/escalation.html",
-    "notifications/activity.html",
-)
+NOTIFICATION_KINDS = ("handoff", "reassigned", "escalation", "activity")
 
 
 class TemplateProblem(Exception):
@@ -86,7 +81,8 @@ def describe_template_error(exc: TemplateError, template: str) -> str:
 
 
 class _TextExtractor(HTMLParser):
-    _BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "table"})
+    _BLOCKS = frozenset({"p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4",
+                         "table"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -124,8 +120,12 @@ def html_to_text(html: str) -> str:
     return text.strip() + "\n"
 
 
-def sample_contexts() -> list[dict[str, Any]]:
-    """Leads a template must render for: a full profile and a bare one (email only)."""
+def sample_contexts(kind: str) -> list[dict[str, Any]]:
+    """What a template of this kind gets at send time, for a full profile and a bare one.
+
+    Only the variables the engine really passes for that kind are defined, so a cadence
+    template that uses ``rep`` fails the check instead of a lead's send.
+    """
     story = {
         "campaign": "webinar-2026",
         "qualified_by": "score 105 reached threshold 100 on email_click",
@@ -149,11 +149,20 @@ def sample_contexts() -> list[dict[str, Any]]:
         "lead_id": "sample-2", "email": "someone@example.com", "custom": {},
         "display_name": "someone@example.com",
     }
-    base = {"score": 42, "grade": "B", "stage": "nurturing", "owner": None, "story": story,
-            "sla_due_at": "2026-11-24T14:00:00+00:00", "rep": rep, "step": "welcome",
-            "cadence": "sample", "cycle": 1, "missed_by": "rep", "miss_number": 1,
-            "reassigned_to": "rep2", "activity": ["2026-11-24 10:00 page_view /pricing"]}
+    base: dict[str, Any] = {"score": 42, "grade": "B", "stage": "nurturing", "owner": None,
+                            "story": story, "sla_due_at": "2026-11-24T14:00:00+00:00"}
+    base |= KIND_EXTRAS[kind](rep)
     return [{**base, "lead": full_lead}, {**base, "lead": bare_lead, "story": None}]
+
+
+KIND_EXTRAS: dict[str, Any] = {
+    "touch": lambda rep: {"step": "welcome", "cadence": "sample", "cycle": 1},
+    "handoff": lambda rep: {"rep": rep},
+    "reassigned": lambda rep: {"rep": rep, "missed_by": "rep0", "miss_number": 1},
+    "escalation": lambda rep: {"rep": rep, "missed_by": "rep0", "miss_number": 2,
+                               "reassigned_to": None},
+    "activity": lambda rep: {"rep": rep, "activity": ["2026-11-24 10:00 page_view /pricing"]},
+}
 
 
 def template_problems(rules: Rules, templates_dir: Path) -> list[str]:
@@ -161,12 +170,13 @@ def template_problems(rules: Rules, templates_dir: Path) -> list[str]:
     env = make_environment(templates_dir)
     problems: dict[str, None] = {}
     jobs = [
-        (step.template, step.subject, f"cadence {c.id} step {step.name}")
+        (step.template, step.subject, "touch", f"cadence {c.id} step {step.name}")
         for c in rules.cadences.cadences
         for step in c.steps
-    ] + [(name, "Notification", "notification") for name in NOTIFICATION_TEMPLATES]
-    for template, subject, owner in jobs:
-        for context in sample_contexts():
+    ] + [(f"notifications/{kind}.html", "Notification", kind, "notification")
+         for kind in NOTIFICATION_KINDS]
+    for template, subject, kind, owner in jobs:
+        for context in sample_contexts(kind):
             try:
                 render_email(env, template, subject, context)
             except TemplateProblem as exc:

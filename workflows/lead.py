@@ -305,7 +305,8 @@ class LeadWorkflow:
         rep = await self._assign(decision.pool, decision, f"h{state.handoffs}")
         self._give_to(rep or decision.pool[0], f"handoff: {qualified_by}", "handoff")
 
-    def _give_to(self, rep: str, reason: str, category: str) -> None:
+    def _give_to(self, rep: str, reason: str, category: str,
+                 extra: dict[str, Any] | None = None) -> None:
         """Make ``rep`` the owner, start the SLA clock and queue the rep's alert."""
         state, rules, now = self._state, self._rules_now(), self._now()
         handoff = state.handoff
@@ -317,7 +318,8 @@ class LeadWorkflow:
         self._queue_rep_email(rep, category, template=f"notifications/{category}.html",
                               subject=f"New sales-ready lead: {state.profile.display_name}"
                               if category == "handoff" else
-                              f"Lead reassigned to you: {state.profile.display_name}")
+                              f"Lead reassigned to you: {state.profile.display_name}",
+                              extra=extra)
 
     async def _assign(self, candidates: list[str], decision: Any, attempt: str) -> str | None:
         state = self._state
@@ -364,7 +366,8 @@ class LeadWorkflow:
                                   extra={"missed_by": missed_by, "miss_number": miss_number,
                                          "reassigned_to": new_owner})
         if new_owner is not None:
-            self._give_to(new_owner, f"reassigned after SLA miss by {missed_by}", "reassigned")
+            self._give_to(new_owner, f"reassigned after SLA miss by {missed_by}", "reassigned",
+                          extra={"missed_by": missed_by, "miss_number": miss_number})
         else:
             # Nobody left to take it: keep the owner and chase again after another period.
             handoff.sla_due_at = sla.sla_due_at(now, rules.routing)

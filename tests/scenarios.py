@@ -1,0 +1,37 @@
+"""A whole life of a lead, driven against a running engine: used to record the histories kept
+under tests/histories/ (replayed in CI) and to replay a fresh one."""
+
+from __future__ import annotations
+
+from temporalio.client import WorkflowHandle
+
+from nurture.messages import OutcomeRequest, RejectRequest, RepAction
+from nurture.sales import act
+from tests.conftest import Engine, wait_for_state
+
+SCENARIO_TIME_SCALE = 14400.0  # 4h SLA -> 1s, 1h first touch -> 0.25s
+
+
+async def full_life(engine: Engine, lead: str) -> WorkflowHandle:
+    """Touch, handoff, SLA miss and reassignment, accept, reject and recycle, instant
+    re-qualification, accept, won."""
+    client = engine.client
+    handle = await engine.profile(lead_id=lead, email=f"{lead}@corp.example", first_name="Rae",
+                                  region="EMEA", title="Director", campaign="replay")
+    await wait_for_state(handle, lambda s: s.touches_sent == 1)
+    for kind in ("form_fill", "download", "page_view"):
+        await engine.event(lead, kind, url="https://corp.example/pricing"
+                           if kind == "page_view" else None)
+    await wait_for_state(handle, lambda s: s.stage == "assigned")
+    missed = await wait_for_state(handle, lambda s: bool(s.handoff and s.handoff.escalations))
+    owner = missed.owner or ""
+    await act(client, lead, "accept", RepAction(rep=owner))
+    await act(client, lead, "reject", RejectRequest(rep=owner, reason="wrong timing"))
+    await engine.event(lead, "email_open")
+    await engine.event(lead, "requested_call")
+    again = await wait_for_state(handle, lambda s: s.stage == "assigned" and s.handoffs == 2)
+    await act(client, lead, "contact", RepAction(rep=again.owner or ""))
+    await act(client, lead, "outcome",
+              OutcomeRequest(rep=again.owner or "", result="won", amount=1000))
+    await wait_for_state(handle, lambda s: s.stage == "won")
+    return handle

@@ -1,0 +1,56 @@
+"""Thousands of events to one lead cross continue-as-new with nothing lost (dev server)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from nurture.leads import LeadEvent
+from nurture.sendgrid_standin import SendGridStandIn
+from nurture.starting import send_event
+from tests.conftest import lead_id, running_engine, wait_for_state
+
+EVENTS = 3000
+RESENT = 150  # a client retrying part of its batch: must count once
+
+
+async def test_thousands_of_events_cross_continue_as_new_with_an_exact_score(
+    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    lead = lead_id("busy")
+    start = datetime.now(UTC) - timedelta(days=3)  # recent: no inactivity decay
+    kinds = ["email_open", "page_view", "email_click", "download"]
+    points = {"email_open": 1, "page_view": 1, "email_click": 5, "download": 10}
+    events = [
+        LeadEvent(lead_id=lead, type=kinds[n % 4], at=start + timedelta(minutes=n),
+                  event_id=f"{lead}-{n}")
+        for n in range(EVENTS)
+    ]
+    expected_behaviour = sum(points[e.type] for e in events)
+    async with running_engine(dev_env.client, standin, tmp_path) as engine:
+        await engine.profile(lead_id=lead, email="busy@corp.example", region="EMEA")
+        gate = asyncio.Semaphore(64)
+
+        async def send(event: LeadEvent) -> None:
+            async with gate:
+                await send_event(dev_env.client, event, task_queue=engine.task_queue)
+
+        await asyncio.gather(*(send(e) for e in events + events[:RESENT]))
+        handle = dev_env.client.get_workflow_handle(f"lead-{lead}")
+        state = await wait_for_state(
+            handle, lambda s: s.events_applied + s.duplicates_ignored >= EVENTS + RESENT,
+            timeout=120,
+        )
+        history_length = (await handle.describe()).raw_description.workflow_execution_info.history_length  # noqa: E501
+
+    assert state.events_applied == EVENTS
+    assert state.duplicates_ignored == RESENT
+    assert state.score.behaviour_points == expected_behaviour
+    assert sum(t.points for t in state.score.tallies.values()) == expected_behaviour
+    assert state.score.tallies["download"].count == EVENTS // 4
+    assert state.runs >= EVENTS // 400  # engine.yaml: max_events_per_run 400
+    assert history_length < 4000  # the current run's history stays bounded
+    assert state.stage == "assigned" and state.owner == "alice"  # handed off on the way
