@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,7 @@ async def run_worker(options: WorkerOptions) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nurture.config_loader import ConfigError
+    from nurture.config_loader import ConfigError, load_rules
     from nurture.logging import configure_logging
     from nurture.process import exit_now
 
@@ -99,9 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                             templates_dir=templates_dir_from_env(args.templates),
                             time_scale=args.time_scale, task_queue=args.task_queue)
     try:
+        # Fail before connecting: a broken rule or template must stop the worker at start.
+        load_rules(options.config_dir, options.templates_dir, options.time_scale)
         asyncio.run(run_worker(options))
     except ConfigError as exc:
         log.error("worker not started: fix the configuration", problems=exc.problems)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
         return exit_now(2)
     except KeyboardInterrupt:
         return exit_now(0)

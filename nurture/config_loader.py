@@ -114,5 +114,6 @@ def _describe(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return f"{loc}: unknown key (check the spelling)"
     given = error.get("input")
-    shown = "" if isinstance(given, dict | list) or given is None else f", got {given!r}"
+    quiet = isinstance(given, dict | list) or given is None or repr(given) in message
+    shown = "" if quiet else f", got {given!r}"
     return f"{loc}: {message}{shown}"

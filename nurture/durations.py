@@ -7,11 +7,18 @@ accepted too, so rules survive a round trip through Temporal's data converter.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
+from pydantic import (
+    BeforeValidator,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+)
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
@@ -27,13 +34,26 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"a duration cannot be negative, got {value!r}")
-        return timedelta(seconds=value)
+        if not math.isfinite(value):
+            raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
+        return _seconds(value)
     if isinstance(value, str) and _WHOLE.match(value):
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(value))
-        return timedelta(seconds=seconds)
+        return _seconds(sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(value)))
+    if isinstance(value, str) and value.startswith("P"):
+        try:
+            return TypeAdapter(timedelta).validate_python(value)  # ISO 8601, e.g. "PT4H"
+        except ValidationError:
+            pass
     raise ValueError(
         f"expected a duration such as '90s', '4h', '3d', '2w' or '1h30m', got {value!r}"
     )
+
+
+def _seconds(seconds: float) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"a duration of {seconds:g} seconds is too long") from None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -57,10 +77,11 @@ def _parse_scaled(value: Any, info: ValidationInfo) -> timedelta:
     """Parse, then divide by the load-time ``time_scale`` (demos run a week in minutes).
 
     The scale comes from the validation context, which only the YAML loader sets: rules that
-    round-trip through Temporal are already scaled and are not scaled again.
+    round-trip through Temporal are already scaled and are not scaled again. Defaults are
+    validated too (see ``_Strict`` in :mod:`nurture.rules`), so they scale like written values.
     """
     delta = parse_duration(value)
-    scale = (info.context or {}).get("time_scale", 1.0) if isinstance(value, str) else 1.0
+    scale = (info.context or {}).get("time_scale", 1.0)
     return delta / scale if scale != 1.0 else delta
 
 

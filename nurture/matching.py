@@ -58,7 +58,7 @@ class FieldTest(BaseModel):
         if not present:
             # Only an ``exists: false`` test is satisfied by a missing value.
             return self.exists is False and self._only_exists()
-        text = str(actual).strip().lower()
+        text = _norm(actual)
         if self.in_ is not None and text not in {_norm(v) for v in self.in_}:
             return False
         if self.not_in is not None and text in {_norm(v) for v in self.not_in}:
@@ -91,7 +91,10 @@ def _has_words(text: str, words: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(words.lower().strip())}(?![a-z0-9])", text) is not None
 
 
-def _norm(value: Scalar) -> str:
+def _norm(value: Any) -> str:
+    """Case- and number-form-insensitive text: 50000.0 and 50000 compare equal."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     return str(value).strip().lower()
 
 

@@ -20,7 +20,10 @@ Grade = Literal["A", "B", "C", "D"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # validate_default + revalidate: default durations go through the loader's time scale too.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, revalidate_instances="always"
+    )
 
 
 def _check_fields(condition: Condition, where: str) -> None:
@@ -246,7 +249,10 @@ class RoutingRules(_Strict):
         for rule in self.rules:
             missing = [r for r in rule.pool if r not in known]
             if missing:
-                raise ValueError(f"routing rule {rule.name!r}: unknown reps {missing}")
+                raise ValueError(
+                    f"routing rule {rule.name!r} pool: unknown reps {missing} (list them under "
+                    "'reps')"
+                )
         if self.fallback_owner not in known:
             raise ValueError(f"fallback_owner {self.fallback_owner!r} is not a listed rep")
         if self.sla.second_escalation and self.sla.second_escalation not in known:

@@ -179,7 +179,8 @@ def next_decay_at(card: ScoreCard, policy: DecayPolicy | None) -> datetime | Non
     start = card.last_activity_at + policy.inactive_after
     if card.last_decay_at is None or card.last_decay_at < start:
         return start
-    return card.last_decay_at + policy.every
+    applied = int((card.last_decay_at - start) / policy.every) + 1
+    return start + applied * policy.every
 
 
 def reset_behaviour(card: ScoreCard, now: datetime, reason: str) -> tuple[ScoreCard, list[ScoreEntry]]:

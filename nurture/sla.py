@@ -14,7 +14,8 @@ def sla_due_at(assigned_at: datetime, routing: RoutingRules) -> datetime:
 def escalation_recipients(missed_by: str, miss_number: int, routing: RoutingRules) -> list[str]:
     """The missing rep's manager; from the second miss on also ``sla.second_escalation``.
 
-    Never empty: with no manager on file the fallback owner hears about it.
+    Never empty: with no manager on file the fallback owner hears about it. The rep who
+    missed is not alerted about their own miss (unless they are the last resort).
     """
     rep = routing.rep(missed_by)
     recipients: list[str] = []
@@ -22,6 +23,7 @@ def escalation_recipients(missed_by: str, miss_number: int, routing: RoutingRule
         recipients.append(rep.manager)
     if miss_number >= 2 and routing.sla.second_escalation:
         recipients.append(routing.sla.second_escalation)
+    recipients = [r for r in recipients if r != missed_by]
     if not recipients:
         recipients.append(routing.fallback_owner)
     return list(dict.fromkeys(recipients))

@@ -53,6 +53,10 @@ def render_email(
     """Render subject and HTML body; the text part is the HTML's text, or ``<name>.txt``."""
     try:
         rendered_subject = env.from_string(subject).render(context).strip()
+    except TemplateError as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise TemplateProblem(f"subject {subject!r}: {message}") from exc
+    try:
         html = env.get_template(template).render(context)
         text_name = template.rsplit(".", 1)[0] + ".txt"
         try:

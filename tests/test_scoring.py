@@ -469,7 +469,6 @@ def test_decay_happens_exactly_at_next_decay_at_and_not_a_moment_before():
         assert [e.points for e in entries] == [-5]
 
 
-
 def test_next_decay_at_matches_apply_decay_after_a_late_dated_event():
     # Decay caught up to day 28 (ticks 14d, 21d, 28d); then an event dated day 10 arrives
     # late (a back-filled import). Inactivity now counts from day 10: ticks at 24d, 31d, 38d.
@@ -494,10 +493,16 @@ raw_events = st.lists(
     ),
     max_size=30,
 )
+
+
+def seconds(low: int, high: int) -> st.SearchStrategy[timedelta]:
+    return st.integers(min_value=low, max_value=high).map(lambda s: timedelta(seconds=s))
+
+
 policies = st.builds(
     DecayPolicy,
-    inactive_after=st.integers(min_value=0, max_value=30 * 86400).map(lambda s: timedelta(seconds=s)),
-    every=st.integers(min_value=60, max_value=14 * 86400).map(lambda s: timedelta(seconds=s)),
+    inactive_after=seconds(0, 30 * 86400),
+    every=seconds(60, 14 * 86400),
     points=st.integers(min_value=1, max_value=40),
     floor=st.integers(min_value=-50, max_value=50),
 )

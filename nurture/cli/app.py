@@ -102,7 +102,7 @@ def up(
             return fail(str(exc), EXIT_USAGE)
         return 0
 
-    run(main())
+    run(main(), interrupted_status=0)  # Ctrl-C is how one stops it
 
 
 # --- input ---------------------------------------------------------------------------------

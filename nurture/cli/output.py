@@ -17,13 +17,13 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def run(coro: Coroutine[Any, Any, int]) -> None:
+def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
     """Run a command's coroutine and exit with its status, skipping interpreter teardown
-    (see :mod:`nurture.process`)."""
+    (see :mod:`nurture.process`). Ctrl-C exits with ``interrupted_status``."""
     try:
         status = asyncio.run(coro)
     except KeyboardInterrupt:
-        status = 130
+        status = interrupted_status
     exit_now(status)
 
 

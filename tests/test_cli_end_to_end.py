@@ -1,0 +1,168 @@
+"""The embedded default as a new user runs it: ``nurture up`` in one process, the other
+commands against it from another, exactly as the README says."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cli:
+    env: dict[str, str]
+    cwd: Path
+
+    def __call__(self, *args: str, stdin: str | None = None,
+                 timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(ROOT / "starter.py"), *args], cwd=self.cwd,
+                              env=self.env, input=stdin, capture_output=True, text=True,
+                              timeout=timeout)
+
+
+def start_up(data_dir: Path, ports: dict[str, int], log: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "starter.py"), "up", "--data-dir", str(data_dir),
+         "--port", str(ports["grpc"]), "--ui-port", str(ports["ui"]),
+         "--sendgrid-port", str(ports["sendgrid"])],
+        cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "NURTURE_LOG_FORMAT": "json"},
+    )
+    deadline = time.monotonic() + 60
+    while "Nurture is up" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"nurture up did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=30)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[tuple[Cli, Path, dict[str, int]]]:
+    ports = {"grpc": free_port(), "ui": free_port(), "sendgrid": free_port()}
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['grpc']}", "COLUMNS": "200"}
+    yield Cli(env, tmp_path), tmp_path / "data", ports
+
+
+def test_nurture_up_then_leads_events_actions_audit_and_simulate(
+    workspace: tuple[Cli, Path, dict[str, int]], tmp_path: Path
+) -> None:
+    cli, data_dir, ports = workspace
+    log = tmp_path / "up.log"
+    up = start_up(data_dir, ports, log)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['ui']}/", timeout=10) as page:
+            assert page.status == 200  # the Temporal Web UI
+
+        added = cli("lead", "add", "examples/leads.jsonl")
+        assert added.returncode == 1, added.stderr
+        assert "4 of 5 lines applied" in added.stdout
+        assert "line 5: email: not a valid email address" in added.stderr
+        rejected = [json.loads(line) for line in
+                    (tmp_path / "examples/leads.jsonl.rejects.jsonl").read_text().splitlines()]
+        assert [r["line"] for r in rejected] == [5]
+
+        events = cli("event", "examples/events.jsonl", "--json")
+        assert events.returncode == 1
+        report = json.loads(events.stdout)
+        assert (report["applied"], report["rejected"]) == (9, 3)
+        assert [e["line"] for e in report["errors"]] == [10, 11, 12]
+        assert "unknown event type 'teleport'" in report["errors"][0]["reason"]
+
+        from_stdin = cli("event", "-", "--json",
+                         stdin='{"lead_id": "grace", "type": "form_fill"}\n')
+        assert from_stdin.returncode == 0 and json.loads(from_stdin.stdout)["applied"] == 1
+
+        time.sleep(1)
+        ada = json.loads(cli("show", "ada", "--json").stdout)
+        assert ada["stage"] == "assigned" and ada["owner"] == "alice"
+        assert ada["handoff"]["story"]["campaign"] == "webinar-q4"
+        assert "Why this score" in cli("show", "ada").stdout
+
+        refused = cli("reject", "ada", "--rep", "bob", "--reason", "not mine")
+        assert refused.returncode == 1
+        assert "rep 'bob' does not own this lead" in refused.stderr
+        assert cli("accept", "ada", "--rep", "alice").returncode == 0
+        won = cli("outcome", "ada", "--rep", "alice", "won", "--amount", "25000", "--json")
+        assert json.loads(won.stdout)["stage"] == "won"
+        unknown = cli("show", "nobody")
+        assert unknown.returncode == 1 and "no lead 'nobody'" in unknown.stderr
+
+        simulated = cli("simulate", "--leads", "200", "--seed", "3", "--json")
+        assert simulated.returncode == 0, simulated.stderr[-2000:]
+        summary = json.loads(simulated.stdout)
+        assert sum(summary["per_stage"].values()) == 200
+        assert summary["handed_off"] > 0 and summary["rejected"] > 0 and summary["won"] > 0
+
+        audit = cli("audit", "--json")
+        assert audit.returncode == 0, audit.stdout
+        audited = json.loads(audit.stdout)
+        assert audited["ok"] and audited["leads"] == 205  # 4 added + "newcomer" + 200
+        assert set(audited["per_stage"]) <= {"nurturing", "recycled", "assigned", "working",
+                                             "won", "lost", "suppressed"}
+    finally:
+        status = stop(up)
+    assert status == 0, log.read_text()[-3000:]
+    with socket.socket() as probe:  # the dev server is gone with it
+        assert probe.connect_ex(("127.0.0.1", ports["grpc"])) != 0
+
+    again = start_up(data_dir, ports, tmp_path / "up-again.log")  # leads survive a restart
+    try:
+        shown = cli("show", "ada", "--json")
+        assert shown.returncode == 0, shown.stderr
+        ada = json.loads(shown.stdout)
+        assert ada["stage"] == "won" and ada["outcome"]["amount"] == 25000
+    finally:
+        assert stop(again) == 0
+
+
+def test_up_explains_a_busy_port(workspace: tuple[Cli, Path, dict[str, int]]) -> None:
+    cli, data_dir, ports = workspace
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", ports["grpc"]))
+        blocker.listen()
+        result = cli("up", "--data-dir", str(data_dir), "--port", str(ports["grpc"]),
+                     timeout=30)
+    assert result.returncode == 2
+    assert f"port {ports['grpc']}" in result.stderr and "--port" in result.stderr
+
+
+def test_worker_refuses_to_start_with_a_broken_template(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "tests/fixtures/templates", templates)
+    touch = templates / "t/touch.html"
+    touch.write_text(touch.read_text().replace("{{ cycle }}", "{{ lead.favourite_colour }}"))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "worker.py"), "--config", str(ROOT / "tests/fixtures/rules"),
+         "--templates", str(templates)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TEMPORAL_ADDRESS": "127.0.0.1:1"},
+    )
+    assert result.returncode == 2
+    assert "templates/t/touch.html:3: undefined variable" in result.stderr
+    assert "favourite_colour" in result.stderr
