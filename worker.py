@@ -61,8 +61,13 @@ def build_worker(client: Client, options: WorkerOptions) -> Worker:
         RoutingActivities(engine),
         RecordActivities(engine),
     )
-    log.info("worker ready", task_queue=options.task_queue, rules=source.current().version,
-             config=str(options.config_dir), mail=options.mailer.base_url)
+    log.info(
+        "worker ready",
+        task_queue=options.task_queue,
+        rules=source.current().version,
+        config=str(options.config_dir),
+        mail=options.mailer.base_url,
+    )
     return Worker(
         client,
         task_queue=options.task_queue,
@@ -92,13 +97,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="rules directory (default: NURTURE_CONFIG or config/)")
     parser.add_argument("--templates", help="templates directory (default: templates/)")
     parser.add_argument("--task-queue", default=TASK_QUEUE, help="default: %(default)s")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="divide every rule duration (demos: 3600 makes an hour a second)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="divide every rule duration (demos: 3600 makes an hour a second)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
-    options = WorkerOptions(config_dir=config_dir_from_env(args.config),
-                            templates_dir=templates_dir_from_env(args.templates),
-                            time_scale=args.time_scale, task_queue=args.task_queue)
+    options = WorkerOptions(
+        config_dir=config_dir_from_env(args.config),
+        templates_dir=templates_dir_from_env(args.templates),
+        time_scale=args.time_scale,
+        task_queue=args.task_queue,
+    )
     try:
         # Fail before connecting: a broken rule or template must stop the worker at start.
         load_rules(options.config_dir, options.templates_dir, options.time_scale)

@@ -97,27 +97,32 @@ class EmailActivities:
     def send_email(self, request: EmailRequest) -> EmailResult:
         bound = log.bind(lead_id=request.lead_id, key=request.key, category=request.category)
         try:
-            rendered = render_email(self.templates, request.template, request.subject,
-                                    request.context)
+            rendered = render_email(
+                self.templates, request.template, request.subject, request.context
+            )
         except TemplateProblem as exc:
             raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
         with Session(self.engine) as session:
             row = session.get(OutboxMessage, request.key)
             if row is not None and row.status == "sent":
                 bound.info("email already sent; not sending again")
-                return EmailResult(key=request.key, message_id=row.provider_message_id,
-                                   status="already_sent")
+                return EmailResult(
+                    key=request.key, message_id=row.provider_message_id, status="already_sent"
+                )
             if row is not None:
                 accepted = self._ask_provider(request.key)
                 if accepted is not None:
                     self._mark_sent(session, row, accepted)
                     bound.info("provider had accepted it before a crash; not sending again")
-                    return EmailResult(key=request.key, message_id=accepted,
-                                       status="already_sent")
+                    return EmailResult(key=request.key, message_id=accepted, status="already_sent")
             else:
-                row = OutboxMessage(key=request.key, lead_id=request.lead_id,
-                                    category=request.category, to_email=request.to_email,
-                                    subject=rendered.subject[:998])
+                row = OutboxMessage(
+                    key=request.key,
+                    lead_id=request.lead_id,
+                    category=request.category,
+                    to_email=request.to_email,
+                    subject=rendered.subject[:998],
+                )
                 session.add(row)
             row.attempts += 1
             session.commit()
@@ -153,13 +158,18 @@ def _classify(exc: HTTPError) -> Exception:
         delay = None
         if reset and str(reset).isdigit():
             delay = timedelta(seconds=max(1, int(reset) - int(datetime.now(UTC).timestamp())))
-        return ApplicationError(f"SendGrid rate limit: {detail}", type="SendGridRateLimited",
-                                next_retry_delay=delay)
+        return ApplicationError(
+            f"SendGrid rate limit: {detail}", type="SendGridRateLimited", next_retry_delay=delay
+        )
     if status >= 500 or status == 0:
-        return ApplicationError(f"SendGrid unavailable ({status}): {detail}",
-                                type="SendGridUnavailable")
-    return ApplicationError(f"SendGrid refused the message ({status}): {detail}",
-                            type="SendGridRejected", non_retryable=True)
+        return ApplicationError(
+            f"SendGrid unavailable ({status}): {detail}", type="SendGridUnavailable"
+        )
+    return ApplicationError(
+        f"SendGrid refused the message ({status}): {detail}",
+        type="SendGridRejected",
+        non_retryable=True,
+    )
 
 
 def _error_detail(exc: HTTPError) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 from temporalio import activity
 
 from nurture.db import RepAssignment, RoundRobinTurn
@@ -26,8 +26,11 @@ class RoutingActivities:
                 return done.rep_id
             turn = self._take_turn(session, request.pool) if request.strategy != "first" else 0
             rep = pick_rep(request.candidates, request.strategy, turn)
-            session.add(RepAssignment(key=request.key, lead_id=request.lead_id,
-                                      pool=request.pool, rep_id=rep))
+            session.add(
+                RepAssignment(
+                    key=request.key, lead_id=request.lead_id, pool=request.pool, rep_id=rep
+                )
+            )
             try:
                 session.commit()
             except IntegrityError:
@@ -43,9 +46,9 @@ class RoutingActivities:
         for _ in range(2):
             taken = session.execute(
                 update(RoundRobinTurn)
-                .where(RoundRobinTurn.pool == pool)  # type: ignore[arg-type]
-                .values(turns=RoundRobinTurn.turns + 1)
-                .returning(RoundRobinTurn.turns)
+                .where(col(RoundRobinTurn.pool) == pool)
+                .values(turns=col(RoundRobinTurn.turns) + 1)
+                .returning(col(RoundRobinTurn.turns))
             ).scalar_one_or_none()
             if taken is not None:
                 return int(taken) - 1

@@ -43,8 +43,11 @@ class RulesSource:
                     self._rules = load_rules(self.config_dir, self.templates_dir, self.time_scale)
                     log.info("rules reloaded", version=self._rules.version)
                 except ConfigError as exc:
-                    log.error("rules edit rejected; keeping the last good rules",
-                              version=self._rules.version, problems=exc.problems)
+                    log.error(
+                        "rules edit rejected; keeping the last good rules",
+                        version=self._rules.version,
+                        problems=exc.problems,
+                    )
             return self._rules
 
 

@@ -65,8 +65,7 @@ def advance(progress: CadenceProgress, cadence: Cadence, now: datetime) -> Caden
 def touch_key(lead_id: str, progress: CadenceProgress, step: CadenceStep) -> str:
     """Idempotency key of one touch: lead + cadence + enrolment + cycle + step."""
     return (
-        f"touch:{lead_id}:{progress.cadence_id}:e{progress.enrolment}"
-        f":c{progress.cycle}:{step.name}"
+        f"touch:{lead_id}:{progress.cadence_id}:e{progress.enrolment}:c{progress.cycle}:{step.name}"
     )
 
 

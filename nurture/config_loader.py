@@ -58,7 +58,9 @@ def load_rules(
     if time_scale <= 0:
         raise ConfigError([f"time_scale must be above zero, got {time_scale}"])
     if not config_dir.is_dir():
-        raise ConfigError([f"{config_dir}: no such config directory (set --config or NURTURE_CONFIG)"])
+        raise ConfigError(
+            [f"{config_dir}: no such config directory (set --config or NURTURE_CONFIG)"]
+        )
     problems: list[str] = []
     parsed: dict[str, Any] = {}
     digest = hashlib.sha256()
@@ -80,7 +82,9 @@ def load_rules(
         if data is None and filename in OPTIONAL_FILES:
             data = {}
         if not isinstance(data, dict):
-            problems.append(f"{path}: expected a mapping of keys at the top, got {type(data).__name__}")
+            problems.append(
+                f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"
+            )
             continue
         try:
             # Only business durations scale; operator timeouts stay real.

@@ -75,7 +75,9 @@ class FieldTest(BaseModel):
                 return False
         if self.domain_in is not None:
             domain = text.rsplit("@", 1)[-1]
-            if not any(domain == d.lower() or domain.endswith("." + d.lower()) for d in self.domain_in):
+            if not any(
+                domain == d.lower() or domain.endswith("." + d.lower()) for d in self.domain_in
+            ):
                 return False
         return True
 
@@ -88,7 +90,9 @@ class FieldTest(BaseModel):
 
 def _has_words(text: str, words: str) -> bool:
     """Whole-word match: "cto" finds "CTO" but not "director"; "head of" finds "Head of IT"."""
-    return re.search(rf"(?<![a-z0-9]){re.escape(words.lower().strip())}(?![a-z0-9])", text) is not None
+    return (
+        re.search(rf"(?<![a-z0-9]){re.escape(words.lower().strip())}(?![a-z0-9])", text) is not None
+    )
 
 
 def _norm(value: Any) -> str:

@@ -23,21 +23,15 @@ class UnknownLeadError(LeadActionError):
     pass
 
 
-async def act(client: Client, lead_id: str, action: ActionName,
-              request: RepAction) -> ActionResult:
+async def act(client: Client, lead_id: str, action: ActionName, request: RepAction) -> ActionResult:
     handle = client.get_workflow_handle(workflow_id_for(lead_id))
-    update = {
-        "accept": LeadWorkflow.accept,
-        "contact": LeadWorkflow.contact,
-        "reject": LeadWorkflow.reject,
-        "outcome": LeadWorkflow.outcome,
-    }[action]
     if action == "reject" and not isinstance(request, RejectRequest):
         raise LeadActionError("reject needs a reason")
     if action == "outcome" and not isinstance(request, OutcomeRequest):
         raise LeadActionError("outcome needs won or lost")
     try:
-        return await handle.execute_update(update, request, result_type=ActionResult)  # type: ignore[arg-type]
+        # The update is named after the action (LeadWorkflow.accept, .reject, …).
+        return await handle.execute_update(action, request, result_type=ActionResult)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
@@ -49,7 +43,7 @@ async def act(client: Client, lead_id: str, action: ActionName,
 async def read_state(client: Client, lead_id: str) -> LeadState:
     handle = client.get_workflow_handle(workflow_id_for(lead_id))
     try:
-        return await handle.query(LeadWorkflow.state, result_type=LeadState)
+        return await handle.query(LeadWorkflow.state)
     except RPCError as err:
         raise _lead_rpc_error(lead_id, err) from err
 

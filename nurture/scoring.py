@@ -69,19 +69,28 @@ def score_event(
     entries: list[ScoreEntry] = []
     url_rule = _url_rule(event, rules) if kind == "page_view" else None
     if url_rule is not None and url_rule.points is not None:
-        entries.append(ScoreEntry(at=at, rule=url_rule.label, points=url_rule.points,
-                                  event_type=kind, detail=event.url))
+        entries.append(
+            ScoreEntry(
+                at=at,
+                rule=url_rule.label,
+                points=url_rule.points,
+                event_type=kind,
+                detail=event.url,
+            )
+        )
     else:
         if url_rule is not None and url_rule.behaviour:
             kind = url_rule.behaviour
         points = rules.behaviours.get(kind)
         if points is None:
             rule = "instant qualify" if kind in rules.instant_qualify else f"unscored {kind}"
-            entries.append(ScoreEntry(at=at, rule=rule, points=0, event_type=kind,
-                                      detail=event.url))
+            entries.append(
+                ScoreEntry(at=at, rule=rule, points=0, event_type=kind, detail=event.url)
+            )
         else:
-            entries.append(ScoreEntry(at=at, rule=kind, points=points, event_type=kind,
-                                      detail=event.url))
+            entries.append(
+                ScoreEntry(at=at, rule=kind, points=points, event_type=kind, detail=event.url)
+            )
     last_visit = card.last_visit_at
     if event.type == "page_view":
         is_return = (
@@ -90,9 +99,15 @@ def score_event(
             and "return_visit" in rules.behaviours
         )
         if is_return:
-            entries.append(ScoreEntry(at=at, rule="return_visit",
-                                      points=rules.behaviours["return_visit"],
-                                      event_type="return_visit", detail=event.url))
+            entries.append(
+                ScoreEntry(
+                    at=at,
+                    rule="return_visit",
+                    points=rules.behaviours["return_visit"],
+                    event_type="return_visit",
+                    detail=event.url,
+                )
+            )
         last_visit = at if last_visit is None else max(last_visit, at)
     updated = card.with_entries(entries)
     last_activity = at if card.last_activity_at is None else max(card.last_activity_at, at)
@@ -137,7 +152,9 @@ def qualifies_instantly(event: LeadEvent, rules: ScoringRules) -> bool:
     return event.type in rules.instant_qualify
 
 
-def _decay_ticks(card: ScoreCard, policy: DecayPolicy, now: datetime) -> tuple[int, datetime | None]:
+def _decay_ticks(
+    card: ScoreCard, policy: DecayPolicy, now: datetime
+) -> tuple[int, datetime | None]:
     """(ticks due up to ``now`` and not yet applied, time of the latest due tick)."""
     if card.last_activity_at is None:
         return 0, None
@@ -162,8 +179,14 @@ def apply_decay(
         return card, []
     loss = min(due * policy.points, max(0, card.behaviour_points - policy.floor))
     entries = (
-        [ScoreEntry(at=latest_tick, rule="decay", points=-loss,
-                    detail=f"{due} period(s) without activity")]
+        [
+            ScoreEntry(
+                at=latest_tick,
+                rule="decay",
+                points=-loss,
+                detail=f"{due} period(s) without activity",
+            )
+        ]
         if loss > 0
         else []
     )
@@ -183,12 +206,15 @@ def next_decay_at(card: ScoreCard, policy: DecayPolicy | None) -> datetime | Non
     return start + applied * policy.every
 
 
-def reset_behaviour(card: ScoreCard, now: datetime, reason: str) -> tuple[ScoreCard, list[ScoreEntry]]:
+def reset_behaviour(
+    card: ScoreCard, now: datetime, reason: str
+) -> tuple[ScoreCard, list[ScoreEntry]]:
     """Zero the behaviour points (a recycled lead must earn sales-readiness again)."""
     if card.behaviour_points == 0:
         return card, []
-    entries = [ScoreEntry(at=now, rule="recycle reset", points=-card.behaviour_points,
-                          detail=reason)]
+    entries = [
+        ScoreEntry(at=now, rule="recycle reset", points=-card.behaviour_points, detail=reason)
+    ]
     return card.with_entries(entries), entries
 
 

@@ -6,7 +6,13 @@ from typing import Literal
 
 Stage = Literal["nurturing", "recycled", "assigned", "working", "won", "lost", "suppressed"]
 STAGES: tuple[Stage, ...] = (
-    "nurturing", "recycled", "assigned", "working", "won", "lost", "suppressed",
+    "nurturing",
+    "recycled",
+    "assigned",
+    "working",
+    "won",
+    "lost",
+    "suppressed",
 )
 MARKETING_STAGES: frozenset[Stage] = frozenset({"nurturing", "recycled", "suppressed"})
 SALES_STAGES: frozenset[Stage] = frozenset({"assigned", "working"})
@@ -28,7 +34,9 @@ def rep_action_error(
     if not known_rep:
         return f"unknown rep {rep!r}: not listed in routing.yaml"
     if stage not in _ALLOWED_FROM[action]:
-        hint = " (accept or contact it first)" if action == "outcome" and stage == "assigned" else ""
+        hint = (
+            " (accept or contact it first)" if action == "outcome" and stage == "assigned" else ""
+        )
         return f"cannot {action} a lead in stage {stage!r}{hint}"
     if owner != rep:
         return f"rep {rep!r} does not own this lead (owner: {owner or 'nobody'})"

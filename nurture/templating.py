@@ -5,6 +5,7 @@ file:line and the missing name, and a check that renders every template before a
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -85,8 +86,7 @@ def describe_template_error(exc: TemplateError, template: str) -> str:
 
 
 class _TextExtractor(HTMLParser):
-    _BLOCKS = frozenset({"p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4",
-                         "table"})
+    _BLOCKS = frozenset({"p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "table"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -137,34 +137,70 @@ def sample_contexts(kind: str) -> list[dict[str, Any]]:
         "grade": "A",
         "fit": {"senior title": 15},
         "top_behaviours": [["form_fill", 25, 1], ["page_view", 12, 6]],
-        "recent": [{"at": "2026-11-24T10:00:00Z", "rule": "email_click", "points": 8,
-                    "event_type": "email_click", "detail": None}],
+        "recent": [
+            {
+                "at": "2026-11-24T10:00:00Z",
+                "rule": "email_click",
+                "points": 8,
+                "event_type": "email_click",
+                "detail": None,
+            }
+        ],
     }
-    rep = {"id": "rep", "name": "Sam Rep", "email": "sam@example.com", "region": "EMEA",
-           "industries": [], "manager": None}
+    rep: dict[str, Any] = {
+        "id": "rep",
+        "name": "Sam Rep",
+        "email": "sam@example.com",
+        "region": "EMEA",
+        "industries": [],
+        "manager": None,
+    }
     full_lead = {
-        "lead_id": "sample-1", "email": "ada@example.com", "first_name": "Ada",
-        "last_name": "Lovelace", "company": "Analytical Engines", "title": "VP Engineering",
-        "company_size": 800, "industry": "software", "region": "EMEA", "country": "GB",
-        "budget": 50000, "timeframe": "0-3 months", "campaign": "webinar-2026",
-        "timezone": "Europe/London", "custom": {}, "display_name": "Ada Lovelace",
+        "lead_id": "sample-1",
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "company": "Analytical Engines",
+        "title": "VP Engineering",
+        "company_size": 800,
+        "industry": "software",
+        "region": "EMEA",
+        "country": "GB",
+        "budget": 50000,
+        "timeframe": "0-3 months",
+        "campaign": "webinar-2026",
+        "timezone": "Europe/London",
+        "custom": {},
+        "display_name": "Ada Lovelace",
     }
     bare_lead = {key: None for key in full_lead} | {
-        "lead_id": "sample-2", "email": "someone@example.com", "custom": {},
+        "lead_id": "sample-2",
+        "email": "someone@example.com",
+        "custom": {},
         "display_name": "someone@example.com",
     }
-    base: dict[str, Any] = {"score": 42, "grade": "B", "stage": "nurturing", "owner": None,
-                            "story": story, "sla_due_at": "2026-11-24T14:00:00+00:00"}
+    base: dict[str, Any] = {
+        "score": 42,
+        "grade": "B",
+        "stage": "nurturing",
+        "owner": None,
+        "story": story,
+        "sla_due_at": "2026-11-24T14:00:00+00:00",
+    }
     base |= KIND_EXTRAS[kind](rep)
     return [{**base, "lead": full_lead}, {**base, "lead": bare_lead, "story": None}]
 
 
-KIND_EXTRAS: dict[str, Any] = {
+KIND_EXTRAS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "touch": lambda rep: {"step": "welcome", "cadence": "sample", "cycle": 1},
     "handoff": lambda rep: {"rep": rep},
     "reassigned": lambda rep: {"rep": rep, "missed_by": "rep0", "miss_number": 1},
-    "escalation": lambda rep: {"rep": rep, "missed_by": "rep0", "miss_number": 2,
-                               "reassigned_to": None},
+    "escalation": lambda rep: {
+        "rep": rep,
+        "missed_by": "rep0",
+        "miss_number": 2,
+        "reassigned_to": None,
+    },
     "activity": lambda rep: {"rep": rep, "activity": ["2026-11-24 10:00 page_view /pricing"]},
 }
 
@@ -177,8 +213,10 @@ def template_problems(rules: Rules, templates_dir: Path) -> list[str]:
         (step.template, step.subject, "touch", f"cadence {c.id} step {step.name}")
         for c in rules.cadences.cadences
         for step in c.steps
-    ] + [(f"notifications/{kind}.html", "Notification", kind, "notification")
-         for kind in NOTIFICATION_KINDS]
+    ] + [
+        (f"notifications/{kind}.html", "Notification", kind, "notification")
+        for kind in NOTIFICATION_KINDS
+    ]
     for template, subject, kind, owner in jobs:
         for context in sample_contexts(kind):
             try:

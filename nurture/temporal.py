@@ -44,8 +44,10 @@ class TemporalSettings:
         )
 
     def __repr__(self) -> str:
-        return (f"TemporalSettings(address={self.address!r}, namespace={self.namespace!r}, "
-                f"tls={self.tls_config() is not False}, api_key={'***' if self.api_key else None})")
+        return (
+            f"TemporalSettings(address={self.address!r}, namespace={self.namespace!r}, "
+            f"tls={self.tls_config() is not False}, api_key={'***' if self.api_key else None})"
+        )
 
     def tls_config(self) -> TLSConfig | bool:
         if self.tls_cert or self.tls_ca:

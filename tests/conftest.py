@@ -4,6 +4,7 @@ on loopback driven by the real client, and a real SQLite database file."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -22,10 +23,10 @@ from activities.email import MailerSettings
 from nurture.leads import LeadEvent, LeadProfile
 from nurture.messages import LeadState
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.starting import send_event, send_profile
 from nurture.temporal import installed_binary
 from worker import WorkerOptions, build_worker
 from workflows.lead import SEARCH_ATTRIBUTES, LeadWorkflow
-from nurture.starting import send_event, send_profile
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_RULES = FIXTURES / "rules"
@@ -81,12 +82,14 @@ class Engine:
     worker: Worker
 
     async def profile(self, **fields: object) -> WorkflowHandle:
-        return await send_profile(self.client, LeadProfile.model_validate(fields),
-                                  task_queue=self.task_queue)
+        return await send_profile(
+            self.client, LeadProfile.model_validate(fields), task_queue=self.task_queue
+        )
 
     async def event(self, lead_id: str, type: str, **fields: object) -> WorkflowHandle:
         return await send_event(
-            self.client, LeadEvent.model_validate({"lead_id": lead_id, "type": type, **fields}),
+            self.client,
+            LeadEvent.model_validate({"lead_id": lead_id, "type": type, **fields}),
             task_queue=self.task_queue,
         )
 
@@ -120,7 +123,7 @@ def lead_id(prefix: str = "lead") -> str:
 
 
 async def lead_state(handle: WorkflowHandle) -> LeadState:
-    return await handle.query(LeadWorkflow.state, result_type=LeadState)
+    return await handle.query(LeadWorkflow.state)
 
 
 async def wait_for_state(
@@ -133,6 +136,52 @@ async def wait_for_state(
         if predicate(state):
             return state
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"lead never reached the expected state; last: {state.stage}, "
-                                 f"owner={state.owner}, timeline={state.timeline[-5:]}")
+            raise AssertionError(
+                f"lead never reached the expected state; last: {state.stage}, "
+                f"owner={state.owner}, timeline={state.timeline[-5:]}"
+            )
         await asyncio.sleep(0.05)
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "NURTURE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same tests on a SQLite file and on the local PostgreSQL server (own database,
+    dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nurture.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"nurture_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave with pytest's own status once everything is reported: the Temporal SDK's native
+    threads can abort interpreter teardown (sdk-python issue 300), which must not turn a green
+    run red. See nurture/process.py."""
+    if _exit_status:
+        from nurture.process import exit_now
+
+        exit_now(_exit_status[-1])

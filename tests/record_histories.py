@@ -27,12 +27,14 @@ HISTORIES = Path(__file__).parent / "histories"
 async def record(version: str) -> Path:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter, search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
     )
     try:
         with SendGridStandIn() as standin, tempfile.TemporaryDirectory() as tmp:
-            async with running_engine(env.client, standin, Path(tmp),
-                                      time_scale=SCENARIO_TIME_SCALE) as engine:
+            async with running_engine(
+                env.client, standin, Path(tmp), time_scale=SCENARIO_TIME_SCALE
+            ) as engine:
                 handle = await full_life(engine, f"replay-{version}")
                 history = await handle.fetch_history()
     finally:

@@ -16,12 +16,19 @@ async def full_life(engine: Engine, lead: str) -> WorkflowHandle:
     """Touch, handoff, SLA miss and reassignment, accept, reject and recycle, instant
     re-qualification, accept, won."""
     client = engine.client
-    handle = await engine.profile(lead_id=lead, email=f"{lead}@corp.example", first_name="Rae",
-                                  region="EMEA", title="Director", campaign="replay")
+    handle = await engine.profile(
+        lead_id=lead,
+        email=f"{lead}@corp.example",
+        first_name="Rae",
+        region="EMEA",
+        title="Director",
+        campaign="replay",
+    )
     await wait_for_state(handle, lambda s: s.touches_sent == 1)
     for kind in ("form_fill", "download", "page_view"):
-        await engine.event(lead, kind, url="https://corp.example/pricing"
-                           if kind == "page_view" else None)
+        await engine.event(
+            lead, kind, url="https://corp.example/pricing" if kind == "page_view" else None
+        )
     await wait_for_state(handle, lambda s: s.stage == "assigned")
     missed = await wait_for_state(handle, lambda s: bool(s.handoff and s.handoff.escalations))
     owner = missed.owner or ""
@@ -31,7 +38,8 @@ async def full_life(engine: Engine, lead: str) -> WorkflowHandle:
     await engine.event(lead, "requested_call")
     again = await wait_for_state(handle, lambda s: s.stage == "assigned" and s.handoffs == 2)
     await act(client, lead, "contact", RepAction(rep=again.owner or ""))
-    await act(client, lead, "outcome",
-              OutcomeRequest(rep=again.owner or "", result="won", amount=1000))
+    await act(
+        client, lead, "outcome", OutcomeRequest(rep=again.owner or "", result="won", amount=1000)
+    )
     await wait_for_state(handle, lambda s: s.stage == "won")
     return handle

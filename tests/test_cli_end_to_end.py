@@ -33,19 +33,39 @@ class Cli:
     env: dict[str, str]
     cwd: Path
 
-    def __call__(self, *args: str, stdin: str | None = None,
-                 timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(ROOT / "starter.py"), *args], cwd=self.cwd,
-                              env=self.env, input=stdin, capture_output=True, text=True,
-                              timeout=timeout)
+    def __call__(
+        self, *args: str, stdin: str | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "starter.py"), *args],
+            cwd=self.cwd,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def start_up(data_dir: Path, ports: dict[str, int], log: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "starter.py"), "up", "--data-dir", str(data_dir),
-         "--port", str(ports["grpc"]), "--ui-port", str(ports["ui"]),
-         "--sendgrid-port", str(ports["sendgrid"])],
-        cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            str(ROOT / "starter.py"),
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(ports["grpc"]),
+            "--ui-port",
+            str(ports["ui"]),
+            "--sendgrid-port",
+            str(ports["sendgrid"]),
+        ],
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "NURTURE_LOG_FORMAT": "json"},
     )
     deadline = time.monotonic() + 60
@@ -83,8 +103,10 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
         assert added.returncode == 1, added.stderr
         assert "4 of 5 lines applied" in added.stdout
         assert "line 5: email: not a valid email address" in added.stderr
-        rejected = [json.loads(line) for line in
-                    (tmp_path / "examples/leads.jsonl.rejects.jsonl").read_text().splitlines()]
+        rejected = [
+            json.loads(line)
+            for line in (tmp_path / "examples/leads.jsonl.rejects.jsonl").read_text().splitlines()
+        ]
         assert [r["line"] for r in rejected] == [5]
 
         events = cli("event", "examples/events.jsonl", "--json")
@@ -94,8 +116,9 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
         assert [e["line"] for e in report["errors"]] == [10, 11, 12]
         assert "unknown event type 'teleport'" in report["errors"][0]["reason"]
 
-        from_stdin = cli("event", "-", "--json",
-                         stdin='{"lead_id": "grace", "type": "form_fill"}\n')
+        from_stdin = cli(
+            "event", "-", "--json", stdin='{"lead_id": "grace", "type": "form_fill"}\n'
+        )
         assert from_stdin.returncode == 0 and json.loads(from_stdin.stdout)["applied"] == 1
 
         time.sleep(1)
@@ -123,8 +146,15 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
         assert audit.returncode == 0, audit.stdout
         audited = json.loads(audit.stdout)
         assert audited["ok"] and audited["leads"] == 205  # 4 added + "newcomer" + 200
-        assert set(audited["per_stage"]) <= {"nurturing", "recycled", "assigned", "working",
-                                             "won", "lost", "suppressed"}
+        assert set(audited["per_stage"]) <= {
+            "nurturing",
+            "recycled",
+            "assigned",
+            "working",
+            "won",
+            "lost",
+            "suppressed",
+        }
     finally:
         status = stop(up)
     assert status == 0, log.read_text()[-3000:]
@@ -146,8 +176,7 @@ def test_up_explains_a_busy_port(workspace: tuple[Cli, Path, dict[str, int]]) ->
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", ports["grpc"]))
         blocker.listen()
-        result = cli("up", "--data-dir", str(data_dir), "--port", str(ports["grpc"]),
-                     timeout=30)
+        result = cli("up", "--data-dir", str(data_dir), "--port", str(ports["grpc"]), timeout=30)
     assert result.returncode == 2
     assert f"port {ports['grpc']}" in result.stderr and "--port" in result.stderr
 
@@ -158,9 +187,17 @@ def test_worker_refuses_to_start_with_a_broken_template(tmp_path: Path) -> None:
     touch = templates / "t/touch.html"
     touch.write_text(touch.read_text().replace("{{ cycle }}", "{{ lead.favourite_colour }}"))
     result = subprocess.run(
-        [sys.executable, str(ROOT / "worker.py"), "--config", str(ROOT / "tests/fixtures/rules"),
-         "--templates", str(templates)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            str(ROOT / "worker.py"),
+            "--config",
+            str(ROOT / "tests/fixtures/rules"),
+            "--templates",
+            str(templates),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "TEMPORAL_ADDRESS": "127.0.0.1:1"},
     )
     assert result.returncode == 2

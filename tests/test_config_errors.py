@@ -139,16 +139,22 @@ def test_an_absurd_duration_is_a_config_error_not_a_crash(dirs):
 
 def test_cadences_without_a_catch_all_are_refused(dirs):
     config, _ = dirs
-    edit(config / "cadences.yaml", "    name: Everyone else\n",
-         "    name: Everyone else\n    segment: {region: EMEA}\n")
+    edit(
+        config / "cadences.yaml",
+        "    name: Everyone else\n",
+        "    name: Everyone else\n    segment: {region: EMEA}\n",
+    )
     problem = in_file(only_problem(config), config / "cadences.yaml")
     assert "catch-all" in problem and "segment" in problem
 
 
 def test_two_recycle_cadences_are_refused(dirs):
     config, _ = dirs
-    edit(config / "cadences.yaml", "    name: Enterprise, 12 weekly touches\n",
-         "    name: Enterprise, 12 weekly touches\n    recycle: true\n")
+    edit(
+        config / "cadences.yaml",
+        "    name: Enterprise, 12 weekly touches\n",
+        "    name: Enterprise, 12 weekly touches\n    recycle: true\n",
+    )
     problem = in_file(only_problem(config), config / "cadences.yaml")
     assert "recycle: true" in problem and "found 2" in problem
 
@@ -178,8 +184,11 @@ def test_a_routing_pool_naming_an_unknown_rep_is_refused(dirs):
 
 def test_a_manager_who_is_not_a_rep_is_refused(dirs):
     config, _ = dirs
-    edit(config / "routing.yaml", "region: EMEA, manager: maria}\n  - {id: bob",
-         "region: EMEA, manager: mario}\n  - {id: bob")
+    edit(
+        config / "routing.yaml",
+        "region: EMEA, manager: maria}\n  - {id: bob",
+        "region: EMEA, manager: mario}\n  - {id: bob",
+    )
     problem = in_file(only_problem(config), config / "routing.yaml")
     assert "rep 'alice'" in problem and "manager 'mario'" in problem
 
@@ -193,8 +202,11 @@ def test_a_fallback_owner_who_is_not_a_rep_is_refused(dirs):
 
 def test_a_fit_rule_on_an_unknown_profile_field_is_refused(dirs):
     config, _ = dirs
-    edit(config / "scoring.yaml", "when: {title: {contains: [vp, director, chief]}}",
-         "when: {job_title: {contains: [vp]}}")
+    edit(
+        config / "scoring.yaml",
+        "when: {title: {contains: [vp, director, chief]}}",
+        "when: {job_title: {contains: [vp]}}",
+    )
     problem = in_file(only_problem(config), config / "scoring.yaml")
     assert "fit.0" in problem and "'senior title'" in problem
     assert "unknown profile field 'job_title'" in problem and "custom.<name>" in problem
@@ -202,8 +214,11 @@ def test_a_fit_rule_on_an_unknown_profile_field_is_refused(dirs):
 
 def test_a_segment_on_an_unknown_profile_field_is_refused(dirs):
     config, _ = dirs
-    edit(config / "cadences.yaml", "segment: {company_size: {min: 500}}",
-         "segment: {employees: {min: 500}}")
+    edit(
+        config / "cadences.yaml",
+        "segment: {company_size: {min: 500}}",
+        "segment: {employees: {min: 500}}",
+    )
     problem = in_file(only_problem(config), config / "cadences.yaml")
     assert problem.startswith("cadences.0: ")
     assert "'enterprise' segment" in problem and "unknown profile field 'employees'" in problem
@@ -211,8 +226,11 @@ def test_a_segment_on_an_unknown_profile_field_is_refused(dirs):
 
 def test_custom_fields_may_be_used_in_fit_rules(dirs):
     config, _ = dirs
-    edit(config / "scoring.yaml", "when: {title: {contains: [vp, director, chief]}}",
-         "when: {custom.plan: [pro]}")
+    edit(
+        config / "scoring.yaml",
+        "when: {title: {contains: [vp, director, chief]}}",
+        "when: {custom.plan: [pro]}",
+    )
     assert load_rules(config).scoring.fit[0].when["custom.plan"].holds("PRO")
 
 
@@ -220,8 +238,11 @@ def test_invalid_yaml_is_reported_with_file_and_line(dirs):
     config, _ = dirs
     edit(config / "routing.yaml", "fallback_owner: maria", "fallback_owner: [maria")
     problem = only_problem(config)
-    line = next(i for i, text in enumerate((config / "routing.yaml").read_text().splitlines(), 1)
-                if "fallback_owner" in text)
+    line = next(
+        i
+        for i, text in enumerate((config / "routing.yaml").read_text().splitlines(), 1)
+        if "fallback_owner" in text
+    )
     assert problem.startswith(f"{config / 'routing.yaml'}:")
     assert "not valid YAML" in problem
     # The parser notices the unclosed bracket at or just after the line that has it.
@@ -256,7 +277,10 @@ def test_every_broken_file_is_reported_at_once(dirs):
     problems = problems_of(config)
     assert len(problems) == 3
     assert {Path(p.split(":", 1)[0]).name for p in problems} == {
-        "scoring.yaml", "routing.yaml", "cadences.yaml"}
+        "scoring.yaml",
+        "routing.yaml",
+        "cadences.yaml",
+    }
 
 
 @pytest.mark.parametrize("scale", [0, -1])
@@ -327,10 +351,14 @@ def test_a_template_using_an_undefined_variable_is_refused_with_file_line_and_na
 
 def test_an_undefined_variable_in_one_steps_own_template_names_that_step(dirs):
     config, templates = dirs
-    (templates / "t" / "promo.html").write_text("<p>Hello</p>\n<p>{{ lead.nickname }}</p>\n",
-                                                encoding="utf-8")
-    edit(config / "cadences.yaml", 'template: t/touch.html, subject: "News"',
-         'template: t/promo.html, subject: "News"')
+    (templates / "t" / "promo.html").write_text(
+        "<p>Hello</p>\n<p>{{ lead.nickname }}</p>\n", encoding="utf-8"
+    )
+    edit(
+        config / "cadences.yaml",
+        'template: t/touch.html, subject: "News"',
+        'template: t/promo.html, subject: "News"',
+    )
     problem = only_problem(config, templates)
     assert problem.startswith("templates/t/promo.html:2: undefined variable")
     assert "nickname" in problem and "cadence recycle step later" in problem
@@ -347,8 +375,11 @@ def test_a_template_syntax_error_is_reported_with_file_and_line(dirs):
 
 def test_a_missing_template_file_is_named(dirs):
     config, templates = dirs
-    edit(config / "cadences.yaml", 'template: t/touch.html, subject: "Touch 12"',
-         'template: t/gone.html, subject: "Touch 12"')
+    edit(
+        config / "cadences.yaml",
+        'template: t/touch.html, subject: "Touch 12"',
+        'template: t/gone.html, subject: "Touch 12"',
+    )
     problem = only_problem(config, templates)
     assert problem.startswith("templates/t/gone.html: template file not found")
     assert "cadence enterprise step s12" in problem
@@ -363,8 +394,11 @@ def test_a_missing_notification_template_is_named(dirs):
 
 def test_an_undefined_variable_in_a_subject_points_at_the_subject_not_the_template(dirs):
     config, templates = dirs
-    edit(config / "cadences.yaml", 'subject: "Following up"',
-         'subject: "Following up {{ lead.nickname }}"')
+    edit(
+        config / "cadences.yaml",
+        'subject: "Following up"',
+        'subject: "Following up {{ lead.nickname }}"',
+    )
     problem = only_problem(config, templates)
     assert "nickname" in problem and "cadence general step follow-up" in problem
     # touch.html is fine; blaming it sends the marketer to the wrong file.
@@ -384,14 +418,16 @@ AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 def test_an_event_time_without_a_time_zone_is_refused():
     with pytest.raises(ValidationError) as info:
-        LeadEvent.model_validate({"lead_id": "l1", "type": "page_view",
-                                  "at": "2026-11-24T10:00:00"})
+        LeadEvent.model_validate(
+            {"lead_id": "l1", "type": "page_view", "at": "2026-11-24T10:00:00"}
+        )
     assert "time zone" in str(info.value)
 
 
 def test_an_event_time_with_a_time_zone_is_accepted():
-    event = LeadEvent.model_validate({"lead_id": "l1", "type": "page_view",
-                                      "at": "2026-11-24T10:00:00Z"})
+    event = LeadEvent.model_validate(
+        {"lead_id": "l1", "type": "page_view", "at": "2026-11-24T10:00:00Z"}
+    )
     assert event.at == AT
 
 
@@ -435,8 +471,15 @@ def test_impossible_profile_values_are_refused(fields):
 
 
 def _event(**fields: object) -> LeadEvent:
-    return LeadEvent.model_validate({"lead_id": "l1", "type": "page_view", "at": AT,
-                                     "url": "https://x.example/pricing", **fields})
+    return LeadEvent.model_validate(
+        {
+            "lead_id": "l1",
+            "type": "page_view",
+            "at": AT,
+            "url": "https://x.example/pricing",
+            **fields,
+        }
+    )
 
 
 def test_the_same_event_sent_twice_gets_the_same_identity():
@@ -453,8 +496,14 @@ def test_props_order_does_not_change_an_events_identity():
 
 @pytest.mark.parametrize(
     "change",
-    [{"at": AT + timedelta(seconds=1)}, {"url": "https://x.example/blog/a"},
-     {"type": "email_click"}, {"lead_id": "l2"}, {"props": {"x": 1}}, {"campaign": "c1"}],
+    [
+        {"at": AT + timedelta(seconds=1)},
+        {"url": "https://x.example/blog/a"},
+        {"type": "email_click"},
+        {"lead_id": "l2"},
+        {"props": {"x": 1}},
+        {"campaign": "c1"},
+    ],
 )
 def test_different_events_get_different_identities(change):
     assert _event().with_identity().event_id != _event(**change).with_identity().event_id

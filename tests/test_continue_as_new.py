@@ -25,8 +25,9 @@ async def test_thousands_of_events_cross_continue_as_new_with_an_exact_score(
     kinds = ["email_open", "page_view", "email_click", "download"]
     points = {"email_open": 1, "page_view": 1, "email_click": 5, "download": 10}
     events = [
-        LeadEvent(lead_id=lead, type=kinds[n % 4], at=start + timedelta(minutes=n),
-                  event_id=f"{lead}-{n}")
+        LeadEvent(
+            lead_id=lead, type=kinds[n % 4], at=start + timedelta(minutes=n), event_id=f"{lead}-{n}"
+        )
         for n in range(EVENTS)
     ]
     expected_behaviour = sum(points[e.type] for e in events)
@@ -41,10 +42,13 @@ async def test_thousands_of_events_cross_continue_as_new_with_an_exact_score(
         await asyncio.gather(*(send(e) for e in events + events[:RESENT]))
         handle = dev_env.client.get_workflow_handle(f"lead-{lead}")
         state = await wait_for_state(
-            handle, lambda s: s.events_applied + s.duplicates_ignored >= EVENTS + RESENT,
+            handle,
+            lambda s: s.events_applied + s.duplicates_ignored >= EVENTS + RESENT,
             timeout=120,
         )
-        history_length = (await handle.describe()).raw_description.workflow_execution_info.history_length  # noqa: E501
+        history_length = (
+            await handle.describe()
+        ).raw_description.workflow_execution_info.history_length
 
     assert state.events_applied == EVENTS
     assert state.duplicates_ignored == RESENT

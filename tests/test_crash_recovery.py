@@ -15,16 +15,22 @@ from sqlmodel import Session, create_engine, select
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.db import OutboxMessage
-from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import TEST_RULES, TEST_TEMPLATES, lead_id, wait_for_state
 from nurture.leads import LeadProfile
+from nurture.sendgrid_standin import SendGridStandIn
 from nurture.starting import send_profile
+from tests.conftest import TEST_RULES, TEST_TEMPLATES, lead_id, wait_for_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_worker(env: WorkflowEnvironment, config: Path, task_queue: str, db_url: str,
-                 standin: SendGridStandIn, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: WorkflowEnvironment,
+    config: Path,
+    task_queue: str,
+    db_url: str,
+    standin: SendGridStandIn,
+    log: Path,
+) -> subprocess.Popen[bytes]:
     environment = {
         **os.environ,
         "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
@@ -34,9 +40,22 @@ def start_worker(env: WorkflowEnvironment, config: Path, task_queue: str, db_url
         "NURTURE_LOG_FORMAT": "json",
     }
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py"), "--config", str(config), "--templates",
-         str(TEST_TEMPLATES), "--task-queue", task_queue, "--time-scale", "3600"],
-        cwd=ROOT, env=environment, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            str(ROOT / "worker.py"),
+            "--config",
+            str(config),
+            "--templates",
+            str(TEST_TEMPLATES),
+            "--task-queue",
+            task_queue,
+            "--time-scale",
+            "3600",
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -54,8 +73,9 @@ async def test_worker_killed_between_send_and_record_does_not_send_twice(
 
     first = start_worker(dev_env, config, task_queue, db_url, standin, log)
     try:
-        await send_profile(dev_env.client, LeadProfile(lead_id=lead, email="c@corp.example"),
-                           task_queue=task_queue)
+        await send_profile(
+            dev_env.client, LeadProfile(lead_id=lead, email="c@corp.example"), task_queue=task_queue
+        )
         accepted = await asyncio.to_thread(standin.wait_for_messages, 1, 30.0)
         assert accepted, log.read_text()[-2000:]
         first.send_signal(signal.SIGKILL)

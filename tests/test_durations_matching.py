@@ -250,8 +250,16 @@ def test_tests_combine_with_and():
 
 @pytest.mark.parametrize(
     "spec",
-    ["EMEA", ["a", "b"], {"contains": "x"}, {"min": 1}, {"max": 1}, {"domain_in": "x.com"},
-     {"not_in": ["x"]}, {"exists": True}],
+    [
+        "EMEA",
+        ["a", "b"],
+        {"contains": "x"},
+        {"min": 1},
+        {"max": 1},
+        {"domain_in": "x.com"},
+        {"not_in": ["x"]},
+        {"exists": True},
+    ],
 )
 def test_a_missing_value_fails_every_test_except_exists_false(spec):
     test = FieldTest.model_validate(spec)

@@ -17,8 +17,14 @@ async def test_crossing_the_threshold_mid_cadence_hands_off_at_once_with_the_sto
     env = time_skipping_env
     lead = lead_id()
     async with running_engine(env.client, standin, tmp_path) as engine:
-        handle = await engine.profile(lead_id=lead, email="li@corp.example", first_name="Li",
-                                      region="EMEA", title="VP Sales", campaign="webinar-q4")
+        handle = await engine.profile(
+            lead_id=lead,
+            email="li@corp.example",
+            first_name="Li",
+            region="EMEA",
+            title="VP Sales",
+            campaign="webinar-q4",
+        )
         await env.sleep(timedelta(days=4))  # first general-cadence touch goes out
         assert len(standin.messages_with(lead_id=lead, category="touch")) == 2
         for kind in ("form_fill", "download"):
@@ -38,8 +44,10 @@ async def test_crossing_the_threshold_mid_cadence_hands_off_at_once_with_the_sto
         await standin_wait(standin, lead, "handoff")
         alert = standin.messages_with(lead_id=lead, category="handoff")[0]
         assert alert.to == ["alice@test.example"]
-        assert "Qualified by: score 50 reached threshold 50 on email_click" in alert.contents[
-            "text/html"]
+        assert (
+            "Qualified by: score 50 reached threshold 50 on email_click"
+            in alert.contents["text/html"]
+        )
         touches_at_handoff = len(standin.messages_with(lead_id=lead, category="touch"))
         await env.sleep(timedelta(weeks=3))  # the cadence would have sent its second cycle
         assert len(standin.messages_with(lead_id=lead, category="touch")) == touches_at_handoff
@@ -73,8 +81,11 @@ async def test_routing_uses_territory_specialists_round_robin_and_fallback(
     time_skipping_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
 ) -> None:
     profiles = [
-        {"region": "EMEA"}, {"region": "EMEA"}, {"region": "EMEA"},
-        {"region": "AMER", "industry": "Healthcare"}, {"region": "APAC"},
+        {"region": "EMEA"},
+        {"region": "EMEA"},
+        {"region": "EMEA"},
+        {"region": "AMER", "industry": "Healthcare"},
+        {"region": "APAC"},
     ]
     owners = []
     async with running_engine(time_skipping_env.client, standin, tmp_path) as engine:
@@ -107,7 +118,8 @@ async def test_sla_miss_escalates_and_reassigns_and_a_second_miss_escalates_agai
         assert [m.to for m in escalation] == [["maria@test.example"]]
         await standin_wait(standin, lead, "reassigned")
         assert standin.messages_with(lead_id=lead, category="reassigned")[0].to == [
-            "bob@test.example"]
+            "bob@test.example"
+        ]
 
         await env.sleep(timedelta(hours=4, minutes=1))
         third = await wait_for_state(handle, lambda s: len(s.handoff.escalations) == 2)  # type: ignore[union-attr]
@@ -119,8 +131,11 @@ async def test_sla_miss_escalates_and_reassigns_and_a_second_miss_escalates_agai
         ("bob", ["maria", "hana"], "maria"),
     ]
     assert third.owner == "maria" and third.stage == "assigned"
-    assert sorted(m.to[0] for m in standin.messages_with(lead_id=lead, category="escalation")) \
-        == ["hana@test.example", "maria@test.example", "maria@test.example"]
+    assert sorted(m.to[0] for m in standin.messages_with(lead_id=lead, category="escalation")) == [
+        "hana@test.example",
+        "maria@test.example",
+        "maria@test.example",
+    ]
     assert [a.rep for a in third.assignments] == ["alice", "bob", "maria"]
 
 

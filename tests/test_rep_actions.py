@@ -16,7 +16,9 @@ from tests.conftest import lead_id, lead_state, running_engine, wait_for_state
 FAST_SLA = 14400.0  # 4h contact SLA becomes 1s
 
 
-async def _assigned_lead(engine, region: str = "EMEA", email: str | None = None) -> tuple[str, object]:  # type: ignore[no-untyped-def]
+async def _assigned_lead(
+    engine, region: str = "EMEA", email: str | None = None
+) -> tuple[str, object]:  # type: ignore[no-untyped-def]
     lead = lead_id()
     await engine.profile(lead_id=lead, email=email or f"{lead}@corp.example", region=region)
     for kind in ("form_fill", "form_fill", "download"):
@@ -49,8 +51,9 @@ async def test_reject_by_owner_recycles_the_lead_with_its_reason(
         owner = (await lead_state(handle)).owner  # type: ignore[arg-type]
         assert owner == "alice"
         await act(dev_env.client, lead, "accept", RepAction(rep="alice"))
-        result = await act(dev_env.client, lead, "reject",
-                           RejectRequest(rep="alice", reason="no budget until Q3"))
+        result = await act(
+            dev_env.client, lead, "reject", RejectRequest(rep="alice", reason="no budget until Q3")
+        )
         state = await read_state(dev_env.client, lead)
     assert result.stage == "recycled" and result.owner is None
     assert state.stage == "recycled" and state.owner is None
@@ -82,11 +85,13 @@ async def test_won_and_lost_close_the_loop_and_need_an_accepted_lead(
     async with running_engine(dev_env.client, standin, tmp_path) as engine:
         won, _ = await _assigned_lead(engine, region="AMER")
         with pytest.raises(LeadActionError, match="accept or contact it first"):
-            await act(dev_env.client, won, "outcome",
-                      OutcomeRequest(rep="chen", result="won", amount=1))
+            await act(
+                dev_env.client, won, "outcome", OutcomeRequest(rep="chen", result="won", amount=1)
+            )
         await act(dev_env.client, won, "accept", RepAction(rep="chen"))
-        result = await act(dev_env.client, won, "outcome",
-                           OutcomeRequest(rep="chen", result="won", amount=42000))
+        result = await act(
+            dev_env.client, won, "outcome", OutcomeRequest(rep="chen", result="won", amount=42000)
+        )
         lost, _ = await _assigned_lead(engine, region="AMER")
         await act(dev_env.client, lost, "accept", RepAction(rep="dana"))
         await act(dev_env.client, lost, "outcome", OutcomeRequest(rep="dana", result="lost"))

@@ -36,8 +36,9 @@ async def test_recorded_history_replays_on_current_code(path: Path) -> None:
 async def test_a_fresh_full_life_replays_deterministically(
     dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
 ) -> None:
-    async with running_engine(dev_env.client, standin, tmp_path,
-                              time_scale=SCENARIO_TIME_SCALE) as engine:
+    async with running_engine(
+        dev_env.client, standin, tmp_path, time_scale=SCENARIO_TIME_SCALE
+    ) as engine:
         handle = await full_life(engine, lead_id("replay"))
         history = await handle.fetch_history()
     kinds = {e.WhichOneof("attributes") for e in history.events}

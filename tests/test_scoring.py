@@ -71,8 +71,7 @@ def active_card(points: int, at: datetime = T0) -> ScoreCard:
 
 @pytest.mark.parametrize(
     ("kind", "points"),
-    [("page_view", 1), ("download", 10), ("form_fill", 20), ("email_open", 1),
-     ("email_click", 5)],
+    [("page_view", 1), ("download", 10), ("form_fill", 20), ("email_open", 1), ("email_click", 5)],
 )
 def test_each_behaviour_scores_its_configured_points(kind, points):
     card, entries = score(event(kind))
@@ -180,8 +179,9 @@ def test_a_late_email_click_does_not_reset_the_return_visit_clock():
 
 
 def test_a_re_classified_page_view_still_counts_as_a_return_visit():
-    _, entries = score(event("page_view"), event("page_view", T0 + timedelta(days=2),
-                                                   url=f"{SITE}/pricing"))
+    _, entries = score(
+        event("page_view"), event("page_view", T0 + timedelta(days=2), url=f"{SITE}/pricing")
+    )
     assert _rules(entries) == ["page_view", "pricing page", "return_visit"]
 
 
@@ -577,7 +577,7 @@ def test_scoring_the_same_events_gives_the_same_card(raw, lead):
 @given(raw=raw_events, policy=policies, checks=st.integers(min_value=1, max_value=6))
 def test_next_decay_at_is_when_apply_decay_first_takes_points(raw, policy, checks):
     # Events arrive in time order here (the normal case).
-    events = sorted(_as_events(raw), key=lambda e: e.at)
+    events = sorted(_as_events(raw), key=lambda e: e.at or datetime.min.replace(tzinfo=UTC))
     card, _ = score(*events)
     for _ in range(checks):
         due = next_decay_at(card, policy)

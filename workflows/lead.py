@@ -14,6 +14,7 @@ handoff, so a marketer's change never applies half-way through a step.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,25 +97,28 @@ class LeadWorkflow:
         while True:
             await self._drain()
             if state.cadence is None and state.stage in MARKETING_STAGES:
-                self._enrol(cadence.select_cadence(state.profile, self._rules_now().cadences),
-                            "new lead")
+                self._enrol(
+                    cadence.select_cadence(state.profile, self._rules_now().cadences), "new lead"
+                )
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._drain()
                 state.runs += 1
                 workflow.continue_as_new(
-                    LeadInput(lead_id=state.lead_id, state=state, pending=self._inbox,
-                              pending_effects=self._effects)
+                    LeadInput(
+                        lead_id=state.lead_id,
+                        state=state,
+                        pending=self._inbox,
+                        pending_effects=self._effects,
+                    )
                 )
             wake_at = self._next_wakeup()
             if wake_at is None or wake_at > self._now():
                 timeout = None if wake_at is None else wake_at - self._now()
-                try:
+                with contextlib.suppress(TimeoutError):  # a timer came due: fine
                     await workflow.wait_condition(
                         lambda: bool(self._inbox or self._effects), timeout=timeout
                     )
-                except TimeoutError:
-                    pass
             await self._run_due_timers()
 
     async def _drain(self) -> None:
@@ -133,12 +137,14 @@ class LeadWorkflow:
     async def _run_due_timers(self) -> None:
         state, now = self._state, self._now()
         self._apply_decay(now)
-        if state.stage == "assigned" and state.handoff and state.handoff.sla_due_at:
-            if state.handoff.sla_due_at <= now:
-                await self._sla_missed()
-        if state.stage in MARKETING_STAGES and state.cadence and state.cadence.due_at:
-            if state.cadence.due_at <= now:
-                await self._send_due_touch()
+        sla_due = state.handoff.sla_due_at if state.stage == "assigned" and state.handoff else None
+        if sla_due is not None and sla_due <= now:
+            await self._sla_missed()
+        touch_due = (
+            state.cadence.due_at if state.stage in MARKETING_STAGES and state.cadence else None
+        )
+        if touch_due is not None and touch_due <= now:
+            await self._send_due_touch()
         if state.stage in SALES_STAGES and state.unforwarded and self._forward_due() <= now:
             self._forward_activity()
         self._publish()
@@ -173,16 +179,23 @@ class LeadWorkflow:
         self._set_fit()
         state.note(self._now(), "profile", "profile updated")
         progress = state.cadence
-        if state.stage == "nurturing" and progress is not None and progress.step_index == 0 \
-                and progress.cycle == 1 and state.touches_sent == 0:
+        if (
+            state.stage == "nurturing"
+            and progress is not None
+            and progress.step_index == 0
+            and progress.cycle == 1
+            and state.touches_sent == 0
+        ):
             # Nothing sent yet: the profile may put the lead in a better-fitting segment.
             better = cadence.select_cadence(state.profile, rules.cadences)
             if better.id != progress.cadence_id:
                 state.enrolments -= 1
                 self._enrol(better, "segment from profile")
         if state.stage in MARKETING_STAGES and scoring.is_sales_ready(state.score, rules.scoring):
-            await self._hand_off(f"score {state.score.total} reached threshold "
-                                 f"{rules.scoring.sales_ready_threshold} on profile fit")
+            await self._hand_off(
+                f"score {state.score.total} reached threshold "
+                f"{rules.scoring.sales_ready_threshold} on profile fit"
+            )
 
     async def _apply_event(self, event: LeadEvent) -> None:
         state, rules, now = self._state, self._rules_now(), self._now()
@@ -203,8 +216,10 @@ class LeadWorkflow:
         summary = ", ".join(f"{e.rule} {e.points:+d}" for e in entries)
         state.note(now, "event", f"{event.type}{' ' + event.url if event.url else ''}: {summary}")
         if state.stage in SALES_STAGES:
-            state.unforwarded.append(f"{(event.at or now):%Y-%m-%d %H:%M} {event.type}"
-                                     f"{' ' + event.url if event.url else ''}")
+            state.unforwarded.append(
+                f"{(event.at or now):%Y-%m-%d %H:%M} {event.type}"
+                f"{' ' + event.url if event.url else ''}"
+            )
             del state.unforwarded[:-UNFORWARDED_KEPT]
             return
         if state.stage in MARKETING_STAGES:
@@ -225,8 +240,9 @@ class LeadWorkflow:
 
     def _apply_decay(self, now: datetime) -> None:
         state = self._state
-        state.score, entries = scoring.apply_decay(state.score, self._rules_now().scoring.decay,
-                                                    now)
+        state.score, entries = scoring.apply_decay(
+            state.score, self._rules_now().scoring.decay, now
+        )
         for entry in entries:
             state.note(now, "decay", f"{entry.points:+d} ({entry.detail})")
 
@@ -249,8 +265,11 @@ class LeadWorkflow:
         current = book.get(progress.cadence_id)
         if current is None:
             state.note(now, "cadence", f"cadence {progress.cadence_id} no longer exists")
-            fallback = book.recycle_cadence if state.stage == "recycled" else (
-                cadence.select_cadence(state.profile, book))
+            fallback = (
+                book.recycle_cadence
+                if state.stage == "recycled"
+                else (cadence.select_cadence(state.profile, book))
+            )
             self._enrol(fallback, "previous cadence removed from config")
             return
         step = cadence.current_step(progress, current)
@@ -260,8 +279,11 @@ class LeadWorkflow:
         label = f"{current.id}/{step.name} (cycle {progress.cycle})"
         if state.email_suppressed or not state.profile.email:
             state.touches_skipped += 1
-            why = f"email suppressed ({state.email_suppressed})" if state.email_suppressed else (
-                "no email address on file")
+            why = (
+                f"email suppressed ({state.email_suppressed})"
+                if state.email_suppressed
+                else ("no email address on file")
+            )
             state.note(now, "touch skipped", f"{label}: {why}")
         else:
             request = EmailRequest(
@@ -273,8 +295,12 @@ class LeadWorkflow:
                 sender=book.sender,
                 template=step.template,
                 subject=step.subject,
-                context={**self._template_context(), "step": step.name, "cadence": current.id,
-                         "cycle": progress.cycle},
+                context={
+                    **self._template_context(),
+                    "step": step.name,
+                    "cadence": current.id,
+                    "cycle": progress.cycle,
+                },
             )
             if await self._send(request):
                 state.touches_sent += 1
@@ -297,7 +323,9 @@ class LeadWorkflow:
             score=state.score.total,
             grade=state.grade,
             fit=dict(state.score.fit_matches),
-            top_behaviours=[r for r in scoring.explain(state.score) if not r[0].startswith("fit:")][:8],
+            top_behaviours=[r for r in scoring.explain(state.score) if not r[0].startswith("fit:")][
+                :8
+            ],
             recent=list(state.score.recent[-10:]),
         )
         state.handoff = Handoff(number=state.handoffs, at=now, route=decision, story=story)
@@ -305,8 +333,9 @@ class LeadWorkflow:
         rep = await self._assign(decision.pool, decision, f"h{state.handoffs}")
         self._give_to(rep or decision.pool[0], f"handoff: {qualified_by}", "handoff")
 
-    def _give_to(self, rep: str, reason: str, category: str,
-                 extra: dict[str, Any] | None = None) -> None:
+    def _give_to(
+        self, rep: str, reason: str, category: str, extra: dict[str, Any] | None = None
+    ) -> None:
         """Make ``rep`` the owner, start the SLA clock and queue the rep's alert."""
         state, rules, now = self._state, self._rules_now(), self._now()
         handoff = state.handoff
@@ -315,22 +344,32 @@ class LeadWorkflow:
         state.assignments.append(Assignment(rep=rep, at=now, reason=reason))
         handoff.sla_due_at = sla.sla_due_at(now, rules.routing)
         self._move("assigned", by="routing", reason=reason)
-        self._queue_rep_email(rep, category, template=f"notifications/{category}.html",
-                              subject=f"New sales-ready lead: {state.profile.display_name}"
-                              if category == "handoff" else
-                              f"Lead reassigned to you: {state.profile.display_name}",
-                              extra=extra)
+        self._queue_rep_email(
+            rep,
+            category,
+            template=f"notifications/{category}.html",
+            subject=f"New sales-ready lead: {state.profile.display_name}"
+            if category == "handoff"
+            else f"Lead reassigned to you: {state.profile.display_name}",
+            extra=extra,
+        )
 
     async def _assign(self, candidates: list[str], decision: Any, attempt: str) -> str | None:
         state = self._state
         request = AssignRequest(
-            key=f"assign:{state.lead_id}:{attempt}", lead_id=state.lead_id,
-            pool=decision.rule, candidates=candidates, strategy=decision.strategy,
+            key=f"assign:{state.lead_id}:{attempt}",
+            lead_id=state.lead_id,
+            pool=decision.rule,
+            candidates=candidates,
+            strategy=decision.strategy,
         )
         try:
             return await workflow.execute_activity(
-                ASSIGN_REP, request, result_type=str,
-                start_to_close_timeout=self._activity_timeout(), retry_policy=RETRY_FOREVER,
+                ASSIGN_REP,
+                request,
+                result_type=str,
+                start_to_close_timeout=self._activity_timeout(),
+                retry_policy=RETRY_FOREVER,
             )
         except ActivityError as err:
             self._failed("assignment", err)
@@ -349,25 +388,48 @@ class LeadWorkflow:
         handoff.sla_due_at = None
         new_owner: str | None = None
         if rules.routing.sla.reassign_on_miss:
-            candidates = routing.candidates_after_miss(handoff.route, handoff.missed_by,
-                                                       rules.routing)
+            candidates = routing.candidates_after_miss(
+                handoff.route, handoff.missed_by, rules.routing
+            )
             if candidates:
-                new_owner = await self._assign(candidates, handoff.route,
-                                               f"h{handoff.number}-miss{miss_number}")
-        handoff.escalations.append(Escalation(at=now, missed_by=missed_by,
-                                              miss_number=miss_number, notified=notified,
-                                              reassigned_to=new_owner))
-        state.note(now, "sla missed", f"{missed_by} missed the SLA (miss {miss_number}); "
-                   f"escalated to {', '.join(notified)}"
-                   + (f"; reassigned to {new_owner}" if new_owner else ""))
+                new_owner = await self._assign(
+                    candidates, handoff.route, f"h{handoff.number}-miss{miss_number}"
+                )
+        handoff.escalations.append(
+            Escalation(
+                at=now,
+                missed_by=missed_by,
+                miss_number=miss_number,
+                notified=notified,
+                reassigned_to=new_owner,
+            )
+        )
+        state.note(
+            now,
+            "sla missed",
+            f"{missed_by} missed the SLA (miss {miss_number}); "
+            f"escalated to {', '.join(notified)}"
+            + (f"; reassigned to {new_owner}" if new_owner else ""),
+        )
         for recipient in notified:
-            self._queue_rep_email(recipient, "escalation", "notifications/escalation.html",
-                                  f"SLA missed on {state.profile.display_name} by {missed_by}",
-                                  extra={"missed_by": missed_by, "miss_number": miss_number,
-                                         "reassigned_to": new_owner})
+            self._queue_rep_email(
+                recipient,
+                "escalation",
+                "notifications/escalation.html",
+                f"SLA missed on {state.profile.display_name} by {missed_by}",
+                extra={
+                    "missed_by": missed_by,
+                    "miss_number": miss_number,
+                    "reassigned_to": new_owner,
+                },
+            )
         if new_owner is not None:
-            self._give_to(new_owner, f"reassigned after SLA miss by {missed_by}", "reassigned",
-                          extra={"missed_by": missed_by, "miss_number": miss_number})
+            self._give_to(
+                new_owner,
+                f"reassigned after SLA miss by {missed_by}",
+                "reassigned",
+                extra={"missed_by": missed_by, "miss_number": miss_number},
+            )
         else:
             # Nobody left to take it: keep the owner and chase again after another period.
             handoff.sla_due_at = sla.sla_due_at(now, rules.routing)
@@ -396,8 +458,7 @@ class LeadWorkflow:
         state, rules, now = self._state, self._rules_now(), self._now()
         state.rejections.append(Rejection(at=now, rep=request.rep, reason=request.reason))
         if rules.scoring.reset_behaviour_on_recycle:
-            state.score, _ = scoring.reset_behaviour(state.score, now,
-                                                     f"rejected by {request.rep}")
+            state.score, _ = scoring.reset_behaviour(state.score, now, f"rejected by {request.rep}")
         state.owner = None
         state.unforwarded = []
         self._move("recycled", by=request.rep, reason=f"rejected: {request.reason}")
@@ -413,8 +474,9 @@ class LeadWorkflow:
     @workflow.update
     def outcome(self, request: OutcomeRequest) -> ActionResult:
         state, now = self._state, self._now()
-        state.outcome = Outcome(result=request.result, amount=request.amount, at=now,
-                                rep=request.rep)
+        state.outcome = Outcome(
+            result=request.result, amount=request.amount, at=now, rep=request.rep
+        )
         amount = f" ({request.amount:g})" if request.amount is not None else ""
         self._move(request.result, by=request.rep, reason=f"{request.result}{amount}")
         return self._result()
@@ -443,8 +505,9 @@ class LeadWorkflow:
             raise ApplicationError(error, type="IllegalRepAction", non_retryable=True)
 
     def _result(self) -> ActionResult:
-        return ActionResult(lead_id=self._state.lead_id, stage=self._state.stage,
-                            owner=self._state.owner)
+        return ActionResult(
+            lead_id=self._state.lead_id, stage=self._state.stage, owner=self._state.owner
+        )
 
     @workflow.query
     def state(self) -> LeadState:
@@ -462,27 +525,52 @@ class LeadWorkflow:
     def _record(self, from_stage: str, to: str, by: str, reason: str) -> None:
         state = self._state
         state.transitions += 1
-        self._effects.append(TransitionRecord(
-            key=f"{state.lead_id}:t{state.transitions}", lead_id=state.lead_id,
-            workflow_id=workflow.info().workflow_id, at=self._now(), from_stage=from_stage,
-            to_stage=to, by=by, reason=reason, score=state.score.total, owner=state.owner,
-        ))
+        self._effects.append(
+            TransitionRecord(
+                key=f"{state.lead_id}:t{state.transitions}",
+                lead_id=state.lead_id,
+                workflow_id=workflow.info().workflow_id,
+                at=self._now(),
+                from_stage=from_stage,
+                to_stage=to,
+                by=by,
+                reason=reason,
+                score=state.score.total,
+                owner=state.owner,
+            )
+        )
 
-    def _queue_rep_email(self, rep_id: str, category: Any, template: str, subject: str,
-                         extra: dict[str, Any] | None = None) -> None:
+    def _queue_rep_email(
+        self,
+        rep_id: str,
+        category: Any,
+        template: str,
+        subject: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         state, rules = self._state, self._rules_now()
         rep = rules.routing.rep(rep_id)
         if rep is None:
             state.note(self._now(), "notify failed", f"rep {rep_id} is not in routing.yaml")
             return
         state.transitions += 1
-        self._effects.append(EmailRequest(
-            key=f"notify:{state.lead_id}:{category}:{state.transitions}:{rep_id}",
-            lead_id=state.lead_id, category=category, to_email=rep.email, to_name=rep.name,
-            sender=rules.cadences.sender, template=template, subject=subject,
-            context={**self._template_context(), "rep": rep.model_dump(mode="json"),
-                     **(extra or {})},
-        ))
+        self._effects.append(
+            EmailRequest(
+                key=f"notify:{state.lead_id}:{category}:{state.transitions}:{rep_id}",
+                lead_id=state.lead_id,
+                category=category,
+                to_email=rep.email,
+                to_name=rep.name,
+                sender=rules.cadences.sender,
+                template=template,
+                subject=subject,
+                context={
+                    **self._template_context(),
+                    "rep": rep.model_dump(mode="json"),
+                    **(extra or {}),
+                },
+            )
+        )
 
     def _forward_due(self) -> datetime:
         state = self._state
@@ -492,11 +580,16 @@ class LeadWorkflow:
     def _forward_activity(self) -> None:
         state = self._state
         if state.owner:
-            self._queue_rep_email(state.owner, "activity", "notifications/activity.html",
-                                  f"New activity from {state.profile.display_name}",
-                                  extra={"activity": list(state.unforwarded)})
-        state.note(self._now(), "forwarded", f"{len(state.unforwarded)} new activities to "
-                   f"{state.owner}")
+            self._queue_rep_email(
+                state.owner,
+                "activity",
+                "notifications/activity.html",
+                f"New activity from {state.profile.display_name}",
+                extra={"activity": list(state.unforwarded)},
+            )
+        state.note(
+            self._now(), "forwarded", f"{len(state.unforwarded)} new activities to {state.owner}"
+        )
         state.unforwarded = []
         state.last_forward_at = self._now()
 
@@ -506,7 +599,9 @@ class LeadWorkflow:
             return
         try:
             await workflow.execute_activity(
-                RECORD_TRANSITION, effect, start_to_close_timeout=self._activity_timeout(),
+                RECORD_TRANSITION,
+                effect,
+                start_to_close_timeout=self._activity_timeout(),
                 retry_policy=RETRY_FOREVER,
             )
         except ActivityError as err:
@@ -515,8 +610,11 @@ class LeadWorkflow:
     async def _send(self, request: EmailRequest) -> bool:
         try:
             await workflow.execute_activity(
-                SEND_EMAIL, request, result_type=EmailResult,
-                start_to_close_timeout=self._activity_timeout(), retry_policy=RETRY_FOREVER,
+                SEND_EMAIL,
+                request,
+                result_type=EmailResult,
+                start_to_close_timeout=self._activity_timeout(),
+                retry_policy=RETRY_FOREVER,
             )
             return True
         except ActivityError as err:
@@ -535,8 +633,11 @@ class LeadWorkflow:
     async def _refresh_rules(self) -> None:
         known = self._rules.version if self._rules else ""
         fresh = await workflow.execute_local_activity(
-            LOAD_RULES, LoadRulesRequest(known_version=known), result_type=Rules | None,
-            start_to_close_timeout=timedelta(seconds=10), retry_policy=RETRY_FOREVER,
+            LOAD_RULES,
+            LoadRulesRequest(known_version=known),
+            result_type=Rules | None,  # type: ignore[arg-type]  # the converter takes unions
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RETRY_FOREVER,
         )
         if fresh is not None:
             if self._rules is not None:
@@ -560,15 +661,20 @@ class LeadWorkflow:
     def _template_context(self) -> dict[str, Any]:
         state = self._state
         return {
-            "lead": {**state.profile.model_dump(mode="json"),
-                     "display_name": state.profile.display_name},
+            "lead": {
+                **state.profile.model_dump(mode="json"),
+                "display_name": state.profile.display_name,
+            },
             "score": state.score.total,
             "grade": state.grade,
             "stage": state.stage,
             "owner": state.owner,
             "story": state.handoff.story.model_dump(mode="json") if state.handoff else None,
-            "sla_due_at": (state.handoff.sla_due_at.isoformat()
-                           if state.handoff and state.handoff.sla_due_at else None),
+            "sla_due_at": (
+                state.handoff.sla_due_at.isoformat()
+                if state.handoff and state.handoff.sla_due_at
+                else None
+            ),
         }
 
     def _activity_timeout(self) -> timedelta:
@@ -591,7 +697,8 @@ class LeadWorkflow:
             "LeadOwner": state.owner,
             "LeadSegment": state.segment,
             "LeadCampaign": state.profile.campaign,
-            "SlaDueAt": state.handoff.sla_due_at if state.handoff and state.stage == "assigned"
+            "SlaDueAt": state.handoff.sla_due_at
+            if state.handoff and state.stage == "assigned"
             else None,
         }
         updates: list[SearchAttributeUpdate[Any]] = []

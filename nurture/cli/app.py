@@ -30,8 +30,11 @@ from nurture.messages import (
 from nurture.sales import ActionName, LeadActionError, act, read_state
 from nurture.scoring import explain
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Nurture: one durable Temporal workflow per lead.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Nurture: one durable Temporal workflow per lead.",
+)
 lead_app = typer.Typer(no_args_is_help=True, help="Lead profiles.")
 config_app = typer.Typer(no_args_is_help=True, help="Marketer-owned rules.")
 app.add_typer(lead_app, name="lead")
@@ -80,19 +83,31 @@ def up(
 
     configure_logging()
     options = EmbeddedOptions(
-        data_dir=data_dir.resolve(), config_dir=config_dir_from_env(config),
-        templates_dir=templates_dir_from_env(templates), port=port, ui_port=ui_port,
-        sendgrid_port=sendgrid_port, time_scale=time_scale, headless=headless,
+        data_dir=data_dir.resolve(),
+        config_dir=config_dir_from_env(config),
+        templates_dir=templates_dir_from_env(templates),
+        port=port,
+        ui_port=ui_port,
+        sendgrid_port=sendgrid_port,
+        time_scale=time_scale,
+        headless=headless,
     )
 
     def ready(info: dict[str, object]) -> None:
-        lines = [f"Temporal      {info['temporal']}", f"Web UI        {info['ui'] or '(headless)'}",
-                 f"SendGrid      {info['sendgrid']}", f"Data          {info['data_dir']}"]
+        lines = [
+            f"Temporal      {info['temporal']}",
+            f"Web UI        {info['ui'] or '(headless)'}",
+            f"SendGrid      {info['sendgrid']}",
+            f"Data          {info['data_dir']}",
+        ]
         if time_scale != 1:
             lines.append(f"Time scale    x{time_scale:g} (every rule duration divided)")
-        lines += ["", "Try:  nurture lead add examples/leads.jsonl",
-                  "      nurture event examples/events.jsonl",
-                  "      nurture audit      (Ctrl-C here stops everything)"]
+        lines += [
+            "",
+            "Try:  nurture lead add examples/leads.jsonl",
+            "      nurture event examples/events.jsonl",
+            "      nurture audit      (Ctrl-C here stops everything)",
+        ]
         console.print(Panel("\n".join(lines), title="Nurture is up", expand=False))
 
     async def main() -> int:
@@ -108,8 +123,14 @@ def up(
 # --- input ---------------------------------------------------------------------------------
 
 
-def _ingest(source: str, model: type, rejects: str | None, as_json: bool, config: Path | None,
-            task_queue: str) -> None:
+def _ingest(
+    source: str,
+    model: type,
+    rejects: str | None,
+    as_json: bool,
+    config: Path | None,
+    task_queue: str,
+) -> None:
     from nurture.cli.ingest import ingest, rejects_path
     from nurture.starting import send_event, send_profile
 
@@ -131,8 +152,15 @@ def _ingest(source: str, model: type, rejects: str | None, as_json: bool, config
             return await send(c, item, task_queue=task_queue)
 
         try:
-            report = await ingest(client, source, model, deliver, known,
-                                  rejects_path(source, rejects), show_progress=not as_json)
+            report = await ingest(
+                client,
+                source,
+                model,
+                deliver,
+                known,
+                rejects_path(source, rejects),
+                show_progress=not as_json,
+            )
         except FileNotFoundError as exc:
             return fail(str(exc), EXIT_USAGE)
         if as_json:
@@ -144,8 +172,10 @@ def _ingest(source: str, model: type, rejects: str | None, as_json: bool, config
             if len(report.rejected) > 20:
                 errors.print(f"  … and {len(report.rejected) - 20} more")
             if report.rejects_file:
-                errors.print(f"{len(report.rejected)} rejected lines kept in "
-                             f"{report.rejects_file}: fix them and send that file again")
+                errors.print(
+                    f"{len(report.rejected)} rejected lines kept in "
+                    f"{report.rejects_file}: fix them and send that file again"
+                )
         return EXIT_REJECTED_LINES if report.rejected else 0
 
     run(main())
@@ -203,38 +233,74 @@ def _print_state(state: LeadState) -> None:
     p = state.profile
     due = state.handoff.sla_due_at if state.handoff and state.stage == "assigned" else None
     summary = [
-        ["stage", state.stage], ["owner", state.owner or "-"],
-        ["score", f"{state.score.total} (fit {state.score.fit_points}, behaviour "
-                  f"{state.score.behaviour_points})"],
-        ["grade", state.grade], ["who", f"{p.display_name} {p.title or ''} @ {p.company or '-'}"],
-        ["campaign", p.campaign or "-"], ["segment", state.segment or "-"],
+        ["stage", state.stage],
+        ["owner", state.owner or "-"],
+        [
+            "score",
+            f"{state.score.total} (fit {state.score.fit_points}, behaviour "
+            f"{state.score.behaviour_points})",
+        ],
+        ["grade", state.grade],
+        ["who", f"{p.display_name} {p.title or ''} @ {p.company or '-'}"],
+        ["campaign", p.campaign or "-"],
+        ["segment", state.segment or "-"],
         ["touches", f"{state.touches_sent} sent, {state.touches_skipped} skipped"],
         ["events", f"{state.events_applied} applied, {state.duplicates_ignored} duplicates"],
     ]
     if state.cadence:
         c = state.cadence
-        summary.append(["cadence", f"{c.cadence_id} cycle {c.cycle} step {c.step_index + 1}"
-                        + (" (parked)" if c.parked else f", next touch {c.due_at:%Y-%m-%d %H:%M}"
-                           if c.due_at else "")])
+        summary.append(
+            [
+                "cadence",
+                f"{c.cadence_id} cycle {c.cycle} step {c.step_index + 1}"
+                + (
+                    " (parked)"
+                    if c.parked
+                    else f", next touch {c.due_at:%Y-%m-%d %H:%M}"
+                    if c.due_at
+                    else ""
+                ),
+            ]
+        )
     if due:
         left = due - datetime.now(UTC)
-        summary.append(["SLA due", f"{due:%Y-%m-%d %H:%M} UTC ("
-                        + (f"in {format_duration(timedelta(seconds=int(left.total_seconds())))}"
-                           if left.total_seconds() > 0 else "overdue") + ")"])
+        summary.append(
+            [
+                "SLA due",
+                f"{due:%Y-%m-%d %H:%M} UTC ("
+                + (
+                    f"in {format_duration(timedelta(seconds=int(left.total_seconds())))}"
+                    if left.total_seconds() > 0
+                    else "overdue"
+                )
+                + ")",
+            ]
+        )
     if state.email_suppressed:
         summary.append(["email", f"suppressed ({state.email_suppressed})"])
     if state.last_error:
         summary.append(["last error", state.last_error])
     console.print(table(f"Lead {state.lead_id}", ["", ""], summary))
-    console.print(table("Why this score", ["rule", "points", "times"],
-                        [[r, f"{pts:+d}", n] for r, pts, n in explain(state.score)]))
+    console.print(
+        table(
+            "Why this score",
+            ["rule", "points", "times"],
+            [[r, f"{pts:+d}", n] for r, pts, n in explain(state.score)],
+        )
+    )
     if state.handoff:
         story = state.handoff.story
-        console.print(f"[bold]Story:[/] {story.qualified_by}; campaign {story.campaign or '-'}",
-                      highlight=False)
-    console.print(table("Recent timeline", ["at", "what", "detail"],
-                        [[f"{t.at:%Y-%m-%d %H:%M}", t.kind, t.detail]
-                         for t in state.timeline[-15:]]))
+        console.print(
+            f"[bold]Story:[/] {story.qualified_by}; campaign {story.campaign or '-'}",
+            highlight=False,
+        )
+    console.print(
+        table(
+            "Recent timeline",
+            ["at", "what", "detail"],
+            [[f"{t.at:%Y-%m-%d %H:%M}", t.kind, t.detail] for t in state.timeline[-15:]],
+        )
+    )
 
 
 # --- rep actions ---------------------------------------------------------------------------
@@ -249,8 +315,11 @@ def _act(lead_id: str, action: ActionName, request: RepAction, as_json: bool) ->
         if as_json:
             print_json(result.model_dump(mode="json"))
         else:
-            console.print(f"lead {result.lead_id}: now {result.stage}"
-                          + (f", owner {result.owner}" if result.owner else ""), highlight=False)
+            console.print(
+                f"lead {result.lead_id}: now {result.stage}"
+                + (f", owner {result.owner}" if result.owner else ""),
+                highlight=False,
+            )
         return 0
 
     run(main())
@@ -270,7 +339,8 @@ def contact(lead_id: str, rep: RepOpt, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def reject(
-    lead_id: str, rep: RepOpt,
+    lead_id: str,
+    rep: RepOpt,
     reason: Annotated[str, typer.Option(help="why sales returns the lead")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -282,7 +352,8 @@ def reject(
 
 @app.command()
 def outcome(
-    lead_id: str, rep: RepOpt,
+    lead_id: str,
+    rep: RepOpt,
     result: Annotated[str, typer.Argument(help="won or lost")],
     amount: Annotated[float | None, typer.Option(min=0, help="deal amount")] = None,
     as_json: JsonOpt = False,
@@ -318,18 +389,39 @@ def audit(
             print_json(data)
         else:
             if leads:
-                console.print(table("Leads", ["lead", "stage", "owner", "score", "SLA due"],
-                                    [[r["lead_id"], r["stage"], r["owner"], r["score"],
-                                      r["sla_due_at"]] for r in report.rows]))
-            console.print(table(f"{report.leads} leads", ["stage", "leads"],
-                                [[s, n] for s, n in sorted(report.per_stage.items())]))
+                console.print(
+                    table(
+                        "Leads",
+                        ["lead", "stage", "owner", "score", "SLA due"],
+                        [
+                            [r["lead_id"], r["stage"], r["owner"], r["score"], r["sla_due_at"]]
+                            for r in report.rows
+                        ],
+                    )
+                )
+            console.print(
+                table(
+                    f"{report.leads} leads",
+                    ["stage", "leads"],
+                    [[s, n] for s, n in sorted(report.per_stage.items())],
+                )
+            )
             if report.problems:
-                console.print(table("Leads at risk", ["lead", "stage", "owner", "problem"],
-                                    [[p["lead_id"], p["stage"], p["owner"], p["problem"]]
-                                     for p in report.problems]))
+                console.print(
+                    table(
+                        "Leads at risk",
+                        ["lead", "stage", "owner", "problem"],
+                        [
+                            [p["lead_id"], p["stage"], p["owner"], p["problem"]]
+                            for p in report.problems
+                        ],
+                    )
+                )
             else:
-                console.print("[green]No lead at risk: every lead has a known stage, every "
-                              "lead in sales an owner and a running SLA.[/]")
+                console.print(
+                    "[green]No lead at risk: every lead has a known stage, every "
+                    "lead in sales an owner and a running SLA.[/]"
+                )
         return 1 if report.problems else 0
 
     run(main())
@@ -356,25 +448,43 @@ def simulate(
 
     async def main() -> int:
         try:
-            summary = await run_simulation(await _client(), rules, leads, seed, settle,
-                                           not as_json, task_queue)
+            summary = await run_simulation(
+                await _client(), rules, leads, seed, settle, not as_json, task_queue
+            )
         except LeadActionError as exc:
             return fail(str(exc), EXIT_USAGE)
         if as_json:
             print_json(summary.as_json())
         else:
             s = summary
-            console.print(table(
-                f"Simulated {s.leads} leads, {s.events} events (seed {seed})", ["", ""],
-                [["hot / warm / cold", f"{s.temperature['hot']} / {s.temperature['warm']} / "
-                                       f"{s.temperature['cold']}"],
-                 ["handed off", s.handed_off], ["accepted", s.accepted],
-                 ["rejected (recycled)", s.rejected],
-                 ["won", f"{s.won} ({s.won_amount:,.0f})"], ["lost", s.lost],
-                 ["SLA escalations", s.escalations], ["nurture emails sent", s.touches_sent],
-                 ["absent rep", ", ".join(s.absent_reps) or "-"]]))
-            console.print(table("Leads per stage", ["stage", "leads"],
-                                [[k, v] for k, v in sorted(s.per_stage.items())]))
+            console.print(
+                table(
+                    f"Simulated {s.leads} leads, {s.events} events (seed {seed})",
+                    ["", ""],
+                    [
+                        [
+                            "hot / warm / cold",
+                            f"{s.temperature['hot']} / {s.temperature['warm']} / "
+                            f"{s.temperature['cold']}",
+                        ],
+                        ["handed off", s.handed_off],
+                        ["accepted", s.accepted],
+                        ["rejected (recycled)", s.rejected],
+                        ["won", f"{s.won} ({s.won_amount:,.0f})"],
+                        ["lost", s.lost],
+                        ["SLA escalations", s.escalations],
+                        ["nurture emails sent", s.touches_sent],
+                        ["absent rep", ", ".join(s.absent_reps) or "-"],
+                    ],
+                )
+            )
+            console.print(
+                table(
+                    "Leads per stage",
+                    ["stage", "leads"],
+                    [[k, v] for k, v in sorted(s.per_stage.items())],
+                )
+            )
         return 0
 
     run(main())
@@ -385,8 +495,9 @@ async def _fail_async(message: str) -> int:
 
 
 @config_app.command("check")
-def config_check(config: ConfigOpt = None, templates: TemplatesOpt = None,
-                 as_json: JsonOpt = False) -> None:
+def config_check(
+    config: ConfigOpt = None, templates: TemplatesOpt = None, as_json: JsonOpt = False
+) -> None:
     """Validate the rules and render every template against sample leads."""
     config_dir, templates_dir = config_dir_from_env(config), templates_dir_from_env(templates)
     try:
@@ -400,8 +511,15 @@ def config_check(config: ConfigOpt = None, templates: TemplatesOpt = None,
                 errors.print(f"  {problem}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from None
     if as_json:
-        print_json({"ok": True, "version": rules.version,
-                    "cadences": [c.id for c in rules.cadences.cadences]})
+        print_json(
+            {
+                "ok": True,
+                "version": rules.version,
+                "cadences": [c.id for c in rules.cadences.cadences],
+            }
+        )
     else:
-        console.print(f"[green]ok[/]: {config_dir} (version {rules.version}), "
-                      f"{sum(len(c.steps) for c in rules.cadences.cadences)} templates render")
+        console.print(
+            f"[green]ok[/]: {config_dir} (version {rules.version}), "
+            f"{sum(len(c.steps) for c in rules.cadences.cadences)} templates render"
+        )

@@ -23,8 +23,12 @@ class AuditReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"leads": self.leads, "per_stage": dict(self.per_stage),
-                "problems": self.problems, "ok": not self.problems}
+        return {
+            "leads": self.leads,
+            "per_stage": dict(self.per_stage),
+            "problems": self.problems,
+            "ok": not self.problems,
+        }
 
 
 async def audit(client: Client, grace: timedelta = timedelta(minutes=1)) -> AuditReport:
@@ -43,13 +47,23 @@ async def audit(client: Client, grace: timedelta = timedelta(minutes=1)) -> Audi
         stage = attrs.get(STAGE)
         owner = attrs.get(OWNER)
         due = attrs.get(SLA_DUE)
-        row = {"lead_id": lead_id, "stage": stage, "owner": owner,
-               "score": attrs.get(SCORE), "sla_due_at": due.isoformat() if due else None}
+        row = {
+            "lead_id": lead_id,
+            "stage": stage,
+            "owner": owner,
+            "score": attrs.get(SCORE),
+            "sla_due_at": due.isoformat() if due else None,
+        }
         report.rows.append(row)
         report.leads += 1
         if wf.status is not None and wf.status.name != "RUNNING":
-            report.problems.append({**row, "problem": f"workflow {wf.status.name.lower()}: "
-                                    "the lead is no longer looked after"})
+            report.problems.append(
+                {
+                    **row,
+                    "problem": f"workflow {wf.status.name.lower()}: "
+                    "the lead is no longer looked after",
+                }
+            )
             report.per_stage["(closed workflow)"] += 1
             continue
         report.per_stage[stage or "(starting)"] += 1

@@ -56,25 +56,34 @@ def _check_free(port: int, what: str, flag: str) -> None:
 def start_dev_server(options: EmbeddedOptions) -> subprocess.Popen[bytes]:
     options.data_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        installed_binary("temporal"), "server", "start-dev",
-        "--ip", "127.0.0.1",
-        "--port", str(options.port),
-        "--db-filename", str(options.data_dir / "temporal.db"),
-        "--log-level", "error",
+        installed_binary("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(options.port),
+        "--db-filename",
+        str(options.data_dir / "temporal.db"),
+        "--log-level",
+        "error",
         *search_attribute_flags(),
     ]
     command += ["--headless"] if options.headless else ["--ui-port", str(options.ui_port)]
     log_file = (options.data_dir / "temporal-server.log").open("ab")
-    return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 async def wait_for_server(address: str, process: subprocess.Popen[bytes], timeout: float = 60):  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"the Temporal dev server exited with {process.returncode}; "
-                               "see temporal-server.log in the data dir")
+            raise RuntimeError(
+                f"the Temporal dev server exited with {process.returncode}; "
+                "see temporal-server.log in the data dir"
+            )
         try:
             return await connect(TemporalSettings(address=address))
         except RuntimeError:
@@ -117,21 +126,25 @@ async def run_embedded(options: EmbeddedOptions, on_ready) -> None:  # type: ign
             standin = SendGridStandIn(port=options.sendgrid_port).start()
             mailer = MailerSettings(api_key="SG.local-standin", base_url=standin.url)
         worker_options = WorkerOptions(
-            config_dir=options.config_dir, templates_dir=options.templates_dir,
+            config_dir=options.config_dir,
+            templates_dir=options.templates_dir,
             database_url=os.environ.get("NURTURE_DATABASE_URL")
             or f"sqlite:///{(options.data_dir / 'nurture.db').resolve()}",
-            mailer=mailer, time_scale=options.time_scale,
+            mailer=mailer,
+            time_scale=options.time_scale,
         )
         worker = build_worker(client, worker_options)
         async with worker:
-            on_ready({
-                "temporal": address,
-                "ui": None if options.headless else f"http://127.0.0.1:{options.ui_port}",
-                "sendgrid": mailer.base_url,
-                "data_dir": str(options.data_dir),
-                "database": worker_options.database_url,
-                "time_scale": options.time_scale,
-            })
+            on_ready(
+                {
+                    "temporal": address,
+                    "ui": None if options.headless else f"http://127.0.0.1:{options.ui_port}",
+                    "sendgrid": mailer.base_url,
+                    "data_dir": str(options.data_dir),
+                    "database": worker_options.database_url,
+                    "time_scale": options.time_scale,
+                }
+            )
             await asyncio.Event().wait()
     finally:
         if standin is not None:

@@ -119,10 +119,13 @@ async def ingest(
     lead_locks: dict[str, asyncio.Lock] = {}
     tasks: set[asyncio.Task[None]] = set()
     progress = Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rejected]} rejected"), TimeRemainingColumn(),
-        disable=not show_progress, transient=False,
-        console=None if stream is sys.stderr else None,
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rejected]} rejected"),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+        transient=False,
     )
 
     async def deliver(number: int, raw: str, item: LeadEvent | LeadProfile, bar: Any) -> None:

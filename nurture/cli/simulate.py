@@ -23,20 +23,75 @@ from nurture.rules import Rules
 from nurture.sales import LeadActionError, act, read_state
 from nurture.starting import send_event, send_profile
 
-FIRST = ["Ada", "Grace", "Alan", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances",
-         "Edsger", "Radia", "Tim", "Hedy", "Guido", "Katherine", "Niklaus"]
-LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie",
-        "Allen", "Dijkstra", "Perlman", "Berners-Lee", "Lamarr", "Rossum", "Johnson", "Wirth"]
-TITLES = ["VP Engineering", "Director of IT", "Head of Operations", "CTO", "IT Manager",
-          "Software Engineer", "Analyst", "Student", "Marketing Manager", "Chief Financial Officer"]
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "Guido",
+    "Katherine",
+    "Niklaus",
+]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "Rossum",
+    "Johnson",
+    "Wirth",
+]
+TITLES = [
+    "VP Engineering",
+    "Director of IT",
+    "Head of Operations",
+    "CTO",
+    "IT Manager",
+    "Software Engineer",
+    "Analyst",
+    "Student",
+    "Marketing Manager",
+    "Chief Financial Officer",
+]
 INDUSTRIES = ["software", "saas", "fintech", "healthcare", "manufacturing", "retail", "education"]
 REGIONS = ["EMEA", "AMER", "APAC", "EMEA", "AMER"]
 CAMPAIGNS = ["webinar-q4", "whitepaper-ai", "ppc-brand", "tradeshow-berlin", "organic"]
 DOMAINS = ["corp.example", "bigco.example", "startup.example", "gmail.com", "rivalsoft.example"]
-PAGES = ["/", "/product", "/pricing", "/blog/nurture-101", "/blog/scoring", "/careers",
-         "/customers", "/docs"]
-REJECT_REASONS = ["no budget this year", "not the decision maker", "student / not a buyer",
-                  "already a customer of a competitor", "timing: revisit next quarter"]
+PAGES = [
+    "/",
+    "/product",
+    "/pricing",
+    "/blog/nurture-101",
+    "/blog/scoring",
+    "/careers",
+    "/customers",
+    "/docs",
+]
+REJECT_REASONS = [
+    "no budget this year",
+    "not the decision maker",
+    "student / not a buyer",
+    "already a customer of a competitor",
+    "timing: revisit next quarter",
+]
 
 
 @dataclass
@@ -68,7 +123,8 @@ def make_profile(rng: random.Random, index: int, seed: int) -> LeadProfile:
     return LeadProfile(
         lead_id=f"sim{seed}-{index:05d}",
         email=f"{first.lower()}.{last.lower().replace('-', '')}{index}@{domain}",
-        first_name=first, last_name=last,
+        first_name=first,
+        last_name=last,
         company=f"{last} {rng.choice(['Labs', 'Systems', 'GmbH', 'Inc', 'Group'])}",
         title=rng.choice(TITLES),
         company_size=rng.choice([8, 40, 120, 300, 800, 2500, 12000]),
@@ -80,10 +136,13 @@ def make_profile(rng: random.Random, index: int, seed: int) -> LeadProfile:
     )
 
 
-def make_events(rng: random.Random, lead: LeadProfile, now: datetime) -> tuple[str, list[LeadEvent]]:
+def make_events(
+    rng: random.Random, lead: LeadProfile, now: datetime
+) -> tuple[str, list[LeadEvent]]:
     temperature = rng.choices(["hot", "warm", "cold"], weights=[25, 35, 40])[0]
     count = {"hot": rng.randint(8, 18), "warm": rng.randint(3, 8), "cold": rng.randint(0, 3)}[
-        temperature]
+        temperature
+    ]
     start = now - timedelta(days=rng.randint(5, 30))
     events: list[LeadEvent] = []
     at = start
@@ -91,23 +150,49 @@ def make_events(rng: random.Random, lead: LeadProfile, now: datetime) -> tuple[s
         at += timedelta(hours=rng.randint(1, 60))
         at = min(at, now)
         if temperature == "hot":
-            kind = rng.choices(["page_view", "download", "form_fill", "email_click",
-                                "webinar_attended", "email_open"], weights=[5, 3, 2, 3, 1, 3])[0]
+            kind = rng.choices(
+                [
+                    "page_view",
+                    "download",
+                    "form_fill",
+                    "email_click",
+                    "webinar_attended",
+                    "email_open",
+                ],
+                weights=[5, 3, 2, 3, 1, 3],
+            )[0]
         else:
-            kind = rng.choices(["page_view", "email_open", "email_click", "download"],
-                               weights=[6, 4, 2, 1])[0]
+            kind = rng.choices(
+                ["page_view", "email_open", "email_click", "download"], weights=[6, 4, 2, 1]
+            )[0]
         url = f"https://nurture.example{rng.choice(PAGES)}" if kind == "page_view" else None
-        events.append(LeadEvent(lead_id=lead.lead_id, type=kind, at=at, url=url,
-                                campaign=lead.campaign, event_id=f"{lead.lead_id}-e{n}"))
+        events.append(
+            LeadEvent(
+                lead_id=lead.lead_id,
+                type=kind,
+                at=at,
+                url=url,
+                campaign=lead.campaign,
+                event_id=f"{lead.lead_id}-e{n}",
+            )
+        )
     if temperature == "hot" and rng.random() < 0.3:
-        events.append(LeadEvent(lead_id=lead.lead_id, type="requested_call", at=now,
-                                event_id=f"{lead.lead_id}-call"))
+        events.append(
+            LeadEvent(
+                lead_id=lead.lead_id, type="requested_call", at=now, event_id=f"{lead.lead_id}-call"
+            )
+        )
     return temperature, events
 
 
 async def simulate(
-    client: Client, rules: Rules, leads: int, seed: int, settle_seconds: float,
-    show_progress: bool, task_queue: str,
+    client: Client,
+    rules: Rules,
+    leads: int,
+    seed: int,
+    settle_seconds: float,
+    show_progress: bool,
+    task_queue: str,
 ) -> SimulationSummary:
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -137,9 +222,11 @@ async def simulate(
         await asyncio.gather(*tasks)
 
         ids = [lead.lead_id for lead in population]
-        await settle(client, {p.lead_id: len(e) for p, (_, e) in zip(population, plans,
-                                                                      strict=True)},
-                     settle_seconds)
+        await settle(
+            client,
+            {p.lead_id: len(e) for p, (_, e) in zip(population, plans, strict=True)},
+            settle_seconds,
+        )
         acting = progress.add_task("sales reps acting", total=leads)
         decisions = random.Random(seed + 1)
         for lead_id in ids:
@@ -160,15 +247,19 @@ async def settle(client: Client, expected: dict[str, int], seconds: float) -> No
     pending = dict(expected)
     while pending and asyncio.get_running_loop().time() < deadline:
         states = await asyncio.gather(*(read_state(client, i) for i in pending))
-        pending = {s.lead_id: pending[s.lead_id] for s in states
-                   if s.events_applied + s.duplicates_ignored < pending[s.lead_id]
-                   or s.profile.email is None}
+        pending = {
+            s.lead_id: pending[s.lead_id]
+            for s in states
+            if s.events_applied + s.duplicates_ignored < pending[s.lead_id]
+            or s.profile.email is None
+        }
         if pending:
             await asyncio.sleep(0.3)
 
 
-async def play_rep(client: Client, lead_id: str, rng: random.Random, absent: str | None,
-                   summary: SimulationSummary) -> None:
+async def play_rep(
+    client: Client, lead_id: str, rng: random.Random, absent: str | None, summary: SimulationSummary
+) -> None:
     state = await read_state(client, lead_id)
     if state.stage != "assigned" or state.owner is None or state.owner == absent:
         return
@@ -176,8 +267,9 @@ async def play_rep(client: Client, lead_id: str, rng: random.Random, absent: str
     roll = rng.random()
     try:
         if roll < 0.25:
-            await act(client, lead_id, "reject",
-                      RejectRequest(rep=rep, reason=rng.choice(REJECT_REASONS)))
+            await act(
+                client, lead_id, "reject", RejectRequest(rep=rep, reason=rng.choice(REJECT_REASONS))
+            )
             summary.rejected += 1
             return
         if roll < 0.85:
@@ -186,8 +278,9 @@ async def play_rep(client: Client, lead_id: str, rng: random.Random, absent: str
             close = rng.random()
             if close < 0.35:
                 amount = float(rng.choice([5000, 12000, 30000, 75000]))
-                await act(client, lead_id, "outcome",
-                          OutcomeRequest(rep=rep, result="won", amount=amount))
+                await act(
+                    client, lead_id, "outcome", OutcomeRequest(rep=rep, result="won", amount=amount)
+                )
                 summary.won += 1
                 summary.won_amount += amount
             elif close < 0.6:

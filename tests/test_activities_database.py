@@ -1,0 +1,98 @@
+"""The activities' database writes, on SQLite and on the real PostgreSQL server: a retried
+activity never double-counts, round robin never hands two leads the same turn."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from sqlmodel import Session, func, select
+from temporalio.testing import ActivityEnvironment
+
+from activities import EmailActivities, Mailer, RecordActivities, RoutingActivities
+from activities.email import MailerSettings
+from nurture.db import OutboxMessage, RepAssignment, StageTransition, make_engine
+from nurture.messages import AssignRequest, EmailRequest, TransitionRecord
+from nurture.rules import Sender
+from nurture.sendgrid_standin import SendGridStandIn
+from tests.conftest import TEST_TEMPLATES
+
+
+def test_round_robin_gives_every_turn_once_under_concurrency(database_url: str) -> None:
+    routing = RoutingActivities(make_engine(database_url))
+    env = ActivityEnvironment()
+
+    def assign(n: int) -> str:
+        return env.run(
+            routing.assign_rep,
+            AssignRequest(
+                key=f"assign:lead{n}:h1",
+                lead_id=f"lead{n}",
+                pool="emea",
+                candidates=["alice", "bob", "chen"],
+                strategy="round_robin",
+            ),
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        reps = list(pool.map(assign, range(30)))
+    assert sorted(reps.count(r) for r in ("alice", "bob", "chen")) == [10, 10, 10]
+    retried = assign(7)  # a retried activity returns the same rep and takes no turn
+    assert retried == reps[7]
+    with Session(routing.engine) as session:
+        assert session.exec(select(func.count()).select_from(RepAssignment)).one() == 30
+
+
+def test_a_retried_transition_record_is_written_once(database_url: str) -> None:
+    records = RecordActivities(make_engine(database_url))
+    record = TransitionRecord(
+        key="lead-1:t1",
+        lead_id="lead-1",
+        workflow_id="lead-lead-1",
+        at=datetime(2026, 11, 24, 12, tzinfo=UTC),
+        from_stage="nurturing",
+        to_stage="assigned",
+        by="routing",
+        reason="handoff",
+        score=105,
+        owner="alice",
+    )
+    env = ActivityEnvironment()
+    env.run(records.record_transition, record)
+    env.run(records.record_transition, record)
+    with Session(records.engine) as session:
+        rows = session.exec(select(StageTransition)).all()
+    assert [(r.lead_id, r.to_stage, r.owner) for r in rows] == [("lead-1", "assigned", "alice")]
+
+
+def test_a_retried_send_does_not_email_twice(database_url: str) -> None:
+    with SendGridStandIn() as standin:
+        engine = make_engine(database_url)
+        emails = EmailActivities(
+            engine, Mailer(MailerSettings("SG.k", standin.url)), TEST_TEMPLATES
+        )
+        request = EmailRequest(
+            key="touch:lead-2:general:e1:c1:hello",
+            lead_id="lead-2",
+            category="touch",
+            to_email="lead2@corp.example",
+            sender=Sender(email="m@test.example"),
+            template="t/touch.html",
+            subject="Hello {{ lead.first_name }}",
+            context={
+                "lead": {"first_name": "Bo", "company": None},
+                "step": "hello",
+                "cadence": "general",
+                "cycle": 1,
+            },
+        )
+        env = ActivityEnvironment()
+        first = env.run(emails.send_email, request)
+        second = env.run(emails.send_email, request)
+        assert (first.status, second.status) == ("sent", "already_sent")
+        assert first.message_id == second.message_id
+        assert len(standin.messages_with(nurture_key=request.key)) == 1
+        assert standin.messages[0].subject == "Hello Bo"
+        with Session(engine) as session:
+            row = session.get(OutboxMessage, request.key)
+        assert row is not None and row.status == "sent" and row.attempts == 1
