@@ -95,7 +95,12 @@ class EmailActivities:
 
     @activity.defn(name=SEND_EMAIL)
     def send_email(self, request: EmailRequest) -> EmailResult:
-        bound = log.bind(lead_id=request.lead_id, key=request.key, category=request.category)
+        bound = log.bind(
+            lead_id=request.lead_id,
+            workflow_id=activity.info().workflow_id,
+            key=request.key,
+            category=request.category,
+        )
         try:
             rendered = render_email(
                 self.templates, request.template, request.subject, request.context

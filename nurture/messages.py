@@ -27,7 +27,7 @@ ASSIGN_REP = "assign_rep"
 RECORD_TRANSITION = "record_transition"
 
 TIMELINE_KEPT = 200
-SEEN_EVENT_IDS_KEPT = 5000
+SEEN_EVENT_IDS_KEPT = 2000  # the de-duplication window, carried across runs
 
 
 class TimelineEntry(BaseModel):
@@ -162,13 +162,16 @@ class LoadRulesRequest(BaseModel):
     known_version: str = ""
 
 
+EmailCategory = Literal["touch", "handoff", "escalation", "reassigned", "activity"]
+
+
 class EmailRequest(BaseModel):
     """One email to send exactly once; ``key`` is its idempotency key."""
 
     kind: Literal["email"] = "email"
     key: str
     lead_id: str
-    category: Literal["touch", "handoff", "escalation", "reassigned", "activity"]
+    category: EmailCategory
     to_email: str
     to_name: str | None = None
     sender: Sender

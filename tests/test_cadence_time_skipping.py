@@ -57,3 +57,45 @@ async def test_provider_outage_is_retried_and_a_refusal_surfaces_on_the_lead(
     assert "SendGrid refused the message (400)" in state.last_error
     assert any(t.kind == "error" and "touch email failed" in t.detail for t in state.timeline)
     assert state.touches_sent == 3 and state.cadence is not None and state.cadence.parked
+
+
+async def test_an_unsubscribed_lead_gets_no_more_email_but_keeps_its_score_and_reaches_sales(
+    time_skipping_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    lead = lead_id()
+    async with running_engine(env.client, standin, tmp_path) as engine:
+        handle = await engine.profile(lead_id=lead, email="u@corp.example", region="EMEA")
+        await env.sleep(timedelta(hours=2))
+        await engine.event(lead, "download")
+        await engine.event(lead, "unsubscribe")
+        await env.sleep(timedelta(days=5))  # the follow-up touch (day 3) comes due
+        suppressed = await handle.query(LeadWorkflow.state)
+        await engine.event(lead, "requested_call")
+        await env.sleep(timedelta(minutes=1))
+        in_sales = await handle.query(LeadWorkflow.state)
+
+    touches = standin.messages_with(lead_id=lead, category="touch")
+    assert len(touches) == 1  # only the touch sent before the unsubscribe
+    assert suppressed.stage == "suppressed" and suppressed.email_suppressed == "unsubscribe"
+    assert suppressed.score.behaviour_points == 10 and suppressed.touches_skipped >= 1
+    assert in_sales.stage == "assigned" and in_sales.owner == "alice"
+
+
+async def test_inactivity_decays_the_score_of_a_sleeping_lead(
+    time_skipping_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    lead = lead_id()
+    async with running_engine(env.client, standin, tmp_path) as engine:
+        handle = await engine.profile(lead_id=lead, email="d@corp.example")
+        await engine.event(lead, "form_fill")
+        await engine.event(lead, "download")
+        await env.sleep(timedelta(days=13))
+        before = await handle.query(LeadWorkflow.state)
+        await env.sleep(timedelta(days=9))  # 22 days idle: ticks at day 14 and day 21
+        after = await handle.query(LeadWorkflow.state)
+    assert before.score.behaviour_points == 30
+    assert after.score.behaviour_points == 20
+    assert after.score.tallies["decay"].points == -10
+    assert any(t.kind == "decay" for t in after.timeline)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from nurture.stages import STAGES
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
@@ -146,15 +148,7 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
         assert audit.returncode == 0, audit.stdout
         audited = json.loads(audit.stdout)
         assert audited["ok"] and audited["leads"] == 205  # 4 added + "newcomer" + 200
-        assert set(audited["per_stage"]) <= {
-            "nurturing",
-            "recycled",
-            "assigned",
-            "working",
-            "won",
-            "lost",
-            "suppressed",
-        }
+        assert set(audited["per_stage"]) <= set(STAGES)
     finally:
         status = stop(up)
     assert status == 0, log.read_text()[-3000:]

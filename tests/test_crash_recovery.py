@@ -101,3 +101,5 @@ async def test_worker_killed_between_send_and_record_does_not_send_twice(
         row = session.get(OutboxMessage, key)
     assert row is not None and row.status == "sent" and row.attempts == 1
     assert state.last_error is None
+    assert "SG.crash-test-key" not in log.read_text()  # no secret in any log line
+    assert '"lead_id": "' + lead + '"' in log.read_text()  # structured, with the lead id

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         ActionResult,
         Assignment,
         AssignRequest,
+        EmailCategory,
         EmailRequest,
         EmailResult,
         Escalation,
@@ -49,8 +50,17 @@ with workflow.unsafe.imports_passed_through():
         Story,
         TransitionRecord,
     )
-    from nurture.rules import SYSTEM_EVENT_TYPES, Rules
-    from nurture.stages import MARKETING_STAGES, SALES_STAGES, Stage, rep_action_error
+    from nurture.routing import RouteDecision
+    from nurture.rules import SYSTEM_EVENT_TYPES, Cadence, Rules
+    from nurture.stages import (
+        MARKETING_STAGES,
+        SALES_STAGES,
+        Stage,
+        rep_action_error,
+    )
+    from nurture.stages import (
+        RepAction as RepActionName,
+    )
 
 STAGE = SearchAttributeKey.for_keyword("LeadStage")
 SCORE = SearchAttributeKey.for_int("LeadScore")
@@ -248,7 +258,7 @@ class LeadWorkflow:
 
     # --- nurture ----------------------------------------------------------------------------
 
-    def _enrol(self, chosen: Any, reason: str) -> None:
+    def _enrol(self, chosen: Cadence, reason: str) -> None:
         state = self._state
         state.enrolments += 1
         state.cadence = cadence.enrol(chosen, state.enrolments, self._now())
@@ -334,7 +344,11 @@ class LeadWorkflow:
         self._give_to(rep or decision.pool[0], f"handoff: {qualified_by}", "handoff")
 
     def _give_to(
-        self, rep: str, reason: str, category: str, extra: dict[str, Any] | None = None
+        self,
+        rep: str,
+        reason: str,
+        category: Literal["handoff", "reassigned"],
+        extra: dict[str, Any] | None = None,
     ) -> None:
         """Make ``rep`` the owner, start the SLA clock and queue the rep's alert."""
         state, rules, now = self._state, self._rules_now(), self._now()
@@ -354,7 +368,9 @@ class LeadWorkflow:
             extra=extra,
         )
 
-    async def _assign(self, candidates: list[str], decision: Any, attempt: str) -> str | None:
+    async def _assign(
+        self, candidates: list[str], decision: RouteDecision, attempt: str
+    ) -> str | None:
         state = self._state
         request = AssignRequest(
             key=f"assign:{state.lead_id}:{attempt}",
@@ -496,7 +512,7 @@ class LeadWorkflow:
             state.note(now, verb, f"{action.rep} {verb} the lead")
         return self._result()
 
-    def _check(self, action: Any, rep: str) -> None:
+    def _check(self, action: RepActionName, rep: str) -> None:
         state = self._state
         rules = self._rules
         known = rules is not None and rules.routing.rep(rep) is not None
@@ -543,7 +559,7 @@ class LeadWorkflow:
     def _queue_rep_email(
         self,
         rep_id: str,
-        category: Any,
+        category: EmailCategory,
         template: str,
         subject: str,
         extra: dict[str, Any] | None = None,
