@@ -78,8 +78,8 @@ def start_up(data_dir: Path, ports: dict[str, int], log: Path) -> subprocess.Pop
     return process
 
 
-def stop(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGINT)
+def stop(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> int:
+    process.send_signal(signum)
     return process.wait(timeout=30)
 
 
@@ -162,7 +162,7 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
         ada = json.loads(shown.stdout)
         assert ada["stage"] == "won" and ada["outcome"]["amount"] == 25000
     finally:
-        assert stop(again) == 0
+        assert stop(again, signal.SIGTERM) == 0  # what a service manager sends
 
 
 def test_up_explains_a_busy_port(workspace: tuple[Cli, Path, dict[str, int]]) -> None:

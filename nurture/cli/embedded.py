@@ -13,10 +13,14 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from activities.email import MailerSettings
 from nurture.sendgrid_standin import SendGridStandIn
@@ -76,7 +80,9 @@ def start_dev_server(options: EmbeddedOptions) -> subprocess.Popen[bytes]:
     )
 
 
-async def wait_for_server(address: str, process: subprocess.Popen[bytes], timeout: float = 60):  # type: ignore[no-untyped-def]
+async def wait_for_server(
+    address: str, process: subprocess.Popen[bytes], timeout: float = 60
+) -> Client:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         if process.poll() is not None:
@@ -85,8 +91,13 @@ async def wait_for_server(address: str, process: subprocess.Popen[bytes], timeou
                 "see temporal-server.log in the data dir"
             )
         try:
-            return await connect(TemporalSettings(address=address))
-        except RuntimeError:
+            client = await connect(TemporalSettings(address=address))
+            # Connected is not ready: wait until the namespace answers.
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=client.namespace)
+            )
+            return client
+        except (RuntimeError, RPCError):
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.2)
@@ -105,8 +116,18 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-async def run_embedded(options: EmbeddedOptions, on_ready) -> None:  # type: ignore[no-untyped-def]
-    """Run everything until cancelled (Ctrl-C); ``on_ready(info)`` prints the banner."""
+async def run_embedded(
+    options: EmbeddedOptions, on_ready: Callable[[dict[str, object]], None]
+) -> None:
+    """Run everything until SIGINT (Ctrl-C) or SIGTERM; ``on_ready(info)`` prints the banner.
+
+    The handlers are installed here rather than relying on KeyboardInterrupt: a process started
+    in the background by a shell inherits SIGINT as ignored, and service managers send SIGTERM.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     from worker import WorkerOptions, build_worker
 
     _check_free(options.port, "Temporal gRPC", "--port")
@@ -145,7 +166,8 @@ async def run_embedded(options: EmbeddedOptions, on_ready) -> None:  # type: ign
                     "time_scale": options.time_scale,
                 }
             )
-            await asyncio.Event().wait()
+            await stop.wait()
+            log.info("stopping: worker first, then the SendGrid stand-in and Temporal")
     finally:
         if standin is not None:
             standin.stop()

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from temporalio.service import RPCError
 
 from nurture.process import exit_now
 
@@ -24,6 +25,13 @@ def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
         status = asyncio.run(coro)
     except KeyboardInterrupt:
         status = interrupted_status
+    except RPCError as exc:  # the server went away or is not ready: say so, no traceback
+        status = fail(
+            f"Temporal answered {exc.status.name}: {exc.message}. Is the engine running and "
+            "ready ('nurture up', TEMPORAL_ADDRESS)? Commands are safe to run again: events and "
+            "profiles already sent are not applied twice when they carry 'at' or 'event_id'.",
+            2,
+        )
     exit_now(status)
 
 
