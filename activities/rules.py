@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import structlog
@@ -22,11 +23,19 @@ class RulesSource:
     is fixed (``nurture config check`` shows the same errors before saving).
     """
 
-    def __init__(self, config_dir: Path, templates_dir: Path, time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        config_dir: Path,
+        templates_dir: Path,
+        time_scale: float = 1.0,
+        recheck_every: float = 1.0,
+    ) -> None:
         self.config_dir = config_dir
         self.templates_dir = templates_dir
         self.time_scale = time_scale
+        self.recheck_every = recheck_every  # seconds between looks at the files
         self._lock = threading.Lock()
+        self._checked_at = time.monotonic()
         self._stamp = self._mtimes()
         self._rules = load_rules(config_dir, templates_dir, time_scale)
 
@@ -36,6 +45,9 @@ class RulesSource:
 
     def current(self) -> Rules:
         with self._lock:
+            if time.monotonic() - self._checked_at < self.recheck_every:
+                return self._rules
+            self._checked_at = time.monotonic()
             stamp = self._mtimes()
             if stamp != self._stamp:
                 self._stamp = stamp
