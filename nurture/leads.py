@@ -116,6 +116,11 @@ class LeadEvent(BaseModel):
         return self.model_copy(update={"event_id": f"ev-{digest}"})
 
 
+def dedupe_marker(event_id: str) -> str:
+    """A compact, fixed-size stand-in for an event id in a lead's de-duplication window."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
+
+
 def workflow_id_for(lead_id: str) -> str:
     """The lead's workflow id: one workflow per lead, found again from the lead id alone."""
     return f"lead-{lead_id}"

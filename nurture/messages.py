@@ -27,7 +27,9 @@ ASSIGN_REP = "assign_rep"
 RECORD_TRANSITION = "record_transition"
 
 TIMELINE_KEPT = 200
-SEEN_EVENT_IDS_KEPT = 2000  # the de-duplication window, carried across runs
+SEEN_EVENT_IDS_KEPT = 5000
+"""The de-duplication window: a client may retry a batch of this many events and each still
+counts once. Kept as 16-hex-digit digests (~95 KB), carried across continue-as-new."""
 
 
 class TimelineEntry(BaseModel):
@@ -109,7 +111,7 @@ class LeadState(BaseModel):
     touches_skipped: int = 0
     events_applied: int = 0
     duplicates_ignored: int = 0
-    seen_event_ids: list[str] = Field(default_factory=list)
+    seen_event_markers: list[str] = Field(default_factory=list)
     unforwarded: list[str] = Field(default_factory=list)
     last_forward_at: datetime | None = None
     transitions: int = 0

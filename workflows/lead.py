@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from nurture import cadence, routing, scoring, sla
-    from nurture.leads import LeadEvent, LeadProfile
+    from nurture.leads import LeadEvent, LeadProfile, dedupe_marker
     from nurture.messages import (
         ASSIGN_REP,
         LOAD_RULES,
@@ -210,11 +210,12 @@ class LeadWorkflow:
     async def _apply_event(self, event: LeadEvent) -> None:
         state, rules, now = self._state, self._rules_now(), self._now()
         if event.event_id:
-            if event.event_id in state.seen_event_ids:
+            marker = dedupe_marker(event.event_id)
+            if marker in state.seen_event_markers:
                 state.duplicates_ignored += 1
                 return
-            state.seen_event_ids.append(event.event_id)
-            del state.seen_event_ids[:-SEEN_EVENT_IDS_KEPT]
+            state.seen_event_markers.append(marker)
+            del state.seen_event_markers[:-SEEN_EVENT_IDS_KEPT]
         state.events_applied += 1
         self._events_this_run += 1
         if event.campaign and not state.profile.campaign:
