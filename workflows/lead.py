@@ -412,6 +412,10 @@ class LeadWorkflow:
                 new_owner = await self._assign(
                     candidates, handoff.route, f"h{handoff.number}-miss{miss_number}"
                 )
+                if state.stage != "assigned" or state.owner != missed_by:
+                    # The rep accepted or rejected while the next rep was being picked: the
+                    # rep's action stands; the miss is still escalated.
+                    new_owner = None
         handoff.escalations.append(
             Escalation(
                 at=now,
@@ -447,7 +451,7 @@ class LeadWorkflow:
                 "reassigned",
                 extra={"missed_by": missed_by, "miss_number": miss_number},
             )
-        else:
+        elif state.stage == "assigned":
             # Nobody left to take it: keep the owner and chase again after another period.
             handoff.sla_due_at = sla.sla_due_at(now, rules.routing)
             self._record("assigned", "assigned", by="sla", reason=f"SLA missed by {missed_by}")
