@@ -16,6 +16,7 @@ import structlog
 
 _SECRET_KEYS = re.compile(r"(api[_-]?key|authorization|password|secret|token)", re.I)
 _SENDGRID_KEY = re.compile(r"SG\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+", re.I)
 
 
 def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
         if _SECRET_KEYS.search(key):
             event_dict[key] = "***"
         elif isinstance(value, str):
-            event_dict[key] = _SENDGRID_KEY.sub("SG.***", value)
+            event_dict[key] = _BEARER.sub(r"\1***", _SENDGRID_KEY.sub("SG.***", value))
     return event_dict
 
 

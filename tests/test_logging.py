@@ -1,0 +1,44 @@
+"""Structured logs: JSON with the lead's ids, and never a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from activities.email import MailerSettings
+from nurture.logging import configure_logging
+from nurture.temporal import TemporalSettings
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def test_json_logs_carry_bound_ids_and_never_a_key(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(level="INFO", json_logs=True)
+    log = structlog.get_logger("test").bind(lead_id="ada", workflow_id="lead-ada")
+    secret = "SG.abcdefghijkl.mnopqrstuvwxyz0123"
+    log.info("sending", api_key=secret, detail=f"client built with {secret}")
+    logging.getLogger("temporalio.workflow").warning("Authorization: Bearer %s", "tok-9f8e7d")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[0]["lead_id"] == "ada" and lines[0]["workflow_id"] == "lead-ada"
+    assert lines[0]["api_key"] == "***"
+    assert secret not in json.dumps(lines)
+    assert lines[1]["logger"] == "temporalio.workflow"  # SDK records share the pipeline
+    assert "tok-9f8e7d" not in lines[1]["event"] and "Bearer ***" in lines[1]["event"]
+
+
+def test_settings_objects_hide_their_keys_when_printed() -> None:
+    assert "SG.real-key" not in repr(MailerSettings(api_key="SG.real-key", base_url="http://x"))
+    shown = repr(TemporalSettings(api_key="cloud-api-key"))
+    assert "cloud-api-key" not in shown and "***" in shown
