@@ -46,14 +46,15 @@ class WorkerOptions:
     max_cached_workflows: int = 2000
     activity_threads: int = 32
 
+    def rules_source(self) -> RulesSource:
+        """Load the rules (every template rendered against sample leads): a broken config or
+        template raises ``ConfigError`` here, at start, with file, line and variable, instead
+        of failing a lead. Build it before connecting to Temporal."""
+        return RulesSource(self.config_dir, self.templates_dir, self.time_scale)
 
-def build_worker(client: Client, options: WorkerOptions) -> Worker:
-    """A worker with every lead activity wired to its dependencies.
 
-    Loading the rules here (templates rendered against sample leads) makes a broken config or
-    template stop the worker at start, with file, line and variable, instead of failing a lead.
-    """
-    source = RulesSource(options.config_dir, options.templates_dir, options.time_scale)
+def build_worker(client: Client, options: WorkerOptions, source: RulesSource) -> Worker:
+    """A worker with every lead activity wired to its dependencies."""
     engine = make_engine(options.database_url)
     activities = all_activities(
         RulesActivities(source),
@@ -82,14 +83,15 @@ def build_worker(client: Client, options: WorkerOptions) -> Worker:
 async def run_worker(options: WorkerOptions) -> None:
     from nurture.temporal import connect
 
+    source = options.rules_source()  # fail on a broken config before connecting
     client = await connect()
-    worker = build_worker(client, options)
+    worker = build_worker(client, options, source)
     async with worker:
         await asyncio.Event().wait()
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nurture.config_loader import ConfigError, load_rules
+    from nurture.config_loader import ConfigError
     from nurture.logging import configure_logging
     from nurture.process import exit_now
 
@@ -112,8 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         task_queue=args.task_queue,
     )
     try:
-        # Fail before connecting: a broken rule or template must stop the worker at start.
-        load_rules(options.config_dir, options.templates_dir, options.time_scale)
         asyncio.run(run_worker(options))
     except ConfigError as exc:
         log.error("worker not started: fix the configuration", problems=exc.problems)

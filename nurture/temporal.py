@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
@@ -77,10 +76,6 @@ def search_attribute_flags() -> list[str]:
         f"--search-attribute={key.name}={kinds[key.indexed_value_type.name.split('_')[-1]]}"
         for key in SEARCH_ATTRIBUTES
     ]
-
-
-def lead_search_attributes() -> tuple[SearchAttributeKey, ...]:  # type: ignore[type-arg]
-    return SEARCH_ATTRIBUTES
 
 
 def installed_binary(name: str) -> str:

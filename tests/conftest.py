@@ -86,6 +86,11 @@ class Engine:
             self.client, LeadProfile.model_validate(fields), task_queue=self.task_queue
         )
 
+    async def request_call(self, lead_id: str) -> LeadState:
+        """The lead asks for a call (instant qualify); return its state once assigned."""
+        handle = await self.event(lead_id, "requested_call")
+        return await wait_for_state(handle, lambda s: s.stage == "assigned")
+
     async def event(self, lead_id: str, type: str, **fields: object) -> WorkflowHandle:
         return await send_event(
             self.client,
@@ -113,7 +118,7 @@ async def running_engine(
         time_scale=time_scale,
         task_queue=task_queue,
     )
-    worker = build_worker(client, options)
+    worker = build_worker(client, options, options.rules_source())
     async with worker:
         yield Engine(client, task_queue, standin, database_url, worker)
 

@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from nurture.cli.audit import AuditReport, audit
 from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import lead_id, running_engine, wait_for_state
+from tests.conftest import lead_id, running_engine
 
 FAST_SLA = 14400.0  # 4h -> 1s
 
@@ -35,8 +35,7 @@ async def test_audit_flags_a_missed_sla_nobody_escalated_and_a_dead_workflow(
         for lead in (stuck, dead, fine):
             await engine.profile(lead_id=lead, email=f"{lead}@corp.example", region="EMEA")
         for lead in (stuck, dead):
-            handle = await engine.event(lead, "requested_call")
-            await wait_for_state(handle, lambda s: s.stage == "assigned")
+            await engine.request_call(lead)
         # Visibility shows them assigned with an owner and a running SLA: nothing at risk.
         mine = {stuck, dead, fine}
         healthy = await _audit_until(
@@ -75,8 +74,7 @@ async def test_operators_find_leads_by_the_search_attributes_the_readme_shows(
                 company_size=900,
                 campaign=campaign,
             )
-        handle = await engine.event(hot, "requested_call")
-        await wait_for_state(handle, lambda s: s.stage == "assigned")
+        await engine.request_call(hot)
         queries = {
             f'LeadCampaign = "{campaign}" AND LeadStage = "assigned" AND LeadOwner = "alice"': {
                 f"lead-{hot}"

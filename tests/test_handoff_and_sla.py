@@ -7,6 +7,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from nurture.leads import workflow_id_for
 from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, lead_state, running_engine, wait_for_state
 
@@ -69,8 +70,7 @@ async def test_instant_qualify_behaviour_hands_off_immediately_whatever_the_scor
     lead = lead_id()
     async with running_engine(time_skipping_env.client, standin, tmp_path) as engine:
         await engine.profile(lead_id=lead, email="x@corp.example", region="AMER")
-        handle = await engine.event(lead, "requested_call")
-        state = await wait_for_state(handle, lambda s: s.stage == "assigned")
+        state = await engine.request_call(lead)
     assert state.score.total == 0
     assert state.owner == "chen"
     assert state.handoff is not None
@@ -92,9 +92,7 @@ async def test_routing_uses_territory_specialists_round_robin_and_fallback(
         for fields in profiles:
             lead = lead_id()
             await engine.profile(lead_id=lead, email=f"{lead}@corp.example", **fields)
-            handle = await engine.event(lead, "requested_call")
-            state = await wait_for_state(handle, lambda s: s.stage == "assigned")
-            owners.append(state.owner)
+            owners.append((await engine.request_call(lead)).owner)
     assert owners == ["alice", "bob", "alice", "dana", "maria"]
 
 
@@ -105,8 +103,8 @@ async def test_sla_miss_escalates_and_reassigns_and_a_second_miss_escalates_agai
     lead = lead_id()
     async with running_engine(env.client, standin, tmp_path) as engine:
         await engine.profile(lead_id=lead, email="sla@corp.example", region="EMEA")
-        handle = await engine.event(lead, "requested_call")
-        first = await wait_for_state(handle, lambda s: s.stage == "assigned")
+        first = await engine.request_call(lead)
+        handle = engine.client.get_workflow_handle(workflow_id_for(lead))
         assert first.owner == "alice" and first.handoff and first.handoff.sla_due_at
         assert first.handoff.sla_due_at - first.assignments[-1].at == timedelta(hours=4)
 
@@ -145,9 +143,8 @@ async def test_new_activity_of_a_lead_in_sales_is_forwarded_to_its_owner(
     lead = lead_id()
     async with running_engine(time_skipping_env.client, standin, tmp_path) as engine:
         await engine.profile(lead_id=lead, email="fw@corp.example", region="AMER")
-        handle = await engine.event(lead, "requested_call")
-        await wait_for_state(handle, lambda s: s.stage == "assigned")
-        await engine.event(lead, "page_view", url="https://corp.example/pricing")
+        await engine.request_call(lead)
+        handle = await engine.event(lead, "page_view", url="https://corp.example/pricing")
         await standin_wait(standin, lead, "activity")
         state = await lead_state(handle)
     digest = standin.messages_with(lead_id=lead, category="activity")[0]

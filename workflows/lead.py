@@ -362,7 +362,6 @@ class LeadWorkflow:
         self._queue_rep_email(
             rep,
             category,
-            template=f"notifications/{category}.html",
             subject=f"New sales-ready lead: {state.profile.display_name}"
             if category == "handoff"
             else f"Lead reassigned to you: {state.profile.display_name}",
@@ -436,7 +435,6 @@ class LeadWorkflow:
             self._queue_rep_email(
                 recipient,
                 "escalation",
-                "notifications/escalation.html",
                 f"SLA missed on {state.profile.display_name} by {missed_by}",
                 extra={
                     "missed_by": missed_by,
@@ -565,7 +563,6 @@ class LeadWorkflow:
         self,
         rep_id: str,
         category: EmailCategory,
-        template: str,
         subject: str,
         extra: dict[str, Any] | None = None,
     ) -> None:
@@ -583,7 +580,7 @@ class LeadWorkflow:
                 to_email=rep.email,
                 to_name=rep.name,
                 sender=rules.cadences.sender,
-                template=template,
+                template=f"notifications/{category}.html",  # one template per kind
                 subject=subject,
                 context={
                     **self._template_context(),
@@ -604,7 +601,6 @@ class LeadWorkflow:
             self._queue_rep_email(
                 state.owner,
                 "activity",
-                "notifications/activity.html",
                 f"New activity from {state.profile.display_name}",
                 extra={"activity": list(state.unforwarded)},
             )

@@ -27,6 +27,7 @@ from nurture.messages import (
     RejectRequest,
     RepAction,
 )
+from nurture.process import exit_now
 from nurture.sales import ActionName, LeadActionError, act, read_state
 from nurture.scoring import explain
 
@@ -443,8 +444,7 @@ def simulate(
     try:
         rules = load_rules(config_dir_from_env(config))
     except ConfigError as exc:
-        run(_fail_async(str(exc)))
-        return
+        exit_now(fail(str(exc), EXIT_USAGE))
 
     async def main() -> int:
         try:
@@ -488,10 +488,6 @@ def simulate(
         return 0
 
     run(main())
-
-
-async def _fail_async(message: str) -> int:
-    return fail(message, EXIT_USAGE)
 
 
 @config_app.command("check")

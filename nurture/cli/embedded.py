@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.email import MailerSettings
+from nurture.db import database_url_from_env
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.temporal import TemporalSettings, connect, installed_binary, search_attribute_flags
 
@@ -128,8 +129,11 @@ async def run_embedded(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    from activities.rules import RulesSource
     from worker import WorkerOptions, build_worker
 
+    # A broken config or template stops here, before any server is started.
+    source = RulesSource(options.config_dir, options.templates_dir, options.time_scale)
     _check_free(options.port, "Temporal gRPC", "--port")
     if not options.headless:
         _check_free(options.ui_port, "Temporal Web UI", "--ui-port")
@@ -145,16 +149,15 @@ async def run_embedded(
             mailer = MailerSettings.from_env()
         else:
             standin = SendGridStandIn(port=options.sendgrid_port).start()
-            mailer = MailerSettings(api_key="SG.local-standin", base_url=standin.url)
+            mailer = MailerSettings.standin(standin.url)
         worker_options = WorkerOptions(
             config_dir=options.config_dir,
             templates_dir=options.templates_dir,
-            database_url=os.environ.get("NURTURE_DATABASE_URL")
-            or f"sqlite:///{(options.data_dir / 'nurture.db').resolve()}",
+            database_url=database_url_from_env(options.data_dir),
             mailer=mailer,
             time_scale=options.time_scale,
         )
-        worker = build_worker(client, worker_options)
+        worker = build_worker(client, worker_options, source)
         async with worker:
             on_ready(
                 {

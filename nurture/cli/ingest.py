@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -111,7 +111,6 @@ async def ingest(
     known_types: set[str] | None,
     rejects: Path,
     show_progress: bool,
-    stream: TextIO = sys.stderr,
 ) -> IngestReport:
     lines, total, label = read_lines(source)
     report = IngestReport()
