@@ -24,10 +24,12 @@ from activities import (
     RoutingActivities,
     RulesActivities,
     RulesSource,
+    TaskActivities,
     all_activities,
 )
 from activities.email import MailerSettings
 from nurture.config_loader import config_dir_from_env, templates_dir_from_env
+from nurture.consent import LinkSigner
 from nurture.db import database_url_from_env, make_engine
 from nurture.messages import TASK_QUEUE
 from workflows.lead import LeadWorkflow
@@ -41,6 +43,7 @@ class WorkerOptions:
     templates_dir: Path = field(default_factory=templates_dir_from_env)
     database_url: str = field(default_factory=database_url_from_env)
     mailer: MailerSettings = field(default_factory=MailerSettings.from_env)
+    signer: LinkSigner = field(default_factory=LinkSigner.from_env)
     time_scale: float = 1.0
     task_queue: str = TASK_QUEUE
     max_cached_workflows: int = 2000
@@ -58,9 +61,10 @@ def build_worker(client: Client, options: WorkerOptions, source: RulesSource) ->
     engine = make_engine(options.database_url)
     activities = all_activities(
         RulesActivities(source),
-        EmailActivities(engine, Mailer(options.mailer), options.templates_dir),
+        EmailActivities(engine, Mailer(options.mailer), options.templates_dir, options.signer),
         RoutingActivities(engine),
         RecordActivities(engine),
+        TaskActivities(engine, options.templates_dir),
     )
     log.info(
         "worker ready",

@@ -9,6 +9,7 @@ from activities.email import EmailActivities, Mailer
 from activities.records import RecordActivities
 from activities.routing import RoutingActivities
 from activities.rules import RulesActivities, RulesSource
+from activities.tasks import TaskActivities
 
 __all__ = [
     "EmailActivities",
@@ -17,6 +18,7 @@ __all__ = [
     "RoutingActivities",
     "RulesActivities",
     "RulesSource",
+    "TaskActivities",
     "all_activities",
 ]
 
@@ -26,5 +28,13 @@ def all_activities(
     email: EmailActivities,
     routing: RoutingActivities,
     records: RecordActivities,
+    tasks: TaskActivities,
 ) -> list[Callable[..., Any]]:
-    return [rules.load_rules, email.send_email, routing.assign_rep, records.record_transition]
+    return [
+        rules.load_rules,
+        email.send_email,
+        routing.assign_rep,
+        records.record_transition,
+        tasks.create_task,
+        tasks.close_task,
+    ]

@@ -17,13 +17,14 @@ from typing import Any
 import structlog
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Content, CustomArg, From, Mail, To
+from sendgrid.helpers.mail import Content, CustomArg, From, Header, Mail, To
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from nurture.db import OutboxMessage
+from nurture.consent import LinkSigner, UnsubscribeClaim
+from nurture.db import OutboxMessage, Suppression
 from nurture.messages import SEND_EMAIL, EmailRequest, EmailResult
 from nurture.templating import RenderedEmail, TemplateProblem, make_environment, render_email
 
@@ -63,7 +64,9 @@ class Mailer:
         self.settings = settings
         self.client = SendGridAPIClient(api_key=settings.api_key, host=settings.base_url)
 
-    def send(self, request: EmailRequest, email: RenderedEmail) -> str:
+    def send(
+        self, request: EmailRequest, email: RenderedEmail, headers: dict[str, str] | None = None
+    ) -> str:
         mail = Mail(
             from_email=From(request.sender.email, request.sender.name),
             to_emails=To(request.to_email, request.to_name),
@@ -71,12 +74,17 @@ class Mailer:
         )
         mail.add_content(Content("text/plain", email.text))
         mail.add_content(Content("text/html", email.html))
+        # Custom args come back on every webhook event, mapping it to the lead and the touch.
         for name, value in (
             (IDEMPOTENCY_ARG, request.key),
             ("lead_id", request.lead_id),
             ("category", request.category),
+            ("touch_id", request.key if request.category == "touch" else ""),
         ):
-            mail.add_custom_arg(CustomArg(name, value))
+            if value:
+                mail.add_custom_arg(CustomArg(name, value))
+        for name, value in (headers or {}).items():
+            mail.add_header(Header(name, value))
         response = self.client.send(mail)
         return str(response.headers.get("X-Message-Id", ""))
 
@@ -90,10 +98,13 @@ class Mailer:
 
 
 class EmailActivities:
-    def __init__(self, engine: Engine, mailer: Mailer, templates_dir: Any) -> None:
+    def __init__(
+        self, engine: Engine, mailer: Mailer, templates_dir: Any, signer: LinkSigner
+    ) -> None:
         self.engine = engine
         self.mailer = mailer
         self.templates = make_environment(templates_dir)
+        self.signer = signer
 
     @activity.defn(name=SEND_EMAIL)
     def send_email(self, request: EmailRequest) -> EmailResult:
@@ -103,10 +114,20 @@ class EmailActivities:
             key=request.key,
             category=request.category,
         )
-        try:
-            rendered = render_email(
-                self.templates, request.template, request.subject, request.context
+        marketing = request.category == "touch"
+        context, headers = request.context, {}
+        if marketing:
+            url = self.signer.unsubscribe_url(
+                UnsubscribeClaim(lead_id=request.lead_id, email=request.to_email, key=request.key)
             )
+            context = {**context, "unsubscribe_url": url}
+            # RFC 2369 + RFC 8058: mailbox providers show an unsubscribe button that POSTs here.
+            headers = {
+                "List-Unsubscribe": f"<{url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+        try:
+            rendered = render_email(self.templates, request.template, request.subject, context)
         except TemplateProblem as exc:
             raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
         with Session(self.engine) as session:
@@ -115,6 +136,17 @@ class EmailActivities:
                 bound.info("email already sent; not sending again")
                 return EmailResult(
                     key=request.key, message_id=row.provider_message_id, status="already_sent"
+                )
+            suppressed = session.get(Suppression, request.to_email.lower()) if marketing else None
+            if suppressed is not None:
+                bound.info(
+                    "address is on the suppression list; not sending", reason=suppressed.reason
+                )
+                return EmailResult(
+                    key=request.key,
+                    message_id=None,
+                    status="suppressed",
+                    detail=f"{suppressed.reason} ({suppressed.source})",
                 )
             if row is not None:
                 accepted = self._ask_provider(request.key)
@@ -134,7 +166,7 @@ class EmailActivities:
             row.attempts += 1
             session.commit()
             try:
-                message_id = self.mailer.send(request, rendered)
+                message_id = self.mailer.send(request, rendered, headers)
             except HTTPError as exc:
                 raise _classify(exc) from exc
             self._mark_sent(session, row, message_id)

@@ -24,6 +24,7 @@ class CadenceProgress(BaseModel):
     step_index: int = 0
     due_at: datetime | None = None
     parked: bool = False
+    waiting_task: str | None = None  # key of the task this step waits on, until due_at
 
 
 def select_cadence(profile: LeadProfile, book: CadenceBook) -> Cadence:

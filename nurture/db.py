@@ -64,6 +64,60 @@ class RepAssignment(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
+class Suppression(SQLModel, table=True):
+    """The global do-not-email list, consulted before every marketing send. An address lands
+    here by unsubscribing (link or provider), bouncing hard, being dropped or reporting spam."""
+
+    email: str = Field(primary_key=True, max_length=320)  # lower-cased
+    reason: str = Field(max_length=40)
+    source: str = Field(max_length=40)
+    lead_id: str | None = Field(default=None, max_length=200)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Every SendGrid event received, once (by ``sg_event_id``); kept even when no lead
+    matches, so nothing the provider tells us is dropped."""
+
+    sg_event_id: str = Field(primary_key=True, max_length=100)
+    event: str = Field(index=True, max_length=40)
+    email: str | None = Field(default=None, max_length=320)
+    lead_id: str | None = Field(default=None, index=True, max_length=200)
+    message_id: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="received", index=True, max_length=20)
+    detail: str | None = None
+    payload: str
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookPost(SQLModel, table=True):
+    """Signatures of accepted webhook posts: the same signed post seen twice is a replay."""
+
+    signature_digest: str = Field(primary_key=True, max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class SalesTask(SQLModel, table=True):
+    """A call, voicemail or direct-mail touch waiting in the inside-sales queue."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=300)
+    lead_id: str = Field(index=True, max_length=200)
+    channel: str = Field(max_length=20)
+    cadence: str = Field(max_length=64)
+    step: str = Field(max_length=64)
+    title: str
+    instructions: str = ""
+    phone: str | None = Field(default=None, max_length=60)
+    status: str = Field(default="open", index=True, max_length=20)
+    created_at: datetime = Field(default_factory=utcnow)
+    due_at: datetime = Field(index=True)
+    closed_at: datetime | None = None
+    closed_by: str | None = Field(default=None, max_length=100)
+    outcome: str | None = Field(default=None, max_length=40)
+    note: str | None = None
+
+
 def database_url_from_env(data_dir: Path | None = None) -> str:
     explicit = os.environ.get("NURTURE_DATABASE_URL")
     if explicit:

@@ -32,6 +32,8 @@ PROFILE_FIELDS = (
     "timeframe",
     "campaign",
     "timezone",
+    "phone",
+    "address",
 )
 
 
@@ -53,7 +55,9 @@ class LeadProfile(BaseModel):
     budget: float | None = Field(default=None, ge=0)
     timeframe: str | None = None
     campaign: str | None = None
-    timezone: str | None = None
+    timezone: str | None = Field(default=None, description="IANA zone, e.g. Europe/Berlin")
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()./-]{4,40}$")
+    address: str | None = Field(default=None, max_length=500, description="for direct mail")
     custom: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("email")

@@ -7,7 +7,7 @@ Field additions must keep defaults: running leads carry these objects across con
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -17,6 +17,7 @@ from nurture.routing import RouteDecision
 from nurture.rules import Sender
 from nurture.scoring import ScoreCard, ScoreEntry
 from nurture.stages import Stage
+from nurture.tasks import TaskChannel, TaskStatus
 
 TASK_QUEUE = "nurture-leads"
 
@@ -25,8 +26,12 @@ LOAD_RULES = "load_rules"
 SEND_EMAIL = "send_email"
 ASSIGN_REP = "assign_rep"
 RECORD_TRANSITION = "record_transition"
+CREATE_TASK = "create_task"
+CLOSE_TASK = "close_task"
 
 TIMELINE_KEPT = 200
+TASKS_KEPT = 50
+MARKETING_SENDS_KEPT = 50  # enough for any frequency cap (max_emails <= 50)
 SEEN_EVENT_IDS_KEPT = 5000
 """The de-duplication window: a client may retry a batch of this many events and each still
 counts once. Kept as 16-hex-digit digests (~95 KB), carried across continue-as-new."""
@@ -88,6 +93,20 @@ class Outcome(BaseModel):
     rep: str
 
 
+class TaskRef(BaseModel):
+    """A task of this lead in the inside-sales queue, as the workflow knows it."""
+
+    key: str
+    id: int | None = None
+    channel: TaskChannel
+    cadence: str
+    step: str
+    due_at: datetime
+    status: TaskStatus = "open"
+    outcome: str | None = None
+    closed_by: str | None = None
+
+
 class LeadState(BaseModel):
     """Everything a lead workflow knows; returned whole by the ``state`` query."""
 
@@ -109,6 +128,9 @@ class LeadState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     touches_sent: int = 0
     touches_skipped: int = 0
+    touches_deferred: int = 0
+    marketing_sends: list[datetime] = Field(default_factory=list)
+    tasks: list[TaskRef] = Field(default_factory=list)
     events_applied: int = 0
     duplicates_ignored: int = 0
     seen_event_markers: list[str] = Field(default_factory=list)
@@ -124,6 +146,9 @@ class LeadState(BaseModel):
         self.timeline.append(TimelineEntry(at=at, kind=kind, detail=detail))
         del self.timeline[:-TIMELINE_KEPT]
 
+    def task(self, key: str) -> TaskRef | None:
+        return next((t for t in self.tasks if t.key == key), None)
+
 
 class LeadInput(BaseModel):
     """Start (or continue-as-new) input. ``state`` and ``pending`` carry a lead across runs."""
@@ -131,7 +156,7 @@ class LeadInput(BaseModel):
     lead_id: str
     state: LeadState | None = None
     pending: list[LeadEvent | LeadProfile] = Field(default_factory=list)
-    pending_effects: list[EmailRequest | TransitionRecord] = Field(default_factory=list)
+    pending_effects: list[Effect] = Field(default_factory=list)
 
 
 # --- rep actions (updates) ------------------------------------------------------------------
@@ -149,6 +174,13 @@ class RejectRequest(RepAction):
 class OutcomeRequest(RepAction):
     result: Literal["won", "lost"]
     amount: float | None = Field(default=None, ge=0)
+
+
+class TaskCompletion(RepAction):
+    """The outcome of a call/voicemail/direct-mail task, recorded by whoever did it."""
+
+    task_key: str = Field(min_length=1)
+    outcome: str = Field(min_length=1)
 
 
 class ActionResult(BaseModel):
@@ -185,7 +217,8 @@ class EmailRequest(BaseModel):
 class EmailResult(BaseModel):
     key: str
     message_id: str | None
-    status: Literal["sent", "already_sent"]
+    status: Literal["sent", "already_sent", "suppressed"]
+    detail: str | None = None
 
 
 class AssignRequest(BaseModel):
@@ -209,5 +242,33 @@ class TransitionRecord(BaseModel):
     score: int
     owner: str | None
 
+
+class TaskRequest(BaseModel):
+    """Put one task in the inside-sales queue, exactly once (``key``)."""
+
+    key: str
+    lead_id: str
+    channel: TaskChannel
+    cadence: str
+    step: str
+    title: str
+    instructions: str = ""
+    phone: str | None = None
+    due_at: datetime
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskClosure(BaseModel):
+    kind: Literal["task"] = "task"
+    key: str
+    lead_id: str
+    status: TaskStatus
+    at: datetime
+    by: str
+    outcome: str | None = None
+    note: str | None = None
+
+
+Effect = Annotated[EmailRequest | TransitionRecord | TaskClosure, Field(discriminator="kind")]
 
 LeadInput.model_rebuild()

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nurture.durations import Duration
 from nurture.leads import EVENT_TYPE_PATTERN, PROFILE_FIELDS
 from nurture.matching import Condition
+from nurture.send_window import FrequencyCap, SendWindow
+from nurture.tasks import TASK_CHANNELS, TaskChannel
 
 Grade = Literal["A", "B", "C", "D"]
 
@@ -42,6 +45,11 @@ class UrlRule(_Strict):
     """A page-view URL pattern that re-classifies the visit or gives its own points."""
 
     pattern: str = Field(min_length=1, description="fnmatch glob, case-insensitive")
+    event: str = Field(
+        default="page_view",
+        pattern=EVENT_TYPE_PATTERN,
+        description="the event type whose url is matched: page_view, or email_click for links",
+    )
     behaviour: str | None = Field(default=None, pattern=EVENT_TYPE_PATTERN)
     points: int | None = None
     name: str | None = None
@@ -133,12 +141,47 @@ SYSTEM_EVENT_TYPES = ("unsubscribe", "bounce", "spamreport", "dropped")
 # --- cadences.yaml ------------------------------------------------------------------------
 
 
+Channel = Literal["email"] | TaskChannel
+
+
 class CadenceStep(_Strict):
+    """One touch. ``email`` steps send ``template``; ``call``/``voicemail``/``direct_mail``
+    steps put a task (``title``, ``instructions``) in the inside-sales queue and wait for its
+    outcome up to ``due_within`` before the cadence moves on."""
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     delay: Duration = Field(description="wait after the previous step (or the enrolment)")
-    channel: Literal["email"] = "email"
-    template: str = Field(min_length=1, description="file under templates/")
-    subject: str = Field(min_length=1, description="Jinja2 expression text")
+    channel: Channel = "email"
+    template: str | None = Field(default=None, min_length=1, description="file under templates/")
+    subject: str | None = Field(default=None, min_length=1, description="Jinja2 text")
+    title: str | None = Field(default=None, min_length=1, description="task title, Jinja2 text")
+    instructions: str = Field(default="", description="what the caller should do, Jinja2 text")
+    due_within: Duration = Field(
+        default=timedelta(days=2), description="how long the task may stay open"
+    )
+
+    @model_validator(mode="after")
+    def _fits_channel(self) -> CadenceStep:
+        if self.channel == "email":
+            missing = [f for f in ("template", "subject") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"email step {self.name!r} needs {' and '.join(missing)}")
+            if self.title is not None or self.instructions:
+                raise ValueError(
+                    f"email step {self.name!r}: 'title'/'instructions' are for task steps "
+                    f"({', '.join(TASK_CHANNELS)})"
+                )
+        else:
+            if self.template is not None or self.subject is not None:
+                raise ValueError(
+                    f"{self.channel} step {self.name!r}: 'template'/'subject' are for email "
+                    "steps; give the task a 'title' and 'instructions'"
+                )
+            if self.title is None:
+                raise ValueError(f"{self.channel} step {self.name!r} needs a 'title'")
+        if self.due_within <= timedelta(0):
+            raise ValueError(f"step {self.name!r}: 'due_within' must be longer than zero")
+        return self
 
 
 class Cadence(_Strict):
@@ -149,6 +192,9 @@ class Cadence(_Strict):
     cycles: int = Field(default=1, ge=1, le=52)
     between_cycles: Duration = timedelta(0)
     recycle: bool = False
+    send_window: SendWindow | None = Field(
+        default=None, description="when this cadence may email; default: the book's"
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> Cadence:
@@ -167,6 +213,11 @@ class Sender(_Strict):
 class CadenceBook(_Strict):
     sender: Sender
     cadences: list[Cadence] = Field(min_length=1)
+    send_window: SendWindow = SendWindow()
+    default_timezone: str = Field(
+        default="UTC", description="for leads without a known 'timezone' in their profile"
+    )
+    frequency_cap: FrequencyCap | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> CadenceBook:
@@ -179,6 +230,13 @@ class CadenceBook(_Strict):
                 f"exactly one cadence must have 'recycle: true' (found {len(recycle)}): "
                 "rejected leads need somewhere to go"
             )
+        try:
+            ZoneInfo(self.default_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"default_timezone {self.default_timezone!r} is not an IANA time zone "
+                "(e.g. UTC, Europe/Berlin, America/New_York)"
+            ) from None
         if not any(not c.recycle and not c.segment for c in self.cadences):
             raise ValueError(
                 "add a catch-all nurture cadence (no 'segment') so every lead matches one"
@@ -191,6 +249,9 @@ class CadenceBook(_Strict):
 
     def get(self, cadence_id: str) -> Cadence | None:
         return next((c for c in self.cadences if c.id == cadence_id), None)
+
+    def window_for(self, cadence: Cadence) -> SendWindow:
+        return cadence.send_window or self.send_window
 
 
 # --- routing.yaml -------------------------------------------------------------------------

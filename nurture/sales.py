@@ -9,10 +9,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from nurture.leads import workflow_id_for
-from nurture.messages import ActionResult, LeadState, OutcomeRequest, RejectRequest, RepAction
+from nurture.messages import (
+    ActionResult,
+    LeadState,
+    OutcomeRequest,
+    RejectRequest,
+    RepAction,
+    TaskCompletion,
+)
 from workflows.lead import LeadWorkflow
 
-ActionName = Literal["accept", "contact", "reject", "outcome"]
+ActionName = Literal["accept", "contact", "reject", "outcome", "complete_task"]
 
 
 class LeadActionError(Exception):
@@ -29,8 +36,10 @@ async def act(client: Client, lead_id: str, action: ActionName, request: RepActi
         raise LeadActionError("reject needs a reason")
     if action == "outcome" and not isinstance(request, OutcomeRequest):
         raise LeadActionError("outcome needs won or lost")
+    if action == "complete_task" and not isinstance(request, TaskCompletion):
+        raise LeadActionError("complete_task needs the task and its outcome")
     try:
-        # The update is named after the action (LeadWorkflow.accept, .reject, …).
+        # The update is named after the action (LeadWorkflow.accept, .reject, .complete_task…).
         return await handle.execute_update(action, request, result_type=ActionResult)
     except WorkflowUpdateFailedError as err:
         cause = err.cause

@@ -67,7 +67,7 @@ def score_event(
     at = event.at or now
     kind = event.type
     entries: list[ScoreEntry] = []
-    url_rule = _url_rule(event, rules) if kind == "page_view" else None
+    url_rule = _url_rule(event, rules)
     if url_rule is not None and url_rule.points is not None:
         entries.append(
             ScoreEntry(
@@ -121,7 +121,10 @@ def _url_rule(event: LeadEvent, rules: ScoringRules) -> UrlRule | None:
     if not event.url:
         return None
     url = event.url.lower()
-    return next((r for r in rules.url_rules if fnmatch(url, r.pattern.lower())), None)
+    return next(
+        (r for r in rules.url_rules if r.event == event.type and fnmatch(url, r.pattern.lower())),
+        None,
+    )
 
 
 def fit_score(profile: LeadProfile, rules: ScoringRules) -> tuple[int, dict[str, int]]:

@@ -11,8 +11,14 @@ API the engine uses, on loopback, answering the way SendGrid answers, so that th
   whether SendGrid already accepted a message carrying a given custom argument. Queries use
   SendGrid's documented syntax, e.g. ``unique_args['nurture_key']="lead-1:x:1"``; see
   :func:`parse_activity_query` for the supported subset.
+* The signed Event Webhook: ``GET``/``PATCH /v3/user/webhooks/event/settings`` and
+  ``.../settings/signed``. The stand-in owns an ECDSA P-256 key pair, like a SendGrid account
+  with signature verification on, and :meth:`SendGridStandIn.emit_events` posts SendGrid-shaped,
+  signed event batches for accepted messages to the configured URL (over HTTP for demos:
+  ``POST /_standin/messages/<X-Message-Id>/events``, a test control, not a SendGrid API).
 
-Standard library only, so it runs inside a sync CLI, an asyncio test or on its own::
+Standard library plus ``cryptography`` (which ``sendgrid`` itself needs to verify the Event
+Webhook), so it runs inside a sync CLI, an asyncio test or on its own::
 
     python -m nurture.sendgrid_standin --port 3030 [--api-key KEY]
 """
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import copy
+import http.client
 import json
 import re
 import signal
@@ -36,15 +44,25 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
+    "EVENT_WEBHOOK_USER_AGENT",
     "MAX_CUSTOM_ARGS_BYTES",
     "MAX_PERSONALIZATIONS",
     "MAX_REQUEST_BYTES",
+    "RESERVED_HEADERS",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
     "ActivityQueryError",
+    "EventWebhookDeliveryError",
+    "EventWebhookError",
     "RecordedMessage",
     "SendGridStandIn",
+    "WebhookDelivery",
     "parse_activity_query",
 ]
 
@@ -63,6 +81,29 @@ _HELP_BASE = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html
 _INVALID_GRANT = "The provided authorization grant is invalid, expired, or revoked"
 _AUTH_REQUIRED = "authorization required"
 _INVALID_ADDRESS = "Does not contain a valid address."
+
+# Headers SendGrid sets itself; a mail/send naming one of them (any case) is refused.
+RESERVED_HEADERS = frozenset(
+    {
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "content-type",
+        "content-transfer-encoding",
+        "to",
+        "from",
+        "subject",
+        "reply-to",
+        "cc",
+        "bcc",
+    }
+)
+_RESERVED_HEADER = (
+    "The header you specified is reserved. You may not overwrite the following reserved "
+    "headers: x-sg-id, x-sg-eid, received, dkim-signature, Content-Type, "
+    "Content-Transfer-Encoding, To, From, Subject, Reply-To, CC, BCC."
+)
 
 # Deliberately simple and a little stricter than RFC 5322, like SendGrid's own check:
 # a local part without spaces or separators, an "@", and a dotted domain of DNS labels.
@@ -98,6 +139,7 @@ class RecordedMessage:
     custom_args: dict[str, str]
     """Top-level custom_args overlaid with each personalization's (later ones win)."""
     headers: dict[str, str]
+    """Top-level headers overlaid with each personalization's (later ones win), names as sent."""
     categories: list[str]
     body: dict[str, Any]
     """The full parsed request JSON."""
@@ -129,6 +171,32 @@ class _ActivityRow:
             "clicks_count": 0,
             "last_event_time": self.last_event_time,
         }
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One Event Webhook batch the stand-in built for :meth:`SendGridStandIn.emit_events`.
+
+    Carries everything a test needs to replay the exact same POST or to tamper with it.
+    """
+
+    url: str
+    """Where the batch was posted."""
+    status: int | None
+    """The receiver's HTTP status; ``None`` when nothing was posted because the settings
+    switch off the type of every event in the batch."""
+    response_body: bytes
+    events: list[dict[str, Any]]
+    """The events as posted, in order (those whose type is switched off are left out)."""
+    payload: bytes
+    """The exact request body: compact JSON with sorted keys and a trailing CRLF, as SendGrid
+    sends it. The signature covers these bytes, so a receiver must verify the raw body."""
+    timestamp: str
+    """The ``X-Twilio-Email-Event-Webhook-Timestamp`` value (unix seconds)."""
+    signature: str | None
+    """The ``X-Twilio-Email-Event-Webhook-Signature`` value; ``None`` when signing is off."""
+    headers: dict[str, str]
+    """The request headers the stand-in set (HTTP plumbing such as Host aside)."""
 
 
 @dataclass(frozen=True)
@@ -355,6 +423,7 @@ def _validate_personalizations(body: dict[str, Any]) -> list[dict[str, Any]]:
             p.get("custom_args"), f"{base}.custom_args", "personalizations.custom_args"
         )
         errors.extend(args_errors)
+        errors.extend(_validate_headers(p.get("headers"), f"{base}.headers"))
     if total_recipients > MAX_RECIPIENTS:
         errors.append(
             _error(
@@ -474,14 +543,22 @@ def _validate_misc(body: dict[str, Any]) -> list[dict[str, Any]]:
                             "categories",
                         )
                     )
-    headers = body.get("headers")
-    if headers is not None:
-        if not isinstance(headers, dict):
-            errors.append(_type_error("object", headers, "headers", "headers"))
-        else:
-            for name, value in headers.items():
-                if not isinstance(value, str):
-                    errors.append(_type_error("string", value, f"headers.{name}", "headers"))
+    errors.extend(_validate_headers(body.get("headers"), "headers"))
+    return errors
+
+
+def _validate_headers(headers: object, field: str) -> list[dict[str, Any]]:
+    """A headers object: string values only, and none of the names SendGrid reserves."""
+    if headers is None:
+        return []
+    if not isinstance(headers, dict):
+        return [_type_error("object", headers, field, "headers")]
+    errors: list[dict[str, Any]] = []
+    for name, value in headers.items():
+        if name.lower() in RESERVED_HEADERS:
+            errors.append(_error(_RESERVED_HEADER, f"{field}.{name}", "headers"))
+        elif not isinstance(value, str):
+            errors.append(_type_error("string", value, f"{field}.{name}", "headers"))
     return errors
 
 
@@ -720,6 +797,238 @@ def parse_activity_query(query: str) -> Callable[[_ActivityRow], bool]:
 
 
 # --------------------------------------------------------------------------------------------
+# Event Webhook: settings, event objects, signing and delivery
+# --------------------------------------------------------------------------------------------
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+EVENT_WEBHOOK_USER_AGENT = "SendGrid Event API"
+
+# Event name -> the settings flag that switches it on; SendGrid posts only switched-on types.
+EVENT_SETTINGS: dict[str, str] = {
+    "processed": "processed",
+    "deferred": "deferred",
+    "delivered": "delivered",
+    "bounce": "bounce",
+    "dropped": "dropped",
+    "open": "open",
+    "click": "click",
+    "spamreport": "spam_report",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "group_unsubscribe",
+    "group_resubscribe": "group_resubscribe",
+}
+_EVENT_FLAGS = tuple(sorted(set(EVENT_SETTINGS.values())))
+_OPTIONAL_SETTING_STRINGS = (
+    "friendly_name",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_token_url",
+)
+
+# Delivery events carry the SMTP id; engagement events (opens, clicks, unsubscribes) do not.
+_DELIVERY_EVENTS = frozenset({"processed", "deferred", "delivered", "bounce", "dropped"})
+_ASM_EVENTS = frozenset({"group_unsubscribe", "group_resubscribe"})
+_BOUNCE_TYPES = ("bounce", "blocked")
+
+_READER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+_READER_IP = "203.0.113.7"  # TEST-NET-3, a documentation address
+_READER = {"useragent": _READER_AGENT, "ip": _READER_IP}
+
+# Fields each event type carries beyond the common ones, with plausible SendGrid values.
+_EVENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "delivered": {"response": "250 2.0.0 OK", "tls": 1},
+    "deferred": {"response": "451 4.7.1 Try again later", "attempt": "1"},
+    "dropped": {"reason": "Bounced Address", "status": "5.0.0"},
+    "open": {**_READER, "sg_machine_open": False},
+    "click": {**_READER, "url_offset": {"index": 0, "type": "html"}},
+    "group_unsubscribe": dict(_READER),
+    "group_resubscribe": dict(_READER),
+}
+_BOUNCE_DEFAULTS: dict[str, dict[str, str]] = {
+    "bounce": {
+        "reason": "550 5.1.1 The email account that you tried to reach does not exist.",
+        "status": "5.1.1",
+    },
+    "blocked": {"reason": "554 5.7.1 Message rejected due to local policy", "status": "5.7.1"},
+}
+
+
+class EventWebhookError(RuntimeError):
+    """The Event Webhook is not set up (no URL, or disabled), so no event can be posted."""
+
+
+class EventWebhookDeliveryError(EventWebhookError):
+    """The configured webhook URL could not be reached (refused, reset, timed out)."""
+
+
+@dataclass
+class _WebhookSettings:
+    """The account's one Event Webhook, as ``/v3/user/webhooks/event/settings`` shows it."""
+
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    enabled: bool = False
+    url: str = ""
+    signed: bool = True
+    flags: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(_EVENT_FLAGS, True))
+    extra: dict[str, str | None] = field(
+        default_factory=lambda: dict.fromkeys(_OPTIONAL_SETTING_STRINGS)
+    )
+
+    def as_json(self, public_key: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"enabled": self.enabled, "url": self.url}
+        body["account_status_change"] = False
+        body.update(self.flags)
+        body["friendly_name"] = self.extra["friendly_name"]
+        body["id"] = self.id
+        # SendGrid never echoes the OAuth client secret.
+        body["oauth_client_id"] = self.extra["oauth_client_id"] or ""
+        body["oauth_token_url"] = self.extra["oauth_token_url"] or ""
+        if self.signed:
+            body["public_key"] = public_key
+        return body
+
+    def apply(self, patch: dict[str, Any]) -> None:
+        """Apply a validated PATCH body; fields it leaves out keep their values."""
+        self.url = patch["url"]
+        if "enabled" in patch:
+            self.enabled = patch["enabled"]
+        for name in _EVENT_FLAGS:
+            if name in patch:
+                self.flags[name] = patch[name]
+        for name in _OPTIONAL_SETTING_STRINGS:
+            if name in patch:
+                self.extra[name] = patch[name]
+
+    def snapshot(self) -> _WebhookSettings:
+        return copy.deepcopy(self)
+
+
+def _is_webhook_url(value: object) -> bool:
+    """An absolute http(s) URL with a host, as SendGrid accepts for the Event Webhook."""
+    if not isinstance(value, str) or not value or any(ch.isspace() for ch in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError for a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _setting_error(field: str | None, message: str) -> dict[str, Any]:
+    return {"field": field, "message": message}
+
+
+def validate_webhook_settings(body: object) -> list[dict[str, Any]]:
+    """Errors for a ``PATCH /v3/user/webhooks/event/settings`` body (empty when valid)."""
+    if not isinstance(body, dict):
+        return [_setting_error(None, "Bad Request")]
+    errors: list[dict[str, Any]] = []
+    url = body.get("url")
+    if url is None:
+        errors.append(_setting_error("url", "url is required"))
+    elif not _is_webhook_url(url):
+        errors.append(_setting_error("url", f"'{url}' is not a valid url"))
+    for name in ("enabled", "account_status_change", *_EVENT_FLAGS):
+        if name in body and not isinstance(body[name], bool):
+            message = f"Invalid type. Expected: boolean, given: {_json_type(body[name])}."
+            errors.append(_setting_error(name, message))
+    for name in _OPTIONAL_SETTING_STRINGS:
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            message = f"Invalid type. Expected: string, given: {_json_type(value)}."
+            errors.append(_setting_error(name, message))
+    return errors
+
+
+def _check_entry(
+    entry: object, rows: list[_ActivityRow], asm_group_id: int | None
+) -> tuple[_ActivityRow, dict[str, Any]]:
+    """Validate one emit entry; return the recipient row it is about and the entry."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"each event entry must be an object, got {_json_type(entry)}")
+    name = entry.get("event")
+    if name not in EVENT_SETTINGS:
+        raise ValueError(f"unknown event {name!r}; expected one of {', '.join(EVENT_SETTINGS)}")
+    email = entry.get("email", rows[0].to_email)
+    folded = email.lower() if isinstance(email, str) else None
+    row = next((r for r in rows if r.to_email.lower() == folded), None)
+    if row is None:
+        raise ValueError(f"{email!r} is not a recipient of message {rows[0].message_id}")
+    if name == "click" and not (isinstance(entry.get("url"), str) and entry["url"]):
+        raise ValueError("a click event needs the clicked 'url'")
+    if name == "bounce" and entry.get("type", "bounce") not in _BOUNCE_TYPES:
+        raise ValueError(f"a bounce's 'type' is 'bounce' or 'blocked', not {entry['type']!r}")
+    if name in _ASM_EVENTS and entry.get("asm_group_id", asm_group_id) is None:
+        raise ValueError(f"a {name} event needs an 'asm_group_id' (the mail had no asm group)")
+    return row, entry
+
+
+def _build_event(
+    row: _ActivityRow, entry: dict[str, Any], asm_group_id: int | None, now: int
+) -> dict[str, Any]:
+    """One event object with the fields SendGrid sends for its type, then the entry's own.
+
+    Custom args ride along as top-level keys, as SendGrid flattens them; SendGrid's own
+    fields win over a custom arg of the same name, and the entry wins over both.
+    """
+    name: str = entry["event"]
+    event: dict[str, Any] = dict(row.unique_args)
+    event.update(
+        email=row.to_email,
+        timestamp=now,
+        event=name,
+        sg_event_id=_new_message_id(),
+        sg_message_id=row.msg_id,
+    )
+    if row.categories:
+        # v3 mail/send takes categories as an array, and the webhook echoes them as sent.
+        event["category"] = list(row.categories)
+    if asm_group_id is not None:
+        event["asm_group_id"] = asm_group_id
+    if name in _DELIVERY_EVENTS:
+        event["smtp-id"] = f"<{row.message_id}@ismtpd-standin.sendgrid.net>"
+    if name == "bounce":
+        kind = entry.get("type", "bounce")
+        event.update(_BOUNCE_DEFAULTS[kind], type=kind)
+    event.update(copy.deepcopy(_EVENT_DEFAULTS.get(name, {})))
+    event.update(entry)
+    return event
+
+
+def encode_events(events: list[dict[str, Any]]) -> bytes:
+    """An event batch as SendGrid serialises it: compact, sorted keys, trailing CRLF."""
+    return json.dumps(events, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\r\n"
+
+
+def _post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+    """POST ``payload`` to ``url``; return the status and body, whatever the status."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(host, parts.port, timeout=timeout)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request_headers = dict(headers)
+    if parts.username is not None:
+        # SendGrid supports basic auth credentials embedded in the webhook URL.
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+        request_headers["Authorization"] = f"Basic {token}"
+    try:
+        connection.request("POST", path, body=payload, headers=request_headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+# --------------------------------------------------------------------------------------------
 # HTTP server
 # --------------------------------------------------------------------------------------------
 
@@ -737,10 +1046,18 @@ _CORS_HEADERS = {
     "X-No-CORS-Reason": "https://sendgrid.com/docs/Classroom/Basics/API/cors.html",
 }
 
+_WEBHOOK_SETTINGS_PATH = "/v3/user/webhooks/event/settings"
+_SIGNED_SETTINGS_PATH = "/v3/user/webhooks/event/settings/signed"
+
 _ROUTES: dict[str, frozenset[str]] = {
     "/v3/mail/send": frozenset({"POST"}),
     "/v3/messages": frozenset({"GET"}),
+    _WEBHOOK_SETTINGS_PATH: frozenset({"GET", "PATCH"}),
+    _SIGNED_SETTINGS_PATH: frozenset({"GET", "PATCH"}),
 }
+
+# Test control, not part of SendGrid: no auth, so a demo can drive it with curl.
+_EMIT_PATH_RE = re.compile(r"^/_standin/messages/(?P<message_id>[^/]+)/events$")
 
 
 class _Server(ThreadingHTTPServer):
@@ -834,6 +1151,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         raw, length = self._read_body()
         path = urlsplit(self.path).path
+        emit = _EMIT_PATH_RE.match(path)
+        if emit is not None:
+            if self.command != "POST":
+                self._send(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    _simple_errors_body("method not allowed"),
+                    {"Allow": "POST"},
+                )
+                return
+            self._emit(unquote(emit.group("message_id")), raw)
+            return
         allowed = _ROUTES.get(path)
         if allowed is None:
             self._send(HTTPStatus.NOT_FOUND, _simple_errors_body("resource not found"))
@@ -849,8 +1177,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/v3/mail/send":
             self._mail_send(raw, length)
-        else:
+        elif path == "/v3/messages":
             self._activity()
+        elif path == _WEBHOOK_SETTINGS_PATH:
+            self._webhook_settings(raw)
+        else:
+            self._signed_settings(raw)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -949,6 +1281,79 @@ class _Handler(BaseHTTPRequestHandler):
         ][:limit]
         self._send(HTTPStatus.OK, json.dumps({"messages": rows}).encode("utf-8"))
 
+    # -- /v3/user/webhooks/event/settings[/signed] ---------------------------------------
+
+    def _json_body(self, raw: bytes) -> tuple[bool, Any]:
+        """Parse a JSON request body; on failure answer 400 and return ``(False, None)``."""
+        try:
+            return True, json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self._send(HTTPStatus.BAD_REQUEST, _simple_errors_body("Bad Request"))
+            return False, None
+
+    def _webhook_settings(self, raw: bytes) -> None:
+        standin = self.server.standin
+        if self.command == "PATCH":
+            ok, body = self._json_body(raw)
+            if not ok:
+                return
+            errors = validate_webhook_settings(body)
+            if errors:
+                self._send(HTTPStatus.BAD_REQUEST, _errors_body(errors))
+                return
+            standin._patch_webhook(body)
+        settings = standin.event_webhook_settings
+        self._send(HTTPStatus.OK, json.dumps(settings).encode("utf-8"))
+
+    def _signed_settings(self, raw: bytes) -> None:
+        standin = self.server.standin
+        if self.command == "PATCH":
+            ok, body = self._json_body(raw)
+            if not ok:
+                return
+            enabled = body.get("enabled") if isinstance(body, dict) else None
+            if not isinstance(enabled, bool):
+                message = f"Invalid type. Expected: boolean, given: {_json_type(enabled)}."
+                self._send(HTTPStatus.BAD_REQUEST, _simple_errors_body(message, "enabled"))
+                return
+            standin._set_signed(enabled)
+        self._send(HTTPStatus.OK, json.dumps(standin._signed_json()).encode("utf-8"))
+
+    # -- POST /_standin/messages/<id>/events (test control) ------------------------------
+
+    def _emit(self, message_id: str, raw: bytes) -> None:
+        standin = self.server.standin
+        ok, entries = self._json_body(raw)
+        if not ok:
+            return
+        if not standin._has_message(message_id):
+            self._send(HTTPStatus.NOT_FOUND, _simple_errors_body("message not found"))
+            return
+        if not isinstance(entries, list):
+            message = f"Invalid type. Expected: array, given: {_json_type(entries)}."
+            self._send(HTTPStatus.BAD_REQUEST, _simple_errors_body(message))
+            return
+        try:
+            delivery = standin.emit_events(message_id, entries)
+        except ValueError as exc:
+            self._send(HTTPStatus.BAD_REQUEST, _simple_errors_body(str(exc)))
+            return
+        except EventWebhookDeliveryError as exc:
+            self._send(HTTPStatus.BAD_GATEWAY, _simple_errors_body(str(exc)))
+            return
+        except EventWebhookError as exc:
+            self._send(HTTPStatus.CONFLICT, _simple_errors_body(str(exc)))
+            return
+        answer = {
+            "url": delivery.url,
+            "status": delivery.status,
+            "response_body": delivery.response_body.decode("utf-8", "replace"),
+            "timestamp": delivery.timestamp,
+            "signature": delivery.signature,
+            "events": delivery.events,
+        }
+        self._send(HTTPStatus.OK, json.dumps(answer).encode("utf-8"))
+
 
 # --------------------------------------------------------------------------------------------
 # Public stand-in
@@ -961,20 +1366,31 @@ def _iter_recipients(personalization: dict[str, Any]) -> Iterator[str]:
             yield item["email"]
 
 
+def _asm_group_id(body: dict[str, Any]) -> int | None:
+    """The unsubscribe group of a mail/send body (``asm.group_id``), if it has one."""
+    asm = body.get("asm")
+    group_id = asm.get("group_id") if isinstance(asm, dict) else None
+    return group_id if isinstance(group_id, int) and not isinstance(group_id, bool) else None
+
+
 @dataclass
 class _State:
     messages: list[RecordedMessage] = field(default_factory=list)
     activity: list[_ActivityRow] = field(default_factory=list)
     faults: deque[_Fault] = field(default_factory=deque)
+    deliveries: list[WebhookDelivery] = field(default_factory=list)
 
 
 class SendGridStandIn:
-    """SendGrid's v3 mail/send and Email Activity API on loopback, with fault injection.
+    """SendGrid's v3 mail/send, Email Activity and Event Webhook on loopback, with faults.
 
     ``api_key=None`` accepts any non-empty Bearer token (except ``None``, which is what
     sendgrid-python sends when it has no key); a string accepts only that exact key.
     Use as a context manager, or call :meth:`start` / :meth:`stop`. All methods are
     thread-safe; the server runs in a background daemon thread.
+
+    Each instance has its own ECDSA P-256 key pair; the Event Webhook starts with no URL
+    (disabled), every event type switched on and signature verification on.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None) -> None:
@@ -990,6 +1406,12 @@ class SendGridStandIn:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._seq = 0
+        self._signing_key = ec.generate_private_key(ec.SECP256R1())
+        spki = self._signing_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self._public_key = base64.b64encode(spki).decode("ascii")
+        self._webhook = _WebhookSettings()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -1065,7 +1487,11 @@ class SendGridStandIn:
             return self._changed.wait_for(lambda: len(self._state.messages) >= count, timeout)
 
     def clear(self) -> None:
-        """Forget recorded messages, activity and pending faults; clear ``accepted_event``."""
+        """Forget messages, activity, pending faults and webhook deliveries.
+
+        Also clears ``accepted_event``. The Event Webhook settings and the key pair stay:
+        they are account configuration, not traffic.
+        """
         with self._lock:
             self._state = _State()
             self.accepted_event.clear()
@@ -1097,7 +1523,145 @@ class SendGridStandIn:
         with self._lock:
             self._state.faults.extend([fault] * count)
 
+    # -- Event Webhook -------------------------------------------------------------------
+
+    @property
+    def webhook_public_key(self) -> str:
+        """The verification key as SendGrid shows it: base64 of the DER SubjectPublicKeyInfo.
+
+        ``sendgrid.helpers.eventwebhook.EventWebhook().convert_public_key_to_ecdsa`` takes it
+        as is.
+        """
+        return self._public_key
+
+    @property
+    def event_webhook_settings(self) -> dict[str, Any]:
+        """The settings as ``GET /v3/user/webhooks/event/settings`` answers them."""
+        with self._lock:
+            return self._webhook.as_json(self._public_key)
+
+    def set_event_webhook(self, url: str | None, *, signed: bool | None = None) -> None:
+        """Deliver events to ``url`` (enabling the webhook), or disable it with ``None``.
+
+        ``signed=False`` switches signature verification off (posts then carry no signature
+        headers and the signed-settings endpoint shows an empty key, as SendGrid does);
+        ``True`` switches it back on; ``None`` leaves it as it is (on, initially).
+        """
+        if url is not None and not _is_webhook_url(url):
+            raise ValueError(f"{url!r} is not a valid url (absolute http or https)")
+        with self._lock:
+            self._webhook.enabled = url is not None
+            self._webhook.url = url or ""
+            if signed is not None:
+                self._webhook.signed = signed
+
+    def sign(self, payload: bytes, timestamp: str) -> str:
+        """SendGrid's Event Webhook signature: base64 DER ECDSA/SHA-256 of timestamp + payload."""
+        signature = self._signing_key.sign(
+            timestamp.encode("utf-8") + payload, ec.ECDSA(hashes.SHA256())
+        )
+        return base64.b64encode(signature).decode("ascii")
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """A snapshot of the batches :meth:`emit_events` built, oldest first."""
+        with self._lock:
+            return list(self._state.deliveries)
+
+    def emit_events(
+        self, message_id: str, events: list[dict[str, Any]], *, timeout: float = 10.0
+    ) -> WebhookDelivery:
+        """Post SendGrid events about an accepted message to the webhook, as one signed batch.
+
+        ``message_id`` is the ``X-Message-Id`` mail/send answered. Each entry names an
+        ``event`` (processed, delivered, deferred, bounce, dropped, open, click, spamreport,
+        unsubscribe, group_unsubscribe, group_resubscribe) and may add or override any field,
+        e.g. ``{"event": "click", "url": "https://x/pricing"}`` (a click needs its ``url``),
+        ``{"event": "bounce", "type": "blocked"}``, ``{"event": "open", "sg_event_id": "x"}``
+        for a duplicate, or ``{"email": ...}`` for a recipient other than the first.
+
+        Raises ``ValueError`` for an unknown message or a bad entry, :class:`EventWebhookError`
+        when no webhook URL is set, and :class:`EventWebhookDeliveryError` when the URL cannot
+        be reached. A receiver's error status is no exception: it is in the returned delivery.
+        """
+        with self._lock:
+            message = self._find_message(message_id)
+            rows = [r for r in self._state.activity if r.message_id == message_id]
+            settings = self._webhook.snapshot()
+        if message is None or not rows:
+            raise ValueError(f"no accepted message has X-Message-Id {message_id!r}")
+        if not events:
+            raise ValueError("emit_events needs at least one event")
+        asm_group_id = _asm_group_id(message.body)
+        checked = [_check_entry(entry, rows, asm_group_id) for entry in events]
+        if not settings.enabled or not settings.url:
+            raise EventWebhookError(
+                "no Event Webhook URL is configured; call set_event_webhook(url) or "
+                "PATCH /v3/user/webhooks/event/settings first"
+            )
+        now = int(time.time())
+        built = [_build_event(row, entry, asm_group_id, now) for row, entry in checked]
+        posted = [e for e in built if settings.flags[EVENT_SETTINGS[e["event"]]]]
+        delivery = self._deliver(settings, posted, timeout)
+        with self._lock:
+            self._state.deliveries.append(delivery)
+        return delivery
+
+    def _deliver(
+        self, settings: _WebhookSettings, events: list[dict[str, Any]], timeout: float
+    ) -> WebhookDelivery:
+        timestamp = str(int(time.time()))
+        if not events:
+            return WebhookDelivery(settings.url, None, b"", [], b"", timestamp, None, {})
+        payload = encode_events(events)
+        signature = self.sign(payload, timestamp) if settings.signed else None
+        headers = {"Content-Type": "application/json", "User-Agent": EVENT_WEBHOOK_USER_AGENT}
+        if signature is not None:
+            headers[SIGNATURE_HEADER] = signature
+            headers[TIMESTAMP_HEADER] = timestamp
+        try:
+            status, body = _post(settings.url, payload, headers, timeout)
+        except (OSError, http.client.HTTPException) as exc:
+            raise EventWebhookDeliveryError(
+                f"could not post events to {settings.url}: {exc}"
+            ) from exc
+        return WebhookDelivery(
+            url=settings.url,
+            status=status,
+            response_body=body,
+            events=events,
+            payload=payload,
+            timestamp=timestamp,
+            signature=signature,
+            headers=headers,
+        )
+
     # -- used by the request handler -----------------------------------------------------
+
+    def _find_message(self, message_id: str) -> RecordedMessage | None:
+        """The recorded message with this X-Message-Id; call with the lock held."""
+        return next((m for m in self._state.messages if m.message_id == message_id), None)
+
+    def _has_message(self, message_id: str) -> bool:
+        with self._lock:
+            return self._find_message(message_id) is not None
+
+    def _patch_webhook(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._webhook.apply(body)
+
+    def _set_signed(self, enabled: bool) -> None:
+        with self._lock:
+            self._webhook.signed = enabled
+
+    def _signed_json(self) -> dict[str, Any]:
+        with self._lock:
+            signed, webhook_id = self._webhook.signed, self._webhook.id
+        return {
+            "id": webhook_id,
+            "enabled": signed,
+            "public_key": self._public_key if signed else "",
+        }
 
     def _take_fault(self) -> _Fault | None:
         with self._lock:
@@ -1116,9 +1680,11 @@ class SendGridStandIn:
         personalizations: list[dict[str, Any]] = body["personalizations"]
         top_args: dict[str, str] = dict(body.get("custom_args") or {})
         merged_args = dict(top_args)
+        headers: dict[str, str] = dict(body.get("headers") or {})
         recipients: list[str] = []
         for p in personalizations:
             merged_args.update(p.get("custom_args") or {})
+            headers.update(p.get("headers") or {})
             recipients.extend(_iter_recipients(p))
         subject = body.get("subject") or personalizations[0].get("subject") or ""
         categories = [str(c) for c in body.get("categories") or []]
@@ -1130,7 +1696,7 @@ class SendGridStandIn:
             subject=subject,
             contents={c["type"]: c["value"] for c in body.get("content") or []},
             custom_args=merged_args,
-            headers=dict(body.get("headers") or {}),
+            headers=headers,
             categories=categories,
             body=body,
         )

@@ -69,6 +69,15 @@ def render_email(
     return RenderedEmail(subject=" ".join(rendered_subject.split()), html=html, text=text)
 
 
+def render_text(env: SandboxedEnvironment, source: str, context: dict[str, Any], what: str) -> str:
+    """Render a short Jinja text (a task title or instructions) from the cadence file."""
+    try:
+        return env.from_string(source).render(context).strip()
+    except TemplateError as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise TemplateProblem(f"{what} {source[:60]!r}: {message}") from exc
+
+
 def describe_template_error(exc: TemplateError, template: str) -> str:
     if isinstance(exc, TemplateNotFound):
         return f"templates/{exc.name}: template file not found"
@@ -170,6 +179,8 @@ def sample_contexts(kind: str) -> list[dict[str, Any]]:
         "timeframe": "0-3 months",
         "campaign": "webinar-2026",
         "timezone": "Europe/London",
+        "phone": "+44 20 7946 0000",
+        "address": "1 Engine Row, London",
         "custom": {},
         "display_name": "Ada Lovelace",
     }
@@ -192,7 +203,13 @@ def sample_contexts(kind: str) -> list[dict[str, Any]]:
 
 
 KIND_EXTRAS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "touch": lambda rep: {"step": "welcome", "cadence": "sample", "cycle": 1},
+    "touch": lambda rep: {
+        "step": "welcome",
+        "cadence": "sample",
+        "cycle": 1,
+        "unsubscribe_url": "https://nurture.example/u/sample-token",
+    },
+    "task": lambda rep: {"step": "call", "cadence": "sample", "cycle": 1},
     "handoff": lambda rep: {"rep": rep},
     "reassigned": lambda rep: {"rep": rep, "missed_by": "rep0", "miss_number": 1},
     "escalation": lambda rep: {
@@ -213,6 +230,7 @@ def template_problems(rules: Rules, templates_dir: Path) -> list[str]:
         (step.template, step.subject, "touch", f"cadence {c.id} step {step.name}")
         for c in rules.cadences.cadences
         for step in c.steps
+        if step.template is not None and step.subject is not None
     ] + [
         (f"notifications/{kind}.html", "Notification", kind, "notification")
         for kind in NOTIFICATION_KINDS
@@ -223,4 +241,14 @@ def template_problems(rules: Rules, templates_dir: Path) -> list[str]:
                 render_email(env, template, subject, context)
             except TemplateProblem as exc:
                 problems[f"{exc} (used by {owner})"] = None
+    for cad in rules.cadences.cadences:
+        for step in cad.steps:
+            if step.title is None:
+                continue
+            for context in sample_contexts("task"):
+                for what, text in (("title", step.title), ("instructions", step.instructions)):
+                    try:
+                        render_text(env, text, context, what)
+                    except TemplateProblem as exc:
+                        problems[f"cadences.yaml: cadence {cad.id} step {step.name}: {exc}"] = None
     return list(problems)

@@ -4,6 +4,7 @@ on loopback driven by the real client, and a real SQLite database file."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,17 +21,22 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.email import MailerSettings
+from nurture.cli.embedded import point_standin_webhook
+from nurture.consent import LinkSigner
+from nurture.db import make_engine
 from nurture.leads import LeadEvent, LeadProfile
 from nurture.messages import LeadState
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.starting import send_event, send_profile
 from nurture.temporal import installed_binary
+from nurture.web.app import WebSettings, create_app, serving
 from worker import WorkerOptions, build_worker
 from workflows.lead import SEARCH_ATTRIBUTES, LeadWorkflow
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_RULES = FIXTURES / "rules"
 TEST_TEMPLATES = FIXTURES / "templates"
+TEST_SECRET = "test-secret-0123456789abcdef"
 
 
 @pytest.fixture
@@ -80,6 +86,7 @@ class Engine:
     standin: SendGridStandIn
     database_url: str
     worker: Worker
+    web_url: str | None = None
 
     async def profile(self, **fields: object) -> WorkflowHandle:
         return await send_profile(
@@ -107,20 +114,33 @@ async def running_engine(
     config_dir: Path = TEST_RULES,
     templates_dir: Path = TEST_TEMPLATES,
     time_scale: float = 1.0,
+    web: bool = False,
 ) -> AsyncIterator[Engine]:
+    """A worker (and with ``web``, the HTTP service with the stand-in's signed Event Webhook
+    pointed at it, as ``nurture up`` wires them)."""
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
     database_url = f"sqlite:///{tmp_path / 'nurture.db'}"
-    options = WorkerOptions(
-        config_dir=config_dir,
-        templates_dir=templates_dir,
-        database_url=database_url,
-        mailer=MailerSettings(api_key="SG.test-key", base_url=standin.url),
-        time_scale=time_scale,
-        task_queue=task_queue,
-    )
-    worker = build_worker(client, options, options.rules_source())
-    async with worker:
-        yield Engine(client, task_queue, standin, database_url, worker)
+    async with contextlib.AsyncExitStack() as stack:
+        web_url = None
+        signer = LinkSigner(secret=TEST_SECRET)
+        if web:
+            settings = WebSettings(webhook_public_key=standin.webhook_public_key)
+            app = create_app(client, make_engine(database_url), signer, settings)
+            web_url = await stack.enter_async_context(serving(app, "127.0.0.1", 0))
+            point_standin_webhook(standin, f"{web_url}/webhooks/sendgrid")
+            signer = LinkSigner(secret=TEST_SECRET, public_url=web_url)
+        options = WorkerOptions(
+            config_dir=config_dir,
+            templates_dir=templates_dir,
+            database_url=database_url,
+            mailer=MailerSettings(api_key="SG.test-key", base_url=standin.url),
+            signer=signer,
+            time_scale=time_scale,
+            task_queue=task_queue,
+        )
+        worker = build_worker(client, options, options.rules_source())
+        await stack.enter_async_context(worker)
+        yield Engine(client, task_queue, standin, database_url, worker, web_url)
 
 
 def lead_id(prefix: str = "lead") -> str:

@@ -11,11 +11,12 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import EmailActivities, Mailer, RecordActivities, RoutingActivities
 from activities.email import MailerSettings
+from nurture.consent import LinkSigner
 from nurture.db import OutboxMessage, RepAssignment, StageTransition, make_engine
 from nurture.messages import AssignRequest, EmailRequest, TransitionRecord
 from nurture.rules import Sender
 from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import TEST_TEMPLATES
+from tests.conftest import TEST_SECRET, TEST_TEMPLATES
 
 
 def test_round_robin_gives_every_turn_once_under_concurrency(database_url: str) -> None:
@@ -69,7 +70,10 @@ def test_a_retried_send_does_not_email_twice(database_url: str) -> None:
     with SendGridStandIn() as standin:
         engine = make_engine(database_url)
         emails = EmailActivities(
-            engine, Mailer(MailerSettings("SG.k", standin.url)), TEST_TEMPLATES
+            engine,
+            Mailer(MailerSettings("SG.k", standin.url)),
+            TEST_TEMPLATES,
+            LinkSigner(secret=TEST_SECRET),
         )
         request = EmailRequest(
             key="touch:lead-2:general:e1:c1:hello",

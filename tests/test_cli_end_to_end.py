@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ def start_up(data_dir: Path, ports: dict[str, int], log: Path) -> subprocess.Pop
             str(ports["ui"]),
             "--sendgrid-port",
             str(ports["sendgrid"]),
+            "--http-port",
+            str(ports["http"]),
         ],
         cwd=ROOT,
         stdout=log.open("ab"),
@@ -85,7 +88,7 @@ def stop(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> int:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Iterator[tuple[Cli, Path, dict[str, int]]]:
-    ports = {"grpc": free_port(), "ui": free_port(), "sendgrid": free_port()}
+    ports = {"grpc": free_port(), "ui": free_port(), "sendgrid": free_port(), "http": free_port()}
     shutil.copytree(EXAMPLES, tmp_path / "examples")
     env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['grpc']}", "COLUMNS": "200"}
     yield Cli(env, tmp_path), tmp_path / "data", ports
@@ -100,6 +103,10 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['ui']}/", timeout=10) as page:
             assert page.status == 200  # the Temporal Web UI
+
+        http = f"http://127.0.0.1:{ports['http']}"
+        with urllib.request.urlopen(f"{http}/healthz", timeout=10) as page:
+            assert json.loads(page.read()) == {"status": "ok"}
 
         added = cli("lead", "add", "examples/leads.jsonl")
         assert added.returncode == 1, added.stderr
@@ -128,6 +135,25 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
         assert ada["stage"] == "assigned" and ada["owner"] == "alice"
         assert ada["handoff"]["story"]["campaign"] == "webinar-q4"
         assert "Why this score" in cli("show", "ada").stdout
+
+        # `up` pointed the stand-in's signed Event Webhook at our HTTP service: an event about
+        # the handoff alert travels signed and is verified with the key fetched from it.
+        sendgrid = f"http://127.0.0.1:{ports['sendgrid']}"
+        query = urllib.parse.urlencode({"query": "unique_args['lead_id']=\"ada\"", "limit": 5})
+        listing = urllib.request.Request(
+            f"{sendgrid}/v3/messages?{query}", headers={"Authorization": "Bearer SG.x"}
+        )
+        with urllib.request.urlopen(listing, timeout=10) as answer:
+            (alert, *_) = json.loads(answer.read())["messages"]
+        emit = urllib.request.Request(
+            f"{sendgrid}/_standin/messages/{alert['msg_id'].split('.')[0]}/events",
+            data=json.dumps([{"event": "delivered"}]).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(emit, timeout=10) as answer:
+            delivery = json.loads(answer.read())
+        assert delivery["status"] == 200, delivery
+        assert json.loads(delivery["response_body"])["recorded"] == 1
 
         refused = cli("reject", "ada", "--rep", "bob", "--reason", "not mine")
         assert refused.returncode == 1
@@ -197,3 +223,38 @@ def test_worker_refuses_to_start_with_a_broken_template(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "templates/t/touch.html:3: undefined variable" in result.stderr
     assert "favourite_colour" in result.stderr
+
+
+def test_templates_check_names_file_line_and_variable(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    step = templates / "smb/03_three_tips.html"
+    step.write_text(step.read_text().replace("{{ lead.first_name", "{{ lead.nickname", 1))
+    env = {**os.environ, "COLUMNS": "200"}
+    ok = subprocess.run(
+        [sys.executable, str(ROOT / "starter.py"), "templates", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+    assert ok.returncode == 0 and "cadence steps render" in ok.stdout
+    broken = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "starter.py"),
+            "templates",
+            "check",
+            "--templates",
+            str(templates),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+    assert broken.returncode == 2
+    assert "templates/smb/03_three_tips.html:" in broken.stderr
+    assert "undefined variable" in broken.stderr and "nickname" in broken.stderr

@@ -69,7 +69,12 @@ def in_file(problem: str, path: Path) -> str:
 def test_the_fixture_rules_and_templates_load():
     rules = load_rules(TEST_RULES, TEST_TEMPLATES)
     assert rules.scoring.behaviours["form_fill"] == 20
-    assert [c.id for c in rules.cadences.cadences] == ["enterprise", "general", "recycle"]
+    assert [c.id for c in rules.cadences.cadences] == [
+        "enterprise",
+        "multichannel",
+        "general",
+        "recycle",
+    ]
     assert rules.routing.sla.contact_within == timedelta(hours=4)
     assert rules.engine.max_events_per_run == 400
     assert rules.version

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from python_http_client.exceptions import (
     BadRequestsError,
     GatewayTimeoutError,
@@ -28,9 +37,14 @@ from python_http_client.exceptions import (
     UnauthorizedError,
 )
 from sendgrid import SendGridAPIClient
+from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.mail import Category, CustomArg, Header, Mail
 
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.sendgrid_standin import (
+    EventWebhookDeliveryError,
+    EventWebhookError,
+    SendGridStandIn,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NURTURE_KEY = "lead-1:welcome:1"
@@ -320,6 +334,15 @@ VALIDATION_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "personalizations.0.custom_args.attempt",
     ),
     ("custom args over 10,000 bytes", _set("custom_args.blob", "x" * 10_000), "custom_args"),
+    ("headers not an object", _set("headers", ["X-A: 1"]), "headers"),
+    ("integer header value", _set("headers", {"X-Attempt": 1}), "headers.X-Attempt"),
+    ("reserved header", _set("headers", {"Reply-To": "x@example.com"}), "headers.Reply-To"),
+    ("reserved header, any case", _set("headers", {"x-SG-id": "1"}), "headers.x-SG-id"),
+    (
+        "reserved personalization header",
+        _set("personalizations.0.headers", {"DKIM-Signature": "v=1"}),
+        "personalizations.0.headers.DKIM-Signature",
+    ),
     (
         "duplicate recipient across to and cc",
         _set("personalizations.0.cc", [{"email": "LEAD@example.com"}]),
@@ -626,3 +649,625 @@ def test_command_line_serves_until_interrupted() -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert "1 message(s) accepted" in out
+
+
+# --- mail headers ---------------------------------------------------------------------------
+
+
+def test_headers_are_recorded_so_list_unsubscribe_can_be_checked(
+    standin: SendGridStandIn, client: SendGridAPIClient
+) -> None:
+    mail = welcome_mail()
+    mail.header = Header("List-Unsubscribe", "<https://acme.example/u/tok>")
+    mail.header = Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    mail.header = Header("X-Per-Recipient", "yes", p=0)
+
+    assert client.send(mail).status_code == 202
+
+    [recorded] = standin.messages
+    assert recorded.headers == {
+        "X-Nurture-Step": "welcome",
+        "List-Unsubscribe": "<https://acme.example/u/tok>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "X-Per-Recipient": "yes",
+    }
+
+
+def test_reserved_header_error_says_it_is_reserved(client: SendGridAPIClient) -> None:
+    body = valid_body()
+    body["headers"] = {"Subject": "sneaky", "X-Fine": "ok"}
+
+    with pytest.raises(BadRequestsError) as caught:
+        client.client.mail.send.post(request_body=body)
+
+    [error] = json.loads(caught.value.body)["errors"]
+    assert error["field"] == "headers.Subject"
+    assert "reserved" in error["message"]
+    assert error["help"].endswith("#message.headers")
+
+
+# --- Event Webhook --------------------------------------------------------------------------
+
+# DER prefix of every P-256 SubjectPublicKeyInfo: SEQUENCE { id-ecPublicKey, prime256v1 } ...
+P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+
+
+@dataclass
+class ReceivedPost:
+    path: str
+    headers: Message
+    body: bytes
+
+
+class WebhookReceiver:
+    """A tiny HTTP server playing the engine's webhook endpoint; it records every POST."""
+
+    def __init__(self) -> None:
+        self.posts: list[ReceivedPost] = []
+        self.status = 200
+        self.reply = b'{"ok":true}'
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.posts.append(ReceivedPost(self.path, self.headers, body))
+                self.send_response(receiver.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(receiver.reply)))
+                self.end_headers()
+                self.wfile.write(receiver.reply)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/webhooks/sendgrid"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def configure_webhook(client: SendGridAPIClient, url: str, **flags: bool) -> dict[str, Any]:
+    response = client.client.user.webhooks.event.settings.patch(
+        request_body={"enabled": True, "url": url, **flags}
+    )
+    assert response.status_code == 200
+    settings: dict[str, Any] = json.loads(response.body)
+    return settings
+
+
+def fetch_verification_key(client: SendGridAPIClient) -> ec.EllipticCurvePublicKey:
+    """The key the way an engine gets it: the real client, then the real helper."""
+    response = client.client.user.webhooks.event.settings.signed.get()
+    key = EventWebhook().convert_public_key_to_ecdsa(json.loads(response.body)["public_key"])
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return key
+
+
+def verifies(key: ec.EllipticCurvePublicKey, payload: bytes | str, signature: str, ts: str) -> bool:
+    text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+    return bool(EventWebhook().verify_signature(text, signature, ts, key))
+
+
+def send_welcome(client: SendGridAPIClient, mail: Mail | None = None) -> str:
+    message_id: str = client.send(mail or welcome_mail()).headers["X-Message-Id"]
+    return message_id
+
+
+def control_post(url: str, body: object) -> tuple[int, dict[str, Any]]:
+    """POST JSON with urllib (as curl would in a demo); return status and parsed answer."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_signed_settings_serve_a_p256_spki_key_the_sendgrid_helper_loads(
+    standin: SendGridStandIn, client: SendGridAPIClient
+) -> None:
+    response = client.client.user.webhooks.event.settings.signed.get()
+
+    assert response.status_code == 200
+    body = json.loads(response.body)
+    assert body["enabled"] is True
+    assert body["public_key"] == standin.webhook_public_key
+    assert base64.b64decode(body["public_key"]).startswith(P256_SPKI_PREFIX)
+    assert fetch_verification_key(client).curve.name == "secp256r1"
+    with SendGridStandIn() as other:
+        assert other.webhook_public_key != standin.webhook_public_key, "one key pair each"
+
+
+def test_emitted_events_arrive_as_one_signed_batch_the_sendgrid_helper_verifies(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    message_id = send_welcome(client)
+    configure_webhook(client, receiver.url)
+
+    delivery = standin.emit_events(
+        message_id,
+        [
+            {"event": "processed"},
+            {"event": "delivered"},
+            {"event": "open"},
+            {"event": "click", "url": "https://acme.example/pricing"},
+        ],
+    )
+
+    assert (delivery.status, delivery.response_body) == (200, b'{"ok":true}')
+    assert delivery.url == receiver.url
+    [post] = receiver.posts
+    assert post.path == "/webhooks/sendgrid"
+    assert post.headers["Content-Type"] == "application/json"
+    assert post.headers["User-Agent"] == "SendGrid Event API"
+    signature = post.headers["X-Twilio-Email-Event-Webhook-Signature"]
+    timestamp = post.headers["X-Twilio-Email-Event-Webhook-Timestamp"]
+    assert (signature, timestamp) == (delivery.signature, delivery.timestamp)
+    assert abs(int(timestamp) - time.time()) < 60
+    assert post.body == delivery.payload
+    assert post.body.endswith(b"]\r\n"), "SendGrid's body ends with CRLF, and it is signed"
+    assert json.loads(post.body) == delivery.events
+    assert [e["event"] for e in delivery.events] == ["processed", "delivered", "open", "click"]
+    assert verifies(fetch_verification_key(client), post.body, signature, timestamp)
+    assert standin.webhook_deliveries == [delivery]
+
+
+def test_a_tampered_payload_timestamp_or_key_fails_verification(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    configure_webhook(client, receiver.url)
+    delivery = standin.emit_events(send_welcome(client), [{"event": "delivered"}])
+    key = fetch_verification_key(client)
+    payload, signature, timestamp = (
+        delivery.payload.decode(),
+        delivery.signature,
+        delivery.timestamp,
+    )
+    assert signature is not None
+    assert verifies(key, payload, signature, timestamp)
+
+    tampered = payload.replace("lead@example.com", "eve@example.com")
+    assert tampered != payload
+    assert not verifies(key, tampered, signature, timestamp)
+    assert not verifies(key, payload.removesuffix("\r\n"), signature, timestamp)
+    assert not verifies(key, payload, signature, str(int(timestamp) + 1))
+    with SendGridStandIn() as other:
+        other_key = EventWebhook().convert_public_key_to_ecdsa(other.webhook_public_key)
+        assert not verifies(other_key, payload, signature, timestamp)
+
+
+def test_a_delivery_can_be_replayed_byte_for_byte(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    """SendGrid retries a batch as is; a test replays it with the recorded delivery."""
+    configure_webhook(client, receiver.url)
+    delivery = standin.emit_events(send_welcome(client), [{"event": "open"}])
+
+    request = urllib.request.Request(
+        delivery.url, data=delivery.payload, headers=delivery.headers, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+    first, replay = receiver.posts
+    assert replay.body == first.body
+    for name in (
+        "X-Twilio-Email-Event-Webhook-Signature",
+        "X-Twilio-Email-Event-Webhook-Timestamp",
+    ):
+        assert replay.headers[name] == first.headers[name]
+
+
+def test_sign_produces_what_the_sendgrid_helper_verifies(standin: SendGridStandIn) -> None:
+    payload = b'[{"email":"lead@example.com","event":"open"}]\r\n'
+    signature = standin.sign(payload, "1700000000")
+    key = EventWebhook().convert_public_key_to_ecdsa(standin.webhook_public_key)
+
+    assert verifies(key, payload, signature, "1700000000")
+    assert not verifies(key, payload, signature, "1700000001")
+
+
+def test_events_carry_sendgrid_fields_and_the_mails_custom_args(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    message_id = send_welcome(client)
+    [row] = activity(client, f'msg_id LIKE "{message_id}%"')
+    configure_webhook(client, receiver.url)
+
+    events = standin.emit_events(
+        message_id,
+        [
+            {"event": "processed"},
+            {"event": "delivered"},
+            {"event": "deferred"},
+            {"event": "open"},
+            {"event": "click", "url": "https://acme.example/pricing"},
+            {"event": "bounce"},
+            {"event": "bounce", "type": "blocked"},
+            {"event": "dropped"},
+            {"event": "spamreport"},
+            {"event": "unsubscribe"},
+        ],
+    ).events
+
+    for event in events:
+        assert event["email"] == "lead@example.com"
+        assert isinstance(event["timestamp"], int)
+        assert abs(event["timestamp"] - time.time()) < 60
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", event["sg_event_id"])
+        assert event["sg_message_id"] == row["msg_id"]
+        assert event["sg_message_id"].startswith(f"{message_id}.filterdrecv")
+        assert event["category"] == ["nurture"]
+        assert (event["nurture_key"], event["lead_id"]) == (NURTURE_KEY, "lead-1")
+    assert len({e["sg_event_id"] for e in events}) == len(events)
+    processed, delivered, deferred, opened, click, bounce, blocked, dropped, spam, unsub = events
+    for event in (processed, delivered, deferred, bounce, blocked, dropped):
+        assert event["smtp-id"] == f"<{message_id}@ismtpd-standin.sendgrid.net>"
+    for event in (opened, click, spam, unsub):
+        assert "smtp-id" not in event, "SendGrid sends smtp-id with delivery events only"
+    assert delivered["response"].startswith("250")
+    assert deferred["attempt"] and deferred["response"].startswith("4")
+    for event in (opened, click):
+        assert event["useragent"] and event["ip"]
+    assert click["url"] == "https://acme.example/pricing"
+    assert bounce["type"] == "bounce" and bounce["status"].startswith("5.") and bounce["reason"]
+    assert blocked["type"] == "blocked" and blocked["reason"]
+    assert dropped["reason"] == "Bounced Address"
+
+
+def test_personalization_custom_args_override_message_level_ones_per_recipient(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    body = valid_body()
+    body["custom_args"] = {"nurture_key": "top", "tenant": "acme"}
+    body["personalizations"] = [
+        {"to": [{"email": "lead@example.com"}], "custom_args": {"nurture_key": "k-lead"}},
+        {"to": [{"email": "boss@example.com"}], "custom_args": {"nurture_key": "k-boss"}},
+    ]
+    message_id = client.client.mail.send.post(request_body=body).headers["X-Message-Id"]
+    configure_webhook(client, receiver.url)
+
+    lead, boss = standin.emit_events(
+        message_id, [{"event": "delivered"}, {"event": "delivered", "email": "BOSS@example.com"}]
+    ).events
+
+    assert (lead["email"], lead["nurture_key"], lead["tenant"]) == (
+        "lead@example.com",
+        "k-lead",
+        "acme",
+    )
+    assert (boss["nurture_key"], boss["tenant"]) == ("k-boss", "acme")
+    assert lead["sg_message_id"] != boss["sg_message_id"]
+    rows = activity(client, f'msg_id LIKE "{message_id}%"')
+    assert {r["msg_id"] for r in rows} == {lead["sg_message_id"], boss["sg_message_id"]}
+    assert "category" not in lead, "no categories on the mail, no category on its events"
+
+
+def test_entries_override_fields_for_duplicates_and_fixed_times(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    configure_webhook(client, receiver.url)
+
+    first, duplicate = standin.emit_events(
+        send_welcome(client),
+        [
+            {"event": "open", "sg_event_id": "fixed"},
+            {"event": "open", "sg_event_id": "fixed", "timestamp": 1_700_000_000, "extra": 1},
+        ],
+    ).events
+
+    assert first["sg_event_id"] == duplicate["sg_event_id"] == "fixed"
+    assert duplicate["timestamp"] == 1_700_000_000
+    assert duplicate["extra"] == 1
+
+
+def test_group_unsubscribe_carries_the_mails_asm_group_id(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    body = valid_body()
+    body["asm"] = {"group_id": 42}
+    message_id = client.client.mail.send.post(request_body=body).headers["X-Message-Id"]
+    configure_webhook(client, receiver.url)
+
+    delivered, unsubscribed = standin.emit_events(
+        message_id, [{"event": "delivered"}, {"event": "group_unsubscribe"}]
+    ).events
+
+    assert delivered["asm_group_id"] == unsubscribed["asm_group_id"] == 42
+    assert unsubscribed["event"] == "group_unsubscribe"
+    assert "smtp-id" not in unsubscribed
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        pytest.param([], "at least one", id="no events"),
+        pytest.param([{"event": "opened"}], "unknown event", id="unknown event"),
+        pytest.param(["open"], "must be an object", id="entry not an object"),
+        pytest.param([{"event": "click"}], "url", id="click without url"),
+        pytest.param([{"event": "bounce", "type": "soft"}], "blocked", id="bad bounce type"),
+        pytest.param(
+            [{"event": "open", "email": "eve@example.com"}], "not a recipient", id="stranger"
+        ),
+        pytest.param([{"event": "group_unsubscribe"}], "asm_group_id", id="no asm group"),
+    ],
+)
+def test_bad_entries_raise_value_error_and_post_nothing(
+    standin: SendGridStandIn,
+    client: SendGridAPIClient,
+    receiver: WebhookReceiver,
+    events: list[Any],
+    message: str,
+) -> None:
+    message_id = send_welcome(client)
+    configure_webhook(client, receiver.url)
+
+    with pytest.raises(ValueError, match=message):
+        standin.emit_events(message_id, events)
+
+    assert receiver.posts == []
+    assert standin.webhook_deliveries == []
+
+
+def test_emitting_for_an_unknown_message_raises_value_error(
+    standin: SendGridStandIn, receiver: WebhookReceiver
+) -> None:
+    standin.set_event_webhook(receiver.url)
+
+    with pytest.raises(ValueError, match="X-Message-Id"):
+        standin.emit_events("no-such-message", [{"event": "open"}])
+
+
+def test_emitting_without_a_webhook_url_raises_a_clear_error(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    message_id = send_welcome(client)
+
+    with pytest.raises(EventWebhookError, match="no Event Webhook URL is configured"):
+        standin.emit_events(message_id, [{"event": "open"}])
+
+    standin.set_event_webhook(receiver.url)
+    standin.set_event_webhook(None)
+    with pytest.raises(EventWebhookError):
+        standin.emit_events(message_id, [{"event": "open"}])
+
+    client.client.user.webhooks.event.settings.patch(
+        request_body={"enabled": False, "url": receiver.url}
+    )
+    with pytest.raises(EventWebhookError):
+        standin.emit_events(message_id, [{"event": "open"}])
+    assert receiver.posts == []
+
+
+def test_an_unreachable_webhook_raises_a_delivery_error(
+    standin: SendGridStandIn, client: SendGridAPIClient
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    standin.set_event_webhook(f"http://127.0.0.1:{closed_port}/hook")
+
+    with pytest.raises(EventWebhookDeliveryError, match="could not post"):
+        standin.emit_events(send_welcome(client), [{"event": "open"}])
+
+
+def test_a_receiver_error_status_is_reported_not_raised(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    receiver.status, receiver.reply = 500, b'{"error":"boom"}'
+    standin.set_event_webhook(receiver.url)
+
+    delivery = standin.emit_events(send_welcome(client), [{"event": "open"}])
+
+    assert (delivery.status, delivery.response_body) == (500, b'{"error":"boom"}')
+    assert standin.webhook_deliveries == [delivery]
+    standin.clear()
+    assert standin.webhook_deliveries == []
+    assert standin.event_webhook_settings["url"] == receiver.url, "clear() keeps settings"
+
+
+def test_settings_start_disabled_with_every_event_type_on(client: SendGridAPIClient) -> None:
+    response = client.client.user.webhooks.event.settings.get()
+
+    assert response.status_code == 200
+    settings = json.loads(response.body)
+    assert (settings["enabled"], settings["url"]) == (False, "")
+    for flag in (
+        "open",
+        "click",
+        "bounce",
+        "dropped",
+        "spam_report",
+        "unsubscribe",
+        "delivered",
+        "processed",
+        "deferred",
+        "group_unsubscribe",
+        "group_resubscribe",
+    ):
+        assert settings[flag] is True, flag
+
+
+def test_patch_settings_sets_url_and_event_types_and_get_reflects_them(
+    standin: SendGridStandIn, client: SendGridAPIClient
+) -> None:
+    answered = configure_webhook(client, "https://engine.example/webhooks/sendgrid", open=False)
+
+    shown = json.loads(client.client.user.webhooks.event.settings.get().body)
+    assert answered == shown == standin.event_webhook_settings
+    assert (shown["enabled"], shown["url"]) == (True, "https://engine.example/webhooks/sendgrid")
+    assert shown["open"] is False and shown["click"] is True
+
+    client.client.user.webhooks.event.settings.patch(
+        request_body={"url": "https://engine.example/v2"}
+    )
+    shown = json.loads(client.client.user.webhooks.event.settings.get().body)
+    assert (shown["enabled"], shown["url"], shown["open"]) == (
+        True,
+        "https://engine.example/v2",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param({"enabled": True, "url": "ftp://engine.example/hook"}, "url", id="ftp url"),
+        pytest.param({"enabled": True, "url": "engine.example/hook"}, "url", id="relative url"),
+        pytest.param({"enabled": True, "url": "https://"}, "url", id="no host"),
+        pytest.param({"enabled": True, "url": "https://a b.example/"}, "url", id="space"),
+        pytest.param({"enabled": True, "url": 42}, "url", id="url not a string"),
+        pytest.param({"enabled": True}, "url", id="missing url"),
+        pytest.param({"enabled": "yes", "url": "https://e.example/"}, "enabled", id="enabled str"),
+        pytest.param({"url": "https://e.example/", "click": "true"}, "click", id="flag str"),
+    ],
+)
+def test_patch_settings_rejects_invalid_bodies_with_sendgrid_errors(
+    standin: SendGridStandIn, client: SendGridAPIClient, body: dict[str, Any], field: str
+) -> None:
+    before = standin.event_webhook_settings
+
+    with pytest.raises(BadRequestsError) as caught:
+        client.client.user.webhooks.event.settings.patch(request_body=body)
+
+    assert caught.value.status_code == 400
+    errors = json.loads(caught.value.body)["errors"]
+    assert errors and all({"field", "message"} <= set(e) for e in errors)
+    assert field in error_fields(caught.value)
+    assert standin.event_webhook_settings == before
+
+
+def test_set_event_webhook_rejects_a_non_http_url(standin: SendGridStandIn) -> None:
+    with pytest.raises(ValueError, match="not a valid url"):
+        standin.set_event_webhook("mailto:ops@acme.example")
+
+
+def test_event_types_switched_off_are_not_posted(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    message_id = send_welcome(client)
+    configure_webhook(client, receiver.url, open=False, spam_report=False)
+
+    delivery = standin.emit_events(
+        message_id, [{"event": "delivered"}, {"event": "open"}, {"event": "spamreport"}]
+    )
+    assert [e["event"] for e in delivery.events] == ["delivered"]
+    assert [e["event"] for e in json.loads(receiver.posts[0].body)] == ["delivered"]
+
+    nothing = standin.emit_events(message_id, [{"event": "open"}])
+    assert (nothing.status, nothing.events, nothing.payload, nothing.signature) == (
+        None,
+        [],
+        b"",
+        None,
+    )
+    assert len(receiver.posts) == 1, "SendGrid posts nothing for switched-off types"
+
+
+def test_signature_verification_can_be_switched_off_and_on(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    message_id = send_welcome(client)
+    configure_webhook(client, receiver.url)
+    signed = client.client.user.webhooks.event.settings.signed
+
+    off = json.loads(signed.patch(request_body={"enabled": False}).body)
+    assert (off["enabled"], off["public_key"]) == (False, "")
+    delivery = standin.emit_events(message_id, [{"event": "open"}])
+    assert delivery.signature is None
+    assert receiver.posts[0].headers["X-Twilio-Email-Event-Webhook-Signature"] is None
+    assert receiver.posts[0].headers["X-Twilio-Email-Event-Webhook-Timestamp"] is None
+
+    standin.set_event_webhook(receiver.url)
+    assert standin.emit_events(message_id, [{"event": "open"}]).signature is None, "kept off"
+
+    on = json.loads(signed.patch(request_body={"enabled": True}).body)
+    assert on["public_key"] == standin.webhook_public_key
+    delivery = standin.emit_events(message_id, [{"event": "open"}])
+    assert delivery.signature is not None
+    key = fetch_verification_key(client)
+    assert verifies(key, receiver.posts[-1].body, delivery.signature, delivery.timestamp)
+
+    standin.set_event_webhook(receiver.url, signed=False)
+    assert "public_key" not in standin.event_webhook_settings
+
+    with pytest.raises(BadRequestsError) as caught:
+        signed.patch(request_body={"enabled": "no"})
+    assert error_fields(caught.value) == ["enabled"]
+
+
+def test_webhook_settings_endpoints_require_the_api_key() -> None:
+    with SendGridStandIn(api_key="SG.right") as standin:
+        webhooks = SendGridAPIClient(api_key="SG.wrong", host=standin.url).client.user.webhooks
+        calls: list[Callable[[], Any]] = [
+            webhooks.event.settings.get,
+            lambda: webhooks.event.settings.patch(request_body={"url": "https://e.example/"}),
+            webhooks.event.settings.signed.get,
+            lambda: webhooks.event.settings.signed.patch(request_body={"enabled": False}),
+        ]
+        for call in calls:
+            with pytest.raises(UnauthorizedError):
+                call()
+        assert standin.event_webhook_settings["url"] == ""
+
+
+def test_webhook_settings_answer_405_to_other_methods(client: SendGridAPIClient) -> None:
+    with pytest.raises(MethodNotAllowedError):
+        client.client.user.webhooks.event.settings.post(request_body={"url": "https://e.example/"})
+
+
+def test_http_control_endpoint_emits_events_for_demos(
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+) -> None:
+    message_id = send_welcome(client)
+    url = f"{standin.url}/_standin/messages/{message_id}/events"
+
+    status, answer = control_post(url, [{"event": "open"}])
+    assert status == 409
+    assert "no Event Webhook URL" in answer["errors"][0]["message"]
+
+    configure_webhook(client, receiver.url)
+    status, answer = control_post(url, [{"event": "click", "url": "https://acme.example/p"}])
+    assert status == 200
+    assert answer["status"] == 200
+    assert (
+        answer["signature"] == receiver.posts[0].headers["X-Twilio-Email-Event-Webhook-Signature"]
+    )
+    assert answer["events"] == json.loads(receiver.posts[0].body)
+    assert verifies(
+        fetch_verification_key(client),
+        receiver.posts[0].body,
+        answer["signature"],
+        answer["timestamp"],
+    )
+
+    assert control_post(url, [{"event": "click"}])[0] == 400
+    assert control_post(url, {"event": "open"})[0] == 400
+    missing = f"{standin.url}/_standin/messages/no-such-id/events"
+    assert control_post(missing, [{"event": "open"}])[0] == 404
+    assert len(receiver.posts) == 1

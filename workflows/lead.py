@@ -23,17 +23,22 @@ from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUp
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from nurture import cadence, routing, scoring, sla
+    from nurture import cadence, routing, scoring, send_window, sla
     from nurture.leads import LeadEvent, LeadProfile, dedupe_marker
     from nurture.messages import (
         ASSIGN_REP,
+        CLOSE_TASK,
+        CREATE_TASK,
         LOAD_RULES,
+        MARKETING_SENDS_KEPT,
         RECORD_TRANSITION,
         SEEN_EVENT_IDS_KEPT,
         SEND_EMAIL,
+        TASKS_KEPT,
         ActionResult,
         Assignment,
         AssignRequest,
+        Effect,
         EmailCategory,
         EmailRequest,
         EmailResult,
@@ -48,10 +53,14 @@ with workflow.unsafe.imports_passed_through():
         RejectRequest,
         RepAction,
         Story,
+        TaskClosure,
+        TaskCompletion,
+        TaskRef,
+        TaskRequest,
         TransitionRecord,
     )
     from nurture.routing import RouteDecision
-    from nurture.rules import SYSTEM_EVENT_TYPES, Cadence, Rules
+    from nurture.rules import SYSTEM_EVENT_TYPES, Cadence, CadenceStep, Rules
     from nurture.stages import (
         MARKETING_STAGES,
         SALES_STAGES,
@@ -61,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
     from nurture.stages import (
         RepAction as RepActionName,
     )
+    from nurture.tasks import needs_phone, outcome_error, outcome_event_type
 
 STAGE = SearchAttributeKey.for_keyword("LeadStage")
 SCORE = SearchAttributeKey.for_int("LeadScore")
@@ -78,6 +88,9 @@ RETRY_FOREVER = RetryPolicy(
     non_retryable_error_types=["TemplateError", "SendGridRejected", "ConfigError"],
 )
 SUPPRESSING_EVENTS = frozenset(SYSTEM_EVENT_TYPES)
+PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
+"""Touches wait for the send window and the frequency cap. Runs started before this change
+send as they did (their histories replay unchanged) until their next continue-as-new."""
 UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
 
 
@@ -89,7 +102,7 @@ class LeadWorkflow:
             lead_id=inp.lead_id, profile=LeadProfile(lead_id=inp.lead_id)
         )
         self._inbox: list[LeadEvent | LeadProfile] = list(inp.pending)
-        self._effects: list[EmailRequest | TransitionRecord] = list(inp.pending_effects)
+        self._effects: list[Effect] = list(inp.pending_effects)
         self._rules: Rules | None = None
         self._published: dict[str, Any] = {}
         self._events_this_run = 0
@@ -195,6 +208,7 @@ class LeadWorkflow:
             and progress.step_index == 0
             and progress.cycle == 1
             and state.touches_sent == 0
+            and progress.waiting_task is None
         ):
             # Nothing sent yet: the profile may put the lead in a better-fitting segment.
             better = cadence.select_cadence(state.profile, rules.cadences)
@@ -221,7 +235,7 @@ class LeadWorkflow:
         if event.campaign and not state.profile.campaign:
             state.profile = state.profile.model_copy(update={"campaign": event.campaign})
         if event.type in SUPPRESSING_EVENTS:
-            self._suppress_email(event)
+            self._suppress_email(event.type)
             return
         state.score, entries = scoring.score_event(state.score, event, rules.scoring, now)
         summary = ", ".join(f"{e.rule} {e.points:+d}" for e in entries)
@@ -242,12 +256,12 @@ class LeadWorkflow:
                     f"{rules.scoring.sales_ready_threshold} on {event.type}"
                 )
 
-    def _suppress_email(self, event: LeadEvent) -> None:
+    def _suppress_email(self, reason: str) -> None:
         state = self._state
-        state.email_suppressed = event.type
-        state.note(self._now(), "suppressed", f"email suppressed after {event.type}")
+        state.email_suppressed = reason
+        state.note(self._now(), "suppressed", f"email suppressed after {reason}")
         if state.stage in ("nurturing", "recycled"):
-            self._move("suppressed", by="system", reason=f"email {event.type}")
+            self._move("suppressed", by="system", reason=f"email {reason}")
 
     def _apply_decay(self, now: datetime) -> None:
         state = self._state
@@ -274,6 +288,13 @@ class LeadWorkflow:
         assert progress is not None
         book = rules.cadences
         current = book.get(progress.cadence_id)
+        if progress.waiting_task is not None:
+            # The step's task was not done in time: the cadence moves on without it.
+            self._close_task(progress.waiting_task, "expired", by="system")
+            progress = state.cadence = progress.model_copy(update={"waiting_task": None})
+            if current is not None:
+                self._advance(progress, current)
+                return
         if current is None:
             state.note(now, "cadence", f"cadence {progress.cadence_id} no longer exists")
             fallback = (
@@ -288,6 +309,9 @@ class LeadWorkflow:
             state.cadence = cadence.advance(progress, current, now)
             return
         label = f"{current.id}/{step.name} (cycle {progress.cycle})"
+        if step.channel != "email":
+            await self._start_task(current, progress, step, label)
+            return
         if state.email_suppressed or not state.profile.email:
             state.touches_skipped += 1
             why = (
@@ -297,6 +321,9 @@ class LeadWorkflow:
             )
             state.note(now, "touch skipped", f"{label}: {why}")
         else:
+            if workflow.patched(PATCH_SEND_WINDOWS) and self._deferred(progress, current, label):
+                return
+            assert step.template is not None and step.subject is not None
             request = EmailRequest(
                 key=cadence.touch_key(state.lead_id, progress, step),
                 lead_id=state.lead_id,
@@ -306,20 +333,185 @@ class LeadWorkflow:
                 sender=book.sender,
                 template=step.template,
                 subject=step.subject,
-                context={
-                    **self._template_context(),
-                    "step": step.name,
-                    "cadence": current.id,
-                    "cycle": progress.cycle,
-                },
+                context=self._step_context(current, progress, step),
             )
-            if await self._send(request):
+            result = await self._send(request)
+            if result is not None and result.status == "suppressed":
+                state.touches_skipped += 1
+                state.note(now, "touch skipped", f"{label}: {result.detail}")
+                self._suppress_email(f"suppression list: {result.detail}")
+            elif result is not None:
                 state.touches_sent += 1
+                state.marketing_sends.append(now)
+                del state.marketing_sends[:-MARKETING_SENDS_KEPT]
                 state.note(now, "touch", f"sent {label}")
         if state.cadence is progress:  # a handoff during the send replaced the cadence
-            state.cadence = cadence.advance(progress, current, self._now())
-            if state.cadence.parked:
-                state.note(self._now(), "cadence", f"{current.id} finished: parked")
+            self._advance(progress, current)
+
+    def _advance(self, progress: cadence.CadenceProgress, current: Cadence) -> None:
+        state = self._state
+        state.cadence = cadence.advance(progress, current, self._now())
+        if state.cadence.parked:
+            state.note(self._now(), "cadence", f"{current.id} finished: parked")
+
+    def _step_context(
+        self, current: Cadence, progress: cadence.CadenceProgress, step: CadenceStep
+    ) -> dict[str, Any]:
+        return {
+            **self._template_context(),
+            "step": step.name,
+            "cadence": current.id,
+            "cycle": progress.cycle,
+        }
+
+    def _deferred(self, progress: cadence.CadenceProgress, current: Cadence, label: str) -> bool:
+        """Hold the touch until the send window is open in the lead's time zone and the
+        frequency cap allows another email; the step keeps its place, nothing is dropped."""
+        state, book, now = self._state, self._rules_now().cadences, self._now()
+        zone, zone_note = send_window.resolve_zone(state.profile.timezone, book.default_timezone)
+        decision = send_window.next_send_time(
+            now, book.window_for(current), zone, state.marketing_sends, book.frequency_cap
+        )
+        if decision.at <= now:
+            return False
+        state.cadence = progress.model_copy(update={"due_at": decision.at})
+        state.touches_deferred += 1
+        reasons = [*decision.reasons, *([zone_note] if zone_note else [])]
+        state.note(
+            now,
+            "touch deferred",
+            f"{label} to {decision.at:%Y-%m-%d %H:%M} UTC: {'; '.join(reasons)}",
+        )
+        return True
+
+    # --- tasks: calls, voicemails, direct mail ---------------------------------------------
+
+    async def _start_task(
+        self, current: Cadence, progress: cadence.CadenceProgress, step: CadenceStep, label: str
+    ) -> None:
+        state, now = self._state, self._now()
+        channel = step.channel
+        assert channel != "email" and step.title is not None
+        if needs_phone(channel) and not state.profile.phone:
+            state.touches_skipped += 1
+            state.note(now, "touch skipped", f"{label}: no phone number on file")
+            self._advance(progress, current)
+            return
+        request = TaskRequest(
+            key=cadence.touch_key(state.lead_id, progress, step),
+            lead_id=state.lead_id,
+            channel=channel,
+            cadence=current.id,
+            step=step.name,
+            title=step.title,
+            instructions=step.instructions,
+            phone=state.profile.phone,
+            due_at=now + step.due_within,
+            context=self._step_context(current, progress, step),
+        )
+        try:
+            task_id = await workflow.execute_activity(
+                CREATE_TASK,
+                request,
+                result_type=int,
+                start_to_close_timeout=self._activity_timeout(),
+                retry_policy=RETRY_FOREVER,
+            )
+        except ActivityError as err:
+            self._failed(f"{channel} task", err)
+            self._advance(progress, current)
+            return
+        state.tasks.append(
+            TaskRef(
+                key=request.key,
+                id=task_id,
+                channel=channel,
+                cadence=current.id,
+                step=step.name,
+                due_at=request.due_at,
+            )
+        )
+        del state.tasks[:-TASKS_KEPT]
+        state.note(now, "task", f"{channel} task #{task_id} queued for {label}")
+        if state.cadence is progress:
+            state.cadence = progress.model_copy(
+                update={"waiting_task": request.key, "due_at": request.due_at}
+            )
+
+    def _close_task(
+        self,
+        key: str,
+        status: Literal["done", "expired", "cancelled"],
+        by: str,
+        outcome: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        state, now = self._state, self._now()
+        task = state.task(key)
+        if task is not None:
+            task.status, task.outcome, task.closed_by = status, outcome, by
+        if status != "done":
+            label = f"task #{task.id}" if task else "task"
+            state.note(now, "task", f"{label} {status}")
+        self._effects.append(
+            TaskClosure(
+                key=key,
+                lead_id=state.lead_id,
+                status=status,
+                at=now,
+                by=by,
+                outcome=outcome,
+                note=note,
+            )
+        )
+
+    @workflow.update
+    def complete_task(self, done: TaskCompletion) -> ActionResult:
+        state, now = self._state, self._now()
+        task = state.task(done.task_key)
+        assert task is not None  # the validator checked it
+        self._close_task(task.key, "done", by=done.rep, outcome=done.outcome, note=done.note)
+        state.note(
+            now, "task", f"{task.channel} task #{task.id} done by {done.rep}: {done.outcome}"
+        )
+        # The outcome is a behaviour like any other: scored, and it may make the lead sales-ready.
+        self._inbox.append(
+            LeadEvent(
+                lead_id=state.lead_id,
+                type=outcome_event_type(task.channel, done.outcome),
+                at=now,
+                event_id=f"task:{task.key}",
+                props={"task": task.id, "by": done.rep},
+            )
+        )
+        progress = state.cadence
+        if progress is not None and progress.waiting_task == task.key:
+            progress = state.cadence = progress.model_copy(update={"waiting_task": None})
+            current = self._rules_now().cadences.get(progress.cadence_id)
+            if current is not None:
+                self._advance(progress, current)
+            else:
+                state.cadence = progress.model_copy(update={"due_at": now})
+        return self._result()
+
+    @complete_task.validator
+    def _validate_complete_task(self, done: TaskCompletion) -> None:
+        rules = self._rules
+        if rules is None or rules.routing.rep(done.rep) is None:
+            raise ApplicationError(
+                f"unknown rep {done.rep!r}: not listed in routing.yaml",
+                type="IllegalRepAction",
+                non_retryable=True,
+            )
+        task = self._state.task(done.task_key)
+        if task is None:
+            error: str | None = f"lead {self._state.lead_id} has no task {done.task_key!r}"
+        elif task.status == "done":
+            error = f"task #{task.id} is already done ({task.outcome} by {task.closed_by})"
+        else:
+            error = outcome_error(task.channel, done.outcome)
+        if error:
+            raise ApplicationError(error, type="IllegalRepAction", non_retryable=True)
 
     # --- hand off -----------------------------------------------------------------------------
 
@@ -340,6 +532,8 @@ class LeadWorkflow:
             recent=list(state.score.recent[-10:]),
         )
         state.handoff = Handoff(number=state.handoffs, at=now, route=decision, story=story)
+        if state.cadence is not None and state.cadence.waiting_task is not None:
+            self._close_task(state.cadence.waiting_task, "cancelled", by="routing")
         state.cadence = None
         rep = await self._assign(decision.pool, decision, f"h{state.handoffs}")
         self._give_to(rep or decision.pool[0], f"handoff: {qualified_by}", "handoff")
@@ -610,13 +804,13 @@ class LeadWorkflow:
         state.unforwarded = []
         state.last_forward_at = self._now()
 
-    async def _carry_out(self, effect: EmailRequest | TransitionRecord) -> None:
+    async def _carry_out(self, effect: Effect) -> None:
         if isinstance(effect, EmailRequest):
             await self._send(effect)
             return
         try:
             await workflow.execute_activity(
-                RECORD_TRANSITION,
+                RECORD_TRANSITION if isinstance(effect, TransitionRecord) else CLOSE_TASK,
                 effect,
                 start_to_close_timeout=self._activity_timeout(),
                 retry_policy=RETRY_FOREVER,
@@ -624,19 +818,18 @@ class LeadWorkflow:
         except ActivityError as err:
             self._failed("record", err)
 
-    async def _send(self, request: EmailRequest) -> bool:
+    async def _send(self, request: EmailRequest) -> EmailResult | None:
         try:
-            await workflow.execute_activity(
+            return await workflow.execute_activity(
                 SEND_EMAIL,
                 request,
                 result_type=EmailResult,
                 start_to_close_timeout=self._activity_timeout(),
                 retry_policy=RETRY_FOREVER,
             )
-            return True
         except ActivityError as err:
             self._failed(f"{request.category} email", err)
-            return False
+            return None
 
     def _failed(self, what: str, err: ActivityError) -> None:
         cause = err.cause

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 import typer
 from rich.panel import Panel
 
-from nurture.cli.output import console, errors, fail, print_json, run, table
+from nurture.cli.output import connect_client, console, errors, fail, print_json, run, table
+from nurture.cli.tasks import tasks_app
 from nurture.config_loader import (
     ConfigError,
     config_dir_from_env,
@@ -38,8 +39,11 @@ app = typer.Typer(
 )
 lead_app = typer.Typer(no_args_is_help=True, help="Lead profiles.")
 config_app = typer.Typer(no_args_is_help=True, help="Marketer-owned rules.")
+templates_app = typer.Typer(no_args_is_help=True, help="Email templates.")
 app.add_typer(lead_app, name="lead")
 app.add_typer(config_app, name="config")
+app.add_typer(templates_app, name="templates")
+app.add_typer(tasks_app, name="tasks")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="rules dir (NURTURE_CONFIG)")]
@@ -49,19 +53,6 @@ QueueOpt = Annotated[str, typer.Option("--task-queue", help="worker task queue",
 
 EXIT_REJECTED_LINES = 1
 EXIT_USAGE = 2
-
-
-async def _client():  # type: ignore[no-untyped-def]
-    from nurture.temporal import TemporalSettings, connect
-
-    settings = TemporalSettings.from_env()
-    try:
-        return await connect(settings)
-    except RuntimeError as exc:
-        raise LeadActionError(
-            f"cannot reach Temporal at {settings.address} ({exc}); start the engine with "
-            "'nurture up' or set TEMPORAL_ADDRESS"
-        ) from exc
 
 
 # --- the embedded default -----------------------------------------------------------------
@@ -75,6 +66,7 @@ def up(
     port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
     sendgrid_port: Annotated[int, typer.Option(help="SendGrid stand-in port")] = 3030,
+    http_port: Annotated[int, typer.Option(help="HTTP service port (webhook, links)")] = 8080,
     time_scale: Annotated[float, typer.Option(help="divide rule durations (demo: 3600)")] = 1.0,
     headless: Annotated[bool, typer.Option(help="no Web UI")] = False,
 ) -> None:
@@ -90,6 +82,7 @@ def up(
         port=port,
         ui_port=ui_port,
         sendgrid_port=sendgrid_port,
+        http_port=http_port,
         time_scale=time_scale,
         headless=headless,
     )
@@ -99,6 +92,7 @@ def up(
             f"Temporal      {info['temporal']}",
             f"Web UI        {info['ui'] or '(headless)'}",
             f"SendGrid      {info['sendgrid']}",
+            f"HTTP          {info['http']}  (SendGrid webhook, unsubscribe links)",
             f"Data          {info['data_dir']}",
         ]
         if time_scale != 1:
@@ -119,6 +113,19 @@ def up(
         return 0
 
     run(main(), interrupted_status=0)  # Ctrl-C is how one stops it
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default NURTURE_HTTP_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="default NURTURE_HTTP_PORT or 8080")] = None,
+) -> None:
+    """Run the HTTP service alone (SendGrid Event Webhook, unsubscribe links) against the
+    Temporal of TEMPORAL_ADDRESS; run as many as the traffic needs."""
+    from nurture.cli.serve import serve_forever
+
+    configure_logging()
+    run(serve_forever(host, port), interrupted_status=0)
 
 
 # --- input ---------------------------------------------------------------------------------
@@ -144,7 +151,7 @@ def _ingest(
 
     async def main() -> int:
         try:
-            client = await _client()
+            client = await connect_client()
         except LeadActionError as exc:
             return fail(str(exc), EXIT_USAGE)
         send = send_event if model is LeadEvent else send_profile
@@ -218,7 +225,7 @@ def show(lead_id: str, as_json: JsonOpt = False) -> None:
 
     async def main() -> int:
         try:
-            state = await read_state(await _client(), lead_id)
+            state = await read_state(await connect_client(), lead_id)
         except LeadActionError as exc:
             return fail(str(exc))
         if as_json:
@@ -310,7 +317,7 @@ def _print_state(state: LeadState) -> None:
 def _act(lead_id: str, action: ActionName, request: RepAction, as_json: bool) -> None:
     async def main() -> int:
         try:
-            result: ActionResult = await act(await _client(), lead_id, action, request)
+            result: ActionResult = await act(await connect_client(), lead_id, action, request)
         except LeadActionError as exc:
             return fail(str(exc))
         if as_json:
@@ -380,7 +387,7 @@ def audit(
 
     async def main() -> int:
         try:
-            report = await run_audit(await _client(), timedelta(seconds=grace))
+            report = await run_audit(await connect_client(), timedelta(seconds=grace))
         except LeadActionError as exc:
             return fail(str(exc), EXIT_USAGE)
         if as_json:
@@ -449,7 +456,7 @@ def simulate(
     async def main() -> int:
         try:
             summary = await run_simulation(
-                await _client(), rules, leads, seed, settle, not as_json, task_queue
+                await connect_client(), rules, leads, seed, settle, not as_json, task_queue
             )
         except LeadActionError as exc:
             return fail(str(exc), EXIT_USAGE)
@@ -490,6 +497,15 @@ def simulate(
     run(main())
 
 
+@templates_app.command("check")
+def templates_check(
+    config: ConfigOpt = None, templates: TemplatesOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Render every template of every cadence (and every notification) against sample leads;
+    fail with file:line and the missing variable. The rules are validated too."""
+    config_check(config, templates, as_json)
+
+
 @config_app.command("check")
 def config_check(
     config: ConfigOpt = None, templates: TemplatesOpt = None, as_json: JsonOpt = False
@@ -517,5 +533,5 @@ def config_check(
     else:
         console.print(
             f"[green]ok[/]: {config_dir} (version {rules.version}), "
-            f"{sum(len(c.steps) for c in rules.cadences.cadences)} templates render"
+            f"{sum(len(c.steps) for c in rules.cadences.cadences)} cadence steps render"
         )

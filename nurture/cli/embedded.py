@@ -2,13 +2,15 @@
 
 Starts the Temporal dev server (Web UI, SQLite file under the data dir so leads survive a
 restart, lead search attributes registered), the SendGrid stand-in (unless a real key is set)
-and a worker; Ctrl-C stops them all, worker first.
+with its signed Event Webhook pointed at our HTTP service, the HTTP service (webhook,
+unsubscribe links) and a worker; Ctrl-C stops them all, worker first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -18,14 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from sendgrid import SendGridAPIClient
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.email import MailerSettings
-from nurture.db import database_url_from_env
+from nurture.consent import PUBLIC_URL_ENV, LinkSigner
+from nurture.db import database_url_from_env, make_engine
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.temporal import TemporalSettings, connect, installed_binary, search_attribute_flags
+from nurture.web.app import WebSettings, create_app, serving
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +43,7 @@ class EmbeddedOptions:
     port: int = 7233
     ui_port: int = 8233
     sendgrid_port: int = 3030
+    http_port: int = 8080
     time_scale: float = 1.0
     headless: bool = False
 
@@ -117,6 +123,15 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def point_standin_webhook(standin: SendGridStandIn, webhook_url: str) -> str:
+    """Configure the stand-in's Event Webhook through SendGrid's own API, as one would in the
+    SendGrid console, and return its verification key."""
+    api = SendGridAPIClient(api_key=MailerSettings.standin(standin.url).api_key, host=standin.url)
+    settings = api.client.user.webhooks.event.settings
+    settings.patch(request_body={"enabled": True, "url": webhook_url})
+    return str(json.loads(settings.signed.get().body)["public_key"])
+
+
 async def run_embedded(
     options: EmbeddedOptions, on_ready: Callable[[dict[str, object]], None]
 ) -> None:
@@ -137,9 +152,15 @@ async def run_embedded(
     _check_free(options.port, "Temporal gRPC", "--port")
     if not options.headless:
         _check_free(options.ui_port, "Temporal Web UI", "--ui-port")
+    _check_free(options.http_port, "HTTP service", "--http-port")
     real_key = bool(os.environ.get("SENDGRID_API_KEY"))
     if not real_key:
         _check_free(options.sendgrid_port, "SendGrid stand-in", "--sendgrid-port")
+    http_url = f"http://127.0.0.1:{options.http_port}"
+    signer = LinkSigner.from_env(options.data_dir)
+    if not os.environ.get(PUBLIC_URL_ENV):
+        signer = LinkSigner(secret=signer.secret, public_url=http_url)
+    web_settings = WebSettings.from_env()
     address = f"127.0.0.1:{options.port}"
     server = start_dev_server(options)
     standin: SendGridStandIn | None = None
@@ -150,20 +171,26 @@ async def run_embedded(
         else:
             standin = SendGridStandIn(port=options.sendgrid_port).start()
             mailer = MailerSettings.standin(standin.url)
+            web_settings.webhook_public_key = point_standin_webhook(
+                standin, f"{http_url}/webhooks/sendgrid"
+            )
         worker_options = WorkerOptions(
             config_dir=options.config_dir,
             templates_dir=options.templates_dir,
             database_url=database_url_from_env(options.data_dir),
             mailer=mailer,
+            signer=signer,
             time_scale=options.time_scale,
         )
         worker = build_worker(client, worker_options, source)
-        async with worker:
+        app = create_app(client, make_engine(worker_options.database_url), signer, web_settings)
+        async with worker, serving(app, "127.0.0.1", options.http_port):
             on_ready(
                 {
                     "temporal": address,
                     "ui": None if options.headless else f"http://127.0.0.1:{options.ui_port}",
                     "sendgrid": mailer.base_url,
+                    "http": http_url,
                     "data_dir": str(options.data_dir),
                     "database": worker_options.database_url,
                     "time_scale": options.time_scale,

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from nurture.process import exit_now
@@ -33,6 +34,20 @@ def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
             2,
         )
     exit_now(status)
+
+
+async def connect_client() -> Client:
+    from nurture.sales import LeadActionError
+    from nurture.temporal import TemporalSettings, connect
+
+    settings = TemporalSettings.from_env()
+    try:
+        return await connect(settings)
+    except RuntimeError as exc:
+        raise LeadActionError(
+            f"cannot reach Temporal at {settings.address} ({exc}); start the engine with "
+            "'nurture up' or set TEMPORAL_ADDRESS"
+        ) from exc
 
 
 def fail(message: str, status: int = 1) -> int:

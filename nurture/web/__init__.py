@@ -1,0 +1,1 @@
+"""Nurture's HTTP service: SendGrid's Event Webhook and the unsubscribe pages (more to come)."""

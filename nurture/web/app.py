@@ -1,0 +1,106 @@
+"""The FastAPI application and how it is served (alone, or inside ``nurture up``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from nurture.consent import LinkSigner
+from nurture.web.event_store import EventStore
+from nurture.web.sendgrid_webhook import SendGridWebhook
+from nurture.web.unsubscribe import UnsubscribePages
+from nurture.web.webhook_verify import PUBLIC_KEY_ENV, WebhookVerifier
+
+PAGES_DIR = Path(__file__).parent / "pages"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+@dataclass
+class WebSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    webhook_public_key: str | None = None
+    webhook_max_age_seconds: int = 300
+
+    @classmethod
+    def from_env(cls) -> WebSettings:
+        """``NURTURE_HTTP_HOST``/``NURTURE_HTTP_PORT`` and ``SENDGRID_WEBHOOK_PUBLIC_KEY``."""
+        return cls(
+            host=os.environ.get("NURTURE_HTTP_HOST", DEFAULT_HOST),
+            port=int(os.environ.get("NURTURE_HTTP_PORT", DEFAULT_PORT)),
+            webhook_public_key=os.environ.get(PUBLIC_KEY_ENV) or None,
+        )
+
+
+def create_app(
+    client: Client, engine: Engine, signer: LinkSigner, settings: WebSettings
+) -> FastAPI:
+    store = EventStore(engine)
+    verifier = (
+        WebhookVerifier(settings.webhook_public_key, settings.webhook_max_age_seconds)
+        if settings.webhook_public_key
+        else None
+    )
+    pages = Environment(
+        loader=FileSystemLoader(str(PAGES_DIR)), autoescape=select_autoescape(["html"])
+    )
+    app = FastAPI(
+        title="Nurture",
+        summary="Lead-nurture engine: SendGrid events and consent",
+        version="0.1.0",
+    )
+    app.include_router(SendGridWebhook(client, store, verifier).router())
+    app.include_router(UnsubscribePages(client, store, signer, pages).router())
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """The owner of the event loop handles signals; uvicorn must not take them over."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[str]:
+    """Serve ``app`` on this event loop until the block exits; yields the base URL
+    (``port`` 0 picks a free port)."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
+    server = _EmbeddedServer(config)
+    # Bound here so a busy port is a plain OSError to the caller (uvicorn would sys.exit).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot serve HTTP on {host}:{port}: {exc.strerror}") from exc
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            raise RuntimeError(f"the HTTP server could not start on {host}:{port}")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

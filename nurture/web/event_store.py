@@ -1,0 +1,83 @@
+"""What the webhook and the unsubscribe links write: received events (once each by
+``sg_event_id``), accepted post signatures, and the global suppression list."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from nurture.db import Suppression, WebhookEvent, WebhookPost
+
+FINAL_STATUSES = frozenset({"applied", "unknown_lead", "recorded", "invalid"})
+
+
+class EventStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim(self, sg_event_id: str, item: dict[str, Any], lead_id: str | None) -> bool:
+        """Record the event; False when it was already handled (a duplicate delivery).
+        An event recorded but never finished (Temporal was down) is handed out again."""
+        with Session(self.engine) as session:
+            existing = session.get(WebhookEvent, sg_event_id)
+            if existing is not None:
+                return existing.status not in FINAL_STATUSES
+            session.add(
+                WebhookEvent(
+                    sg_event_id=sg_event_id,
+                    event=str(item.get("event", ""))[:40],
+                    email=_text(item.get("email"), 320),
+                    lead_id=lead_id,
+                    message_id=_text(item.get("sg_message_id"), 200),
+                    payload=json.dumps(item, sort_keys=True, default=str),
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # the same event in a concurrent post
+                return False
+            return True
+
+    def finish(self, sg_event_id: str, status: str, detail: str | None = None) -> None:
+        with Session(self.engine) as session:
+            row = session.get(WebhookEvent, sg_event_id)
+            if row is not None:
+                row.status, row.detail = status, detail
+                session.add(row)
+                session.commit()
+
+    def post_seen(self, digest: str) -> bool:
+        with Session(self.engine) as session:
+            return session.get(WebhookPost, digest) is not None
+
+    def remember_post(self, digest: str, keep: timedelta) -> None:
+        """Remember an accepted signature for the freshness window (older ones are stale
+        anyway, so they are forgotten)."""
+        with Session(self.engine) as session:
+            session.exec(
+                delete(WebhookPost).where(col(WebhookPost.received_at) < datetime.now(UTC) - keep)  # type: ignore[call-overload]
+            )
+            session.merge(WebhookPost(signature_digest=digest))
+            session.commit()
+
+    def suppress(self, email: str, reason: str, source: str, lead_id: str | None) -> None:
+        """Put the address on the do-not-email list (the first reason is kept)."""
+        address = email.strip().lower()
+        with Session(self.engine) as session:
+            if session.get(Suppression, address) is not None:
+                return
+            session.add(Suppression(email=address, reason=reason, source=source, lead_id=lead_id))
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+
+
+def _text(value: object, limit: int) -> str | None:
+    return str(value)[:limit] if value is not None else None

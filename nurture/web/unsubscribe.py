@@ -1,0 +1,85 @@
+"""``/u/{token}``: the one-click unsubscribe link of every marketing email.
+
+GET shows a confirmation page with a button (link scanners fetch URLs, so a GET must not
+unsubscribe anyone); POST unsubscribes, both from that button and from the mailbox provider's
+RFC 8058 one-click button (``List-Unsubscribe=One-Click``). The address goes on the global
+suppression list first, so no email is sent to it even if the lead cannot be told right away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from nurture.consent import InvalidLinkError, LinkSigner, UnsubscribeClaim
+from nurture.leads import LeadEvent
+from nurture.web.event_store import EventStore
+from nurture.web.lead_signals import signal_existing_lead
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class UnsubscribePages:
+    client: Client
+    store: EventStore
+    signer: LinkSigner
+    pages: Environment
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["consent"])
+        router.add_api_route(
+            "/u/{token}", self.confirm, methods=["GET"], response_class=HTMLResponse
+        )
+        router.add_api_route(
+            "/u/{token}", self.unsubscribe, methods=["POST"], response_class=HTMLResponse
+        )
+        return router
+
+    def _page(self, status: int, **context: object) -> HTMLResponse:
+        html = self.pages.get_template("unsubscribe.html").render(**context)
+        return HTMLResponse(html, status_code=status)
+
+    async def confirm(self, token: str) -> HTMLResponse:
+        try:
+            claim = self.signer.verify(token)
+        except InvalidLinkError as exc:
+            return self._page(400, state="invalid", message=str(exc))
+        return self._page(200, state="confirm", email=claim.email, action=f"/u/{token}")
+
+    async def unsubscribe(self, token: str) -> HTMLResponse:
+        try:
+            claim = self.signer.verify(token)
+        except InvalidLinkError as exc:
+            return self._page(400, state="invalid", message=str(exc))
+        await run_in_threadpool(
+            self.store.suppress, claim.email, "unsubscribe", "unsubscribe link", claim.lead_id
+        )
+        await self._tell_lead(claim)
+        return self._page(200, state="done", email=claim.email)
+
+    async def _tell_lead(self, claim: UnsubscribeClaim) -> None:
+        bound = log.bind(lead_id=claim.lead_id, touch=claim.key)
+        event = LeadEvent(
+            lead_id=claim.lead_id,
+            type="unsubscribe",
+            at=datetime.now(UTC),
+            event_id=claim.event_id,
+            props={"touch_id": claim.key, "source": "link"},
+        )
+        try:
+            if await signal_existing_lead(self.client, event):
+                bound.info("unsubscribed by link")
+            else:
+                bound.warning("unsubscribed by link; no running lead workflow to tell")
+        except RPCError as exc:
+            # Already on the suppression list: the next send is refused and suppresses the lead.
+            bound.error("unsubscribed, but the lead could not be told yet", error=exc.message)
