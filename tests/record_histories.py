@@ -18,31 +18,35 @@ from temporalio.testing import WorkflowEnvironment
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.temporal import installed_binary
 from tests.conftest import running_engine
-from tests.scenarios import SCENARIO_TIME_SCALE, full_life
+from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
 from workflows.lead import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def record(version: str) -> Path:
+async def record(version: str) -> list[Path]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES,
     )
+    written = []
     try:
         with SendGridStandIn() as standin, tempfile.TemporaryDirectory() as tmp:
             async with running_engine(
                 env.client, standin, Path(tmp), time_scale=SCENARIO_TIME_SCALE
             ) as engine:
-                handle = await full_life(engine, f"replay-{version}")
-                history = await handle.fetch_history()
+                for name, scenario in SCENARIOS.items():
+                    handle = await scenario(engine, f"replay-{name}-{version}")
+                    history = await handle.fetch_history()
+                    out = HISTORIES / f"lead-{name}-{version}.json"
+                    out.write_text(history.to_json())
+                    written.append(out)
     finally:
         await env.shutdown()
-    out = HISTORIES / f"lead-full-life-{version}.json"
-    out.write_text(history.to_json())
-    return out
+    return written
 
 
 if __name__ == "__main__":
-    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "v1")))
+    for path in asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "v1")):
+        print(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temporalio.client import WorkflowHandle
 
-from nurture.messages import OutcomeRequest, RejectRequest, RepAction
+from nurture.messages import OutcomeRequest, RejectRequest, RepAction, TaskCompletion
 from nurture.sales import act
 from tests.conftest import Engine, wait_for_state
 
@@ -43,3 +43,31 @@ async def full_life(engine: Engine, lead: str) -> WorkflowHandle:
     )
     await wait_for_state(handle, lambda s: s.stage == "won")
     return handle
+
+
+async def multichannel_life(engine: Engine, lead: str) -> WorkflowHandle:
+    """Email (through the send-window/cap check), a call task done with an outcome that
+    scores, another email, a direct-mail task done, the last email: the cadence parks."""
+    handle = await engine.profile(
+        lead_id=lead,
+        email=f"{lead}@corp.example",
+        first_name="Cy",
+        phone="+1 555 0100",
+        custom={"track": "multichannel"},
+    )
+    for outcome in ("connected", "sent"):
+        state = await wait_for_state(
+            handle, lambda s: bool(s.tasks and s.tasks[-1].status == "open"), timeout=15
+        )
+        task = state.tasks[-1]
+        await act(
+            engine.client,
+            lead,
+            "complete_task",
+            TaskCompletion(rep="alice", task_key=task.key, outcome=outcome),
+        )
+    await wait_for_state(handle, lambda s: s.cadence is not None and s.cadence.parked, timeout=15)
+    return handle
+
+
+SCENARIOS = {"full-life": full_life, "multichannel": multichannel_life}

@@ -12,8 +12,8 @@ from temporalio.worker import Replayer
 
 from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
-from tests.scenarios import SCENARIO_TIME_SCALE, full_life
-from workflows.lead import LeadWorkflow
+from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
+from workflows.lead import PATCH_SEND_WINDOWS, LeadWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -33,16 +33,45 @@ async def test_recorded_history_replays_on_current_code(path: Path) -> None:
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
-async def test_a_fresh_full_life_replays_deterministically(
-    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+def _patches(history: WorkflowHistory) -> list[str]:
+    return [
+        e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data.decode()
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        and e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+
+
+def test_v1_histories_predate_the_send_window_patch_and_v2_records_it() -> None:
+    """The versioning example: v1 leads (recorded before send windows) replay down the old
+    path because their history has no patch marker; leads started since record it.
+
+    ``lead-night-touch-v1`` was recorded with the v1 code for a lead whose touch went out at
+    03:00 in its zone: without the ``workflow.patched`` gate, today's code would defer that
+    touch on replay and fail with a non-determinism error (checked by hand once; see the
+    issue-4 closing note)."""
+    by_version: dict[str, list[list[str]]] = {}
+    for path in HISTORIES:
+        history = WorkflowHistory.from_json(path.stem, path.read_text())
+        by_version.setdefault(path.stem.rsplit("-", 1)[-1], []).append(_patches(history))
+    assert by_version["v1"] and all(p == [] for p in by_version["v1"])
+    assert by_version["v2"] and all(
+        len(p) == 1 and PATCH_SEND_WINDOWS in p[0] for p in by_version["v2"]
+    )
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+async def test_a_fresh_life_replays_deterministically(
+    scenario: str, dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
 ) -> None:
     async with running_engine(
         dev_env.client, standin, tmp_path, time_scale=SCENARIO_TIME_SCALE
     ) as engine:
-        handle = await full_life(engine, lead_id("replay"))
+        handle = await SCENARIOS[scenario](engine, lead_id("replay"))
         history = await handle.fetch_history()
     kinds = {e.WhichOneof("attributes") for e in history.events}
     assert "workflow_execution_update_accepted_event_attributes" in kinds
     assert "timer_fired_event_attributes" in kinds
+    assert len(_patches(history)) == 1
     result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
