@@ -29,7 +29,7 @@ from activities import (
 )
 from activities.email import MailerSettings
 from nurture.config_loader import config_dir_from_env, templates_dir_from_env
-from nurture.consent import LinkSigner
+from nurture.consent import ConsentConfigError, LinkSigner
 from nurture.db import database_url_from_env, make_engine
 from nurture.messages import TASK_QUEUE
 from workflows.lead import LeadWorkflow
@@ -111,15 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configure_logging()
-    options = WorkerOptions(
-        config_dir=config_dir_from_env(args.config),
-        templates_dir=templates_dir_from_env(args.templates),
-        time_scale=args.time_scale,
-        task_queue=args.task_queue,
-    )
     try:
+        options = WorkerOptions(
+            config_dir=config_dir_from_env(args.config),
+            templates_dir=templates_dir_from_env(args.templates),
+            time_scale=args.time_scale,
+            task_queue=args.task_queue,
+        )
         asyncio.run(run_worker(options))
-    except ConfigError as exc:
+    except (ConfigError, ConsentConfigError) as exc:
         log.error("worker not started: fix the configuration", problems=exc.problems)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)

@@ -118,7 +118,7 @@ class EmailActivities:
         context, headers = request.context, {}
         if marketing:
             url = self.signer.unsubscribe_url(
-                UnsubscribeClaim(lead_id=request.lead_id, email=request.to_email, key=request.key)
+                UnsubscribeClaim(lead_id=request.lead_id, key=request.key)
             )
             context = {**context, "unsubscribe_url": url}
             # RFC 2369 + RFC 8058: mailbox providers show an unsubscribe button that POSTs here.
@@ -137,6 +137,13 @@ class EmailActivities:
                 return EmailResult(
                     key=request.key, message_id=row.provider_message_id, status="already_sent"
                 )
+            if row is not None:
+                # Asked first: the lead may have unsubscribed from this very email since.
+                accepted = self._ask_provider(request.key)
+                if accepted is not None:
+                    self._mark_sent(session, row, accepted)
+                    bound.info("provider had accepted it before a crash; not sending again")
+                    return EmailResult(key=request.key, message_id=accepted, status="already_sent")
             suppressed = session.get(Suppression, request.to_email.lower()) if marketing else None
             if suppressed is not None:
                 bound.info(
@@ -148,13 +155,7 @@ class EmailActivities:
                     status="suppressed",
                     detail=f"{suppressed.reason} ({suppressed.source})",
                 )
-            if row is not None:
-                accepted = self._ask_provider(request.key)
-                if accepted is not None:
-                    self._mark_sent(session, row, accepted)
-                    bound.info("provider had accepted it before a crash; not sending again")
-                    return EmailResult(key=request.key, message_id=accepted, status="already_sent")
-            else:
+            if row is None:
                 row = OutboxMessage(
                     key=request.key,
                     lead_id=request.lead_id,

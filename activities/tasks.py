@@ -47,6 +47,7 @@ class TaskActivities:
                 title=title,
                 instructions=instructions,
                 phone=request.phone,
+                address=request.address,
                 due_at=request.due_at,
             )
             session.add(row)

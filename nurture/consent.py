@@ -1,16 +1,20 @@
 """Consent: signed one-click unsubscribe links, and where the signing secret comes from.
 
-A link carries the lead, the address and the touch it came with, signed with the engine's
-secret (itsdangerous), so nobody can unsubscribe someone else by editing a URL. Unsubscribe
-links never expire: RFC 8058 and the mailbox providers expect them to keep working.
+A link carries the lead and the touch it came with (not the address: links end up in logs),
+signed with the engine's secret (itsdangerous), so nobody can unsubscribe someone else by
+editing a URL. Unsubscribe links never expire: RFC 8058 and the mailbox providers expect them
+to keep working.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -20,6 +24,14 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 _SALT = "nurture.unsubscribe.v1"
 
 
+class ConsentConfigError(Exception):
+    """Unsubscribe links cannot be made or checked safely with this configuration."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 class InvalidLinkError(ValueError):
     """A link that was not made by this engine, or was altered on the way."""
 
@@ -27,12 +39,12 @@ class InvalidLinkError(ValueError):
 @dataclass(frozen=True)
 class UnsubscribeClaim:
     lead_id: str
-    email: str
-    key: str  # the idempotency key of the email the link came with
+    key: str  # the idempotency key (touch id) of the email the link came with
 
     @property
     def event_id(self) -> str:
-        """One unsubscribe per email: clicking twice, or link + webhook, counts once."""
+        """One unsubscribe per email: clicking twice, or link + SendGrid's unsubscribe event
+        for the same touch, counts once (the webhook uses the same id)."""
         return f"unsubscribe:{self.key}"
 
 
@@ -48,47 +60,91 @@ class LinkSigner:
             raise ValueError(f"{SECRET_ENV} must be at least 16 characters long")
 
     @classmethod
-    def from_env(cls, data_dir: Path | None = None) -> LinkSigner:
-        """``NURTURE_SECRET_KEY`` and ``NURTURE_PUBLIC_URL``; without a key, one is generated
-        once into ``<data dir>/secret.key`` so links stay valid across restarts."""
-        secret = os.environ.get(SECRET_ENV) or _secret_file(
-            data_dir or Path(os.environ.get("NURTURE_DATA_DIR", "data"))
-        )
-        return cls(secret=secret, public_url=os.environ.get(PUBLIC_URL_ENV, DEFAULT_PUBLIC_URL))
+    def from_env(cls, data_dir: Path | None = None, *, create: bool = True) -> LinkSigner:
+        """``NURTURE_SECRET_KEY`` and ``NURTURE_PUBLIC_URL``.
+
+        Without a key, the one in ``<data dir>/secret.key`` is used (generated on first use
+        when ``create``), so links stay valid across restarts of one machine. With a real
+        SendGrid key (real recipients) both must be set, the URL public and https: links
+        signed by one secret and checked with another would leave people unable to leave.
+        """
+        directory = data_dir or Path(os.environ.get("NURTURE_DATA_DIR", "data"))
+        public_url = os.environ.get(PUBLIC_URL_ENV, "")
+        secret = os.environ.get(SECRET_ENV, "")
+        if os.environ.get("SENDGRID_API_KEY"):
+            problems = []
+            if not secret:
+                problems.append(
+                    f"{SECRET_ENV} is not set: give every worker and HTTP service the same "
+                    "secret of 16+ characters (e.g. 'openssl rand -base64 32')"
+                )
+            if not public_url.startswith("https://"):
+                problems.append(
+                    f"{PUBLIC_URL_ENV} must be the https address where 'nurture serve' is "
+                    f"reachable from the internet (got {public_url or 'nothing'!r})"
+                )
+            if problems:
+                raise ConsentConfigError(problems)
+        if not secret:
+            secret = _secret_file(directory, create)
+        try:
+            return cls(secret=secret, public_url=public_url or DEFAULT_PUBLIC_URL)
+        except ValueError as exc:
+            raise ConsentConfigError([str(exc)]) from None
 
     def _serializer(self) -> URLSafeSerializer:
         return URLSafeSerializer(self.secret, salt=_SALT)
 
     def token(self, claim: UnsubscribeClaim) -> str:
-        return str(self._serializer().dumps([claim.lead_id, claim.email, claim.key]))
+        return str(self._serializer().dumps([claim.lead_id, claim.key]))
 
     def unsubscribe_url(self, claim: UnsubscribeClaim) -> str:
         return f"{self.public_url.rstrip('/')}/u/{self.token(claim)}"
 
     def verify(self, token: str) -> UnsubscribeClaim:
         try:
-            lead_id, email, key = self._serializer().loads(token)
+            lead_id, key = self._serializer().loads(token)
         except (BadData, ValueError, TypeError) as exc:
             raise InvalidLinkError(
                 "this unsubscribe link is damaged or was not sent by us"
             ) from exc
-        return UnsubscribeClaim(lead_id=str(lead_id), email=str(email), key=str(key))
+        return UnsubscribeClaim(lead_id=str(lead_id), key=str(key))
+
+    def is_unsubscribe_link(self, url: str) -> bool:
+        """Whether ``url`` is one of our unsubscribe links (wherever it is served from)."""
+        path = urlsplit(url).path
+        if not path.startswith("/u/"):
+            return False
+        try:
+            self.verify(path[3:])
+        except InvalidLinkError:
+            return False
+        return True
 
     def __repr__(self) -> str:  # never let the secret reach a log line
         return f"LinkSigner(public_url={self.public_url!r}, secret='***')"
 
 
-def _secret_file(data_dir: Path) -> str:
+def _secret_file(data_dir: Path, create: bool) -> str:
     path = data_dir / "secret.key"
     if path.exists():
         return path.read_text().strip()
+    if not create:
+        raise ConsentConfigError(
+            [
+                f"no {SECRET_ENV} and no {path}: set {SECRET_ENV} to the secret the workers "
+                "sign unsubscribe links with (or point NURTURE_DATA_DIR at their data dir)"
+            ]
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
-    # Created with owner-only permissions before the secret is written.
+    # Written whole to a private temporary file, then linked into place: another process
+    # sees either no file or the complete secret, and only one secret ever wins.
+    fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=".secret-")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret)
-    return secret
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return path.read_text().strip()

@@ -91,9 +91,9 @@ class WebhookEvent(SQLModel, table=True):
 
 
 class WebhookPost(SQLModel, table=True):
-    """Signatures of accepted webhook posts: the same signed post seen twice is a replay."""
+    """Digests of signed webhook posts taken in: the same signed post seen twice is a replay."""
 
-    signature_digest: str = Field(primary_key=True, max_length=64)
+    post_digest: str = Field(primary_key=True, max_length=64)
     received_at: datetime = Field(default_factory=utcnow, index=True)
 
 
@@ -109,6 +109,7 @@ class SalesTask(SQLModel, table=True):
     title: str
     instructions: str = ""
     phone: str | None = Field(default=None, max_length=60)
+    address: str | None = Field(default=None, max_length=500)
     status: str = Field(default="open", index=True, max_length=20)
     created_at: datetime = Field(default_factory=utcnow)
     due_at: datetime = Field(index=True)

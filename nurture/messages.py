@@ -31,7 +31,7 @@ CLOSE_TASK = "close_task"
 
 TIMELINE_KEPT = 200
 TASKS_KEPT = 50
-MARKETING_SENDS_KEPT = 50  # enough for any frequency cap (max_emails <= 50)
+MARKETING_SENDS_KEPT = 50  # enough for any frequency cap (FrequencyCap.max_emails <= 50)
 SEEN_EVENT_IDS_KEPT = 5000
 """The de-duplication window: a client may retry a batch of this many events and each still
 counts once. Kept as 16-hex-digit digests (~95 KB), carried across continue-as-new."""
@@ -254,6 +254,7 @@ class TaskRequest(BaseModel):
     title: str
     instructions: str = ""
     phone: str | None = None
+    address: str | None = None
     due_at: datetime
     context: dict[str, Any] = Field(default_factory=dict)
 

@@ -16,6 +16,7 @@ system has none (slim containers, Windows), from the ``tzdata`` package, a depen
 from __future__ import annotations
 
 import re
+import zoneinfo
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ from pydantic import (
 )
 
 from nurture.durations import Duration, format_duration
+
+# Every worker must decide a deferral the same way, or a replay on another host fails: time
+# zones come from the pinned ``tzdata`` package, never from whatever the host has installed.
+zoneinfo.reset_tzpath(to=[])
 
 __all__ = [
     "ANYTIME",
@@ -236,7 +241,7 @@ ANYTIME = SendWindow.anytime()
 class FrequencyCap(_Strict):
     """At most ``max_emails`` marketing emails to a lead in any ``per`` (a sliding window)."""
 
-    max_emails: int = Field(ge=1)
+    max_emails: int = Field(ge=1, le=50, description="the lead keeps its last 50 send times")
     per: Duration
 
     @model_validator(mode="after")

@@ -40,5 +40,10 @@ def outcome_error(channel: TaskChannel, outcome: str) -> str | None:
     return None
 
 
-def needs_phone(channel: TaskChannel) -> bool:
-    return channel in ("call", "voicemail")
+def missing_contact(channel: TaskChannel, phone: str | None, address: str | None) -> str | None:
+    """What the lead's profile lacks for this kind of task, or None."""
+    if channel in ("call", "voicemail") and not phone:
+        return "no phone number on file"
+    if channel == "direct_mail" and not address:
+        return "no postal address on file"
+    return None

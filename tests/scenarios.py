@@ -53,6 +53,7 @@ async def multichannel_life(engine: Engine, lead: str) -> WorkflowHandle:
         email=f"{lead}@corp.example",
         first_name="Cy",
         phone="+1 555 0100",
+        address="1 Main St, Springfield",
         custom={"track": "multichannel"},
     )
     for outcome in ("connected", "sent"):

@@ -12,7 +12,7 @@ from temporalio.testing import ActivityEnvironment
 from activities import EmailActivities, Mailer, RecordActivities, RoutingActivities
 from activities.email import MailerSettings
 from nurture.consent import LinkSigner
-from nurture.db import OutboxMessage, RepAssignment, StageTransition, make_engine
+from nurture.db import OutboxMessage, RepAssignment, StageTransition, Suppression, make_engine
 from nurture.messages import AssignRequest, EmailRequest, TransitionRecord
 from nurture.rules import Sender
 from nurture.sendgrid_standin import SendGridStandIn
@@ -100,3 +100,49 @@ def test_a_retried_send_does_not_email_twice(database_url: str) -> None:
         with Session(engine) as session:
             row = session.get(OutboxMessage, request.key)
         assert row is not None and row.status == "sent" and row.attempts == 1
+
+
+def test_a_send_accepted_before_a_crash_counts_as_sent_even_if_the_lead_unsubscribed_since(
+    database_url: str,
+) -> None:
+    """The worker died after SendGrid accepted the touch; the lead then unsubscribed from that
+    very email. The retry must report the touch as sent (it was), not as suppressed."""
+    with SendGridStandIn() as standin:
+        engine = make_engine(database_url)
+        emails = EmailActivities(
+            engine,
+            Mailer(MailerSettings("SG.k", standin.url)),
+            TEST_TEMPLATES,
+            LinkSigner(secret=TEST_SECRET),
+        )
+        request = EmailRequest(
+            key="touch:lead-3:general:e1:c1:hello",
+            lead_id="lead-3",
+            category="touch",
+            to_email="lead3@corp.example",
+            sender=Sender(email="m@test.example"),
+            template="t/touch.html",
+            subject="Hello",
+            context={
+                "lead": {"first_name": "Di", "company": None},
+                "step": "hello",
+                "cadence": "general",
+                "cycle": 1,
+            },
+        )
+        env = ActivityEnvironment()
+        env.run(emails.send_email, request)
+        with Session(engine) as session:  # as if the worker died before recording it
+            row = session.get(OutboxMessage, request.key)
+            assert row is not None
+            row.status = "pending"
+            session.add(row)
+            session.add(
+                Suppression(email="lead3@corp.example", reason="unsubscribe", source="link")
+            )
+            session.commit()
+        retried = env.run(emails.send_email, request)
+        other = env.run(emails.send_email, request.model_copy(update={"key": "touch:lead-3:x"}))
+
+    assert retried.status == "already_sent" and len(standin.messages) == 1
+    assert other.status == "suppressed" and other.detail == "unsubscribe (link)"

@@ -37,6 +37,9 @@ def start_worker(
         "NURTURE_DATABASE_URL": db_url,
         "SENDGRID_API_KEY": "SG.crash-test-key",
         "SENDGRID_BASE_URL": standin.url,
+        # With an API key the worker is configured as for real recipients:
+        "NURTURE_SECRET_KEY": "crash-test-secret-0123456789",
+        "NURTURE_PUBLIC_URL": "https://nurture.example",
         "NURTURE_LOG_FORMAT": "json",
     }
     return subprocess.Popen(

@@ -12,12 +12,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlmodel import Session, select
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.db import Suppression, WebhookEvent, make_engine
 from nurture.sendgrid_standin import RecordedMessage, SendGridStandIn, encode_events
+from nurture.web.webhook_verify import WebhookRefused, WebhookVerifier
 from tests.conftest import Engine, lead_id, lead_state, running_engine, wait_for_state
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
@@ -126,7 +128,12 @@ async def test_signed_opens_and_clicks_score_and_link_rules_score_more(
         assert rules == ["email_open", "clicked pricing link", "email_click"]
 
         again = await emit(standin, touch.message_id, {"event": "open", "sg_event_id": "dup-1"})
-        twice = await emit(standin, touch.message_id, {"event": "open", "sg_event_id": "dup-1"})
+        twice = await emit(  # another post (SendGrid re-batches) with the same event in it
+            standin,
+            touch.message_id,
+            {"event": "open", "sg_event_id": "dup-1"},
+            {"event": "delivered"},
+        )
         assert json.loads(again.response_body)["applied"] == 1
         assert json.loads(twice.response_body)["duplicates"] == 1
         await asyncio.sleep(0.3)
@@ -164,6 +171,18 @@ async def test_forged_unsigned_stale_and_replayed_posts_are_refused(
                 {SIGNATURE: standin.sign(forged_body, stale_ts), TIMESTAMP: stale_ts},
             )
             garbage = await post(forged_body, {SIGNATURE: "not base64!", TIMESTAMP: now})
+            # The same signature re-encoded still verifies (base64 ignores the junk): still a
+            # replay, because a post is known by its signed content, not its signature text.
+            sig = genuine.signature or ""
+            reencoded = await post(
+                genuine.payload,
+                {SIGNATURE: sig[:8] + "!" + sig[8:], TIMESTAMP: genuine.timestamp},
+            )
+            odd_times = [
+                await post(forged_body, {SIGNATURE: "x", TIMESTAMP: ts})
+                for ts in ("1e9", "1" + "0" * 400, "9" * 5000, "-1")
+            ]
+            too_big = await post(b"[" + b" " * (6 * 1024 * 1024) + b"]", {})
             fresh = await post(
                 forged_body, {SIGNATURE: standin.sign(forged_body, now), TIMESTAMP: now}
             )
@@ -173,6 +192,9 @@ async def test_forged_unsigned_stale_and_replayed_posts_are_refused(
         assert unsigned.status_code == 403 and "unsigned" in unsigned.json()["detail"]
         assert stale.status_code == 403 and "stale" in stale.json()["detail"]
         assert garbage.status_code == 403 and "forged" in garbage.json()["detail"]
+        assert reencoded.status_code == 403 and "replayed" in reencoded.json()["detail"]
+        assert [r.status_code for r in odd_times] == [403, 403, 403, 403]
+        assert too_big.status_code == 413
         assert fresh.status_code == 200  # the same body, properly signed now, is accepted
         state = await wait_for_state(handle, lambda s: s.events_applied == 2)
         assert state.score.total == score + 12
@@ -188,7 +210,12 @@ async def test_events_for_unknown_leads_are_recorded_and_bounces_suppress(
         assert json.loads(blocked.response_body)["recorded"] == 1
         assert suppressions(engine) == {}  # a blocked message is temporary: keep emailing
         ghost = dict(blocked.events[0], event="open", sg_event_id="ghost-1", lead_id="ghost-9")
-        no_lead = {"event": "open", "sg_event_id": "ghost-2", "email": "x@y.example"}
+        no_lead = {
+            "event": "open",
+            "sg_event_id": "ghost-2",
+            "email": "x@y.example",
+            "category": "touch",
+        }
         body = json.dumps([ghost, no_lead, "not an event"]).encode()
         now = str(int(time.time()))
         async with httpx.AsyncClient() as http:
@@ -236,3 +263,47 @@ async def test_an_unsubscribe_event_stops_the_very_next_scheduled_touch(
 
     assert len(standin.messages_with(lead_id=lead)) == 1
     assert any("follow-up" in t.detail for t in state.timeline if t.kind == "touch skipped")
+
+
+async def test_only_events_on_marketing_touches_speak_for_the_lead(
+    time_skipping_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    """A rep opening the lead's alert is not the lead's interest, a rep's bouncing mailbox
+    does not suppress the lead, and clicking the unsubscribe link is not a click that scores;
+    an unsubscribe by link and by SendGrid for the same touch counts once."""
+    lead = lead_id()
+    async with running_engine(time_skipping_env.client, standin, tmp_path, web=True) as engine:
+        handle, touch = await first_touch(time_skipping_env, engine, lead, "rae@corp.example")
+        link = touch.headers["List-Unsubscribe"][1:-1]
+        clicked = await emit(standin, touch.message_id, {"event": "click", "url": link})
+        assert json.loads(clicked.response_body)["recorded"] == 1, (
+            clicked.response_body,
+            clicked.events,
+        )
+        state = await engine.request_call(lead)
+        score = state.score.total
+        (alert,) = standin.messages_with(lead_id=lead, category="handoff")
+        on_alert = await emit(
+            standin, alert.message_id, {"event": "open"}, {"event": "bounce", "type": "bounce"}
+        )
+        assert json.loads(on_alert.response_body)["recorded"] == 2
+        assert suppressions(engine) == {}
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(link)).status_code == 200
+        unsubscribed = await emit(standin, touch.message_id, {"event": "unsubscribe"})
+        assert json.loads(unsubscribed.response_body)["applied"] == 1
+        state = await wait_for_state(handle, lambda s: s.duplicates_ignored == 1)
+
+    assert state.score.total == score and state.email_suppressed == "unsubscribe"
+    assert state.stage == "assigned"  # still with sales: it can reach sales, just no email
+    with Session(make_engine(engine.database_url)) as session:
+        details = {r.detail for r in session.exec(select(WebhookEvent)).all()}
+    assert "event on a sales alert, not on a marketing email" in details
+    assert "click on the unsubscribe link is not interest" in details
+
+
+def test_a_non_ascii_or_absurd_timestamp_is_a_refusal_not_a_crash(standin: SendGridStandIn) -> None:
+    verifier = WebhookVerifier(standin.webhook_public_key)
+    for timestamp in ("²", "١٢٣", "9" * 20):
+        with pytest.raises(WebhookRefused):
+            verifier.verify(b"[]", standin.sign(b"[]", "1"), timestamp)

@@ -29,13 +29,19 @@ def tasks_in_db(engine: Engine) -> list[SalesTask]:
         return list(session.exec(select(SalesTask).order_by(SalesTask.id)).all())  # type: ignore[arg-type]
 
 
-async def multichannel_lead(engine: Engine, lead: str, phone: str | None = "+1 555 0100"):  # type: ignore[no-untyped-def]
+async def multichannel_lead(
+    engine: Engine,
+    lead: str,
+    phone: str | None = "+1 555 0100",
+    address: str | None = "1 Main St, Springfield",
+):  # type: ignore[no-untyped-def]
     return await engine.profile(
         lead_id=lead,
         email=f"{lead}@corp.example",
         first_name="Cy",
         company="Corp",
         phone=phone,
+        address=address,
         custom={"track": "multichannel"},
     )
 
@@ -139,21 +145,22 @@ async def test_a_task_nobody_does_expires_and_the_cadence_moves_on(
     assert [t.status for t in state.tasks] == ["expired", "open"]
 
 
-async def test_no_phone_skips_the_call_and_a_handoff_cancels_an_open_task(
+async def test_missing_phone_or_address_skips_the_task_and_a_handoff_cancels_an_open_one(
     time_skipping_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
 ) -> None:
     no_phone, handed_off = lead_id(), lead_id()
     async with running_engine(time_skipping_env.client, standin, tmp_path) as engine:
-        first = await multichannel_lead(engine, no_phone, phone=None)
+        first = await multichannel_lead(engine, no_phone, phone=None, address=None)
         await multichannel_lead(engine, handed_off)
-        await time_skipping_env.sleep(timedelta(hours=3, minutes=30))
+        await time_skipping_env.sleep(timedelta(hours=4, minutes=30))
         skipped = await lead_state(first)
         await engine.request_call(handed_off)
         rows = tasks_in_db(engine)
 
-    assert any("no phone number" in t.detail for t in skipped.timeline)
-    assert subjects(standin, no_phone) == ["Intro", "After the call"]
-    assert [(t.lead_id, t.channel, t.status) for t in rows] == [
-        (handed_off, "call", "cancelled"),
-        (no_phone, "direct_mail", "open"),
+    details = [t.detail for t in skipped.timeline if t.kind == "touch skipped"]
+    assert details == [
+        "multichannel/call (cycle 1): no phone number on file",
+        "multichannel/brochure (cycle 1): no postal address on file",
     ]
+    assert subjects(standin, no_phone) == ["Intro", "After the call", "Last"]
+    assert [(t.lead_id, t.channel, t.status) for t in rows] == [(handed_off, "call", "cancelled")]

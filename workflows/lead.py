@@ -70,7 +70,7 @@ with workflow.unsafe.imports_passed_through():
     from nurture.stages import (
         RepAction as RepActionName,
     )
-    from nurture.tasks import needs_phone, outcome_error, outcome_event_type
+    from nurture.tasks import missing_contact, outcome_error, outcome_event_type
 
 STAGE = SearchAttributeKey.for_keyword("LeadStage")
 SCORE = SearchAttributeKey.for_int("LeadScore")
@@ -285,7 +285,8 @@ class LeadWorkflow:
         await self._refresh_rules()
         state, rules, now = self._state, self._rules_now(), self._now()
         progress = state.cadence
-        assert progress is not None
+        if progress is None or progress.due_at is None or progress.due_at > now:
+            return  # a task outcome moved the cadence on while the rules were being read
         book = rules.cadences
         current = book.get(progress.cadence_id)
         if progress.waiting_task is not None:
@@ -392,9 +393,10 @@ class LeadWorkflow:
         state, now = self._state, self._now()
         channel = step.channel
         assert channel != "email" and step.title is not None
-        if needs_phone(channel) and not state.profile.phone:
+        missing = missing_contact(channel, state.profile.phone, state.profile.address)
+        if missing:
             state.touches_skipped += 1
-            state.note(now, "touch skipped", f"{label}: no phone number on file")
+            state.note(now, "touch skipped", f"{label}: {missing}")
             self._advance(progress, current)
             return
         request = TaskRequest(
@@ -406,6 +408,7 @@ class LeadWorkflow:
             title=step.title,
             instructions=step.instructions,
             phone=state.profile.phone,
+            address=state.profile.address,
             due_at=now + step.due_within,
             context=self._step_context(current, progress, step),
         )

@@ -17,6 +17,7 @@ from nurture.config_loader import (
     load_rules,
     templates_dir_from_env,
 )
+from nurture.consent import ConsentConfigError
 from nurture.durations import format_duration
 from nurture.leads import LeadEvent, LeadProfile
 from nurture.logging import configure_logging
@@ -108,7 +109,7 @@ def up(
     async def main() -> int:
         try:
             await run_embedded(options, ready)
-        except (PortBusyError, ConfigError) as exc:
+        except (PortBusyError, ConfigError, ConsentConfigError) as exc:
             return fail(str(exc), EXIT_USAGE)
         return 0
 

@@ -8,7 +8,7 @@ import signal
 import structlog
 
 from nurture.cli.output import connect_client, fail
-from nurture.consent import LinkSigner
+from nurture.consent import ConsentConfigError, LinkSigner
 from nurture.db import database_url_from_env, make_engine
 from nurture.sales import LeadActionError
 from nurture.web.app import WebSettings, create_app, serving
@@ -17,18 +17,20 @@ log = structlog.get_logger(__name__)
 
 
 async def serve_forever(host: str | None, port: int | None) -> int:
-    settings = WebSettings.from_env()
-    settings.host = host or settings.host
-    settings.port = port if port is not None else settings.port
+    try:
+        settings = WebSettings.from_env()
+        settings.host = host or settings.host
+        settings.port = port if port is not None else settings.port
+        # Never a new secret here: links must verify with the secret the workers sign with.
+        signer = LinkSigner.from_env(create=False)
+        client = await connect_client()
+        app = create_app(client, make_engine(database_url_from_env()), signer, settings)
+    except (ConsentConfigError, LeadActionError, ValueError) as exc:
+        return fail(str(exc), 2)
     if settings.webhook_public_key is None:
         log.warning(
             "SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid webhook posts will be refused"
         )
-    try:
-        client = await connect_client()
-    except LeadActionError as exc:
-        return fail(str(exc), 2)
-    app = create_app(client, make_engine(database_url_from_env()), LinkSigner.from_env(), settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -52,14 +52,14 @@ def list_tasks(
     console.print(
         table(
             f"Tasks ({status})",
-            ["id", "lead", "channel", "title", "phone", "due", "status", "outcome"],
+            ["id", "lead", "channel", "title", "phone / address", "due", "status", "outcome"],
             [
                 [
                     row.id,
                     row.lead_id,
                     row.channel,
                     row.title,
-                    row.phone,
+                    row.phone or row.address,
                     _due(row.due_at, now),
                     row.status,
                     row.outcome,

@@ -37,9 +37,12 @@ class WebSettings:
     @classmethod
     def from_env(cls) -> WebSettings:
         """``NURTURE_HTTP_HOST``/``NURTURE_HTTP_PORT`` and ``SENDGRID_WEBHOOK_PUBLIC_KEY``."""
+        port = os.environ.get("NURTURE_HTTP_PORT", str(DEFAULT_PORT))
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"NURTURE_HTTP_PORT must be a port number, not {port!r}")
         return cls(
             host=os.environ.get("NURTURE_HTTP_HOST", DEFAULT_HOST),
-            port=int(os.environ.get("NURTURE_HTTP_PORT", DEFAULT_PORT)),
+            port=int(port),
             webhook_public_key=os.environ.get(PUBLIC_KEY_ENV) or None,
         )
 
@@ -61,7 +64,8 @@ def create_app(
         summary="Lead-nurture engine: SendGrid events and consent",
         version="0.1.0",
     )
-    app.include_router(SendGridWebhook(client, store, verifier).router())
+    webhook = SendGridWebhook(client, store, verifier, signer.is_unsubscribe_link)
+    app.include_router(webhook.router())
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
 
     @app.get("/healthz", tags=["operations"])
@@ -83,7 +87,10 @@ class _EmbeddedServer(uvicorn.Server):
 async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[str]:
     """Serve ``app`` on this event loop until the block exits; yields the base URL
     (``port`` 0 picks a free port)."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
+    # No access log: unsubscribe URLs carry tokens, and our own handlers log what matters.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, lifespan="off", access_log=False
+    )
     server = _EmbeddedServer(config)
     # Bound here so a busy port is a plain OSError to the caller (uvicorn would sys.exit).
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)

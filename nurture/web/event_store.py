@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from nurture.db import Suppression, WebhookEvent, WebhookPost
+from nurture.db import OutboxMessage, Suppression, WebhookEvent, WebhookPost
 
 FINAL_STATUSES = frozenset({"applied", "unknown_lead", "recorded", "invalid"})
 
@@ -41,6 +41,7 @@ class EventStore:
             try:
                 session.commit()
             except IntegrityError:  # the same event in a concurrent post
+                session.rollback()
                 return False
             return True
 
@@ -52,19 +53,34 @@ class EventStore:
                 session.add(row)
                 session.commit()
 
-    def post_seen(self, digest: str) -> bool:
+    def claim_post(self, digest: str, keep: timedelta) -> bool:
+        """Claim a signed post before applying it; False if it was claimed before (a replay,
+        or the same post arriving twice at once). Claims older than ``keep`` are forgotten:
+        such posts are refused as stale anyway."""
+        cutoff = datetime.now(UTC) - keep
         with Session(self.engine) as session:
-            return session.get(WebhookPost, digest) is not None
+            session.exec(delete(WebhookPost).where(col(WebhookPost.received_at) < cutoff))  # type: ignore[call-overload]
+            session.add(WebhookPost(post_digest=digest))
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                return False
+            return True
 
-    def remember_post(self, digest: str, keep: timedelta) -> None:
-        """Remember an accepted signature for the freshness window (older ones are stale
-        anyway, so they are forgotten)."""
+    def release_post(self, digest: str) -> None:
+        """Forget a claim whose post could not be applied, so the sender's retry gets in."""
         with Session(self.engine) as session:
-            session.exec(
-                delete(WebhookPost).where(col(WebhookPost.received_at) < datetime.now(UTC) - keep)  # type: ignore[call-overload]
-            )
-            session.merge(WebhookPost(signature_digest=digest))
-            session.commit()
+            row = session.get(WebhookPost, digest)
+            if row is not None:
+                session.delete(row)
+                session.commit()
+
+    def recipient_of(self, key: str) -> str | None:
+        """The address the email with this idempotency key was sent to."""
+        with Session(self.engine) as session:
+            row = session.get(OutboxMessage, key)
+            return row.to_email if row is not None else None
 
     def suppress(self, email: str, reason: str, source: str, lead_id: str | None) -> None:
         """Put the address on the do-not-email list (the first reason is kept)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from nurture.web.webhook_verify import (
     TIMESTAMP_HEADER,
     WebhookRefused,
     WebhookVerifier,
-    signature_digest,
+    post_digest,
 )
 
 log = structlog.get_logger(__name__)
@@ -44,36 +45,71 @@ SUPPRESSING = {
     "unsubscribe": "unsubscribe",
     "group_unsubscribe": "unsubscribe",
 }
+MAX_BODY_BYTES = 5 * 1024 * 1024  # SendGrid batches by size; this is far above its batches
 
 
-def lead_event_type(item: dict[str, Any]) -> str | None:
-    """The lead event a SendGrid event becomes, or None if it only gets recorded
-    (processed, delivered, deferred…). A ``blocked`` bounce is temporary: not suppressed."""
+def lead_event_type(
+    item: dict[str, Any], is_unsubscribe_link: Callable[[str], bool]
+) -> tuple[str | None, str | None]:
+    """The lead event a SendGrid event becomes, or None and why it is only recorded.
+
+    Only events about marketing touches speak for the lead: an open of a rep's alert is the
+    rep's, and a rep's bouncing mailbox says nothing about the lead's address.
+    """
     kind = str(item.get("event", ""))
+    mapped = BEHAVIOURS.get(kind) or SUPPRESSING.get(kind)
+    if mapped is None:
+        return None, None  # processed, delivered, deferred…: kept for the record
+    if item.get("category") != "touch" and not item.get("touch_id"):
+        return None, "event on a sales alert, not on a marketing email"
     if kind == "bounce" and item.get("type") == "blocked":
-        return None
-    return BEHAVIOURS.get(kind) or SUPPRESSING.get(kind)
+        return None, "blocked: a temporary refusal, the address stays mailable"
+    url = item.get("url")
+    if kind == "click" and isinstance(url, str) and is_unsubscribe_link(url):
+        return None, "click on the unsubscribe link is not interest"
+    return mapped, None
 
 
 def to_lead_event(item: dict[str, Any], kind: str) -> LeadEvent:
     timestamp = item.get("timestamp")
     at = (
         datetime.fromtimestamp(timestamp, UTC)
-        if isinstance(timestamp, int | float)
+        if isinstance(timestamp, int | float) and 0 < timestamp < 10**11
         else datetime.now(UTC)
+    )
+    touch_id = item.get("touch_id") if isinstance(item.get("touch_id"), str) else None
+    # An unsubscribe from a touch has one identity whichever way it comes (link or provider).
+    event_id = (
+        f"unsubscribe:{touch_id}"
+        if kind == "unsubscribe" and touch_id
+        else f"sg:{item['sg_event_id']}"
     )
     return LeadEvent(
         lead_id=str(item.get("lead_id")),
         type=kind,
         at=at,
         url=item.get("url") if isinstance(item.get("url"), str) else None,
-        event_id=f"sg:{item['sg_event_id']}",
+        event_id=event_id[:200],
         props={
             key: item[key]
             for key in ("touch_id", "sg_message_id", "reason", "type")
             if isinstance(item.get(key), str)
         },
     )
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) anything larger than ``limit`` before it is all buffered."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise HTTPException(413, f"a webhook post may be at most {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"a webhook post may be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class WebhookSummary(BaseModel):
@@ -90,6 +126,7 @@ class SendGridWebhook:
     client: Client
     store: EventStore
     verifier: WebhookVerifier | None
+    is_unsubscribe_link: Callable[[str], bool]
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["sendgrid"])
@@ -103,8 +140,6 @@ class SendGridWebhook:
         return router
 
     async def receive(self, request: Request) -> WebhookSummary:
-        body = await request.body()
-        signature = request.headers.get(SIGNATURE_HEADER)
         if self.verifier is None:
             log.error("sendgrid webhook refused: no verification key configured")
             raise HTTPException(
@@ -112,17 +147,29 @@ class SendGridWebhook:
                 "signed webhooks are not configured: set SENDGRID_WEBHOOK_PUBLIC_KEY to the "
                 "verification key of your SendGrid account",
             )
+        body = await read_limited(request, MAX_BODY_BYTES)
+        timestamp = request.headers.get(TIMESTAMP_HEADER)
         try:
             await run_in_threadpool(
-                self.verifier.verify,
-                body,
-                signature,
-                request.headers.get(TIMESTAMP_HEADER),
-                self.store.post_seen,
+                self.verifier.verify, body, request.headers.get(SIGNATURE_HEADER), timestamp
             )
+            assert timestamp is not None
+            digest = post_digest(body, timestamp)
+            keep = timedelta(seconds=2 * self.verifier.max_age_seconds)
+            if not await run_in_threadpool(self.store.claim_post, digest, keep):
+                raise WebhookRefused("replayed post: this signed post was already taken in")
         except WebhookRefused as exc:
             log.warning("sendgrid webhook refused", reason=str(exc))
             raise HTTPException(403, str(exc)) from None
+        try:
+            summary = await self._apply(body)
+        except HTTPException:
+            await run_in_threadpool(self.store.release_post, digest)  # let the retry in
+            raise
+        log.info("sendgrid events", **summary.model_dump())
+        return summary
+
+    async def _apply(self, body: bytes) -> WebhookSummary:
         try:
             items = json.loads(body)
         except ValueError:
@@ -132,13 +179,6 @@ class SendGridWebhook:
         summary = WebhookSummary(received=len(items))
         for item in items:
             await self._handle(item, summary)
-        assert signature is not None
-        await run_in_threadpool(
-            self.store.remember_post,
-            signature_digest(signature),
-            timedelta(seconds=2 * self.verifier.max_age_seconds),
-        )
-        log.info("sendgrid events", **summary.model_dump())
         return summary
 
     async def _handle(self, item: object, summary: WebhookSummary) -> None:
@@ -156,20 +196,22 @@ class SendGridWebhook:
         if not await run_in_threadpool(self.store.claim, sg_event_id, item, lead_id):
             summary.duplicates += 1
             return
-        kind = lead_event_type(item)
-        if kind is not None and kind in SUPPRESSING.values() and isinstance(item.get("email"), str):
+        kind, why_not = lead_event_type(item, self.is_unsubscribe_link)
+        email = item.get("email")
+        if kind is not None and kind in SUPPRESSING.values() and isinstance(email, str):
             await run_in_threadpool(
-                self.store.suppress, item["email"], kind, f"sendgrid {item['event']}", lead_id
+                self.store.suppress, email, kind, f"sendgrid {item['event']}", lead_id
             )
-        status, detail = await self._deliver(item, kind, lead_id)
+        if kind is None:
+            status, detail = "recorded", why_not
+        else:
+            status, detail = await self._deliver(item, kind, lead_id)
         await run_in_threadpool(self.store.finish, sg_event_id, status, detail)
         setattr(summary, status, getattr(summary, status) + 1)
 
     async def _deliver(
-        self, item: dict[str, Any], kind: str | None, lead_id: str | None
+        self, item: dict[str, Any], kind: str, lead_id: str | None
     ) -> tuple[str, str | None]:
-        if kind is None:
-            return "recorded", None
         if lead_id is None:
             return "unknown_lead", "no lead_id custom arg on the event"
         try:

@@ -48,23 +48,32 @@ class UnsubscribePages:
         html = self.pages.get_template("unsubscribe.html").render(**context)
         return HTMLResponse(html, status_code=status)
 
+    async def _claim(self, token: str) -> tuple[UnsubscribeClaim, str]:
+        """The claim in the link and the address the email went to (from the outbox, so the
+        address never travels in the URL)."""
+        claim = self.signer.verify(token)
+        email = await run_in_threadpool(self.store.recipient_of, claim.key)
+        if email is None:
+            raise InvalidLinkError("we have no record of the email this link came with")
+        return claim, email
+
     async def confirm(self, token: str) -> HTMLResponse:
         try:
-            claim = self.signer.verify(token)
+            _, email = await self._claim(token)
         except InvalidLinkError as exc:
             return self._page(400, state="invalid", message=str(exc))
-        return self._page(200, state="confirm", email=claim.email, action=f"/u/{token}")
+        return self._page(200, state="confirm", email=email, action=f"/u/{token}")
 
     async def unsubscribe(self, token: str) -> HTMLResponse:
         try:
-            claim = self.signer.verify(token)
+            claim, email = await self._claim(token)
         except InvalidLinkError as exc:
             return self._page(400, state="invalid", message=str(exc))
         await run_in_threadpool(
-            self.store.suppress, claim.email, "unsubscribe", "unsubscribe link", claim.lead_id
+            self.store.suppress, email, "unsubscribe", "unsubscribe link", claim.lead_id
         )
         await self._tell_lead(claim)
-        return self._page(200, state="done", email=claim.email)
+        return self._page(200, state="done", email=email)
 
     async def _tell_lead(self, claim: UnsubscribeClaim) -> None:
         bound = log.bind(lead_id=claim.lead_id, touch=claim.key)
