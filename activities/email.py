@@ -169,7 +169,12 @@ class EmailActivities:
             try:
                 message_id = self.mailer.send(request, rendered, headers)
             except HTTPError as exc:
-                raise _classify(exc) from exc
+                error = _classify(exc)
+                if error.non_retryable:  # final: the outbox says so; the reason is on the lead
+                    row.status = "refused"
+                    session.add(row)
+                    session.commit()
+                raise error from exc
             self._mark_sent(session, row, message_id)
         bound.info("email sent", message_id=message_id)
         return EmailResult(key=request.key, message_id=message_id, status="sent")
@@ -189,7 +194,7 @@ class EmailActivities:
         session.commit()
 
 
-def _classify(exc: HTTPError) -> Exception:
+def _classify(exc: HTTPError) -> ApplicationError:
     """429 and 5xx are worth retrying (after the provider's reset time); other 4xx are not."""
     status = int(getattr(exc, "status_code", 0) or 0)
     detail = _error_detail(exc)

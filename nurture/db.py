@@ -22,7 +22,8 @@ def utcnow() -> datetime:
 
 
 class OutboxMessage(SQLModel, table=True):
-    """One email we mean to send exactly once. ``pending`` until the provider accepted it."""
+    """One email we mean to send exactly once: ``pending`` until the provider accepted it
+    (``sent``), or ``refused`` with the provider's reason."""
 
     key: str = Field(primary_key=True, max_length=300)
     lead_id: str = Field(index=True, max_length=200)
