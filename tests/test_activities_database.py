@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 from temporalio.testing import ActivityEnvironment
 
@@ -66,30 +67,38 @@ def test_a_retried_transition_record_is_written_once(database_url: str) -> None:
     assert [(r.lead_id, r.to_stage, r.owner) for r in rows] == [("lead-1", "assigned", "alice")]
 
 
+def email_activities(engine: Engine, standin: SendGridStandIn) -> EmailActivities:
+    return EmailActivities(
+        engine,
+        Mailer(MailerSettings("SG.k", standin.url)),
+        TEST_TEMPLATES,
+        LinkSigner(secret=TEST_SECRET),
+    )
+
+
+def touch_request(lead: str, first_name: str, subject: str) -> EmailRequest:
+    return EmailRequest(
+        key=f"touch:{lead}:general:e1:c1:hello",
+        lead_id=lead,
+        category="touch",
+        to_email=f"{lead}@corp.example",
+        sender=Sender(email="m@test.example"),
+        template="t/touch.html",
+        subject=subject,
+        context={
+            "lead": {"first_name": first_name, "company": None},
+            "step": "hello",
+            "cadence": "general",
+            "cycle": 1,
+        },
+    )
+
+
 def test_a_retried_send_does_not_email_twice(database_url: str) -> None:
     with SendGridStandIn() as standin:
         engine = make_engine(database_url)
-        emails = EmailActivities(
-            engine,
-            Mailer(MailerSettings("SG.k", standin.url)),
-            TEST_TEMPLATES,
-            LinkSigner(secret=TEST_SECRET),
-        )
-        request = EmailRequest(
-            key="touch:lead-2:general:e1:c1:hello",
-            lead_id="lead-2",
-            category="touch",
-            to_email="lead2@corp.example",
-            sender=Sender(email="m@test.example"),
-            template="t/touch.html",
-            subject="Hello {{ lead.first_name }}",
-            context={
-                "lead": {"first_name": "Bo", "company": None},
-                "step": "hello",
-                "cadence": "general",
-                "cycle": 1,
-            },
-        )
+        emails = email_activities(engine, standin)
+        request = touch_request("lead-2", "Bo", "Hello {{ lead.first_name }}")
         env = ActivityEnvironment()
         first = env.run(emails.send_email, request)
         second = env.run(emails.send_email, request)
@@ -109,27 +118,8 @@ def test_a_send_accepted_before_a_crash_counts_as_sent_even_if_the_lead_unsubscr
     very email. The retry must report the touch as sent (it was), not as suppressed."""
     with SendGridStandIn() as standin:
         engine = make_engine(database_url)
-        emails = EmailActivities(
-            engine,
-            Mailer(MailerSettings("SG.k", standin.url)),
-            TEST_TEMPLATES,
-            LinkSigner(secret=TEST_SECRET),
-        )
-        request = EmailRequest(
-            key="touch:lead-3:general:e1:c1:hello",
-            lead_id="lead-3",
-            category="touch",
-            to_email="lead3@corp.example",
-            sender=Sender(email="m@test.example"),
-            template="t/touch.html",
-            subject="Hello",
-            context={
-                "lead": {"first_name": "Di", "company": None},
-                "step": "hello",
-                "cadence": "general",
-                "cycle": 1,
-            },
-        )
+        emails = email_activities(engine, standin)
+        request = touch_request("lead-3", "Di", "Hello")
         env = ActivityEnvironment()
         env.run(emails.send_email, request)
         with Session(engine) as session:  # as if the worker died before recording it
@@ -137,9 +127,7 @@ def test_a_send_accepted_before_a_crash_counts_as_sent_even_if_the_lead_unsubscr
             assert row is not None
             row.status = "pending"
             session.add(row)
-            session.add(
-                Suppression(email="lead3@corp.example", reason="unsubscribe", source="link")
-            )
+            session.add(Suppression(email=request.to_email, reason="unsubscribe", source="link"))
             session.commit()
         retried = env.run(emails.send_email, request)
         other = env.run(emails.send_email, request.model_copy(update={"key": "touch:lead-3:x"}))
