@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from nurture.rules import CadenceBook, EngineSettings, RoutingRules, Rules, ScoringRules
+from nurture.send_window import SendWindow
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -94,9 +95,19 @@ def load_rules(
             problems.extend(f"{path}: {_describe(err)}" for err in exc.errors())
     if problems:
         raise ConfigError(problems)
+    cadences: CadenceBook = parsed["cadences.yaml"]
+    if time_scale != 1:
+        # Office hours cannot be compressed: a demo at 10x speed would wait hours of real time
+        # for 08:00. Frequency caps do scale.
+        cadences = cadences.model_copy(
+            update={
+                "send_window": SendWindow.anytime(),
+                "cadences": [c.model_copy(update={"send_window": None}) for c in cadences.cadences],
+            }
+        )
     rules = Rules(
         scoring=parsed["scoring.yaml"],
-        cadences=parsed["cadences.yaml"],
+        cadences=cadences,
         routing=parsed["routing.yaml"],
         engine=parsed.get("engine.yaml", EngineSettings()),
         version=f"{digest.hexdigest()[:12]}" + (f"@x{time_scale:g}" if time_scale != 1 else ""),

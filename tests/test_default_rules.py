@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR, load_rules
+from nurture.send_window import SendWindow
 from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
 from workflows.lead import LeadWorkflow
@@ -83,3 +84,14 @@ async def test_the_shipped_enterprise_cadence_sends_its_touches_within_window_an
     (task,) = state.tasks
     assert task.channel == "call" and task.step == "discovery_call"
     assert task.status == "expired"  # nobody called: the cadence moved on without it
+
+
+def test_a_time_scaled_demo_sends_at_any_hour_but_keeps_the_scaled_cap() -> None:
+    """Office hours cannot be compressed: under --time-scale the send window is off."""
+    real = load_rules(DEFAULT_CONFIG_DIR)
+    demo = load_rules(DEFAULT_CONFIG_DIR, time_scale=3600)
+    assert real.cadences.send_window.days == (0, 1, 2, 3, 4)
+    assert demo.cadences.send_window == SendWindow.anytime()
+    assert all(demo.cadences.window_for(c) == SendWindow.anytime() for c in demo.cadences.cadences)
+    assert real.cadences.frequency_cap is not None and demo.cadences.frequency_cap is not None
+    assert demo.cadences.frequency_cap.per == real.cadences.frequency_cap.per / 3600

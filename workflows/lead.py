@@ -1,7 +1,9 @@
 """The life of one lead, as one long-lived Temporal workflow.
 
 Read top to bottom: a lead is created by its first profile or event; behaviour signals move its
-score; while in marketing it follows a cadence on durable timers; the moment it is sales-ready it
+score; while in marketing it follows a cadence on durable timers (emails held for the send
+window in the lead's zone and the frequency cap; call/voicemail/direct-mail steps wait on a task
+in the inside-sales queue until its outcome or its due time); the moment it is sales-ready it
 is handed to the rep routing picks, with its story; the SLA clock then runs until the rep makes
 contact, escalating and reassigning on a miss; a reject sends it to the recycle cadence; won/lost
 close the sales loop (the workflow stays, keeping the customer's record and absorbing activity).
