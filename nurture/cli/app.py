@@ -253,7 +253,11 @@ def _print_state(state: LeadState) -> None:
         ["who", f"{p.display_name} {p.title or ''} @ {p.company or '-'}"],
         ["campaign", p.campaign or "-"],
         ["segment", state.segment or "-"],
-        ["touches", f"{state.touches_sent} sent, {state.touches_skipped} skipped"],
+        [
+            "touches",
+            f"{state.touches_sent} sent, {state.touches_skipped} skipped, "
+            f"{state.touches_deferred} deferred (send window / cap)",
+        ],
         ["events", f"{state.events_applied} applied, {state.duplicates_ignored} duplicates"],
     ]
     if state.cadence:
@@ -268,7 +272,16 @@ def _print_state(state: LeadState) -> None:
                     else f", next touch {c.due_at:%Y-%m-%d %H:%M}"
                     if c.due_at
                     else ""
-                ),
+                )
+                + (" (waiting on a task)" if c.waiting_task else ""),
+            ]
+        )
+    for task in state.tasks[-3:]:
+        summary.append(
+            [
+                "task",
+                f"#{task.id} {task.channel} ({task.step}): {task.status}"
+                + (f", {task.outcome} by {task.closed_by}" if task.outcome else ""),
             ]
         )
     if due:

@@ -197,9 +197,9 @@ async def run_embedded(
                 }
             )
             await stop.wait()
-            log.info("stopping: worker first, then the SendGrid stand-in and Temporal")
+            log.info("stopping: worker and HTTP service first, then the SendGrid stand-in and Temporal")
     finally:
         if standin is not None:
             standin.stop()
         stop_process(server)
-        log.info("stopped: worker, SendGrid stand-in and Temporal dev server")
+        log.info("stopped: worker, HTTP service, SendGrid stand-in and Temporal dev server")
