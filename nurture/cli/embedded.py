@@ -197,7 +197,7 @@ async def run_embedded(
                 }
             )
             await stop.wait()
-            log.info("stopping: worker and HTTP service first, then the SendGrid stand-in and Temporal")
+            log.info("stopping: worker and HTTP service, then the SendGrid stand-in and Temporal")
     finally:
         if standin is not None:
             standin.stop()
