@@ -364,3 +364,59 @@ def test_an_outcome_on_an_assigned_lead_says_to_accept_it_first():
 def test_only_an_assigned_lead_gets_the_accept_first_hint(stage):
     error = rep_action_error("outcome", stage, owner="alice", rep="alice", known_rep=True)
     assert error is None or "first" not in error
+
+
+def test_a_cadence_may_have_its_own_send_window_and_steps_are_checked_per_channel():
+    book = CadenceBook.model_validate(
+        {
+            "sender": {"email": "m@x.example"},
+            "send_window": {"days": "weekdays", "start": "09:00", "end": "17:00"},
+            "cadences": [
+                {
+                    "id": "weekend",
+                    "name": "Weekend",
+                    "segment": {"industry": "retail"},
+                    "send_window": {"days": "weekends", "start": "10:00", "end": "14:00"},
+                    "steps": [{"name": "a", "delay": "1d", "template": "t.html", "subject": "A"}],
+                },
+                {
+                    "id": "all",
+                    "name": "All",
+                    "steps": [
+                        {"name": "a", "delay": "1d", "template": "t.html", "subject": "A"},
+                        {"name": "ring", "delay": "1d", "channel": "call", "title": "Call"},
+                    ],
+                },
+                {
+                    "id": "recycle",
+                    "name": "R",
+                    "recycle": True,
+                    "send_window": "anytime",
+                    "steps": [{"name": "b", "delay": "1d", "template": "t.html", "subject": "B"}],
+                },
+            ],
+        }
+    )
+    weekend, everyone, recycle = book.cadences
+    assert book.window_for(weekend).days == (5, 6)
+    assert book.window_for(everyone).start.hour == 9
+    assert book.window_for(recycle).days == tuple(range(7))
+    assert everyone.steps[1].due_within == timedelta(days=2)
+    bad_steps = [
+        (
+            {"channel": "call", "template": "t.html", "subject": "x", "title": "t"},
+            "'template'/'subject' are for email",
+        ),
+        ({"channel": "call"}, "needs a 'title'"),
+        ({"template": "t.html"}, "needs subject"),
+        (
+            {"template": "t.html", "subject": "s", "title": "t"},
+            "'title'/'instructions' are for task",
+        ),
+        ({"channel": "fax", "title": "t"}, "channel"),
+    ]
+    for fields, message in bad_steps:
+        with pytest.raises(ValueError, match=message):
+            Cadence.model_validate(
+                {"id": "c", "name": "C", "steps": [{"name": "s", "delay": "1d", **fields}]}
+            )
