@@ -120,6 +120,19 @@ class SalesTask(SQLModel, table=True):
     note: str | None = None
 
 
+class ApiKey(SQLModel, table=True):
+    """An API key of the HTTP service. Only a hash of its secret is stored; the key itself is
+    shown once, when it is created."""
+
+    id: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    rep_id: str | None = Field(default=None, max_length=100)
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
 def database_url_from_env(data_dir: Path | None = None) -> str:
     explicit = os.environ.get("NURTURE_DATABASE_URL")
     if explicit:

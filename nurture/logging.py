@@ -17,6 +17,7 @@ import structlog
 _SECRET_KEYS = re.compile(r"(api[_-]?key|authorization|password|secret|token)", re.I)
 _SENDGRID_KEY = re.compile(r"SG\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")
 _BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+", re.I)
+_NURTURE_KEY = re.compile(r"(nk_[a-z0-9]{10}_)[A-Za-z0-9_-]{8,}")  # nurture.auth API keys
 
 
 def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +26,8 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
         if _SECRET_KEYS.search(key):
             event_dict[key] = "***"
         elif isinstance(value, str):
-            event_dict[key] = _BEARER.sub(r"\1***", _SENDGRID_KEY.sub("SG.***", value))
+            value = _SENDGRID_KEY.sub("SG.***", value)
+            event_dict[key] = _NURTURE_KEY.sub(r"\1***", _BEARER.sub(r"\1***", value))
     return event_dict
 
 

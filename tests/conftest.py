@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
@@ -21,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.email import MailerSettings
+from activities.rules import RulesSource
 from nurture.cli.embedded import point_standin_webhook
 from nurture.consent import LinkSigner
 from nurture.db import make_engine
@@ -69,6 +72,17 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For tests that configure logging: put the process's logging back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 @pytest.fixture
@@ -125,7 +139,15 @@ async def running_engine(
         signer = LinkSigner(secret=TEST_SECRET)
         if web:
             settings = WebSettings(webhook_public_key=standin.webhook_public_key)
-            app = create_app(client, make_engine(database_url), signer, settings)
+            rules = RulesSource(config_dir, templates_dir, time_scale)
+            app = create_app(
+                client,
+                make_engine(database_url),
+                signer,
+                settings,
+                lambda: rules.current().scoring.known_event_types(),
+                task_queue,
+            )
             web_url = await stack.enter_async_context(serving(app, "127.0.0.1", 0))
             point_standin_webhook(standin, f"{web_url}/webhooks/sendgrid")
             signer = LinkSigner(secret=TEST_SECRET, public_url=web_url)

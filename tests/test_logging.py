@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -15,13 +14,8 @@ from nurture.temporal import TemporalSettings
 
 
 @pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
+def _restore(restore_logging: None) -> None:
+    """Each test here configures logging its own way."""
 
 
 def test_json_logs_carry_bound_ids_and_never_a_key(capsys: pytest.CaptureFixture[str]) -> None:

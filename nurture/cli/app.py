@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import typer
 from rich.panel import Panel
 
+from nurture.cli.keys import keys_app
 from nurture.cli.output import connect_client, console, errors, fail, print_json, run, table
 from nurture.cli.tasks import tasks_app
 from nurture.config_loader import (
@@ -45,6 +46,7 @@ app.add_typer(lead_app, name="lead")
 app.add_typer(config_app, name="config")
 app.add_typer(templates_app, name="templates")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(keys_app, name="keys")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="rules dir (NURTURE_CONFIG)")]
@@ -141,6 +143,7 @@ def _ingest(
     task_queue: str,
 ) -> None:
     from nurture.cli.ingest import ingest, rejects_path
+    from nurture.csv_import import CsvHeaderError
     from nurture.starting import send_event, send_profile
 
     known: set[str] | None = None
@@ -170,7 +173,7 @@ def _ingest(
                 rejects_path(source, rejects),
                 show_progress=not as_json,
             )
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, CsvHeaderError) as exc:
             return fail(str(exc), EXIT_USAGE)
         if as_json:
             print_json(report.as_json())
@@ -192,12 +195,15 @@ def _ingest(
 
 @lead_app.command("add")
 def lead_add(
-    source: Annotated[str, typer.Argument(help="JSON-lines file of profiles, or - for stdin")],
+    source: Annotated[
+        str, typer.Argument(help="JSON-lines file of profiles, a .csv export, or - for stdin")
+    ],
     rejects: Annotated[str | None, typer.Option(help="where bad lines go")] = None,
     as_json: JsonOpt = False,
     task_queue: QueueOpt = TASK_QUEUE,
 ) -> None:
-    """Create or update lead profiles (one JSON object per line).
+    """Create or update lead profiles: one JSON object per line, or a CSV whose header names
+    profile fields (lead_id, email, first_name, …, custom.<name>), with a progress bar.
 
     Exit 0: all applied; 1: some lines rejected (kept in the rejects file); 2: nothing done."""
     _ingest(source, LeadProfile, rejects, as_json, None, task_queue)

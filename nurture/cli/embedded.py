@@ -183,7 +183,13 @@ async def run_embedded(
             time_scale=options.time_scale,
         )
         worker = build_worker(client, worker_options, source)
-        app = create_app(client, make_engine(worker_options.database_url), signer, web_settings)
+        app = create_app(
+            client,
+            make_engine(worker_options.database_url),
+            signer,
+            web_settings,
+            lambda: source.current().scoring.known_event_types(),
+        )
         async with worker, serving(app, "127.0.0.1", options.http_port):
             on_ready(
                 {

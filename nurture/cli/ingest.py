@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from temporalio.client import Client
 
+from nurture.csv_import import rows_as_json
 from nurture.leads import LeadEvent, LeadProfile
 
 IN_FLIGHT = 64
@@ -70,6 +71,8 @@ def parse_line(
         raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    if "_csv_error" in data:
+        raise ValueError(str(data["_csv_error"]))
     try:
         item = model.model_validate(data)
     except ValidationError as exc:
@@ -94,6 +97,8 @@ def read_lines(source: str) -> tuple[Iterable[str], int | None, str]:
         raise FileNotFoundError(f"{source}: no such file")
     with path.open(encoding="utf-8") as handle:
         total = sum(1 for _ in handle)
+    if path.suffix.lower() == ".csv":  # a CSV export of existing leads: one row per profile
+        return rows_as_json(path.open(encoding="utf-8", newline="")), total, path.name
     return path.open(encoding="utf-8"), total, path.name
 
 

@@ -7,7 +7,9 @@ import signal
 
 import structlog
 
+from activities.rules import RulesSource
 from nurture.cli.output import connect_client, fail
+from nurture.config_loader import ConfigError, config_dir_from_env, templates_dir_from_env
 from nurture.consent import ConsentConfigError, LinkSigner
 from nurture.db import database_url_from_env, make_engine
 from nurture.sales import LeadActionError
@@ -23,8 +25,17 @@ async def serve_forever(host: str | None, port: int | None) -> int:
         settings.port = port if port is not None else settings.port
         # Never a new secret here: links must verify with the secret the workers sign with.
         signer = LinkSigner.from_env(create=False)
+        source = RulesSource(config_dir_from_env(), templates_dir_from_env())  # for ingest
         client = await connect_client()
-        app = create_app(client, make_engine(database_url_from_env()), signer, settings)
+        app = create_app(
+            client,
+            make_engine(database_url_from_env()),
+            signer,
+            settings,
+            lambda: source.current().scoring.known_event_types(),
+        )
+    except ConfigError as exc:
+        return fail("; ".join(exc.problems), 2)
     except (ConsentConfigError, LeadActionError, ValueError) as exc:
         return fail(str(exc), 2)
     if settings.webhook_public_key is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,11 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from nurture.consent import LinkSigner
+from nurture.messages import TASK_QUEUE
 from nurture.web.event_store import EventStore
+from nurture.web.ingest_api import IngestApi
+from nurture.web.leads_api import leads_router
+from nurture.web.security import requires
 from nurture.web.sendgrid_webhook import SendGridWebhook
 from nurture.web.unsubscribe import UnsubscribePages
 from nurture.web.webhook_verify import PUBLIC_KEY_ENV, WebhookVerifier
@@ -48,8 +52,15 @@ class WebSettings:
 
 
 def create_app(
-    client: Client, engine: Engine, signer: LinkSigner, settings: WebSettings
+    client: Client,
+    engine: Engine,
+    signer: LinkSigner,
+    settings: WebSettings,
+    known_event_types: Callable[[], set[str] | None] = lambda: None,
+    task_queue: str = TASK_QUEUE,
 ) -> FastAPI:
+    """The service. ``known_event_types`` (from the current rules) lets ingest refuse event
+    types scoring.yaml does not know, as the CLI does."""
     store = EventStore(engine)
     verifier = (
         WebhookVerifier(settings.webhook_public_key, settings.webhook_max_age_seconds)
@@ -61,11 +72,20 @@ def create_app(
     )
     app = FastAPI(
         title="Nurture",
-        summary="Lead-nurture engine: SendGrid events and consent",
+        summary="Lead-nurture engine: ingest, leads and rep actions, SendGrid events, consent",
         version="0.1.0",
     )
     webhook = SendGridWebhook(client, store, verifier, signer.is_unsubscribe_link)
     app.include_router(webhook.router())
+    ingest = IngestApi(
+        client,
+        known_event_types,
+        may_ingest=requires(engine, "ingest", "marketer", "operator"),
+        may_import=requires(engine, "marketer", "operator"),
+        task_queue=task_queue,
+    )
+    app.include_router(ingest.router())
+    app.include_router(leads_router(client, engine))
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
 
     @app.get("/healthz", tags=["operations"])

@@ -1,0 +1,61 @@
+"""``nurture keys``: API keys of the HTTP service, per role (see :mod:`nurture.auth`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from nurture.auth import ROLES, create_key, list_keys, revoke_key
+from nurture.cli.output import console, fail, print_json, table
+from nurture.db import database_url_from_env, make_engine
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service.")
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+@keys_app.command("create")
+def create(
+    role: Annotated[str, typer.Option(help=", ".join(ROLES))],
+    name: Annotated[str, typer.Option(help="who or what uses it, e.g. 'website tracker'")],
+    rep: Annotated[str | None, typer.Option(help="rep keys: the rep id it acts as")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a key. It is shown once: store it now (only a hash is kept)."""
+    try:
+        row, key = create_key(make_engine(database_url_from_env()), role, name, rep)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.Exit(fail(str(exc), 2)) from None
+    if as_json:
+        print_json({"id": row.id, "role": row.role, "rep": row.rep_id, "key": key})
+    else:
+        console.print(f"key {row.id} ({row.role}{', rep ' + row.rep_id if row.rep_id else ''}):")
+        console.print(key, highlight=False, soft_wrap=True)
+        console.print("[dim]shown once; send it as 'Authorization: Bearer <key>'[/]")
+
+
+@keys_app.command("list")
+def list_command(as_json: JsonOpt = False) -> None:
+    """Every key (never the secret)."""
+    rows = list_keys(make_engine(database_url_from_env()))
+    if as_json:
+        print_json([r.model_dump(mode="json", exclude={"secret_hash"}) for r in rows])
+        return
+    console.print(
+        table(
+            "API keys",
+            ["id", "name", "role", "rep", "created", "revoked"],
+            [
+                [r.id, r.name, r.role, r.rep_id, f"{r.created_at:%Y-%m-%d}", r.revoked_at]
+                for r in rows
+            ],
+        )
+    )
+
+
+@keys_app.command("revoke")
+def revoke(key_id: str) -> None:
+    """Revoke a key at once; requests with it get 401."""
+    if not revoke_key(make_engine(database_url_from_env()), key_id):
+        raise typer.Exit(fail(f"no key {key_id!r}; see 'nurture keys list'"))
+    console.print(f"key {key_id} revoked")

@@ -1,0 +1,214 @@
+"""``POST /api/events`` and ``POST /api/leads`` (one item or thousands), and
+``POST /api/leads/import`` (CSV): each item validated on its own; good items are applied even
+when others are bad; every event reaches its lead once, also when a client retries a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from nurture.csv_import import CsvHeaderError, rows_as_json
+from nurture.leads import LeadEvent, LeadProfile
+from nurture.messages import TASK_QUEUE
+from nurture.starting import send_event, send_profile
+
+log = structlog.get_logger(__name__)
+
+MAX_ITEMS = 10_000
+IN_FLIGHT = 64
+
+
+class ItemError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ItemResult(BaseModel):
+    index: int = Field(description="position in the batch (CSV: the file's line number)")
+    status: Literal["accepted", "rejected", "failed"]
+    lead_id: str | None = None
+    event_id: str | None = Field(default=None, description="the id that makes a retry count once")
+    errors: list[ItemError] = Field(default_factory=list)
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    rejected: int
+    failed: int = Field(description="valid, but not delivered (Temporal unreachable): retry")
+    items: list[ItemResult]
+
+
+def _errors(exc: ValidationError) -> list[ItemError]:
+    return [
+        ItemError(loc=list(e["loc"]), msg=e["msg"].removeprefix("Value error, "), type=e["type"])
+        for e in exc.errors()
+    ]
+
+
+Parsed = tuple[int, LeadEvent | LeadProfile | ItemResult]
+
+
+@dataclass
+class IngestApi:
+    client: Client
+    known_event_types: Callable[[], set[str] | None]
+    may_ingest: Callable[..., Any]
+    may_import: Callable[..., Any]
+    task_queue: str = TASK_QUEUE
+
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/api", tags=["ingest"])
+        ingest, importing = [Depends(self.may_ingest)], [Depends(self.may_import)]
+        router.add_api_route(
+            "/events",
+            self.events,
+            methods=["POST"],
+            response_model=BatchResult,
+            dependencies=ingest,
+            summary="Behaviour events: one object or an array (up to 10,000)",
+        )
+        router.add_api_route(
+            "/leads",
+            self.profiles,
+            methods=["POST"],
+            response_model=BatchResult,
+            dependencies=ingest,
+            summary="Lead profiles (create or update): one object or an array",
+        )
+        router.add_api_route(
+            "/leads/import",
+            self.import_csv,
+            methods=["POST"],
+            response_model=BatchResult,
+            dependencies=importing,
+            summary="Existing leads as CSV (header: lead_id, email, …, custom.<name>)",
+            openapi_extra={
+                "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}
+            },
+        )
+        return router
+
+    async def events(
+        self,
+        payload: Annotated[dict[str, Any] | list[Any], Body()],
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        """Items without ``at`` or ``event_id`` count once across retries only when the
+        request carries an ``Idempotency-Key`` (the key and the item's position identify it)."""
+        items = _bounded(payload if isinstance(payload, list) else [payload])
+        known = self.known_event_types()
+        parsed: list[Parsed] = []
+        for index, raw in enumerate(items):
+            try:
+                event = LeadEvent.model_validate(raw)
+            except ValidationError as exc:
+                parsed.append(
+                    (index, ItemResult(index=index, status="rejected", errors=_errors(exc)))
+                )
+                continue
+            if known is not None and event.type not in known:
+                error = ItemError(
+                    loc=["type"],
+                    msg=f"unknown event type {event.type!r}; scoring.yaml knows "
+                    + ", ".join(sorted(known)),
+                    type="unknown_event_type",
+                )
+                parsed.append((index, ItemResult(index=index, status="rejected", errors=[error])))
+                continue
+            event = event.with_identity()
+            if event.event_id is None and idempotency_key:
+                event = event.model_copy(update={"event_id": f"{idempotency_key}:{index}"})
+            parsed.append((index, event))
+        return await self._deliver(parsed, send_event)
+
+    async def profiles(
+        self, payload: Annotated[dict[str, Any] | list[Any], Body()]
+    ) -> JSONResponse:
+        items = _bounded(payload if isinstance(payload, list) else [payload])
+        return await self._deliver(_profiles(enumerate(items)), send_profile)
+
+    async def import_csv(self, request: Request) -> JSONResponse:
+        text = (await request.body()).decode("utf-8-sig", errors="replace")
+        try:
+            rows = list(rows_as_json(text.splitlines()))
+        except CsvHeaderError as exc:
+            raise HTTPException(422, str(exc)) from None
+        numbered = _bounded([(line, json.loads(r)) for line, r in enumerate(rows, start=1) if r])
+        return await self._deliver(_profiles(numbered), send_profile)
+
+    async def _deliver(self, parsed: list[Parsed], send: Callable[..., Any]) -> JSONResponse:
+        results: dict[int, ItemResult] = {}
+        by_lead: dict[str, list[tuple[int, LeadEvent | LeadProfile]]] = {}
+        for index, item in parsed:
+            if isinstance(item, ItemResult):
+                results[index] = item
+            else:
+                by_lead.setdefault(item.lead_id, []).append((index, item))
+        gate = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one_lead(items: list[tuple[int, LeadEvent | LeadProfile]]) -> None:
+            async with gate:  # a lead's items in order; different leads in parallel
+                for index, item in items:
+                    results[index] = await self._send_one(index, item, send)
+
+        await asyncio.gather(*(one_lead(items) for items in by_lead.values()))
+        ordered = [results[index] for index, _ in parsed]
+        body = BatchResult(
+            accepted=sum(r.status == "accepted" for r in ordered),
+            rejected=sum(r.status == "rejected" for r in ordered),
+            failed=sum(r.status == "failed" for r in ordered),
+            items=ordered,
+        )
+        status = 503 if body.failed else (422 if ordered and not body.accepted else 200)
+        log.info("ingest", accepted=body.accepted, rejected=body.rejected, failed=body.failed)
+        return JSONResponse(body.model_dump(mode="json"), status_code=status)
+
+    async def _send_one(
+        self, index: int, item: LeadEvent | LeadProfile, send: Callable[..., Any]
+    ) -> ItemResult:
+        event_id = item.event_id if isinstance(item, LeadEvent) else None
+        try:
+            await send(self.client, item, task_queue=self.task_queue)
+        except RPCError as exc:
+            error = ItemError(
+                loc=[], msg=f"not delivered, retry: {exc.message}", type="unavailable"
+            )
+            return ItemResult(
+                index=index,
+                status="failed",
+                lead_id=item.lead_id,
+                event_id=event_id,
+                errors=[error],
+            )
+        return ItemResult(index=index, status="accepted", lead_id=item.lead_id, event_id=event_id)
+
+
+def _bounded(items: list[Any]) -> list[Any]:
+    if len(items) > MAX_ITEMS:
+        raise HTTPException(413, f"at most {MAX_ITEMS} items per request; split the batch")
+    return items
+
+
+def _profiles(items: Iterable[tuple[int, Any]]) -> list[Parsed]:
+    parsed: list[Parsed] = []
+    for index, raw in items:
+        if isinstance(raw, dict) and "_csv_error" in raw:
+            error = ItemError(loc=["row"], msg=str(raw["_csv_error"]), type="csv")
+            parsed.append((index, ItemResult(index=index, status="rejected", errors=[error])))
+            continue
+        try:
+            parsed.append((index, LeadProfile.model_validate(raw)))
+        except ValidationError as exc:
+            parsed.append((index, ItemResult(index=index, status="rejected", errors=_errors(exc))))
+    return parsed

@@ -1,0 +1,162 @@
+"""Reading leads and acting on them over HTTP, under the same rules as the CLI: a rep key
+sees and acts on its own leads only; the workflow refuses illegal transitions."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+
+from nurture.auth import Principal
+from nurture.db import SalesTask
+from nurture.messages import (
+    ActionResult,
+    LeadState,
+    OutcomeRequest,
+    RejectRequest,
+    RepAction,
+    TaskCompletion,
+)
+from nurture.sales import ActionName, LeadActionError, UnknownLeadError, act, read_state
+from nurture.scoring import explain
+from nurture.web.security import requires
+
+
+class ActionBody(BaseModel):
+    rep: str | None = Field(default=None, description="operators only: the rep who acted")
+    note: str | None = None
+
+
+class RejectBody(ActionBody):
+    reason: str = Field(min_length=3, description="why sales returns the lead")
+
+
+class OutcomeBody(ActionBody):
+    result: Literal["won", "lost"]
+    amount: float | None = Field(default=None, ge=0)
+
+
+class TaskBody(ActionBody):
+    outcome: str = Field(min_length=1, description="e.g. connected, wrong_number, sent")
+
+
+class ScoreLine(BaseModel):
+    rule: str
+    points: int
+    times: int
+
+
+class LeadView(BaseModel):
+    score: int = Field(description="fit + behaviour points now")
+    explanation: list[ScoreLine] = Field(description="every rule that contributed")
+    state: LeadState
+
+
+def _acting_rep(who: Principal, body: ActionBody) -> str:
+    """A rep acts as itself (a different ``rep`` in the body is refused); an operator names
+    the rep it acts for."""
+    if who.role == "rep":
+        if body.rep not in (None, who.rep_id):
+            raise HTTPException(403, f"this key acts as rep {who.rep_id!r}, not {body.rep!r}")
+        assert who.rep_id is not None
+        return who.rep_id
+    if not body.rep:
+        raise HTTPException(422, "an operator must say which rep acted: give 'rep'")
+    return body.rep
+
+
+def _lead_error(exc: LeadActionError) -> HTTPException:
+    if isinstance(exc, UnknownLeadError):
+        return HTTPException(404, str(exc))
+    if "does not own this lead" in str(exc):
+        return HTTPException(403, str(exc))
+    return HTTPException(409, str(exc))
+
+
+def leads_router(client: Client, engine: Engine) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["leads"])
+    reader = requires(engine, "rep", "marketer", "operator")
+    actor = requires(engine, "rep", "operator")
+    Reader = Annotated[Principal, Depends(reader)]
+    Actor = Annotated[Principal, Depends(actor)]
+
+    async def state_for(who: Principal, lead_id: str) -> LeadState:
+        try:
+            state = await read_state(client, lead_id)
+        except LeadActionError as exc:
+            raise _lead_error(exc) from None
+        if who.role == "rep" and state.owner != who.rep_id:
+            # Not "not found": the lead exists, this key may not see it.
+            raise HTTPException(403, f"lead {lead_id} is not one of rep {who.rep_id!r}'s leads")
+        return state
+
+    async def perform(
+        who: Principal, lead_id: str, action: ActionName, request: RepAction
+    ) -> ActionResult:
+        if who.role == "rep" and action != "complete_task":
+            await state_for(who, lead_id)
+        try:
+            return await act(client, lead_id, action, request)
+        except LeadActionError as exc:
+            raise _lead_error(exc) from None
+
+    @router.get("/leads/{lead_id}", response_model=LeadView, summary="State, score, timeline")
+    async def lead(lead_id: str, who: Reader) -> LeadView:
+        state = await state_for(who, lead_id)
+        lines = [ScoreLine(rule=r, points=p, times=t) for r, p, t in explain(state.score)]
+        return LeadView(score=state.score.total, explanation=lines, state=state)
+
+    @router.post("/leads/{lead_id}/accept", response_model=ActionResult)
+    async def accept(lead_id: str, who: Actor, body: ActionBody | None = None) -> ActionResult:
+        body = body or ActionBody()
+        request = RepAction(rep=_acting_rep(who, body), note=body.note)
+        return await perform(who, lead_id, "accept", request)
+
+    @router.post("/leads/{lead_id}/contact", response_model=ActionResult)
+    async def contact(lead_id: str, who: Actor, body: ActionBody | None = None) -> ActionResult:
+        body = body or ActionBody()
+        request = RepAction(rep=_acting_rep(who, body), note=body.note)
+        return await perform(who, lead_id, "contact", request)
+
+    @router.post("/leads/{lead_id}/reject", response_model=ActionResult)
+    async def reject(lead_id: str, who: Actor, body: RejectBody) -> ActionResult:
+        request = RejectRequest(rep=_acting_rep(who, body), reason=body.reason, note=body.note)
+        return await perform(who, lead_id, "reject", request)
+
+    @router.post("/leads/{lead_id}/outcome", response_model=ActionResult)
+    async def outcome(lead_id: str, who: Actor, body: OutcomeBody) -> ActionResult:
+        request = OutcomeRequest(
+            rep=_acting_rep(who, body), result=body.result, amount=body.amount, note=body.note
+        )
+        return await perform(who, lead_id, "outcome", request)
+
+    @router.get("/tasks", summary="The inside-sales queue")
+    async def tasks(
+        who: Actor, status: Literal["open", "done", "expired", "cancelled"] = "open"
+    ) -> list[dict[str, object]]:
+        def load() -> list[dict[str, object]]:
+            query = select(SalesTask).where(SalesTask.status == status)
+            with Session(engine) as session:
+                rows = session.exec(query.order_by(col(SalesTask.due_at))).all()
+                return [row.model_dump(mode="json") for row in rows]
+
+        return await run_in_threadpool(load)
+
+    @router.post("/tasks/{task_id}/complete", response_model=ActionResult)
+    async def complete(task_id: int, who: Actor, body: TaskBody) -> ActionResult:
+        def load() -> SalesTask | None:
+            with Session(engine) as session:
+                return session.get(SalesTask, task_id)
+
+        task = await run_in_threadpool(load)
+        if task is None:
+            raise HTTPException(404, f"no task #{task_id}")
+        request = TaskCompletion(
+            rep=_acting_rep(who, body), task_key=task.key, outcome=body.outcome, note=body.note
+        )
+        return await perform(who, task.lead_id, "complete_task", request)
+
+    return router
