@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 from nurture.consent import LinkSigner, UnsubscribeClaim
 from nurture.db import OutboxMessage, Suppression
 from nurture.messages import SEND_EMAIL, EmailRequest, EmailResult
+from nurture.rep_links import RepClaim, RepLinks
 from nurture.templating import RenderedEmail, TemplateProblem, make_environment, render_email
 
 log = structlog.get_logger(__name__)
@@ -126,6 +127,8 @@ class EmailActivities:
                 "List-Unsubscribe": f"<{url}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
+        elif isinstance(context.get("rep"), dict) and context["rep"].get("id"):
+            context = {**context, **self._rep_links(str(context["rep"]["id"]), request.lead_id)}
         try:
             rendered = render_email(self.templates, request.template, request.subject, context)
         except TemplateProblem as exc:
@@ -178,6 +181,15 @@ class EmailActivities:
             self._mark_sent(session, row, message_id)
         bound.info("email sent", message_id=message_id)
         return EmailResult(key=request.key, message_id=message_id, status="sent")
+
+    def _rep_links(self, rep: str, lead_id: str) -> dict[str, str]:
+        """Signed, expiring links for the alert's recipient: the inbox, and accept/reject."""
+        links = RepLinks(self.signer.secret, self.signer.public_url)
+        return {
+            "inbox_url": links.url(RepClaim(rep=rep, action="inbox")),
+            "accept_url": links.url(RepClaim(rep=rep, action="accept", lead_id=lead_id)),
+            "reject_url": links.url(RepClaim(rep=rep, action="reject", lead_id=lead_id)),
+        }
 
     def _ask_provider(self, key: str) -> str | None:
         try:

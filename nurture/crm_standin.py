@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -75,7 +76,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http import HTTPStatus
@@ -280,14 +281,24 @@ def _audit_fields() -> tuple[_Field, ...]:
     return (
         _Field("CreatedDate", "Created Date", "datetime", writable=False, system=True),
         _Field(
-            "CreatedById", "Created By ID", "reference", 18, writable=False, system=True,
+            "CreatedById",
+            "Created By ID",
+            "reference",
+            18,
+            writable=False,
+            system=True,
             reference_to=("User",),
-        ),  # fmt: skip
+        ),
         _Field("LastModifiedDate", "Last Modified Date", "datetime", writable=False, system=True),
         _Field(
-            "LastModifiedById", "Last Modified By ID", "reference", 18, writable=False,
-            system=True, reference_to=("User",),
-        ),  # fmt: skip
+            "LastModifiedById",
+            "Last Modified By ID",
+            "reference",
+            18,
+            writable=False,
+            system=True,
+            reference_to=("User",),
+        ),
         _Field("SystemModstamp", "System Modstamp", "datetime", writable=False, system=True),
     )
 
@@ -305,7 +316,8 @@ class _SObject:
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_lower", {f.name.lower(): f for f in self.fields})
 
-    def field(self, name: str) -> _Field | None:
+    def lookup(self, name: str) -> _Field | None:
+        """The field of this name; Salesforce field names are case-insensitive."""
         return self.by_lower.get(name.lower())
 
     def urls(self, version: str) -> dict[str, str]:
@@ -331,9 +343,8 @@ class _SObject:
         return {**self.summary(version), "fields": [f.describe() for f in self.fields]}
 
 
-_OWNER = _Field(
-    "OwnerId", "Owner ID", "reference", 18, default="", reference_to=("Group", "User")
-)
+# default="": defaulted on create, to the integration user (the stand-in's user_id).
+_OWNER = _Field("OwnerId", "Owner ID", "reference", 18, default="", reference_to=("Group", "User"))
 
 LEAD = _SObject(
     name="Lead",
@@ -354,17 +365,20 @@ LEAD = _SObject(
         _Field("Description", "Description", "textarea", 32000),
         _Field("LeadSource", "Lead Source", "picklist", 255, picklist=LEAD_SOURCES),
         _Field(
-            "Status", "Lead Status", "picklist", 255, picklist=LEAD_STATUSES, restricted=True,
+            "Status",
+            "Lead Status",
+            "picklist",
+            255,
+            picklist=LEAD_STATUSES,
+            restricted=True,
             default=LEAD_STATUSES[0],
-        ),  # fmt: skip
+        ),
         _Field("Rating", "Rating", "picklist", 255, picklist=RATINGS, restricted=True),
         _OWNER,
         _Field("IsConverted", "Converted", "boolean", writable=False),
         _Field("ConvertedDate", "Converted Date", "date", writable=False),
         *_audit_fields(),
-        _Field(
-            LEAD_EXTERNAL_ID, "Nurture Lead Id", "string", 255, external_id=True, custom=True
-        ),
+        _Field(LEAD_EXTERNAL_ID, "Nurture Lead Id", "string", 255, external_id=True, custom=True),
         _Field("Status_Reason__c", "Status Reason", "string", 255, custom=True),
     ),
 )
@@ -383,21 +397,29 @@ TASK = _SObject(
         _Field("Subject", "Subject", "combobox", 255, required=True, picklist=TASK_SUBJECTS),
         _Field("ActivityDate", "Due Date Only", "date"),
         _Field(
-            "Status", "Status", "picklist", 255, picklist=TASK_STATUSES, restricted=True,
+            "Status",
+            "Status",
+            "picklist",
+            255,
+            picklist=TASK_STATUSES,
+            restricted=True,
             default=TASK_STATUSES[0],
-        ),  # fmt: skip
+        ),
         _Field(
-            "Priority", "Priority", "picklist", 255, picklist=TASK_PRIORITIES, restricted=True,
+            "Priority",
+            "Priority",
+            "picklist",
+            255,
+            picklist=TASK_PRIORITIES,
+            restricted=True,
             default="Normal",
-        ),  # fmt: skip
+        ),
         _Field("Type", "Type", "picklist", 255, picklist=TASK_TYPES),
         _OWNER,
         _Field("Description", "Comments", "textarea", 32000),
         _Field("IsClosed", "Closed", "boolean", writable=False),
         *_audit_fields(),
-        _Field(
-            TASK_EXTERNAL_ID, "Nurture Event Id", "string", 255, external_id=True, custom=True
-        ),
+        _Field(TASK_EXTERNAL_ID, "Nurture Event Id", "string", 255, external_id=True, custom=True),
     ),
 )
 
@@ -436,8 +458,12 @@ def _bad(message: str, code: str, fields: list[str] | None = None) -> _ApiError:
 
 
 def _parser_error(expected: str, value: object) -> _ApiError:
-    token = {dict: ("START_OBJECT", "{"), list: ("START_ARRAY", "[")}.get(type(value))
-    kind, text = token or ("VALUE_STRING", str(value))
+    if isinstance(value, dict):
+        kind, text = "START_OBJECT", "{"
+    elif isinstance(value, list):
+        kind, text = "START_ARRAY", "["
+    else:
+        kind, text = "VALUE_STRING", str(value)
     return _bad(
         f"Cannot deserialize instance of {expected} from {kind} value {text} or request may be "
         "missing a required field",
@@ -451,7 +477,7 @@ def _sf_datetime(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
-def _coerce(sobject: _SObject, f: _Field, value: object) -> object:
+def _coerce(f: _Field, value: object) -> object:
     """A JSON value as Salesforce deserialises it into the field: numbers and booleans become
     text, ``""`` becomes null, objects and arrays are parser errors."""
     if value is None:
@@ -476,19 +502,19 @@ def _coerce(sobject: _SObject, f: _Field, value: object) -> object:
     return text
 
 
-def _check_value(sobject: _SObject, f: _Field, value: object) -> dict[str, Any] | None:
-    """The error a non-null value earns in ``f``, if any (state-free checks only)."""
+def _check_value(f: _Field, value: object) -> dict[str, Any] | None:
+    """The error a non-null value earns in ``f``, if any (state-free checks only).
+
+    Whether a WhoId names an existing, unconverted lead is checked later, under the lock.
+    """
     assert isinstance(value, str)
-    if f.type == "reference" and f.name == "OwnerId":
-        owner = to_18_char_id(value)
-        if owner is None:
-            return _error(f"{f.label}: id value of incorrect type: {value}", "MALFORMED_ID", [f.name])
-        if not owner.startswith(_OWNER_PREFIXES):
-            return _error(
-                f"{f.label}: id value of incorrect type: {value}",
-                "FIELD_INTEGRITY_EXCEPTION",
-                [f.name],
-            )
+    if f.type == "reference":
+        reference = to_18_char_id(value)
+        wrong_type = f"{f.label}: id value of incorrect type: {value}"
+        if reference is None and f.name == "OwnerId":
+            return _error(wrong_type, "MALFORMED_ID", [f.name])
+        if reference is None or (f.name == "OwnerId" and not reference.startswith(_OWNER_PREFIXES)):
+            return _error(wrong_type, "FIELD_INTEGRITY_EXCEPTION", [f.name])
         return None
     if f.length and len(value) > f.length:
         return _error(
@@ -497,7 +523,9 @@ def _check_value(sobject: _SObject, f: _Field, value: object) -> dict[str, Any] 
             [f.name],
         )
     if f.type == "email" and not _EMAIL_RE.match(value):
-        return _error(f"{f.label}: invalid email address: {value}", "INVALID_EMAIL_ADDRESS", [f.name])
+        return _error(
+            f"{f.label}: invalid email address: {value}", "INVALID_EMAIL_ADDRESS", [f.name]
+        )
     if f.restricted and value not in f.picklist:
         return _error(
             f"{f.label}: bad value for restricted picklist field: {value}",
@@ -520,7 +548,7 @@ def _changes(sobject: _SObject, body: object, upsert_field: _Field | None) -> di
     for key, value in body.items():
         if key == "attributes":
             continue  # Salesforce accepts (and ignores) the record's "attributes" block
-        f = sobject.field(str(key))
+        f = sobject.lookup(str(key))
         if f is None:
             raise _bad(f"No such column '{key}' on sobject of type {sobject.name}", "INVALID_FIELD")
         resolved.append((f, value))
@@ -547,13 +575,13 @@ def _changes(sobject: _SObject, body: object, upsert_field: _Field | None) -> di
     changes: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
     for f, value in resolved:
-        coerced = _coerce(sobject, f, value)
+        coerced = _coerce(f, value)
         if coerced is not None:
-            problem = _check_value(sobject, f, coerced)
+            problem = _check_value(f, coerced)
             if problem is not None:
                 errors.append(problem)
                 continue
-            if f.type == "reference":
+            if f.name == "OwnerId":
                 coerced = to_18_char_id(str(coerced)) or coerced
         changes[f.name] = coerced
     if errors:
@@ -693,15 +721,13 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Stay quiet about clients that hang up (and about down()); report anything else."""
         exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError | OSError):
+        if isinstance(exc, OSError):
             return
         super().handle_error(request, client_address)
 
@@ -945,7 +971,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         names: list[str] = []
         for name in (n.strip() for n in values[-1].split(",") if n.strip()):
-            f = sobject.field(name)
+            f = sobject.lookup(name)
             if f is None:
                 raise _bad(
                     f"No such column '{name}' on entity '{sobject.name}'. If you are attempting "
@@ -973,7 +999,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "PATCH":
             if record_id is None or not record_id.startswith(sobject.key_prefix):
                 raise _bad(
-                    f"{sobject.label} ID: id value of incorrect type: {raw_id}",
+                    f"{sobject.fields[0].label}: id value of incorrect type: {raw_id}",
                     "MALFORMED_ID",
                     ["Id"],
                 )
@@ -989,7 +1015,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         standin = self.server.standin
         method = self._allow("GET", "PATCH", "DELETE")
-        f = sobject.field(field_name)
+        f = sobject.lookup(field_name)
         if f is None or not f.external_id:
             raise _not_found()
         if method == "GET":
@@ -1330,7 +1356,7 @@ class SalesforceStandIn:
 
     def _record_request(self, method: str, path: str, status: int) -> None:
         with self._changed:
-            self._state.requests.append(RecordedRequest(method, path, status))
+            self._state.requests.append(RecordedRequest(method, path, int(status)))
             self._changed.notify_all()
 
     # -- fault injection -----------------------------------------------------------------
@@ -1371,7 +1397,8 @@ class SalesforceStandIn:
                 return None
             status = self._state.faults.popleft()
         message, code = _FAULTS[status]
-        error_id = f"{secrets.randbelow(10**9)}-{secrets.randbelow(10**5)} ({-secrets.randbelow(10**9)})"
+        left, right, code_number = (secrets.randbelow(n) for n in (10**9, 10**5, 10**9))
+        error_id = f"{left}-{right} (-{code_number})"
         return _ApiError(status, [_error(message.format(error_id=error_id), code)])
 
     def _take_delay(self) -> float | None:
@@ -1408,7 +1435,7 @@ class SalesforceStandIn:
         if missing is not None:
             raise missing
         if sobject is TASK and changes.get("WhoId") is not None:
-            self._check_who(changes["WhoId"])
+            changes = {**changes, "WhoId": self._check_who(changes["WhoId"])}
         ext = sobject.external_id
         index = self._state.external[sobject.name]
         if ext in changes and changes[ext] is not None:
@@ -1431,14 +1458,19 @@ class SalesforceStandIn:
             record["IsClosed"] = record["Status"] == "Completed"
         self._changed.notify_all()
 
-    def _check_who(self, who: str) -> None:
-        lead = self._records("Lead").get(who)
+    def _check_who(self, who: str) -> str:
+        """The 18-character id of the live, unconverted lead a WhoId names; lock held."""
+        lead_id = to_18_char_id(who) or ""
+        lead = self._records("Lead").get(lead_id)
         if lead is None or lead["IsDeleted"]:
             raise _bad(
-                f"Name ID: id value of incorrect type: {who}", "FIELD_INTEGRITY_EXCEPTION", ["WhoId"]
+                f"Name ID: id value of incorrect type: {who}",
+                "FIELD_INTEGRITY_EXCEPTION",
+                ["WhoId"],
             )
         if lead["IsConverted"]:
             raise _bad(_CONVERTED, "CANNOT_UPDATE_CONVERTED_LEAD", [])
+        return lead_id
 
     def _create(self, sobject: _SObject, changes: dict[str, Any]) -> str:
         now = _sf_datetime(datetime.now(UTC))
@@ -1498,7 +1530,9 @@ class SalesforceStandIn:
         with self._lock:
             record_id = self._state.external[sobject.name].get(value.lower())
         if record_id is None:
-            raise _not_found(f"Provided external ID field does not exist or is not accessible: {value}")
+            raise _not_found(
+                f"Provided external ID field does not exist or is not accessible: {value}"
+            )
         return record_id
 
     def _delete(self, sobject: _SObject, record_id: str | None) -> None:
@@ -1659,10 +1693,6 @@ class SalesforceStandIn:
                 self._state.pending.remove(pending)
             self._changed.notify_all()
         return delivery
-
-
-def _ids_of(records: Iterable[dict[str, Any]]) -> list[str]:
-    return [str(r["Id"]) for r in records]
 
 
 # --------------------------------------------------------------------------------------------

@@ -156,6 +156,11 @@ def sample_contexts(kind: str) -> list[dict[str, Any]]:
             }
         ],
     }
+    links = {
+        "inbox_url": "https://nurture.example/inbox/sample",
+        "accept_url": "https://nurture.example/inbox/sample/accept",
+        "reject_url": "https://nurture.example/inbox/sample/reject",
+    }
     rep: dict[str, Any] = {
         "id": "rep",
         "name": "Sam Rep",
@@ -199,6 +204,8 @@ def sample_contexts(kind: str) -> list[dict[str, Any]]:
         "sla_due_at": "2026-11-24T14:00:00+00:00",
     }
     base |= KIND_EXTRAS[kind](rep)
+    if "rep" in base:  # alerts to reps carry their signed links
+        base |= links
     return [{**base, "lead": full_lead}, {**base, "lead": bare_lead, "story": None}]
 
 

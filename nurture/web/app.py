@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
@@ -18,7 +19,9 @@ from temporalio.client import Client
 
 from nurture.consent import LinkSigner
 from nurture.messages import TASK_QUEUE
+from nurture.rep_links import RepLinks
 from nurture.web.event_store import EventStore
+from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
 from nurture.web.leads_api import leads_router
 from nurture.web.security import requires
@@ -37,6 +40,7 @@ class WebSettings:
     port: int = DEFAULT_PORT
     webhook_public_key: str | None = None
     webhook_max_age_seconds: int = 300
+    rep_link_max_age: timedelta = timedelta(days=7)
 
     @classmethod
     def from_env(cls) -> WebSettings:
@@ -86,6 +90,8 @@ def create_app(
     )
     app.include_router(ingest.router())
     app.include_router(leads_router(client, engine))
+    links = RepLinks(signer.secret, signer.public_url, settings.rep_link_max_age)
+    app.include_router(RepInbox(client, links, pages).router())
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
 
     @app.get("/healthz", tags=["operations"])

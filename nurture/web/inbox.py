@@ -1,0 +1,169 @@
+"""The rep inbox: a server-rendered page per rep (my leads, SLA countdown, the story, accept
+and reject buttons) and the one-click accept/reject links of alert emails.
+
+A signed, expiring link is the rep's credential (:mod:`nurture.rep_links`). A GET never acts
+(mail scanners follow links); the buttons POST. Every action goes through the lead's workflow
+update, so the same rules hold as everywhere: only the owner, legal transitions only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Form
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from nurture.leads import workflow_id_for
+from nurture.messages import LeadState, RejectRequest, RepAction
+from nurture.rep_links import RepClaim, RepLinkError, RepLinks
+from nurture.sales import LeadActionError, act, read_state
+from nurture.scoring import explain
+
+log = structlog.get_logger(__name__)
+
+OPEN_STAGES = ("assigned", "working")
+
+
+@dataclass
+class RepInbox:
+    client: Client
+    links: RepLinks
+    pages: Environment
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["rep inbox"], include_in_schema=False)
+        router.add_api_route("/inbox/{token}", self.inbox, methods=["GET"])
+        router.add_api_route("/inbox/{token}/{action}", self.confirm, methods=["GET"])
+        router.add_api_route("/inbox/{token}/{action}", self.act_by_link, methods=["POST"])
+        router.add_api_route(
+            "/inbox/{token}/leads/{lead_id}/{action}", self.act_from_inbox, methods=["POST"]
+        )
+        return router
+
+    def _page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(self.pages.get_template(name).render(**context), status_code=status)
+
+    def _refused(self, message: str, status: int = 403) -> HTMLResponse:
+        return self._page("message.html", status, title="Link refused", message=message)
+
+    def _claim(self, token: str, action: str) -> RepClaim:
+        claim = self.links.verify(token)
+        if claim.action != action:
+            raise RepLinkError("this link is for something else: open the link from your alert")
+        return claim
+
+    async def _my_leads(self, rep: str) -> list[LeadState]:
+        query = f"LeadOwner = '{rep}' AND LeadStage IN ({', '.join(repr(s) for s in OPEN_STAGES)})"
+        states = []
+        async for execution in self.client.list_workflows(query):
+            lead_id = execution.id.removeprefix("lead-")
+            try:
+                state = await read_state(self.client, lead_id)
+            except LeadActionError:
+                continue
+            if state.owner == rep and state.stage in OPEN_STAGES:  # visibility may lag
+                states.append(state)
+        return sorted(states, key=_urgency)
+
+    def _card(self, state: LeadState, token: str) -> dict[str, Any]:
+        return {
+            "state": state,
+            "explanation": explain(state.score)[:6],
+            "accept": f"/inbox/{token}/leads/{state.lead_id}/accept",
+            "reject": f"/inbox/{token}/leads/{state.lead_id}/reject",
+        }
+
+    async def inbox(self, token: str) -> HTMLResponse:
+        try:
+            claim = self._claim(token, "inbox")
+        except RepLinkError as exc:
+            return self._refused(str(exc))
+        states = await self._my_leads(claim.rep)
+        return self._page("inbox.html", rep=claim.rep, cards=[self._card(s, token) for s in states])
+
+    async def confirm(self, token: str, action: str) -> HTMLResponse:
+        try:
+            claim = self._claim(token, action)
+            assert claim.lead_id is not None
+            state = await read_state(self.client, claim.lead_id)
+        except (RepLinkError, AssertionError) as exc:
+            return self._refused(str(exc) or "this link is damaged")
+        except LeadActionError as exc:
+            return self._refused(str(exc), 404)
+        return self._page(
+            "confirm.html",
+            rep=claim.rep,
+            action=action,
+            card=self._card(state, token),
+            post_to=f"/inbox/{token}/{action}",
+        )
+
+    async def act_by_link(
+        self, token: str, action: str, reason: Annotated[str | None, Form()] = None
+    ) -> HTMLResponse:
+        try:
+            claim = self._claim(token, action)
+        except RepLinkError as exc:
+            return self._refused(str(exc))
+        assert claim.lead_id is not None
+        return await self._act(claim.rep, claim.lead_id, action, reason)
+
+    async def act_from_inbox(
+        self,
+        token: str,
+        lead_id: str,
+        action: str,
+        reason: Annotated[str | None, Form()] = None,
+    ) -> HTMLResponse:
+        try:
+            claim = self._claim(token, "inbox")
+        except RepLinkError as exc:
+            return self._refused(str(exc))
+        return await self._act(claim.rep, lead_id, action, reason)
+
+    async def _act(self, rep: str, lead_id: str, action: str, reason: str | None) -> HTMLResponse:
+        if action == "accept":
+            request: RepAction = RepAction(rep=rep)
+        elif action == "reject":
+            if not reason or len(reason.strip()) < 3:
+                return self._page(
+                    "message.html",
+                    422,
+                    title="Say why",
+                    message="A reject needs a reason of at least 3 characters.",
+                )
+            request = RejectRequest(rep=rep, reason=reason.strip())
+        else:
+            return self._refused(f"unknown action {action!r}", 404)
+        try:
+            result = await act(self.client, lead_id, action, request)  # type: ignore[arg-type]
+        except LeadActionError as exc:
+            return self._page("message.html", 409, title="Not done", message=str(exc))
+        except RPCError as exc:
+            return self._page("message.html", 503, title="Try again", message=exc.message)
+        log.info(
+            "rep action from inbox",
+            lead_id=lead_id,
+            workflow_id=workflow_id_for(lead_id),
+            rep=rep,
+            action=action,
+        )
+        verb = "accepted" if action == "accept" else "returned to marketing"
+        return self._page(
+            "message.html",
+            title=f"Lead {verb}",
+            message=f"{lead_id} is now {result.stage}.",
+            done=True,
+        )
+
+
+def _urgency(state: LeadState) -> datetime:
+    """Most urgent first: the nearest SLA deadline; leads already being worked come last."""
+    due = state.handoff.sla_due_at if state.handoff else None
+    return due or datetime.max.replace(tzinfo=UTC)

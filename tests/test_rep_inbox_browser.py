@@ -1,0 +1,118 @@
+"""The rep inbox in a real headless Chromium (Debian's package, driven by Playwright): a rep
+opens the inbox from the handoff alert, sees the story and the SLA countdown, rejects with a
+reason, and the lead is recycled; expired and tampered links are refused."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from playwright.async_api import Browser, Page, async_playwright
+from temporalio.testing import WorkflowEnvironment
+
+from nurture.sendgrid_standin import SendGridStandIn
+from tests.conftest import TEST_SECRET, lead_id, running_engine, wait_for_state
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        await chromium.close()
+
+
+class _EightDaysAgo(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(time.time()) - 8 * 86400
+
+
+async def open_inbox(page: Page, url: str, lead: str) -> None:
+    """The inbox lists leads from Temporal's visibility, which may lag a moment."""
+    for _ in range(50):
+        await page.goto(url)
+        if await page.locator(f"#lead-{lead}").count():
+            return
+        await page.wait_for_timeout(200)
+    raise AssertionError(f"lead {lead} never showed in the inbox: {await page.content()}")
+
+
+async def test_a_rep_rejects_a_lead_from_the_inbox_in_chromium(
+    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path, browser: Browser
+) -> None:
+    lead = lead_id("inbox")
+    async with running_engine(dev_env.client, standin, tmp_path, web=True) as engine:
+        await engine.profile(
+            lead_id=lead,
+            email="ines@bigco.example",
+            first_name="Ines",
+            company="BigCo",
+            region="EMEA",
+            campaign="webinar-q4",
+        )
+        await engine.event(lead, "form_fill", at="2026-11-24T09:00:00Z")
+        handle = await engine.event(lead, "requested_call")
+        state = await wait_for_state(handle, lambda s: s.stage == "assigned")
+        (alert,) = standin.messages_with(lead_id=lead, category="handoff")
+        html = alert.contents["text/html"]
+        inbox_url = re.search(r'href="([^"]*/inbox/[^"/]+)"', html)
+        reject_url = re.search(r'href="([^"]*/inbox/[^"/]+/reject)"', html)
+        assert inbox_url and reject_url
+
+        page = await browser.new_page()
+        await open_inbox(page, inbox_url.group(1), lead)
+        card = page.locator(f"#lead-{lead}")
+        text = await card.inner_text()
+        assert "Ines" in text and "BigCo" in text
+        assert "instant: requested_call" in text and "webinar-q4" in text
+        assert "form_fill" in text
+        assert re.search(r"contact within 3h \d\dm \d\ds", text), text  # the JS countdown ran
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "rep-inbox.png"), full_page=True)
+
+        await card.locator("textarea[name=reason]").fill("no budget until next year")
+        await card.locator("button.reject").click()
+        message = await page.locator("#message").inner_text()
+        assert f"{lead} is now recycled" in message
+        state = await wait_for_state(handle, lambda s: s.stage == "recycled")
+        assert state.rejections[-1].reason == "no budget until next year"
+        assert state.rejections[-1].rep == alert.to[0].split("@")[0]
+        assert state.cadence is not None and state.cadence.cadence_id == "recycle"
+
+        # The alert's own reject link no longer applies: the lead is not in sales any more.
+        await page.goto(reject_url.group(1))
+        await page.locator("textarea[name=reason]").fill("again")
+        await page.locator("button.reject").click()
+        assert (
+            "cannot reject a lead in stage 'recycled'"
+            in await page.locator("#message").inner_text()
+        )
+
+        old = URLSafeTimedSerializer(TEST_SECRET, salt="nurture.rep-links.v1", signer=_EightDaysAgo)
+        expired = f"{engine.web_url}/inbox/{old.dumps([state.assignments[-1].rep, 'inbox', None])}"
+        answer = await page.goto(expired)
+        assert answer is not None and answer.status == 403
+        assert "expired" in await page.locator("#message").inner_text()
+        tampered = inbox_url.group(1)[:-4] + "AAAA"
+        answer = await page.goto(tampered)
+        assert answer is not None and answer.status == 403
+        assert "damaged" in await page.locator("#message").inner_text()
