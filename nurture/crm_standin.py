@@ -477,7 +477,7 @@ def _sf_datetime(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
-def _coerce(f: _Field, value: object) -> object:
+def _coerce(f: _Field, value: object) -> str | None:
     """A JSON value as Salesforce deserialises it into the field: numbers and booleans become
     text, ``""`` becomes null, objects and arrays are parser errors."""
     if value is None:
@@ -502,12 +502,11 @@ def _coerce(f: _Field, value: object) -> object:
     return text
 
 
-def _check_value(f: _Field, value: object) -> dict[str, Any] | None:
+def _check_value(f: _Field, value: str) -> dict[str, Any] | None:
     """The error a non-null value earns in ``f``, if any (state-free checks only).
 
     Whether a WhoId names an existing, unconverted lead is checked later, under the lock.
     """
-    assert isinstance(value, str)
     if f.type == "reference":
         reference = to_18_char_id(value)
         wrong_type = f"{f.label}: id value of incorrect type: {value}"
@@ -582,7 +581,7 @@ def _changes(sobject: _SObject, body: object, upsert_field: _Field | None) -> di
                 errors.append(problem)
                 continue
             if f.name == "OwnerId":
-                coerced = to_18_char_id(str(coerced)) or coerced
+                coerced = to_18_char_id(coerced) or coerced
         changes[f.name] = coerced
     if errors:
         raise _ApiError(HTTPStatus.BAD_REQUEST, errors)
@@ -892,7 +891,9 @@ class _Handler(BaseHTTPRequestHandler):
         if client_id != standin.client_id:
             self._oauth_error("invalid_client_id", "client identifier invalid")
             return
-        if client_secret is None or not hmac.compare_digest(client_secret, standin.client_secret):
+        if client_secret is None or not hmac.compare_digest(
+            client_secret.encode("utf-8"), standin.client_secret.encode("utf-8")
+        ):
             self._oauth_error("invalid_client", "invalid client credentials")
             return
         self._send(
@@ -1258,7 +1259,8 @@ class SalesforceStandIn:
 
     def _token_valid(self, token: str) -> bool:
         with self._lock:
-            return bool(token) and hmac.compare_digest(token, self._access_token)
+            expected = self._access_token.encode("utf-8")
+        return bool(token) and hmac.compare_digest(token.encode("utf-8"), expected)
 
     def _issue_token(self) -> dict[str, Any]:
         issued_at = str(int(time.time() * 1000))
