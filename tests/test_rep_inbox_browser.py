@@ -4,6 +4,7 @@ reason, and the lead is recycled; expired and tampered links are refused."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -72,7 +73,12 @@ async def test_a_rep_rejects_a_lead_from_the_inbox_in_chromium(
         await engine.event(lead, "form_fill", at="2026-11-24T09:00:00Z")
         handle = await engine.event(lead, "requested_call")
         state = await wait_for_state(handle, lambda s: s.stage == "assigned")
-        (alert,) = standin.messages_with(lead_id=lead, category="handoff")
+        for _ in range(100):  # the alert is sent just after the handoff
+            alerts = standin.messages_with(lead_id=lead, category="handoff")
+            if alerts:
+                break
+            await asyncio.sleep(0.05)
+        (alert,) = alerts
         html = alert.contents["text/html"]
         inbox_url = re.search(r'href="([^"]*/inbox/[^"/]+)"', html)
         reject_url = re.search(r'href="([^"]*/inbox/[^"/]+/reject)"', html)
