@@ -264,6 +264,7 @@ class Rep(_Strict):
     region: str | None = None
     industries: list[str] = Field(default_factory=list)
     manager: str | None = None
+    crm_user_id: str | None = Field(default=None, description="the rep's user id in the CRM")
 
 
 class RoutingRule(_Strict):
@@ -288,6 +289,18 @@ class SlaPolicy(_Strict):
     second_escalation: str | None = None
 
 
+class CrmPush(_Strict):
+    """Push handed-off leads to the CRM (Salesforce-shaped) and keep them up to date. Where
+    the CRM is and how to log in comes from the environment (``NURTURE_CRM_URL`` …)."""
+
+    enabled: bool = False
+    lead_source: str = Field(default="Nurture", description="LeadSource when no campaign")
+    ratings: dict[str, str] = Field(
+        default_factory=lambda: {"A": "Hot", "B": "Warm", "C": "Cold", "D": "Cold"},
+        description="grade -> Rating picklist value",
+    )
+
+
 class RoutingRules(_Strict):
     reps: list[Rep] = Field(min_length=1)
     rules: list[RoutingRule] = Field(default_factory=list)
@@ -297,6 +310,7 @@ class RoutingRules(_Strict):
         default=timedelta(minutes=15),
         description="new activity of a lead in sales is sent to its owner as a digest",
     )
+    crm: CrmPush = CrmPush()
 
     @model_validator(mode="after")
     def _references(self) -> RoutingRules:
