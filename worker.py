@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import (
+    CrmActivities,
     EmailActivities,
     Mailer,
     RecordActivities,
@@ -27,6 +28,7 @@ from activities import (
     TaskActivities,
     all_activities,
 )
+from activities.crm import CrmSettings
 from activities.email import MailerSettings
 from nurture.config_loader import config_dir_from_env, templates_dir_from_env
 from nurture.consent import ConsentConfigError, LinkSigner
@@ -44,6 +46,7 @@ class WorkerOptions:
     database_url: str = field(default_factory=database_url_from_env)
     mailer: MailerSettings = field(default_factory=MailerSettings.from_env)
     signer: LinkSigner = field(default_factory=LinkSigner.from_env)
+    crm: CrmSettings | None = field(default_factory=CrmSettings.from_env)
     time_scale: float = 1.0
     task_queue: str = TASK_QUEUE
     max_cached_workflows: int = 2000
@@ -65,6 +68,7 @@ def build_worker(client: Client, options: WorkerOptions, source: RulesSource) ->
         RoutingActivities(engine),
         RecordActivities(engine),
         TaskActivities(engine, options.templates_dir),
+        CrmActivities(options.crm),
     )
     log.info(
         "worker ready",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from activities.crm import CrmActivities
 from activities.email import EmailActivities, Mailer
 from activities.records import RecordActivities
 from activities.routing import RoutingActivities
@@ -12,6 +13,7 @@ from activities.rules import RulesActivities, RulesSource
 from activities.tasks import TaskActivities
 
 __all__ = [
+    "CrmActivities",
     "EmailActivities",
     "Mailer",
     "RecordActivities",
@@ -29,6 +31,7 @@ def all_activities(
     routing: RoutingActivities,
     records: RecordActivities,
     tasks: TaskActivities,
+    crm: CrmActivities,
 ) -> list[Callable[..., Any]]:
     return [
         rules.load_rules,
@@ -37,4 +40,6 @@ def all_activities(
         records.record_transition,
         tasks.create_task,
         tasks.close_task,
+        crm.upsert_lead,
+        crm.add_task,
     ]

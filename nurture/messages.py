@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from nurture.cadence import CadenceProgress
 from nurture.leads import LeadEvent, LeadProfile
-from nurture.routing import RouteDecision
+from nurture.routing import RepLimits, RouteDecision
 from nurture.rules import Sender
 from nurture.scoring import ScoreCard, ScoreEntry
 from nurture.stages import Stage
@@ -28,6 +28,8 @@ ASSIGN_REP = "assign_rep"
 RECORD_TRANSITION = "record_transition"
 CREATE_TASK = "create_task"
 CLOSE_TASK = "close_task"
+CRM_UPSERT_LEAD = "crm_upsert_lead"
+CRM_ADD_TASK = "crm_add_task"
 
 TIMELINE_KEPT = 200
 TASKS_KEPT = 50
@@ -165,6 +167,7 @@ class LeadInput(BaseModel):
 class RepAction(BaseModel):
     rep: str = Field(min_length=1)
     note: str | None = None
+    from_crm: bool = Field(default=False, description="the CRM told us; do not echo it back")
 
 
 class RejectRequest(RepAction):
@@ -227,6 +230,11 @@ class AssignRequest(BaseModel):
     pool: str
     candidates: list[str]
     strategy: str
+    reps: list[RepLimits] = Field(default_factory=list)
+    """Caps and away periods of the candidates, their managers and the fallback owner
+    (``nurture.routing.rep_limits``); empty (requests from before): nobody is skipped."""
+    fallback_owner: str | None = None
+    """Takes the lead when every candidate and the first one's manager are unavailable."""
 
 
 class TransitionRecord(BaseModel):
@@ -270,6 +278,28 @@ class TaskClosure(BaseModel):
     note: str | None = None
 
 
-Effect = Annotated[EmailRequest | TransitionRecord | TaskClosure, Field(discriminator="kind")]
+class CrmLeadUpsert(BaseModel):
+    """Create or update the lead in the CRM by its external id (our lead id): idempotent."""
+
+    kind: Literal["crm_lead"] = "crm_lead"
+    key: str
+    lead_id: str
+    fields: dict[str, Any]
+
+
+class CrmNote(BaseModel):
+    """Activity forwarded to the CRM as a completed Task on the lead, once (``key``)."""
+
+    kind: Literal["crm_task"] = "crm_task"
+    key: str
+    lead_id: str
+    subject: str
+    description: str
+
+
+Effect = Annotated[
+    EmailRequest | TransitionRecord | TaskClosure | CrmLeadUpsert | CrmNote,
+    Field(discriminator="kind"),
+]
 
 LeadInput.model_rebuild()

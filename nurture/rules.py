@@ -7,7 +7,7 @@ These models import nothing from Temporal and hold no I/O.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -257,6 +257,22 @@ class CadenceBook(_Strict):
 # --- routing.yaml -------------------------------------------------------------------------
 
 
+class AwayPeriod(_Strict):
+    """Days a rep takes no new leads (holiday, leave, conference): ``from`` and ``until`` are
+    both included, as calendar days in UTC. Written ``{from: 2026-12-21, until: 2027-01-03}``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: date = Field(alias="from", description="first day away")
+    until: date = Field(description="last day away (back the day after)")
+
+    def covers(self, day: date) -> bool:
+        return self.from_ <= day <= self.until
+
+    def __str__(self) -> str:
+        return f"{self.from_.isoformat()}..{self.until.isoformat()}"
+
+
 class Rep(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     name: str
@@ -265,6 +281,28 @@ class Rep(_Strict):
     industries: list[str] = Field(default_factory=list)
     manager: str | None = None
     crm_user_id: str | None = Field(default=None, description="the rep's user id in the CRM")
+    max_open_leads: int | None = Field(
+        default=None,
+        ge=0,
+        description="most leads the rep may hold in 'assigned' or 'working'; none: no cap",
+    )
+    away: list[AwayPeriod] = Field(
+        default_factory=list, description="periods in which the rep gets no new leads"
+    )
+
+    @model_validator(mode="after")
+    def _sane_availability(self) -> Rep:
+        for period in self.away:
+            if period.until < period.from_:
+                raise ValueError(
+                    f"rep {self.id!r}: away period ends before it starts "
+                    f"(from {period.from_.isoformat()} until {period.until.isoformat()})"
+                )
+        return self
+
+    def away_on(self, day: date) -> AwayPeriod | None:
+        """The away period that covers ``day``, if any."""
+        return next((p for p in self.away if p.covers(day)), None)
 
 
 class RoutingRule(_Strict):

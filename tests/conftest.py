@@ -22,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.crm import CrmSettings
 from activities.email import MailerSettings
 from activities.rules import RulesSource
 from nurture.cli.embedded import point_standin_webhook
@@ -129,6 +130,8 @@ async def running_engine(
     templates_dir: Path = TEST_TEMPLATES,
     time_scale: float = 1.0,
     web: bool = False,
+    crm: CrmSettings | None = None,
+    crm_webhook_secret: str | None = None,
 ) -> AsyncIterator[Engine]:
     """A worker (and with ``web``, the HTTP service with the stand-in's signed Event Webhook
     pointed at it, as ``nurture up`` wires them)."""
@@ -138,7 +141,10 @@ async def running_engine(
         web_url = None
         signer = LinkSigner(secret=TEST_SECRET)
         if web:
-            settings = WebSettings(webhook_public_key=standin.webhook_public_key)
+            settings = WebSettings(
+                webhook_public_key=standin.webhook_public_key,
+                crm_webhook_secret=crm_webhook_secret,
+            )
             rules = RulesSource(config_dir, templates_dir, time_scale)
             app = create_app(
                 client,
@@ -157,6 +163,7 @@ async def running_engine(
             database_url=database_url,
             mailer=MailerSettings(api_key="SG.test-key", base_url=standin.url),
             signer=signer,
+            crm=crm,
             time_scale=time_scale,
             task_queue=task_queue,
         )

@@ -25,12 +25,14 @@ from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUp
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from nurture import cadence, routing, scoring, send_window, sla
+    from nurture import cadence, crm, routing, scoring, send_window, sla
     from nurture.leads import LeadEvent, LeadProfile, dedupe_marker
     from nurture.messages import (
         ASSIGN_REP,
         CLOSE_TASK,
         CREATE_TASK,
+        CRM_ADD_TASK,
+        CRM_UPSERT_LEAD,
         LOAD_RULES,
         MARKETING_SENDS_KEPT,
         RECORD_TRANSITION,
@@ -40,6 +42,8 @@ with workflow.unsafe.imports_passed_through():
         ActionResult,
         Assignment,
         AssignRequest,
+        CrmLeadUpsert,
+        CrmNote,
         Effect,
         EmailCategory,
         EmailRequest,
@@ -87,7 +91,7 @@ RETRY_FOREVER = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["TemplateError", "SendGridRejected", "ConfigError"],
+    non_retryable_error_types=["TemplateError", "SendGridRejected", "ConfigError", "CrmRejected"],
 )
 SUPPRESSING_EVENTS = frozenset(SYSTEM_EVENT_TYPES)
 PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
@@ -558,6 +562,7 @@ class LeadWorkflow:
         state.assignments.append(Assignment(rep=rep, at=now, reason=reason))
         handoff.sla_due_at = sla.sla_due_at(now, rules.routing)
         self._move("assigned", by="routing", reason=reason)
+        self._push_to_crm(crm.OPEN)
         self._queue_rep_email(
             rep,
             category,
@@ -675,6 +680,8 @@ class LeadWorkflow:
     def reject(self, request: RejectRequest) -> ActionResult:
         state, rules, now = self._state, self._rules_now(), self._now()
         state.rejections.append(Rejection(at=now, rep=request.rep, reason=request.reason))
+        if not request.from_crm:
+            self._push_to_crm(crm.NOT_CONVERTED)
         if rules.scoring.reset_behaviour_on_recycle:
             state.score, _ = scoring.reset_behaviour(state.score, now, f"rejected by {request.rep}")
         state.owner = None
@@ -697,6 +704,8 @@ class LeadWorkflow:
         )
         amount = f" ({request.amount:g})" if request.amount is not None else ""
         self._move(request.result, by=request.rep, reason=f"{request.result}{amount}")
+        if not request.from_crm:
+            self._push_to_crm(crm.CONVERTED if request.result == "won" else crm.NOT_CONVERTED)
         return self._result()
 
     @outcome.validator
@@ -710,6 +719,8 @@ class LeadWorkflow:
             state.handoff.sla_due_at = None
         if state.stage == "assigned":
             self._move("working", by=action.rep, reason=verb)
+            if not action.from_crm:
+                self._push_to_crm(crm.WORKING)
         else:
             state.note(now, verb, f"{action.rep} {verb} the lead")
         return self._result()
@@ -806,22 +817,53 @@ class LeadWorkflow:
         state.note(
             self._now(), "forwarded", f"{len(state.unforwarded)} new activities to {state.owner}"
         )
+        if self._rules_now().routing.crm.enabled:
+            state.transitions += 1
+            self._effects.append(
+                CrmNote(
+                    key=f"{state.lead_id}:activity:{state.transitions}",
+                    lead_id=state.lead_id,
+                    subject=f"Nurture: {len(state.unforwarded)} new activities",
+                    description="\n".join(state.unforwarded),
+                )
+            )
         state.unforwarded = []
         state.last_forward_at = self._now()
+
+    def _push_to_crm(self, status: str) -> None:
+        """Queue the lead's CRM record update (only when routing.yaml enables the CRM)."""
+        state, rules = self._state, self._rules_now()
+        if not rules.routing.crm.enabled:
+            return
+        state.transitions += 1
+        self._effects.append(
+            CrmLeadUpsert(
+                key=f"{state.lead_id}:crm:{state.transitions}",
+                lead_id=state.lead_id,
+                fields=crm.lead_fields(state, rules.routing, status),
+            )
+        )
 
     async def _carry_out(self, effect: Effect) -> None:
         if isinstance(effect, EmailRequest):
             await self._send(effect)
             return
+        activity_name = {
+            "transition": RECORD_TRANSITION,
+            "task": CLOSE_TASK,
+            "crm_lead": CRM_UPSERT_LEAD,
+            "crm_task": CRM_ADD_TASK,
+        }[effect.kind]
         try:
             await workflow.execute_activity(
-                RECORD_TRANSITION if isinstance(effect, TransitionRecord) else CLOSE_TASK,
+                activity_name,
                 effect,
                 start_to_close_timeout=self._activity_timeout(),
                 retry_policy=RETRY_FOREVER,
             )
         except ActivityError as err:
-            self._failed("record", err)
+            what = {"crm_lead": "CRM push", "crm_task": "CRM activity"}.get(effect.kind, "record")
+            self._failed(what, err)
 
     async def _send(self, request: EmailRequest) -> EmailResult | None:
         try:

@@ -7,7 +7,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from temporalio.client import Client
 from nurture.consent import LinkSigner
 from nurture.messages import TASK_QUEUE
 from nurture.rep_links import RepLinks
+from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.event_store import EventStore
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
@@ -41,6 +42,7 @@ class WebSettings:
     webhook_public_key: str | None = None
     webhook_max_age_seconds: int = 300
     rep_link_max_age: timedelta = timedelta(days=7)
+    crm_webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> WebSettings:
@@ -52,6 +54,7 @@ class WebSettings:
             host=os.environ.get("NURTURE_HTTP_HOST", DEFAULT_HOST),
             port=int(port),
             webhook_public_key=os.environ.get(PUBLIC_KEY_ENV) or None,
+            crm_webhook_secret=os.environ.get("NURTURE_CRM_WEBHOOK_SECRET") or None,
         )
 
 
@@ -92,6 +95,7 @@ def create_app(
     app.include_router(leads_router(client, engine))
     links = RepLinks(signer.secret, signer.public_url, settings.rep_link_max_age)
     app.include_router(RepInbox(client, links, pages).router())
+    app.include_router(CrmWebhook(client, settings.crm_webhook_secret).router())
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
 
     @app.get("/healthz", tags=["operations"])
