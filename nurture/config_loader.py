@@ -80,6 +80,9 @@ def load_rules(
             where = f"{path}:{mark.line + 1}" if mark else str(path)
             problems.append(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}")
             continue
+        except ValueError as exc:  # e.g. an unquoted impossible date: 2027-02-30
+            problems.append(f"{path}: not valid YAML: {exc} (quote dates and times)")
+            continue
         if data is None and filename in OPTIONAL_FILES:
             data = {}
         if not isinstance(data, dict):

@@ -147,9 +147,9 @@ def choose_available(
             return manager, reasons
         reasons.append(f"{why} ({candidates[0]}'s manager)")
     owner = fallback_owner or start
+    role = "the fallback owner" if fallback_owner else "whose turn it was (no fallback owner)"
     why = unavailable_because(owner, by_id, open_counts, today)
     reasons.append(
-        f"every candidate is unavailable: {owner}, the fallback owner"
-        + (f", although {why}" if why else "")
+        f"every candidate is unavailable: {owner}, {role}" + (f", although {why}" if why else "")
     )
     return owner, reasons

@@ -575,13 +575,16 @@ class LeadWorkflow:
     async def _assign(
         self, candidates: list[str], decision: RouteDecision, attempt: str
     ) -> str | None:
-        state = self._state
+        state, rules = self._state, self._rules_now()
         request = AssignRequest(
             key=f"assign:{state.lead_id}:{attempt}",
             lead_id=state.lead_id,
             pool=decision.rule,
             candidates=candidates,
             strategy=decision.strategy,
+            # Who is away or full is decided by the activity, with today's date and counts.
+            reps=routing.rep_limits(rules.routing, candidates),
+            fallback_owner=rules.routing.fallback_owner,
         )
         try:
             return await workflow.execute_activity(

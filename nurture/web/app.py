@@ -94,7 +94,7 @@ def create_app(
     app.include_router(ingest.router())
     app.include_router(leads_router(client, engine))
     links = RepLinks(signer.secret, signer.public_url, settings.rep_link_max_age)
-    app.include_router(RepInbox(client, links, pages).router())
+    app.include_router(RepInbox(client, links, pages, task_queue).router())
     app.include_router(CrmWebhook(client, settings.crm_webhook_secret).router())
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
 

@@ -8,6 +8,7 @@ update, so the same rules hold as everywhere: only the owner, legal transitions 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -28,6 +29,8 @@ from nurture.scoring import explain
 log = structlog.get_logger(__name__)
 
 OPEN_STAGES = ("assigned", "working")
+MAX_LEADS_SHOWN = 200
+QUERY_TIMEOUT = 5.0  # seconds; a lead whose worker does not answer is left out, not waited on
 
 
 @dataclass
@@ -35,6 +38,7 @@ class RepInbox:
     client: Client
     links: RepLinks
     pages: Environment
+    task_queue: str
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["rep inbox"], include_in_schema=False)
@@ -59,17 +63,26 @@ class RepInbox:
         return claim
 
     async def _my_leads(self, rep: str) -> list[LeadState]:
-        query = f"LeadOwner = '{rep}' AND LeadStage IN ({', '.join(repr(s) for s in OPEN_STAGES)})"
-        states = []
-        async for execution in self.client.list_workflows(query):
-            lead_id = execution.id.removeprefix("lead-")
-            try:
-                state = await read_state(self.client, lead_id)
-            except LeadActionError:
-                continue
-            if state.owner == rep and state.stage in OPEN_STAGES:  # visibility may lag
-                states.append(state)
+        stages = ", ".join(repr(s) for s in OPEN_STAGES)
+        query = (
+            f"TaskQueue = '{self.task_queue}' AND ExecutionStatus = 'Running' "
+            f"AND LeadOwner = '{rep}' AND LeadStage IN ({stages})"
+        )
+        lead_ids = [
+            execution.id.removeprefix("lead-")
+            async for execution in self.client.list_workflows(query, limit=MAX_LEADS_SHOWN)
+        ]
+        found = await asyncio.gather(*(self._state_of(lead_id) for lead_id in lead_ids))
+        # The query's answer is the truth; visibility may lag behind it.
+        states = [s for s in found if s and s.owner == rep and s.stage in OPEN_STAGES]
         return sorted(states, key=_urgency)
+
+    async def _state_of(self, lead_id: str) -> LeadState | None:
+        try:
+            return await asyncio.wait_for(read_state(self.client, lead_id), QUERY_TIMEOUT)
+        except (LeadActionError, TimeoutError):
+            log.warning("lead left out of the inbox: no answer", lead_id=lead_id)
+            return None
 
     def _card(self, state: LeadState, token: str) -> dict[str, Any]:
         return {
