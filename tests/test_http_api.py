@@ -213,3 +213,28 @@ async def test_keys_and_roles_and_a_rep_sees_and_acts_on_own_leads_only(
     for key in api.keys.values():
         secret = key.split("_", 2)[2]
         assert secret not in logged.out and secret not in logged.err
+
+
+async def test_thousands_of_events_in_one_request_each_reach_their_lead_once(api: Api) -> None:
+    leads = [lead_id("bulk") for _ in range(20)]
+    batch = [
+        {
+            "lead_id": leads[n % 20],
+            "type": "page_view",
+            "url": f"https://x/page/{n}",
+            "at": f"2026-11-24T09:{n // 60 % 60:02d}:{n % 60:02d}Z",
+        }
+        for n in range(2000)
+    ]
+    first = await api.http.post("/api/events", json=batch, headers=api.auth("ingest"))
+    again = await api.http.post("/api/events", json=batch, headers=api.auth("ingest"))
+    assert first.status_code == again.status_code == 200
+    assert first.json()["accepted"] == again.json()["accepted"] == 2000
+
+    handles = [api.engine.client.get_workflow_handle(f"lead-{lead}") for lead in leads]
+    states = [
+        await wait_for_state(h, lambda s: s.events_applied + s.duplicates_ignored == 200)
+        for h in handles
+    ]
+    assert [s.events_applied for s in states] == [100] * 20
+    assert [s.duplicates_ignored for s in states] == [100] * 20
