@@ -74,3 +74,20 @@ def test_locally_one_secret_is_made_once_and_shared_and_serve_never_makes_its_ow
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
     assert LinkSigner.from_env(tmp_path, create=False).secret == secrets[0]
     assert [p.name for p in tmp_path.iterdir()] == ["secret.key"]
+
+
+def test_inbox_links_name_the_rep_expire_and_refuse_edits() -> None:
+    from datetime import timedelta
+
+    from nurture.rep_links import RepClaim, RepLinkError, RepLinks
+
+    links = RepLinks(SECRET, "https://go.example")
+    url = links.url(RepClaim(rep="alice", action="reject", lead_id="ada"))
+    assert url.startswith("https://go.example/inbox/") and url.endswith("/reject")
+    token = url.split("/")[-2]
+    assert links.verify(token) == RepClaim(rep="alice", action="reject", lead_id="ada")
+    with pytest.raises(RepLinkError, match="damaged"):
+        links.verify(token[:-3] + "abc")
+    with pytest.raises(RepLinkError, match="expired"):
+        RepLinks(SECRET, "https://go.example", max_age=timedelta(seconds=-1)).verify(token)
+    assert SECRET not in repr(links)

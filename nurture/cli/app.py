@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 from rich.panel import Panel
 
-from nurture.cli.keys import keys_app
+from nurture.cli.keys import inbox_link, keys_app
 from nurture.cli.output import connect_client, console, errors, fail, print_json, run, table
 from nurture.cli.tasks import tasks_app
 from nurture.config_loader import (
@@ -47,6 +47,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(templates_app, name="templates")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(keys_app, name="keys")
+app.command("inbox-link")(inbox_link)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="rules dir (NURTURE_CONFIG)")]

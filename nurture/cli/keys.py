@@ -8,7 +8,9 @@ import typer
 
 from nurture.auth import ROLES, create_key, list_keys, revoke_key
 from nurture.cli.output import console, fail, print_json, table
+from nurture.consent import ConsentConfigError, LinkSigner
 from nurture.db import database_url_from_env, make_engine
+from nurture.rep_links import RepClaim, RepLinks
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -59,3 +61,13 @@ def revoke(key_id: str) -> None:
     if not revoke_key(make_engine(database_url_from_env()), key_id):
         raise typer.Exit(fail(f"no key {key_id!r}; see 'nurture keys list'"))
     console.print(f"key {key_id} revoked")
+
+
+def inbox_link(rep: Annotated[str, typer.Option("--rep", help="the rep id")]) -> None:
+    """Print a rep's signed inbox link (valid for a week), e.g. to send it by hand."""
+    try:
+        signer = LinkSigner.from_env(create=False)
+    except ConsentConfigError as exc:
+        raise typer.Exit(fail(str(exc), 2)) from None
+    links = RepLinks(signer.secret, signer.public_url)
+    console.print(links.url(RepClaim(rep=rep, action="inbox")), highlight=False, soft_wrap=True)
