@@ -5,14 +5,18 @@ is unavailable the manager, then the fallback owner, gets the lead."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import yaml
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from structlog.testing import capture_logs
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities import RoutingActivities
 from activities.routing import open_lead_counts
@@ -20,6 +24,8 @@ from nurture.db import RoundRobinTurn, StageTransition, make_engine
 from nurture.messages import AssignRequest
 from nurture.routing import RepLimits, rep_limits
 from nurture.rules import AwayPeriod
+from nurture.sendgrid_standin import SendGridStandIn
+from tests.conftest import TEST_RULES, lead_id, running_engine
 from tests.test_cadence_rules import ROUTING
 
 TODAY = date(2026, 12, 24)
@@ -207,3 +213,34 @@ def test_strategy_first_takes_no_turn_and_skips_to_the_first_available(database_
     env = ActivityEnvironment()
     assert env.run(routing.assign_rep, request(1, ["dana", "chen"], reps, "first")) == "chen"
     assert turns_taken(engine) == 0
+
+
+async def test_handoffs_skip_away_reps_and_fall_back_to_the_manager_end_to_end(
+    time_skipping_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    """Through the workflow: alice is away today, so EMEA leads go to bob; with bob away too,
+    to their manager maria. The state keeps who got the lead and why."""
+    today = datetime.now(UTC).date()
+    away = [{"from": str(today - timedelta(days=1)), "until": str(today + timedelta(days=1))}]
+    config = tmp_path / "rules"
+    shutil.copytree(TEST_RULES, config)
+    routing = yaml.safe_load((config / "routing.yaml").read_text())
+    for rep in routing["reps"]:
+        if rep["id"] == "alice":
+            rep["away"] = away
+    (config / "routing.yaml").write_text(yaml.safe_dump(routing))
+    first, second = lead_id(), lead_id()
+    async with running_engine(
+        time_skipping_env.client, standin, tmp_path, config_dir=config
+    ) as engine:
+        await engine.profile(lead_id=first, email="e1@corp.example", region="EMEA")
+        assert (await engine.request_call(first)).owner == "bob"
+        for rep in routing["reps"]:
+            if rep["id"] == "bob":
+                rep["away"] = away
+        (config / "routing.yaml").write_text(yaml.safe_dump(routing))
+        await asyncio.sleep(1.2)  # the worker re-reads edited rules every second
+        await engine.profile(lead_id=second, email="e2@corp.example", region="EMEA")
+        state = await engine.request_call(second)
+    assert state.owner == "maria"
+    assert state.assignments[-1].rep == "maria"
