@@ -104,10 +104,15 @@ class CrmClient:
                 )
             except httpx.TransportError as exc:
                 raise ApplicationError(f"CRM unreachable: {exc}", type="CrmUnavailable") from exc
-            if answer.status_code == 401 and attempt == 1:
+            if answer.status_code == 401:
                 with self._lock:
-                    self._token = None  # expired session: log in again, once
-                continue
+                    if self._token == token:  # not already renewed by another thread
+                        self._token = None  # expired session: log in again
+                if attempt == 1:
+                    continue
+                raise ApplicationError(
+                    "CRM session refused right after login", type="CrmUnavailable"
+                )
             return answer
         return answer
 

@@ -86,12 +86,14 @@ async def test_a_mixed_batch_applies_good_items_once_even_when_posted_twice(api:
     assert errors[3]["loc"] == ["at"] and "time zone" in errors[3]["msg"]
     assert "unknown event type 'teleport'" in errors[4]["msg"]
     assert errors[6]["type"] == "model_type"
-    assert result["items"][5]["event_id"] == "batch-42:5"
+    assert result["items"][5]["event_id"].startswith("idem-")
     assert again.json()["items"] == result["items"]
+    alone = await api.http.post("/api/events", json=[batch[5]], headers=headers)  # resent alone
+    assert alone.json()["items"][0]["event_id"] == result["items"][5]["event_id"]
 
     handle_a = api.engine.client.get_workflow_handle(f"lead-{a}")
     handle_b = api.engine.client.get_workflow_handle(f"lead-{b}")
-    state_a = await wait_for_state(handle_a, lambda s: s.duplicates_ignored == 2)
+    state_a = await wait_for_state(handle_a, lambda s: s.duplicates_ignored == 3)
     state_b = await wait_for_state(handle_b, lambda s: s.duplicates_ignored == 1)
     assert state_a.events_applied == 2 and state_b.events_applied == 1
 
@@ -102,10 +104,10 @@ async def test_a_mixed_batch_applies_good_items_once_even_when_posted_twice(api:
 async def test_csv_import_over_http_and_from_the_cli(api: Api, tmp_path: Path) -> None:
     ids = [lead_id("csv") for _ in range(3)]
     csv = (
-        "lead_id,email,first_name,company_size,custom.plan\n"
-        f"{ids[0]},a@corp.example,Ann,900,gold\n"
-        f"{ids[1]},not-an-email,Ben,,\n"
-        f"{ids[2]},c@corp.example,Cy,12,\n"
+        "lead_id,email,first_name,company_size,custom.plan,address\n"
+        f'{ids[0]},a@corp.example,Ann,900,gold,"1 Main St\r\nSpringfield"\n'
+        f"{ids[1]},not-an-email,Ben,,,\n"
+        f"{ids[2]},c@corp.example,Cy,12,,\n"
     )
     answer = await api.http.post(
         "/api/leads/import",
@@ -120,6 +122,13 @@ async def test_csv_import_over_http_and_from_the_cli(api: Api, tmp_path: Path) -
     handle = api.engine.client.get_workflow_handle(f"lead-{ids[0]}")
     state = await wait_for_state(handle, lambda s: s.segment is not None)
     assert state.profile.custom == {"plan": "gold"} and state.segment == "enterprise"
+    assert state.profile.address == "1 Main St\r\nSpringfield"  # a quoted multi-line cell
+    latin1 = await api.http.post(
+        "/api/leads/import",
+        content="lead_id,first_name\nx1,Zoë\n".encode("latin-1"),
+        headers={**api.auth("marketer"), "Content-Type": "text/csv"},
+    )
+    assert latin1.status_code == 422 and "not UTF-8" in latin1.json()["detail"]
     refused = await api.http.post(
         "/api/leads/import", content=csv, headers={**api.auth("ingest"), "Content-Type": "text/csv"}
     )

@@ -156,6 +156,9 @@ async def test_missing_phone_or_address_skips_the_task_and_a_handoff_cancels_an_
         skipped = await lead_state(first)
         await engine.request_call(handed_off)
         rows = tasks_in_db(engine)
+        late = TaskCompletion(rep="alice", task_key=rows[0].key, outcome="connected")
+        with pytest.raises(LeadActionError, match="was cancelled: the lead went to sales"):
+            await act(engine.client, handed_off, "complete_task", late)
 
     details = [t.detail for t in skipped.timeline if t.kind == "touch skipped"]
     assert details == [

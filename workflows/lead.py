@@ -16,6 +16,7 @@ handoff, so a marketer's change never applies half-way through a step.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -97,6 +98,7 @@ SUPPRESSING_EVENTS = frozenset(SYSTEM_EVENT_TYPES)
 PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
 """Touches wait for the send window and the frequency cap. Runs started before this change
 send as they did (their histories replay unchanged) until their next continue-as-new."""
+CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
 
 
@@ -108,7 +110,13 @@ class LeadWorkflow:
             lead_id=inp.lead_id, profile=LeadProfile(lead_id=inp.lead_id)
         )
         self._inbox: list[LeadEvent | LeadProfile] = list(inp.pending)
-        self._effects: list[Effect] = list(inp.pending_effects)
+        # CRM writes have their own queue: a CRM outage must never hold back the rep's alert,
+        # the SLA clock or anything else the lead does. Within it, order is kept.
+        self._effects: list[Effect] = [e for e in inp.pending_effects if e.kind not in CRM_KINDS]
+        self._crm: list[CrmLeadUpsert | CrmNote] = [
+            e for e in inp.pending_effects if isinstance(e, CrmLeadUpsert | CrmNote)
+        ]
+        self._crm_pump: asyncio.Task[None] | None = None
         self._rules: Rules | None = None
         self._published: dict[str, Any] = {}
         self._events_this_run = 0
@@ -119,6 +127,7 @@ class LeadWorkflow:
     async def run(self, inp: LeadInput) -> None:
         state = self._state
         await self._refresh_rules()
+        self._start_crm_pump()
         if inp.state is None:
             state.created_at = self._now()
             state.note(self._now(), "created", "lead workflow started")
@@ -138,7 +147,8 @@ class LeadWorkflow:
                         lead_id=state.lead_id,
                         state=state,
                         pending=self._inbox,
-                        pending_effects=self._effects,
+                        # An in-flight CRM write is simply done again: it is an upsert.
+                        pending_effects=[*self._effects, *self._crm],
                     )
                 )
             wake_at = self._next_wakeup()
@@ -517,6 +527,8 @@ class LeadWorkflow:
             error: str | None = f"lead {self._state.lead_id} has no task {done.task_key!r}"
         elif task.status == "done":
             error = f"task #{task.id} is already done ({task.outcome} by {task.closed_by})"
+        elif task.status == "cancelled":
+            error = f"task #{task.id} was cancelled: the lead went to sales ({self._state.owner})"
         else:
             error = outcome_error(task.channel, done.outcome)
         if error:
@@ -822,7 +834,7 @@ class LeadWorkflow:
         )
         if self._rules_now().routing.crm.enabled:
             state.transitions += 1
-            self._effects.append(
+            self._queue_crm(
                 CrmNote(
                     key=f"{state.lead_id}:activity:{state.transitions}",
                     lead_id=state.lead_id,
@@ -839,13 +851,26 @@ class LeadWorkflow:
         if not rules.routing.crm.enabled:
             return
         state.transitions += 1
-        self._effects.append(
+        self._queue_crm(
             CrmLeadUpsert(
                 key=f"{state.lead_id}:crm:{state.transitions}",
                 lead_id=state.lead_id,
                 fields=crm.lead_fields(state, rules.routing, status),
             )
         )
+
+    def _queue_crm(self, effect: CrmLeadUpsert | CrmNote) -> None:
+        self._crm.append(effect)
+        self._start_crm_pump()
+
+    def _start_crm_pump(self) -> None:
+        if self._crm and (self._crm_pump is None or self._crm_pump.done()):
+            self._crm_pump = asyncio.create_task(self._pump_crm())
+
+    async def _pump_crm(self) -> None:
+        while self._crm:
+            await self._carry_out(self._crm[0])  # retried until it succeeds or is refused
+            self._crm.pop(0)
 
     async def _carry_out(self, effect: Effect) -> None:
         if isinstance(effect, EmailRequest):

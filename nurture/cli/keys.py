@@ -11,6 +11,7 @@ from nurture.cli.output import console, fail, print_json, table
 from nurture.consent import ConsentConfigError, LinkSigner
 from nurture.db import database_url_from_env, make_engine
 from nurture.rep_links import RepClaim, RepLinks
+from nurture.web.inbox import REP_ID
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -65,6 +66,8 @@ def revoke(key_id: str) -> None:
 
 def inbox_link(rep: Annotated[str, typer.Option("--rep", help="the rep id")]) -> None:
     """Print a rep's signed inbox link (valid for a week), e.g. to send it by hand."""
+    if not REP_ID.fullmatch(rep):
+        raise typer.Exit(fail(f"{rep!r} is not a rep id (letters, digits, . _ -)", 2))
     try:
         signer = LinkSigner.from_env(create=False)
     except ConsentConfigError as exc:

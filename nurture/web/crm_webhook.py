@@ -63,7 +63,8 @@ class CrmWebhook:
             raise HTTPException(403, "CRM notifications are off: set NURTURE_CRM_WEBHOOK_SECRET")
         body = await read_limited(request, 1024 * 1024)
         expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, request.headers.get(SIGNATURE_HEADER, "")):
+        given = request.headers.get(SIGNATURE_HEADER, "").encode("utf-8", "replace")
+        if not hmac.compare_digest(expected.encode(), given):
             raise HTTPException(403, f"the {SIGNATURE_HEADER} does not match this body")
         try:
             change = CrmStatusChange.model_validate(json.loads(body))
@@ -79,6 +80,14 @@ class CrmWebhook:
             return CrmAnswer(lead_id=change.lead_id, action=None, applied=False, detail=why)
         name, rep_action = action
         try:
+            if name == "outcome" and state.stage == "assigned":
+                # Converted straight from "Open": it was contacted, then won.
+                await act(
+                    self.client,
+                    change.lead_id,
+                    "contact",
+                    RepAction(rep=state.owner, from_crm=True),
+                )
             result = await act(self.client, change.lead_id, name, rep_action)
         except LeadActionError as exc:
             log.warning("CRM change not applied", lead_id=change.lead_id, reason=str(exc))

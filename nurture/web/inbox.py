@@ -9,6 +9,7 @@ update, so the same rules hold as everywhere: only the owner, legal transitions 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -29,6 +30,7 @@ from nurture.scoring import explain
 log = structlog.get_logger(__name__)
 
 OPEN_STAGES = ("assigned", "working")
+REP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as in routing.yaml; safe in a query
 MAX_LEADS_SHOWN = 200
 QUERY_TIMEOUT = 5.0  # seconds; a lead whose worker does not answer is left out, not waited on
 
@@ -58,8 +60,10 @@ class RepInbox:
 
     def _claim(self, token: str, action: str) -> RepClaim:
         claim = self.links.verify(token)
-        if claim.action != action:
+        if claim.action != action or (action != "inbox") != (claim.lead_id is not None):
             raise RepLinkError("this link is for something else: open the link from your alert")
+        if not REP_ID.fullmatch(claim.rep):
+            raise RepLinkError("this link names no valid rep")
         return claim
 
     async def _my_leads(self, rep: str) -> list[LeadState]:
@@ -103,12 +107,14 @@ class RepInbox:
     async def confirm(self, token: str, action: str) -> HTMLResponse:
         try:
             claim = self._claim(token, action)
-            assert claim.lead_id is not None
+            assert claim.lead_id is not None  # _claim checked it
             state = await read_state(self.client, claim.lead_id)
-        except (RepLinkError, AssertionError) as exc:
-            return self._refused(str(exc) or "this link is damaged")
+        except RepLinkError as exc:
+            return self._refused(str(exc))
         except LeadActionError as exc:
             return self._refused(str(exc), 404)
+        if state.owner != claim.rep:  # reassigned since the alert: not this rep's to see
+            return self._refused(f"{claim.lead_id} is no longer yours (owner: {state.owner})")
         return self._page(
             "confirm.html",
             rep=claim.rep,
@@ -120,11 +126,13 @@ class RepInbox:
     async def act_by_link(
         self, token: str, action: str, reason: Annotated[str | None, Form()] = None
     ) -> HTMLResponse:
+        if action not in ("accept", "reject"):
+            return self._refused(f"unknown action {action!r}", 404)
         try:
             claim = self._claim(token, action)
         except RepLinkError as exc:
             return self._refused(str(exc))
-        assert claim.lead_id is not None
+        assert claim.lead_id is not None  # _claim checked it
         return await self._act(claim.rep, claim.lead_id, action, reason)
 
     async def act_from_inbox(

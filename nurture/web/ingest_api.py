@@ -5,6 +5,8 @@ when others are bad; every event reaches its lead once, also when a client retri
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -101,13 +103,17 @@ class IngestApi:
 
     async def events(
         self,
+        request: Request,
         payload: Annotated[dict[str, Any] | list[Any], Body()],
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> JSONResponse:
         """Items without ``at`` or ``event_id`` count once across retries only when the
-        request carries an ``Idempotency-Key`` (the key and the item's position identify it)."""
+        request carries an ``Idempotency-Key``: the key, the caller and the item's content
+        identify it (so a client may resend just the items that failed)."""
         items = _bounded(payload if isinstance(payload, list) else [payload])
         known = self.known_event_types()
+        caller = request.state.principal.key_id
+        seen: dict[str, int] = {}
         parsed: list[Parsed] = []
         for index, raw in enumerate(items):
             try:
@@ -128,7 +134,12 @@ class IngestApi:
                 continue
             event = event.with_identity()
             if event.event_id is None and idempotency_key:
-                event = event.model_copy(update={"event_id": f"{idempotency_key}:{index}"})
+                content = json.dumps(raw, sort_keys=True, default=str)
+                occurrence = seen[content] = seen.get(content, -1) + 1  # twins stay distinct
+                digest = hashlib.sha256(
+                    f"{idempotency_key}\0{caller}\0{content}\0{occurrence}".encode()
+                ).hexdigest()[:32]
+                event = event.model_copy(update={"event_id": f"idem-{digest}"})
             parsed.append((index, event))
         return await self._deliver(parsed, send_event)
 
@@ -139,9 +150,12 @@ class IngestApi:
         return await self._deliver(_profiles(enumerate(items)), send_profile)
 
     async def import_csv(self, request: Request) -> JSONResponse:
-        text = (await request.body()).decode("utf-8-sig", errors="replace")
         try:
-            rows = list(rows_as_json(text.splitlines()))
+            text = (await request.body()).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise HTTPException(422, "the CSV is not UTF-8: export it as 'CSV UTF-8'") from None
+        try:
+            rows = list(rows_as_json(io.StringIO(text, newline="")))
         except CsvHeaderError as exc:
             raise HTTPException(422, str(exc)) from None
         numbered = _bounded([(line, json.loads(r)) for line, r in enumerate(rows, start=1) if r])
@@ -159,8 +173,13 @@ class IngestApi:
 
         async def one_lead(items: list[tuple[int, LeadEvent | LeadProfile]]) -> None:
             async with gate:  # a lead's items in order; different leads in parallel
+                failed = False
                 for index, item in items:
+                    if failed:  # keep the order: a retry sends the rest after the failed one
+                        results[index] = _not_sent(index, item)
+                        continue
                     results[index] = await self._send_one(index, item, send)
+                    failed = results[index].status == "failed"
 
         await asyncio.gather(*(one_lead(items) for items in by_lead.values()))
         ordered = [results[index] for index, _ in parsed]
@@ -192,6 +211,16 @@ class IngestApi:
                 errors=[error],
             )
         return ItemResult(index=index, status="accepted", lead_id=item.lead_id, event_id=event_id)
+
+
+def _not_sent(index: int, item: LeadEvent | LeadProfile) -> ItemResult:
+    error = ItemError(
+        loc=[], msg="not sent: an earlier item for this lead failed; retry", type="unavailable"
+    )
+    event_id = item.event_id if isinstance(item, LeadEvent) else None
+    return ItemResult(
+        index=index, status="failed", lead_id=item.lead_id, event_id=event_id, errors=[error]
+    )
 
 
 def _bounded(items: list[Any]) -> list[Any]:

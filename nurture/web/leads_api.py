@@ -98,6 +98,13 @@ def leads_router(client: Client, engine: Engine) -> APIRouter:
     ) -> ActionResult:
         if who.role == "rep" and action != "complete_task":
             await state_for(who, lead_id)
+        elif who.role == "rep":  # inside-sales tasks: leads in marketing, or the rep's own
+            try:
+                owner = (await read_state(client, lead_id)).owner
+            except LeadActionError as exc:
+                raise _lead_error(exc) from None
+            if owner not in (None, who.rep_id):
+                raise HTTPException(403, f"lead {lead_id} is with rep {owner!r} now")
         try:
             return await act(client, lead_id, action, request)
         except LeadActionError as exc:
@@ -137,6 +144,9 @@ def leads_router(client: Client, engine: Engine) -> APIRouter:
     async def tasks(
         who: Actor, status: Literal["open", "done", "expired", "cancelled"] = "open"
     ) -> list[dict[str, object]]:
+        if who.role == "rep" and status not in ("open", "expired"):
+            raise HTTPException(403, "rep keys see the queue (open and expired tasks) only")
+
         def load() -> list[dict[str, object]]:
             query = select(SalesTask).where(SalesTask.status == status)
             with Session(engine) as session:
