@@ -15,10 +15,12 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.crm import CrmSettings
+from nurture.crm_standin import SalesforceStandIn
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.temporal import installed_binary
 from tests.conftest import running_engine
-from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
+from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS, crm_life, crm_rules
 from workflows.lead import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -41,6 +43,21 @@ async def record(version: str) -> list[Path]:
                     history = await handle.fetch_history()
                     out = HISTORIES / f"lead-{name}-{version}.json"
                     out.write_text(history.to_json())
+                    written.append(out)
+            lead = f"replay-crm-{version}"
+            (Path(tmp) / "crm").mkdir()
+            with SalesforceStandIn(client_id="nurture", client_secret="s3cret") as salesforce:
+                async with running_engine(
+                    env.client,
+                    standin,
+                    Path(tmp) / "crm",
+                    config_dir=crm_rules(Path(tmp)),
+                    time_scale=SCENARIO_TIME_SCALE,
+                    crm=CrmSettings(salesforce.url, client_id="nurture", client_secret="s3cret"),
+                ) as engine:
+                    handle = await crm_life(engine, salesforce, lead)
+                    out = HISTORIES / f"lead-crm-{version}.json"
+                    out.write_text((await handle.fetch_history()).to_json())
                     written.append(out)
     finally:
         await env.shutdown()

@@ -3,11 +3,17 @@ under tests/histories/ (replayed in CI) and to replay a fresh one."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+from pathlib import Path
+
+import yaml
 from temporalio.client import WorkflowHandle
 
+from nurture.crm_standin import SalesforceStandIn, to_18_char_id
 from nurture.messages import OutcomeRequest, RejectRequest, RepAction, TaskCompletion
 from nurture.sales import act
-from tests.conftest import Engine, wait_for_state
+from tests.conftest import TEST_RULES, Engine, wait_for_state
 
 SCENARIO_TIME_SCALE = 14400.0  # 4h SLA -> 1s, 1h first touch -> 0.25s
 
@@ -72,3 +78,41 @@ async def multichannel_life(engine: Engine, lead: str) -> WorkflowHandle:
 
 
 SCENARIOS = {"full-life": full_life, "multichannel": multichannel_life}
+
+
+def crm_user(number: int) -> str:
+    user = to_18_char_id(f"005{number:012d}")
+    assert user is not None
+    return user
+
+
+def crm_rules(tmp_path: Path) -> Path:
+    """The fixture rules with the CRM push on and a CRM user id for every rep."""
+    config = tmp_path / "crm-rules"
+    shutil.copytree(TEST_RULES, config)
+    routing = yaml.safe_load((config / "routing.yaml").read_text())
+    routing["crm"] = {"enabled": True}
+    for number, rep in enumerate(routing["reps"]):
+        rep["crm_user_id"] = crm_user(number)
+    (config / "routing.yaml").write_text(yaml.safe_dump(routing))
+    return config
+
+
+async def crm_life(engine: Engine, salesforce: SalesforceStandIn, lead: str) -> WorkflowHandle:
+    """A touch, handoff pushed to the CRM, activity forwarded as a Task, accept, won."""
+    handle = await engine.profile(
+        lead_id=lead, email=f"{lead}@corp.example", first_name="Cy", last_name="Ng"
+    )
+    await wait_for_state(handle, lambda s: s.touches_sent == 1)
+    state = await engine.request_call(lead)
+    await engine.event(lead, "page_view", url="https://corp.example/pricing")
+    await act(engine.client, lead, "accept", RepAction(rep=state.owner or ""))
+    await act(engine.client, lead, "outcome", OutcomeRequest(rep=state.owner or "", result="won"))
+    for _ in range(300):
+        record = salesforce.lead_by_external_id(lead)
+        if record and record["Status"] == "Closed - Converted":
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the CRM never saw the lead won")
+    return handle

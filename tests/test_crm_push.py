@@ -6,18 +6,21 @@ outage is retried, not lost."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from activities.crm import CrmSettings
-from nurture.crm_standin import SalesforceStandIn, to_18_char_id
+from nurture.crm_standin import SalesforceStandIn
 from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import TEST_RULES, lead_id, running_engine, wait_for_state
+from tests.scenarios import crm_rules, crm_user
+from workflows.lead import LeadWorkflow
 
 CRM_SECRET = "crm-webhook-secret-123"
 
@@ -26,23 +29,6 @@ CRM_SECRET = "crm-webhook-secret-123"
 def salesforce() -> Iterator[SalesforceStandIn]:
     with SalesforceStandIn(client_id="nurture", client_secret="s3cret") as server:
         yield server
-
-
-def crm_rules(tmp_path: Path) -> Path:
-    config = tmp_path / "rules"
-    shutil.copytree(TEST_RULES, config)
-    routing = yaml.safe_load((config / "routing.yaml").read_text())
-    routing["crm"] = {"enabled": True}
-    for number, rep in enumerate(routing["reps"]):
-        rep["crm_user_id"] = crm_user(number)
-    (config / "routing.yaml").write_text(yaml.safe_dump(routing))
-    return config
-
-
-def crm_user(number: int) -> str:
-    user = to_18_char_id(f"005{number:012d}")
-    assert user is not None
-    return user
 
 
 def settings(salesforce: SalesforceStandIn) -> CrmSettings:
@@ -114,6 +100,11 @@ async def test_handoff_pushes_the_lead_then_activity_and_a_crm_reject_comes_back
         state = await wait_for_state(handle, lambda s: s.stage == "recycled")
         assert state.rejections[-1].reason == "no budget this year"
         assert state.cadence is not None and state.cadence.cadence_id == "recycle"
+        history = await handle.fetch_history()
+        replayed = await Replayer(
+            workflows=[LeadWorkflow], data_converter=pydantic_data_converter
+        ).replay_workflow(history, raise_on_replay_failure=False)
+        assert replayed.replay_failure is None  # the CRM queue runs deterministically
         salesforce.set_outbound(f"{engine.web_url}/webhooks/crm", "wrong-secret")
         refused = await asyncio.to_thread(
             salesforce.rep_changes_status, lead, "Closed - Converted", None

@@ -117,6 +117,7 @@ class LeadWorkflow:
             e for e in inp.pending_effects if isinstance(e, CrmLeadUpsert | CrmNote)
         ]
         self._crm_pump: asyncio.Task[None] | None = None
+        self._with_windows = False
         self._rules: Rules | None = None
         self._published: dict[str, Any] = {}
         self._events_this_run = 0
@@ -126,6 +127,10 @@ class LeadWorkflow:
     @workflow.run
     async def run(self, inp: LeadInput) -> None:
         state = self._state
+        # Decided once, first thing in the run (before any local activity, so a replay meets
+        # the marker where the original run wrote it): runs begun before send windows existed
+        # keep sending as they did until their next continue-as-new.
+        self._with_windows = workflow.patched(PATCH_SEND_WINDOWS)
         await self._refresh_rules()
         self._start_crm_pump()
         if inp.state is None:
@@ -338,7 +343,7 @@ class LeadWorkflow:
             )
             state.note(now, "touch skipped", f"{label}: {why}")
         else:
-            if workflow.patched(PATCH_SEND_WINDOWS) and self._deferred(progress, current, label):
+            if self._with_windows and self._deferred(progress, current, label):
                 return
             assert step.template is not None and step.subject is not None
             request = EmailRequest(
