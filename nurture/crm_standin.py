@@ -69,7 +69,6 @@ import http.client
 import json
 import re
 import secrets
-import signal
 import socket
 import sys
 import threading
@@ -81,9 +80,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from nurture.standin_cli import serve_until_stopped
 
 __all__ = [
     "API_VERSION",
@@ -1702,10 +1703,6 @@ class SalesforceStandIn:
 # --------------------------------------------------------------------------------------------
 
 
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nurture.crm_standin",
@@ -1732,25 +1729,12 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"--outbound-url: {exc}", file=sys.stderr)
             return 2
-    try:
-        standin.start()
-    except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    print(f"Salesforce stand-in listening on {standin.url} (Ctrl-C stops)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        standin.stop()
-    print(
-        f"stopped; {len(standin.leads)} lead(s), {len(standin.tasks)} task(s)",
-        flush=True,
+    return serve_until_stopped(
+        standin,
+        "Salesforce stand-in",
+        f"{args.host}:{args.port}",
+        lambda: f"{len(standin.leads)} lead(s), {len(standin.tasks)} task(s)",
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import copy
 import http.client
 import json
 import re
-import signal
 import sys
 import threading
 import time
@@ -42,12 +41,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from nurture.standin_cli import serve_until_stopped
 
 __all__ = [
     "EVENT_WEBHOOK_USER_AGENT",
@@ -1736,10 +1737,6 @@ class SendGridStandIn:
 # --------------------------------------------------------------------------------------------
 
 
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nurture.sendgrid_standin",
@@ -1752,22 +1749,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     standin = SendGridStandIn(host=args.host, port=args.port, api_key=args.api_key)
-    try:
-        standin.start()
-    except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    print(f"SendGrid stand-in listening on {standin.url} (Ctrl-C stops)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        standin.stop()
-    print(f"stopped; {len(standin.messages)} message(s) accepted", flush=True)
-    return 0
+    return serve_until_stopped(
+        standin,
+        "SendGrid stand-in",
+        f"{args.host}:{args.port}",
+        lambda: f"{len(standin.messages)} message(s) accepted",
+    )
 
 
 if __name__ == "__main__":

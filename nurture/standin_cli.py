@@ -1,0 +1,45 @@
+"""Running a loopback stand-in (SendGrid, Salesforce) from the command line until Ctrl-C or
+SIGTERM: the part of ``python -m nurture.<x>_standin`` both stand-ins share."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Protocol
+
+
+class StandIn(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_until_stopped(standin: StandIn, name: str, where: str, summary: Callable[[], str]) -> int:
+    """Start ``standin``, serve until interrupted, stop it and print ``summary()``.
+    Exit status 1 when it cannot listen on ``where``."""
+    try:
+        standin.start()
+    except OSError as exc:
+        print(f"cannot listen on {where}: {exc}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    print(f"{name} listening on {standin.url} (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+    print(f"stopped; {summary()}", flush=True)
+    return 0
