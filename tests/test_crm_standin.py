@@ -14,9 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ from nurture.crm_standin import (
     SalesforceStandIn,
     to_18_char_id,
 )
+from tests.receivers import PostReceiver, ReceivedPost, post_receiver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 V60 = "/services/data/v60.0"
@@ -68,53 +66,13 @@ def upsert_task(api: httpx.Client, key: str, **fields: Any) -> httpx.Response:
 # --- a receiver for outbound notifications --------------------------------------------------
 
 
-@dataclass
-class Received:
-    headers: Message
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A tiny HTTP server that records POSTs and answers ``status``."""
-
-    status: int = 200
-    posts: list[Received] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_port}/crm/notifications"
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            state.posts.append(Received(self.headers, body))
-            self.send_response(state.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.server = server
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[PostReceiver]:
+    with post_receiver("/crm/notifications") as server:
+        yield server
 
 
-def verify(received: Received, secret: str = SECRET) -> dict[str, Any]:
+def verify(received: ReceivedPost, secret: str = SECRET) -> dict[str, Any]:
     """What an engine's receiver does: check the HMAC of the raw body, then parse it."""
     expected = "sha256=" + hmac.new(secret.encode(), received.body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(received.headers[SIGNATURE_HEADER], expected)
@@ -769,7 +727,7 @@ def test_down_refuses_connections_and_up_serves_the_same_url_with_the_data(
 
 
 def test_a_rejection_is_posted_signed_to_the_engine(
-    crm: SalesforceStandIn, api: httpx.Client, receiver: Receiver
+    crm: SalesforceStandIn, api: httpx.Client, receiver: PostReceiver
 ) -> None:
     lead_id = upsert_lead(api, "ada").json()["id"]
     crm.set_outbound(receiver.url, SECRET)
@@ -804,7 +762,7 @@ def test_a_rejection_is_posted_signed_to_the_engine(
 
 
 def test_a_tampered_notification_fails_verification(
-    crm: SalesforceStandIn, api: httpx.Client, receiver: Receiver
+    crm: SalesforceStandIn, api: httpx.Client, receiver: PostReceiver
 ) -> None:
     upsert_lead(api, "ada")
     crm.set_outbound(receiver.url, SECRET)
@@ -812,13 +770,13 @@ def test_a_tampered_notification_fails_verification(
     [post] = receiver.posts
 
     with pytest.raises(AssertionError):
-        verify(Received(post.headers, post.body.replace(b"Working", b"Closed!")))
+        verify(ReceivedPost(post.path, post.headers, post.body.replace(b"Working", b"Closed!")))
     with pytest.raises(AssertionError):
         verify(post, secret="another-secret")
 
 
 def test_an_unacknowledged_notification_stays_pending_until_redelivered(
-    crm: SalesforceStandIn, api: httpx.Client, receiver: Receiver
+    crm: SalesforceStandIn, api: httpx.Client, receiver: PostReceiver
 ) -> None:
     upsert_lead(api, "ada")
     crm.set_outbound(receiver.url, SECRET)
@@ -853,7 +811,7 @@ def test_an_unreachable_engine_raises_but_the_crm_change_stands(
 
 
 def test_a_converted_lead_is_read_only_to_the_api(
-    crm: SalesforceStandIn, api: httpx.Client, receiver: Receiver
+    crm: SalesforceStandIn, api: httpx.Client, receiver: PostReceiver
 ) -> None:
     lead_id = upsert_lead(api, "ada").json()["id"]
     crm.set_outbound(receiver.url, SECRET)
@@ -877,7 +835,7 @@ def test_a_converted_lead_is_read_only_to_the_api(
 
 
 def test_rep_changes_status_checks_its_arguments(
-    crm: SalesforceStandIn, api: httpx.Client, receiver: Receiver
+    crm: SalesforceStandIn, api: httpx.Client, receiver: PostReceiver
 ) -> None:
     upsert_lead(api, "ada")
 
@@ -895,7 +853,7 @@ def test_rep_changes_status_checks_its_arguments(
 
 
 def test_the_demo_control_route_changes_status_over_http(
-    crm: SalesforceStandIn, api: httpx.Client, receiver: Receiver
+    crm: SalesforceStandIn, api: httpx.Client, receiver: PostReceiver
 ) -> None:
     upsert_lead(api, "ada")
     crm.set_outbound(receiver.url, SECRET)

@@ -16,9 +16,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +42,7 @@ from nurture.sendgrid_standin import (
     EventWebhookError,
     SendGridStandIn,
 )
+from tests.receivers import PostReceiver, post_receiver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NURTURE_KEY = "lead-1:welcome:1"
@@ -692,58 +690,10 @@ def test_reserved_header_error_says_it_is_reserved(client: SendGridAPIClient) ->
 P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 
 
-@dataclass
-class ReceivedPost:
-    path: str
-    headers: Message
-    body: bytes
-
-
-class WebhookReceiver:
-    """A tiny HTTP server playing the engine's webhook endpoint; it records every POST."""
-
-    def __init__(self) -> None:
-        self.posts: list[ReceivedPost] = []
-        self.status = 200
-        self.reply = b'{"ok":true}'
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.posts.append(ReceivedPost(self.path, self.headers, body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(receiver.reply)))
-                self.end_headers()
-                self.wfile.write(receiver.reply)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/webhooks/sendgrid"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    try:
+def receiver() -> Iterator[PostReceiver]:
+    with post_receiver("/webhooks/sendgrid", reply=b'{"ok":true}') as server:
         yield server
-    finally:
-        server.close()
 
 
 def configure_webhook(client: SendGridAPIClient, url: str, **flags: bool) -> dict[str, Any]:
@@ -804,7 +754,7 @@ def test_signed_settings_serve_a_p256_spki_key_the_sendgrid_helper_loads(
 
 
 def test_emitted_events_arrive_as_one_signed_batch_the_sendgrid_helper_verifies(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     message_id = send_welcome(client)
     configure_webhook(client, receiver.url)
@@ -838,7 +788,7 @@ def test_emitted_events_arrive_as_one_signed_batch_the_sendgrid_helper_verifies(
 
 
 def test_a_tampered_payload_timestamp_or_key_fails_verification(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     configure_webhook(client, receiver.url)
     delivery = standin.emit_events(send_welcome(client), [{"event": "delivered"}])
@@ -862,7 +812,7 @@ def test_a_tampered_payload_timestamp_or_key_fails_verification(
 
 
 def test_a_delivery_can_be_replayed_byte_for_byte(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     """SendGrid retries a batch as is; a test replays it with the recorded delivery."""
     configure_webhook(client, receiver.url)
@@ -893,7 +843,7 @@ def test_sign_produces_what_the_sendgrid_helper_verifies(standin: SendGridStandI
 
 
 def test_events_carry_sendgrid_fields_and_the_mails_custom_args(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     message_id = send_welcome(client)
     [row] = activity(client, f'msg_id LIKE "{message_id}%"')
@@ -941,7 +891,7 @@ def test_events_carry_sendgrid_fields_and_the_mails_custom_args(
 
 
 def test_personalization_custom_args_override_message_level_ones_per_recipient(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     body = valid_body()
     body["custom_args"] = {"nurture_key": "top", "tenant": "acme"}
@@ -969,7 +919,7 @@ def test_personalization_custom_args_override_message_level_ones_per_recipient(
 
 
 def test_entries_override_fields_for_duplicates_and_fixed_times(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     configure_webhook(client, receiver.url)
 
@@ -987,7 +937,7 @@ def test_entries_override_fields_for_duplicates_and_fixed_times(
 
 
 def test_group_unsubscribe_carries_the_mails_asm_group_id(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     body = valid_body()
     body["asm"] = {"group_id": 42}
@@ -1020,7 +970,7 @@ def test_group_unsubscribe_carries_the_mails_asm_group_id(
 def test_bad_entries_raise_value_error_and_post_nothing(
     standin: SendGridStandIn,
     client: SendGridAPIClient,
-    receiver: WebhookReceiver,
+    receiver: PostReceiver,
     events: list[Any],
     message: str,
 ) -> None:
@@ -1035,7 +985,7 @@ def test_bad_entries_raise_value_error_and_post_nothing(
 
 
 def test_emitting_for_an_unknown_message_raises_value_error(
-    standin: SendGridStandIn, receiver: WebhookReceiver
+    standin: SendGridStandIn, receiver: PostReceiver
 ) -> None:
     standin.set_event_webhook(receiver.url)
 
@@ -1044,7 +994,7 @@ def test_emitting_for_an_unknown_message_raises_value_error(
 
 
 def test_emitting_without_a_webhook_url_raises_a_clear_error(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     message_id = send_welcome(client)
 
@@ -1077,7 +1027,7 @@ def test_an_unreachable_webhook_raises_a_delivery_error(
 
 
 def test_a_receiver_error_status_is_reported_not_raised(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     receiver.status, receiver.reply = 500, b'{"error":"boom"}'
     standin.set_event_webhook(receiver.url)
@@ -1168,7 +1118,7 @@ def test_set_event_webhook_rejects_a_non_http_url(standin: SendGridStandIn) -> N
 
 
 def test_event_types_switched_off_are_not_posted(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     message_id = send_welcome(client)
     configure_webhook(client, receiver.url, open=False, spam_report=False)
@@ -1190,7 +1140,7 @@ def test_event_types_switched_off_are_not_posted(
 
 
 def test_signature_verification_can_be_switched_off_and_on(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     message_id = send_welcome(client)
     configure_webhook(client, receiver.url)
@@ -1242,7 +1192,7 @@ def test_webhook_settings_answer_405_to_other_methods(client: SendGridAPIClient)
 
 
 def test_http_control_endpoint_emits_events_for_demos(
-    standin: SendGridStandIn, client: SendGridAPIClient, receiver: WebhookReceiver
+    standin: SendGridStandIn, client: SendGridAPIClient, receiver: PostReceiver
 ) -> None:
     message_id = send_welcome(client)
     url = f"{standin.url}/_standin/messages/{message_id}/events"
