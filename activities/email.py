@@ -106,6 +106,7 @@ class EmailActivities:
         self.mailer = mailer
         self.templates = make_environment(templates_dir)
         self.signer = signer
+        self.rep_links = RepLinks(signer.secret, signer.public_url)
 
     @activity.defn(name=SEND_EMAIL)
     def send_email(self, request: EmailRequest) -> EmailResult:
@@ -184,7 +185,7 @@ class EmailActivities:
 
     def _rep_links(self, rep: str, lead_id: str) -> dict[str, str]:
         """Signed, expiring links for the alert's recipient: the inbox, and accept/reject."""
-        links = RepLinks(self.signer.secret, self.signer.public_url)
+        links = self.rep_links
         return {
             "inbox_url": links.url(RepClaim(rep=rep, action="inbox")),
             "accept_url": links.url(RepClaim(rep=rep, action="accept", lead_id=lead_id)),

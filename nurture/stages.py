@@ -27,12 +27,16 @@ _ALLOWED_FROM: dict[RepAction, frozenset[Stage]] = {
 }
 
 
+def unknown_rep_error(rep: str) -> str:
+    return f"unknown rep {rep!r}: not listed in routing.yaml"
+
+
 def rep_action_error(
     action: RepAction, stage: Stage, owner: str | None, rep: str, known_rep: bool
 ) -> str | None:
     """Why ``rep`` may not take ``action`` now, or None when it may."""
     if not known_rep:
-        return f"unknown rep {rep!r}: not listed in routing.yaml"
+        return unknown_rep_error(rep)
     if stage not in _ALLOWED_FROM[action]:
         hint = (
             " (accept or contact it first)" if action == "outcome" and stage == "assigned" else ""

@@ -73,6 +73,7 @@ with workflow.unsafe.imports_passed_through():
         SALES_STAGES,
         Stage,
         rep_action_error,
+        unknown_rep_error,
     )
     from nurture.stages import (
         RepAction as RepActionName,
@@ -521,15 +522,11 @@ class LeadWorkflow:
     @complete_task.validator
     def _validate_complete_task(self, done: TaskCompletion) -> None:
         rules = self._rules
-        if rules is None or rules.routing.rep(done.rep) is None:
-            raise ApplicationError(
-                f"unknown rep {done.rep!r}: not listed in routing.yaml",
-                type="IllegalRepAction",
-                non_retryable=True,
-            )
         task = self._state.task(done.task_key)
-        if task is None:
-            error: str | None = f"lead {self._state.lead_id} has no task {done.task_key!r}"
+        if rules is None or rules.routing.rep(done.rep) is None:
+            error: str | None = unknown_rep_error(done.rep)
+        elif task is None:
+            error = f"lead {self._state.lead_id} has no task {done.task_key!r}"
         elif task.status == "done":
             error = f"task #{task.id} is already done ({task.outcome} by {task.closed_by})"
         elif task.status == "cancelled":

@@ -10,7 +10,16 @@ import typer
 from rich.panel import Panel
 
 from nurture.cli.keys import inbox_link, keys_app
-from nurture.cli.output import connect_client, console, errors, fail, print_json, run, table
+from nurture.cli.output import (
+    JsonOpt,
+    connect_client,
+    console,
+    errors,
+    fail,
+    print_json,
+    run,
+    table,
+)
 from nurture.cli.tasks import tasks_app
 from nurture.config_loader import (
     ConfigError,
@@ -49,7 +58,6 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(keys_app, name="keys")
 app.command("inbox-link")(inbox_link)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="rules dir (NURTURE_CONFIG)")]
 TemplatesOpt = Annotated[Path | None, typer.Option("--templates", help="templates dir")]
 RepOpt = Annotated[str, typer.Option("--rep", help="the rep id taking the action")]

@@ -7,14 +7,13 @@ from typing import Annotated
 import typer
 
 from nurture.auth import ROLES, create_key, list_keys, revoke_key
-from nurture.cli.output import console, fail, print_json, table
+from nurture.cli.output import JsonOpt, console, fail, print_json, table
 from nurture.consent import ConsentConfigError, LinkSigner
 from nurture.db import database_url_from_env, make_engine
 from nurture.rep_links import RepClaim, RepLinks
 from nurture.web.inbox import REP_ID
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service.")
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 @keys_app.command("create")

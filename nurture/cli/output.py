@@ -6,8 +6,9 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
@@ -15,6 +16,7 @@ from temporalio.service import RPCError
 
 from nurture.process import exit_now
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 console = Console()
 errors = Console(stderr=True)
 

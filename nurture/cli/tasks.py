@@ -8,15 +8,13 @@ from typing import Annotated
 import typer
 from sqlmodel import Session, col, select
 
-from nurture.cli.output import connect_client, console, fail, print_json, run, table
+from nurture.cli.output import JsonOpt, connect_client, console, fail, print_json, run, table
 from nurture.db import SalesTask, database_url_from_env, make_engine
 from nurture.messages import TaskCompletion
 from nurture.sales import LeadActionError, act
-from nurture.tasks import OUTCOMES, TASK_CHANNELS
+from nurture.tasks import TASK_CHANNELS, outcome_error
 
 tasks_app = typer.Typer(no_args_is_help=True, help="Inside-sales tasks: calls, voicemails, mail.")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def _load(status: str | None, channel: str | None, lead: str | None) -> list[SalesTask]:
@@ -90,13 +88,9 @@ def done(
         task = session.get(SalesTask, task_id)
     if task is None:
         raise typer.Exit(fail(f"no task #{task_id}; see 'nurture tasks list --status all'"))
-    allowed = OUTCOMES.get(task.channel, ())  # type: ignore[call-overload]
-    if outcome not in allowed:
-        raise typer.BadParameter(
-            f"{outcome!r} is not an outcome of a {task.channel} task; use one of "
-            f"{', '.join(allowed)}",
-            param_hint="--outcome",
-        )
+    error = outcome_error(task.channel, outcome)  # type: ignore[arg-type]  # a TaskChannel
+    if error:
+        raise typer.BadParameter(error, param_hint="--outcome")
     request = TaskCompletion(rep=rep, task_key=task.key, outcome=outcome, note=note)
 
     async def main() -> int:
