@@ -30,7 +30,7 @@ from nurture.consent import LinkSigner
 from nurture.db import make_engine
 from nurture.leads import LeadEvent, LeadProfile
 from nurture.messages import LeadState
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.sendgrid_standin import RecordedMessage, SendGridStandIn
 from nurture.starting import send_event, send_profile
 from nurture.temporal import installed_binary
 from nurture.web.app import WebSettings, create_app, serving
@@ -137,6 +137,7 @@ async def running_engine(
     pointed at it, as ``nurture up`` wires them)."""
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
     database_url = f"sqlite:///{tmp_path / 'nurture.db'}"
+    rules = RulesSource(config_dir, templates_dir, time_scale)  # one load for worker and web
     async with contextlib.AsyncExitStack() as stack:
         web_url = None
         signer = LinkSigner(secret=TEST_SECRET)
@@ -145,7 +146,6 @@ async def running_engine(
                 webhook_public_key=standin.webhook_public_key,
                 crm_webhook_secret=crm_webhook_secret,
             )
-            rules = RulesSource(config_dir, templates_dir, time_scale)
             app = create_app(
                 client,
                 make_engine(database_url),
@@ -167,7 +167,7 @@ async def running_engine(
             time_scale=time_scale,
             task_queue=task_queue,
         )
-        worker = build_worker(client, options, options.rules_source())
+        worker = build_worker(client, options, rules)
         await stack.enter_async_context(worker)
         yield Engine(client, task_queue, standin, database_url, worker, web_url)
 
@@ -178,6 +178,29 @@ def lead_id(prefix: str = "lead") -> str:
 
 async def lead_state(handle: WorkflowHandle) -> LeadState:
     return await handle.query(LeadWorkflow.state)
+
+
+async def wait_until(
+    predicate: Callable[[], object], timeout: float = 15.0, what: str = "the condition"
+) -> None:
+    """Poll ``predicate`` until it holds (work done by workers and servers is async)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} never held within {timeout:g} s")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_email(
+    standin: SendGridStandIn, lead: str, category: str, count: int = 1
+) -> list[RecordedMessage]:
+    """The lead's emails of ``category`` once at least ``count`` reached the stand-in."""
+    await wait_until(
+        lambda: len(standin.messages_with(lead_id=lead, category=category)) >= count,
+        timeout=10,
+        what=f"{count} {category} email(s) for {lead}",
+    )
+    return standin.messages_with(lead_id=lead, category=category)
 
 
 async def wait_for_state(

@@ -3,7 +3,6 @@ under tests/histories/ (replayed in CI) and to replay a fresh one."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from temporalio.client import WorkflowHandle
 from nurture.crm_standin import SalesforceStandIn, to_18_char_id
 from nurture.messages import OutcomeRequest, RejectRequest, RepAction, TaskCompletion
 from nurture.sales import act
-from tests.conftest import TEST_RULES, Engine, wait_for_state
+from tests.conftest import TEST_RULES, Engine, wait_for_state, wait_until
 
 SCENARIO_TIME_SCALE = 14400.0  # 4h SLA -> 1s, 1h first touch -> 0.25s
 
@@ -108,11 +107,8 @@ async def crm_life(engine: Engine, salesforce: SalesforceStandIn, lead: str) -> 
     await engine.event(lead, "page_view", url="https://corp.example/pricing")
     await act(engine.client, lead, "accept", RepAction(rep=state.owner or ""))
     await act(engine.client, lead, "outcome", OutcomeRequest(rep=state.owner or "", result="won"))
-    for _ in range(300):
-        record = salesforce.lead_by_external_id(lead)
-        if record and record["Status"] == "Closed - Converted":
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the CRM never saw the lead won")
+    await wait_until(
+        lambda: (salesforce.lead_by_external_id(lead) or {}).get("Status") == "Closed - Converted",
+        what="the CRM seeing the lead won",
+    )
     return handle

@@ -18,7 +18,14 @@ from temporalio.worker import Replayer
 from activities.crm import CrmSettings
 from nurture.crm_standin import SalesforceStandIn
 from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import TEST_RULES, lead_id, running_engine, wait_for_state
+from tests.conftest import (
+    TEST_RULES,
+    lead_id,
+    running_engine,
+    wait_for_email,
+    wait_for_state,
+    wait_until,
+)
 from tests.scenarios import crm_rules, crm_user
 from workflows.lead import LeadWorkflow
 
@@ -33,14 +40,6 @@ def salesforce() -> Iterator[SalesforceStandIn]:
 
 def settings(salesforce: SalesforceStandIn) -> CrmSettings:
     return CrmSettings(base_url=salesforce.url, client_id="nurture", client_secret="s3cret")
-
-
-async def wait_until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never held")
 
 
 async def test_handoff_pushes_the_lead_then_activity_and_a_crm_reject_comes_back(
@@ -132,7 +131,7 @@ async def test_a_crm_outage_is_retried_and_the_lead_arrives_once(
         await engine.profile(lead_id=lead, email="oz@corp.example", last_name="Oz", region="EMEA")
         state = await engine.request_call(lead)
         # The CRM being down holds back nothing else: the rep is alerted all the same.
-        await wait_until(lambda: bool(standin.messages_with(lead_id=lead, category="handoff")))
+        await wait_for_email(standin, lead, "handoff")
         await asyncio.sleep(2.5)  # retries against a CRM that is down
         assert salesforce.lead_by_external_id(lead) is None
         salesforce.up()

@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from nurture.leads import workflow_id_for
 from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import lead_id, lead_state, running_engine, wait_for_state
+from tests.conftest import lead_id, lead_state, running_engine, wait_for_email, wait_for_state
 
 
 async def test_crossing_the_threshold_mid_cadence_hands_off_at_once_with_the_story(
@@ -42,7 +42,7 @@ async def test_crossing_the_threshold_mid_cadence_hands_off_at_once_with_the_sto
         assert story.qualified_by == "score 50 reached threshold 50 on email_click"
         assert story.fit == {"senior title": 15}
         assert [row[0] for row in story.top_behaviours][:2] == ["form_fill", "download"]
-        await standin_wait(standin, lead, "handoff")
+        await wait_for_email(standin, lead, "handoff")
         alert = standin.messages_with(lead_id=lead, category="handoff")[0]
         assert alert.to == ["alice@test.example"]
         assert (
@@ -52,16 +52,6 @@ async def test_crossing_the_threshold_mid_cadence_hands_off_at_once_with_the_sto
         touches_at_handoff = len(standin.messages_with(lead_id=lead, category="touch"))
         await env.sleep(timedelta(weeks=3))  # the cadence would have sent its second cycle
         assert len(standin.messages_with(lead_id=lead, category="touch")) == touches_at_handoff
-
-
-async def standin_wait(standin: SendGridStandIn, lead: str, category: str, count: int = 1) -> None:
-    import asyncio
-
-    for _ in range(200):
-        if len(standin.messages_with(lead_id=lead, category=category)) >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{category} email for {lead} never reached the stand-in")
 
 
 async def test_instant_qualify_behaviour_hands_off_immediately_whatever_the_score(
@@ -111,17 +101,17 @@ async def test_sla_miss_escalates_and_reassigns_and_a_second_miss_escalates_agai
         await env.sleep(timedelta(hours=4, minutes=1))
         second = await wait_for_state(handle, lambda s: s.owner == "bob")
         assert second.stage == "assigned"
-        await standin_wait(standin, lead, "escalation")
+        await wait_for_email(standin, lead, "escalation")
         escalation = standin.messages_with(lead_id=lead, category="escalation")
         assert [m.to for m in escalation] == [["maria@test.example"]]
-        await standin_wait(standin, lead, "reassigned")
+        await wait_for_email(standin, lead, "reassigned")
         assert standin.messages_with(lead_id=lead, category="reassigned")[0].to == [
             "bob@test.example"
         ]
 
         await env.sleep(timedelta(hours=4, minutes=1))
         third = await wait_for_state(handle, lambda s: len(s.handoff.escalations) == 2)  # type: ignore[union-attr]
-        await standin_wait(standin, lead, "escalation", count=3)
+        await wait_for_email(standin, lead, "escalation", count=3)
 
     assert third.handoff is not None
     assert [(e.missed_by, e.notified, e.reassigned_to) for e in third.handoff.escalations] == [
@@ -145,7 +135,7 @@ async def test_new_activity_of_a_lead_in_sales_is_forwarded_to_its_owner(
         await engine.profile(lead_id=lead, email="fw@corp.example", region="AMER")
         await engine.request_call(lead)
         handle = await engine.event(lead, "page_view", url="https://corp.example/pricing")
-        await standin_wait(standin, lead, "activity")
+        await wait_for_email(standin, lead, "activity")
         state = await lead_state(handle)
     digest = standin.messages_with(lead_id=lead, category="activity")[0]
     assert digest.to == ["chen@test.example"]

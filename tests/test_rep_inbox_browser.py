@@ -4,7 +4,6 @@ reason, and the lead is recycled; expired and tampered links are refused."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import TEST_SECRET, lead_id, running_engine, wait_for_state
+from tests.conftest import TEST_SECRET, lead_id, running_engine, wait_for_email, wait_for_state
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
@@ -73,12 +72,7 @@ async def test_a_rep_rejects_a_lead_from_the_inbox_in_chromium(
         await engine.event(lead, "form_fill", at="2026-11-24T09:00:00Z")
         handle = await engine.event(lead, "requested_call")
         state = await wait_for_state(handle, lambda s: s.stage == "assigned")
-        for _ in range(100):  # the alert is sent just after the handoff
-            alerts = standin.messages_with(lead_id=lead, category="handoff")
-            if alerts:
-                break
-            await asyncio.sleep(0.05)
-        (alert,) = alerts
+        (alert,) = await wait_for_email(standin, lead, "handoff")
         html = alert.contents["text/html"]
         inbox_url = re.search(r'href="([^"]*/inbox/[^"/]+)"', html)
         reject_url = re.search(r'href="([^"]*/inbox/[^"/]+/reject)"', html)
