@@ -38,6 +38,7 @@ def all_activities(
         email.send_email,
         routing.assign_rep,
         records.record_transition,
+        records.record_facts,
         tasks.create_task,
         tasks.close_task,
         crm.upsert_lead,

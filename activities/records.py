@@ -1,14 +1,46 @@
-"""Record stage transitions in the read model, once each."""
+"""Write the read model: stage transitions (runs from before the ledger) and fact batches.
+
+Every write is idempotent. Append-only facts are inserted with ON CONFLICT DO NOTHING on their
+key; rows that change over time are upserted only when the incoming ``version`` is newer, so a
+retried or late batch can neither double-count nor roll a row back.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Engine
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 from temporalio import activity
 
 from nurture.db import StageTransition
+from nurture.ledger import RECORD_FACTS, FactBatch
 from nurture.messages import RECORD_TRANSITION, TransitionRecord
+from nurture.read_model import (
+    DealOutcome,
+    HandoffRecord,
+    LeadEventRecord,
+    LeadRecord,
+    SalesAssignment,
+    ScoreChange,
+    TouchRecord,
+)
+
+APPEND_ONLY: dict[str, type[SQLModel]] = {
+    "event": LeadEventRecord,
+    "score": ScoreChange,
+    "transition": StageTransition,
+    "touch": TouchRecord,
+    "outcome": DealOutcome,
+}
+VERSIONED: dict[str, type[SQLModel]] = {
+    "handoff": HandoffRecord,
+    "assignment": SalesAssignment,
+}
 
 
 class RecordActivities:
@@ -25,3 +57,70 @@ class RecordActivities:
                 session.commit()
             except IntegrityError:  # a concurrent retry got there first: same row, done
                 session.rollback()
+
+    @activity.defn(name=RECORD_FACTS)
+    def record_facts(self, batch: FactBatch) -> None:
+        write_batch(self.engine, batch)
+
+
+def write_batch(engine: Engine, batch: FactBatch) -> None:
+    """Write one lead's batch in one transaction, in the order the facts happened."""
+    write_batches(engine, [batch])
+
+
+def write_batches(engine: Engine, batches: Sequence[FactBatch]) -> None:
+    """Write several leads' batches in one transaction (bulk loads write thousands at once)."""
+    appended: dict[str, list[dict[str, Any]]] = {}
+    versioned: dict[str, dict[str, dict[str, Any]]] = {}
+    leads: dict[str, dict[str, Any]] = {}
+    for batch in batches:
+        for fact in batch.facts:
+            row = fact.model_dump(exclude={"kind"})
+            row["lead_id"] = batch.lead_id
+            if fact.kind in APPEND_ONLY:
+                if fact.kind == "transition":
+                    row["workflow_id"] = batch.lead.workflow_id
+                appended.setdefault(fact.kind, []).append(row)
+            else:  # rows written again as they change: the newest version in hand counts
+                _keep_newest(versioned.setdefault(fact.kind, {}), row, "key")
+        _keep_newest(leads, batch.lead.model_dump(), "lead_id")
+    with engine.begin() as conn:
+        for kind, rows in appended.items():
+            _insert_new(conn, _table(APPEND_ONLY[kind]), rows)
+        for kind, by_key in versioned.items():
+            _upsert_newer(conn, _table(VERSIONED[kind]), "key", list(by_key.values()))
+        _upsert_newer(conn, _table(LeadRecord), "lead_id", list(leads.values()))
+
+
+def _keep_newest(rows: dict[str, dict[str, Any]], row: dict[str, Any], key: str) -> None:
+    held = rows.get(row[key])
+    if held is None or held["version"] < row["version"]:
+        rows[row[key]] = row
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+def _dialect_insert(conn: Connection, table: Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"the read model supports SQLite and PostgreSQL, not {conn.dialect.name}")
+
+
+def _insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    conn.execute(_dialect_insert(conn, table).on_conflict_do_nothing(), list(rows))
+
+
+def _upsert_newer(conn: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    statement = _dialect_insert(conn, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[key],
+        set_={name: statement.excluded[name] for name in rows[0] if name != key},
+        where=table.c.version < statement.excluded.version,
+    )
+    conn.execute(statement, list(rows))

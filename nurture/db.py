@@ -48,6 +48,10 @@ class StageTransition(SQLModel, table=True):
     reason: str
     score: int
     owner: str | None = Field(default=None, max_length=100)
+    seconds_in_from_stage: float | None = None
+    """How long the lead had been in ``from_stage``: time in stage, for the funnel report."""
+    handoff: int | None = None
+    """The handoff the lead was in when it moved (sales stages), else None."""
 
 
 class RoundRobinTurn(SQLModel, table=True):
@@ -158,6 +162,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+    import nurture.read_model  # noqa: F401  (its tables belong to the same schema)
 
     SQLModel.metadata.create_all(engine)
     return engine

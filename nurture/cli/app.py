@@ -20,6 +20,7 @@ from nurture.cli.output import (
     run,
     table,
 )
+from nurture.cli.report import report_command
 from nurture.cli.tasks import tasks_app
 from nurture.config_loader import (
     ConfigError,
@@ -57,6 +58,7 @@ app.add_typer(templates_app, name="templates")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(keys_app, name="keys")
 app.command("inbox-link")(inbox_link)
+app.command("report")(report_command)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="rules dir (NURTURE_CONFIG)")]
 TemplatesOpt = Annotated[Path | None, typer.Option("--templates", help="templates dir")]

@@ -25,6 +25,7 @@ from nurture.web.event_store import EventStore
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
 from nurture.web.leads_api import leads_router
+from nurture.web.reports_api import reports_router
 from nurture.web.security import requires
 from nurture.web.sendgrid_webhook import SendGridWebhook
 from nurture.web.unsubscribe import UnsubscribePages
@@ -93,6 +94,7 @@ def create_app(
     )
     app.include_router(ingest.router())
     app.include_router(leads_router(client, engine))
+    app.include_router(reports_router(engine))
     links = RepLinks(signer.secret, signer.public_url, settings.rep_link_max_age)
     app.include_router(RepInbox(client, links, pages, task_queue).router())
     app.include_router(CrmWebhook(client, settings.crm_webhook_secret).router())

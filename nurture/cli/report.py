@@ -1,0 +1,82 @@
+"""``nurture report NAME``: the read model's reports on a terminal, as JSON or as CSV."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.panel import Panel
+
+from nurture.cli.output import JsonOpt, console, fail, print_json, table
+from nurture.db import database_url_from_env, make_engine
+from nurture.process import exit_now
+from nurture.reports import ReportError, ReportQuery, run_report, to_csv
+
+EXIT_USAGE = 2
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    """A date (``2026-11-01``) or a time with a zone (``2026-11-01T09:00:00+01:00``); a bare
+    date or a time without a zone is read as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date or time; use 2026-11-01 or 2026-11-01T09:00:00Z",
+            param_hint=option,
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def report_command(
+    name: Annotated[str, typer.Argument(help="funnel, sla, returns, influence or cost")],
+    since: Annotated[str | None, typer.Option(help="period start (date or time)")] = None,
+    until: Annotated[str | None, typer.Option(help="period end, exclusive")] = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="one table as CSV")] = False,
+    table_name: Annotated[
+        str | None, typer.Option("--table", help="which table --csv prints")
+    ] = None,
+    target: Annotated[
+        float, typer.Option(help="returns: highest acceptable share of handoffs rejected")
+    ] = 0.25,
+    min_handoffs: Annotated[
+        int, typer.Option(help="returns: handoffs a threshold needs to count as evidence")
+    ] = 20,
+    band: Annotated[int, typer.Option(help="returns: score band width")] = 10,
+) -> None:
+    """A report over the read model, for a period (default: all time)."""
+    try:
+        query = ReportQuery(
+            since=parse_when(since, "--since"),
+            until=parse_when(until, "--until"),
+            target_return_rate=target,
+            min_handoffs=min_handoffs,
+            band_width=band,
+        )
+    except ValidationError as exc:
+        exit_now(fail("; ".join(e["msg"] for e in exc.errors()), EXIT_USAGE))
+    try:
+        result = run_report(make_engine(database_url_from_env()), name, query)
+        if as_csv:
+            sys.stdout.write(to_csv(result, table_name))
+            return
+    except ReportError as exc:
+        exit_now(fail(str(exc), EXIT_USAGE))
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    period = (f"{query.since:%Y-%m-%d %H:%M} .. " if query.since else "all time .. ") + (
+        f"{query.until:%Y-%m-%d %H:%M}" if query.until else "now"
+    )
+    lines = [f"{key}: {value}" for key, value in result.summary.items()]
+    console.print(Panel("\n".join(lines) or "(no data)", title=f"{result.title}  ({period})"))
+    for t in result.tables:
+        console.print(table(t.title, t.columns, t.rows))
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]")

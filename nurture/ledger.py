@@ -1,0 +1,179 @@
+"""Facts a lead workflow reports to the read model, in the order they happened.
+
+Plain pydantic models (no SQLAlchemy: workflow code builds them). The workflow queues facts as
+the lead lives and a local activity writes them in batches (``activities.read_model``). Each fact
+has a key unique per lead, so a retried batch never double-counts. Rows that change over time
+(the lead, a handoff, an assignment's SLA clock) are written whole with a ``version``: an older
+write arriving late never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+RECORD_FACTS = "record_facts"
+FACTS_PER_BATCH = 200
+
+HandoffStatus = Literal["open", "accepted", "rejected", "won", "lost"]
+TouchStatus = Literal["sent", "skipped", "suppressed", "failed", "task", "task_skipped"]
+ScoreCause = Literal["event", "decay", "fit", "reset"]
+
+
+class LeadSnapshot(BaseModel):
+    """The lead as it is now: one row per lead in the read model."""
+
+    lead_id: str
+    workflow_id: str
+    version: int
+    email: str | None = None
+    name: str | None = None
+    company: str | None = None
+    title: str | None = None
+    industry: str | None = None
+    country: str | None = None
+    segment: str | None = None
+    campaign: str | None = None
+    stage: str
+    stage_since: datetime | None = None
+    score: int
+    grade: str
+    owner: str | None = None
+    created_at: datetime | None = None
+    handoffs: int = 0
+    touches_sent: int = 0
+    events: int = 0
+    outcome: str | None = None
+    amount: float | None = None
+    closed_at: datetime | None = None
+    updated_at: datetime
+
+
+class EventFact(BaseModel):
+    kind: Literal["event"] = "event"
+    key: str
+    at: datetime
+    received_at: datetime
+    type: str
+    url: str | None = None
+    campaign: str | None = None
+    points: int
+    score_after: int
+
+
+class ScoreChangeFact(BaseModel):
+    kind: Literal["score"] = "score"
+    key: str
+    at: datetime
+    delta: int
+    score_after: int
+    cause: ScoreCause
+    detail: str
+
+
+class TransitionFact(BaseModel):
+    kind: Literal["transition"] = "transition"
+    key: str
+    at: datetime
+    from_stage: str | None
+    to_stage: str
+    by: str
+    reason: str
+    score: int
+    owner: str | None
+    seconds_in_from_stage: float | None = None
+    handoff: int | None = None
+
+
+class HandoffFact(BaseModel):
+    """One handoff to sales, as it stands (written again whenever it changes)."""
+
+    kind: Literal["handoff"] = "handoff"
+    key: str
+    version: int
+    number: int
+    at: datetime
+    score: int
+    grade: str
+    threshold: int
+    instant: bool
+    qualified_by: str
+    campaign: str | None = None
+    segment: str | None = None
+    rep: str | None = None
+    touches_before: int = 0
+    status: HandoffStatus = "open"
+    status_at: datetime | None = None
+    reject_reason: str | None = None
+    rejected_by: str | None = None
+    misses: int = 0
+
+
+class AssignmentFact(BaseModel):
+    """One rep's turn with a handed-off lead and its SLA clock (written again as it changes).
+
+    ``responded_at`` is the rep's first accept, contact or reject; it is in time when it came
+    before ``due_at`` and no miss was recorded."""
+
+    kind: Literal["assignment"] = "assignment"
+    key: str
+    version: int
+    handoff: int
+    rep: str
+    at: datetime
+    due_at: datetime | None = None
+    reason: str
+    responded_at: datetime | None = None
+    response: str | None = None
+    seconds_to_response: float | None = None
+    misses: int = 0
+    first_missed_at: datetime | None = None
+    escalations: int = 0
+    escalated_to: str | None = None
+    reassigned_to: str | None = None
+
+
+class TouchFact(BaseModel):
+    """One nurture step carried out (an email sent or not, a task queued or skipped)."""
+
+    kind: Literal["touch"] = "touch"
+    key: str
+    at: datetime
+    cadence: str
+    step: str
+    cycle: int
+    channel: str
+    status: TouchStatus
+    detail: str | None = None
+
+
+class OutcomeFact(BaseModel):
+    kind: Literal["outcome"] = "outcome"
+    key: str
+    at: datetime
+    result: Literal["won", "lost"]
+    amount: float | None = None
+    rep: str
+    handoff: int | None = None
+
+
+Fact = Annotated[
+    EventFact
+    | ScoreChangeFact
+    | TransitionFact
+    | HandoffFact
+    | AssignmentFact
+    | TouchFact
+    | OutcomeFact,
+    Field(discriminator="kind"),
+]
+
+
+class FactBatch(BaseModel):
+    """What one ``record_facts`` call writes, in one transaction."""
+
+    lead_id: str
+    lead: LeadSnapshot
+    facts: list[Fact] = Field(default_factory=list)

@@ -1,0 +1,13 @@
+"""Reports on the read model: funnel, SLA, returns, influence, cost (see ``base``)."""
+
+from nurture.reports.base import (
+    REPORTS,
+    Report,
+    ReportError,
+    ReportQuery,
+    ReportTable,
+    run_report,
+    to_csv,
+)
+
+__all__ = ["REPORTS", "Report", "ReportError", "ReportQuery", "ReportTable", "run_report", "to_csv"]

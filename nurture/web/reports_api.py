@@ -1,0 +1,64 @@
+"""``/api/reports/{name}``: the same reports as ``nurture report``, as JSON or CSV."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from nurture.auth import Principal
+from nurture.reports.base import (
+    Report,
+    ReportError,
+    ReportQuery,
+    UnknownReportError,
+    run_report,
+    to_csv,
+)
+from nurture.web.security import requires
+
+
+def reports_router(engine: Engine) -> APIRouter:
+    router = APIRouter(prefix="/api/reports", tags=["reports"])
+    Reader = Annotated[Principal, Depends(requires(engine, "marketer", "operator"))]
+
+    @router.get("/{name}", response_model=Report)
+    async def get_report(
+        name: str,
+        _who: Reader,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        format: Literal["json", "csv"] = "json",
+        table: str | None = None,
+        target_return_rate: Annotated[float, Query(gt=0, lt=1)] = 0.25,
+        min_handoffs: Annotated[int, Query(ge=1)] = 20,
+        band_width: Annotated[int, Query(ge=1, le=1000)] = 10,
+    ) -> Report | PlainTextResponse:
+        """A report for [since, until) (ISO 8601; either may be left out). ``format=csv``
+        returns one table (``table`` names which; the first by default)."""
+        try:
+            query = ReportQuery(
+                since=since,
+                until=until,
+                target_return_rate=target_return_rate,
+                min_handoffs=min_handoffs,
+                band_width=band_width,
+            )
+        except ValidationError as exc:
+            raise HTTPException(422, "; ".join(e["msg"] for e in exc.errors())) from None
+        try:
+            result = await run_in_threadpool(run_report, engine, name, query)
+            if format == "csv":
+                return PlainTextResponse(to_csv(result, table), media_type="text/csv")
+        except ReportError as exc:
+            raise HTTPException(
+                404 if isinstance(exc, UnknownReportError) else 422, str(exc)
+            ) from None
+        return result
+
+    return router
