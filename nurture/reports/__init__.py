@@ -1,6 +1,6 @@
 """Reports on the read model: funnel, SLA, returns, influence, cost (see ``base``)."""
 
-from nurture.reports import cost, returns  # noqa: F401  (registers them)
+from nurture.reports import cost, funnel, influence, returns, sla  # noqa: F401  (registers them)
 from nurture.reports.base import (
     REPORTS,
     Report,

@@ -1,0 +1,202 @@
+"""``funnel``: where leads are now, which leads entered each stage in the period, how the
+period's new leads (the cohort) went on, and how long stays in each stage lasted.
+
+Four GROUP BY queries over ``lead`` and ``stagetransition``; Python only orders the rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, case, func, select, union, union_all
+from sqlalchemy.engine import Connection, Engine
+
+from nurture.db import StageTransition
+from nurture.read_model import LeadRecord
+from nurture.reports.base import (
+    Report,
+    ReportQuery,
+    ReportTable,
+    new_report,
+    percentiles,
+    ratio,
+    report,
+)
+from nurture.stages import STAGES
+
+LEAD: Table = LeadRecord.__table__  # type: ignore[attr-defined]
+TRANSITION: Table = StageTransition.__table__  # type: ignore[attr-defined]
+
+#: The stages whose reach the cohort query flags, per lead.
+REACHED = ("assigned", "working", "won", "lost")
+#: The cohort's path: each step's leads are those of the step before that also reached it.
+CONVERSION_PATH = ("created", "assigned", "working", "won")
+
+NOTES = [
+    "Leads created, handed off, accepted, won and lost (and the conversion table) follow the "
+    "leads created in the period: whether each has ever reached assigned, working, won or lost "
+    "so far. 'Entered' counts the distinct leads that moved into each stage during the period "
+    "(a new lead enters its first stage when it is created).",
+    "Time in stage covers the stays that ended in the period (the lead moved on); median and "
+    "p90 are nearest-rank, in hours.",
+]
+
+
+@report("funnel", "Funnel")
+def funnel_report(engine: Engine, query: ReportQuery) -> Report:
+    with engine.connect() as conn:
+        stages_now = _stages_now(conn)
+        entered = _entered(conn, query)
+        cohort = _cohort(conn, query)
+        stays = _time_in_stage(conn, query)
+    created = cohort["created"]
+    along = [created] + [cohort[f"path:{stage}"] for stage in CONVERSION_PATH[1:]]
+    conversion = [
+        [before, after, along[i], along[i + 1], ratio(along[i + 1], along[i])]
+        for i, (before, after) in enumerate(itertools.pairwise(CONVERSION_PATH))
+    ]
+    return new_report(
+        "funnel",
+        query,
+        summary={
+            "leads_created": created,
+            "handed_off": cohort["assigned"],
+            "accepted": cohort["working"],
+            "won": cohort["won"],
+            "lost": cohort["lost"],
+        },
+        tables=[
+            ReportTable(
+                name="stages_now",
+                title="Leads by current stage",
+                columns=["stage", "leads"],
+                rows=stages_now,
+            ),
+            ReportTable(
+                name="entered",
+                title="Leads that entered each stage in the period",
+                columns=["stage", "leads"],
+                rows=entered,
+            ),
+            ReportTable(
+                name="conversion",
+                title="Conversion of the leads created in the period",
+                columns=["from", "to", "leads_from", "leads_to", "rate"],
+                rows=conversion,
+            ),
+            ReportTable(
+                name="time_in_stage",
+                title="Time in stage (stays that ended in the period)",
+                columns=["stage", "stays", "median_hours", "p90_hours"],
+                rows=stays,
+            ),
+        ],
+        notes=NOTES,
+    )
+
+
+def _in_stage_order(counts: dict[str, Any]) -> list[str]:
+    """Every known stage in funnel order, then any other stage found in the data."""
+    return [*STAGES, *sorted(s for s in counts if s not in STAGES)]
+
+
+def _stages_now(conn: Connection) -> list[list[Any]]:
+    counts = {
+        stage: n
+        for stage, n in conn.execute(
+            select(LEAD.c.stage, func.count()).group_by(LEAD.c.stage)
+        ).all()
+    }
+    return [[stage, counts.get(stage, 0)] for stage in _in_stage_order(counts)]
+
+
+def _first_stage() -> ColumnElement[Any]:
+    """The stage a lead started in: where its earliest transition came from (or went to, for a
+    transition recording the creation), else the stage it is still in."""
+    first = TRANSITION.alias("first_move")
+    started_in = (
+        select(func.coalesce(first.c.from_stage, first.c.to_stage))
+        .where(first.c.lead_id == LEAD.c.lead_id)
+        .order_by(first.c.at, first.c.key)
+        .limit(1)
+        .correlate(LEAD)
+        .scalar_subquery()
+    )
+    return func.coalesce(started_in, LEAD.c.stage)
+
+
+def _entered(conn: Connection, query: ReportQuery) -> list[list[Any]]:
+    moved = select(TRANSITION.c.lead_id, TRANSITION.c.to_stage.label("stage")).where(
+        query.in_period(TRANSITION.c.at)
+    )
+    created = select(LEAD.c.lead_id, _first_stage().label("stage")).where(
+        query.in_period(LEAD.c.created_at)
+    )
+    entries = union(moved, created).subquery()  # UNION: one row per lead and stage
+    counts = {
+        stage: n
+        for stage, n in conn.execute(
+            select(entries.c.stage, func.count()).group_by(entries.c.stage)
+        ).all()
+    }
+    return [[stage, counts.get(stage, 0)] for stage in _in_stage_order(counts)]
+
+
+def _cohort(conn: Connection, query: ReportQuery) -> dict[str, int]:
+    """Of the leads created in the period: how many, how many ever reached each stage of
+    ``REACHED`` (key: the stage) and how many went each step of the conversion path, every
+    step before included (key: ``path:`` and the stage)."""
+    in_cohort = query.in_period(LEAD.c.created_at)
+    reached = union_all(
+        select(TRANSITION.c.lead_id, TRANSITION.c.to_stage.label("stage"))
+        .join(LEAD, LEAD.c.lead_id == TRANSITION.c.lead_id)
+        .where(in_cohort),
+        select(LEAD.c.lead_id, LEAD.c.stage.label("stage")).where(in_cohort),
+    ).subquery()
+    per_lead = (
+        select(
+            reached.c.lead_id,
+            *(
+                func.max(case((reached.c.stage == stage, 1), else_=0)).label(stage)
+                for stage in REACHED
+            ),
+        )
+        .group_by(reached.c.lead_id)
+        .subquery()
+    )
+    columns: dict[str, ColumnElement[Any]] = {"created": func.count()}
+    columns.update({stage: func.sum(per_lead.c[stage]) for stage in REACHED})
+    along: ColumnElement[Any] | None = None
+    for stage in CONVERSION_PATH[1:]:
+        along = per_lead.c[stage] if along is None else along * per_lead.c[stage]
+        columns[f"path:{stage}"] = func.sum(along)
+    values = conn.execute(select(*(c.label(f"c{i}") for i, c in enumerate(columns.values())))).one()
+    return {name: int(value or 0) for name, value in zip(columns, values, strict=True)}
+
+
+def _time_in_stage(conn: Connection, query: ReportQuery) -> list[list[Any]]:
+    stays = select(
+        TRANSITION.c.from_stage.label("stage"),
+        TRANSITION.c.seconds_in_from_stage.label("seconds"),
+    ).where(
+        TRANSITION.c.from_stage.is_not(None),
+        TRANSITION.c.seconds_in_from_stage.is_not(None),
+        query.in_period(TRANSITION.c.at),
+    )
+    by_stage = {
+        stage: (n, p50, p90)
+        for stage, n, p50, p90 in conn.execute(
+            percentiles(stays, ["stage"], "seconds", [0.5, 0.9])
+        ).all()
+    }
+    return [
+        [stage, by_stage[stage][0], hours(by_stage[stage][1]), hours(by_stage[stage][2])]
+        for stage in _in_stage_order(by_stage)
+        if stage in by_stage
+    ]
+
+
+def hours(seconds: float | None) -> float | None:
+    """Seconds (from SQL) as hours, to two decimals."""
+    return None if seconds is None else round(float(seconds) / 3600, 2)

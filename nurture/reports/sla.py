@@ -1,0 +1,122 @@
+"""``sla``: how fast each rep answered the leads handed to them, against the SLA deadline.
+
+One GROUP BY over ``salesassignment`` (a row per rep turn, counted when the turn began in the
+period) and one nearest-rank median of the stored ``seconds_to_response`` per rep and overall.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select
+from sqlalchemy.engine import Engine
+
+from nurture.read_model import SalesAssignment
+from nurture.reports.base import (
+    Report,
+    ReportQuery,
+    ReportTable,
+    new_report,
+    percentiles,
+    ratio,
+    report,
+)
+
+TURN: Table = SalesAssignment.__table__  # type: ignore[attr-defined]
+
+RESPONDED = TURN.c.responded_at.is_not(None)
+#: Answered before the deadline (a turn without one cannot be late) and never missed.
+IN_TIME = and_(
+    RESPONDED,
+    TURN.c.misses == 0,
+    or_(TURN.c.due_at.is_(None), TURN.c.responded_at <= TURN.c.due_at),
+)
+#: Answered, but after the deadline or after a miss was recorded.
+LATE = and_(
+    RESPONDED,
+    or_(TURN.c.misses > 0, and_(TURN.c.due_at.is_not(None), TURN.c.responded_at > TURN.c.due_at)),
+)
+#: Not answered and not missed yet: the clock is still running.
+OPEN = and_(TURN.c.responded_at.is_(None), TURN.c.misses == 0)
+
+COLUMNS = [
+    "rep",
+    "received",
+    "responded_in_time",
+    "responded_late",
+    "misses",
+    "escalations",
+    "reassigned_away",
+    "open",
+    "compliance",
+    "median_minutes_to_response",
+]
+
+NOTES = [
+    "A rep's turn counts when the lead was assigned to the rep in the period. In time: the rep "
+    "accepted, contacted or rejected the lead before the SLA deadline and no miss was recorded; "
+    "late: the response came after the deadline or after a miss; open: no response and no "
+    "miss yet.",
+    "Compliance is the share in time of the turns that are no longer open (a turn missed and "
+    "never answered counts against it); response times are nearest-rank medians, in minutes.",
+]
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+@report("sla", "SLA compliance")
+def sla_report(engine: Engine, query: ReportQuery) -> Report:
+    in_period = query.in_period(TURN.c.at)
+    per_rep = (
+        select(
+            TURN.c.rep,
+            func.count().label("received"),
+            _count(IN_TIME).label("in_time"),
+            _count(LATE).label("late"),
+            func.coalesce(func.sum(TURN.c.misses), 0).label("misses"),
+            func.coalesce(func.sum(TURN.c.escalations), 0).label("escalations"),
+            _count(TURN.c.reassigned_to.is_not(None)).label("reassigned_away"),
+            _count(OPEN).label("open"),
+        )
+        .where(in_period)
+        .group_by(TURN.c.rep)
+        .order_by(TURN.c.rep)
+    )
+    waits = select(TURN.c.rep, TURN.c.seconds_to_response.label("seconds")).where(
+        in_period, TURN.c.seconds_to_response.is_not(None)
+    )
+    with engine.connect() as conn:
+        counted = {rep: [int(n) for n in counts] for rep, *counts in conn.execute(per_rep)}
+        medians = {
+            rep: p50 for rep, _n, p50 in conn.execute(percentiles(waits, ["rep"], "seconds", [0.5]))
+        }
+        _n, overall = conn.execute(percentiles(waits, [], "seconds", [0.5])).one()
+    rows: list[list[Any]] = [
+        [rep, *counts, ratio(counts[1], counts[0] - counts[6]), minutes(medians.get(rep))]
+        for rep, counts in counted.items()
+    ]
+    received, in_time, _late, misses, _escalations, _away, still_open = (
+        sum(counts[i] for counts in counted.values()) for i in range(7)
+    )
+    return new_report(
+        "sla",
+        query,
+        summary={
+            "received": received,
+            "responded_in_time": in_time,
+            "misses": misses,
+            "compliance": ratio(in_time, received - still_open),
+            "median_minutes_to_response": minutes(overall),
+        },
+        tables=[
+            ReportTable(name="reps", title="SLA by rep", columns=COLUMNS, rows=rows),
+        ],
+        notes=NOTES,
+    )
+
+
+def minutes(seconds: float | None) -> float | None:
+    """Seconds (from SQL) as minutes, to two decimals."""
+    return None if seconds is None else round(float(seconds) / 60, 2)
