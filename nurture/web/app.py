@@ -20,6 +20,7 @@ from temporalio.client import Client
 from nurture.consent import LinkSigner
 from nurture.messages import TASK_QUEUE
 from nurture.rep_links import RepLinks
+from nurture.web.campaigns_api import campaigns_router
 from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.event_store import EventStore
 from nurture.web.inbox import RepInbox
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(ingest.router())
     app.include_router(leads_router(client, engine))
     app.include_router(reports_router(engine))
+    app.include_router(campaigns_router(engine))
     links = RepLinks(signer.secret, signer.public_url, settings.rep_link_max_age)
     app.include_router(RepInbox(client, links, pages, task_queue).router())
     app.include_router(CrmWebhook(client, settings.crm_webhook_secret).router())
