@@ -146,8 +146,9 @@ def database_url_from_env(data_dir: Path | None = None) -> str:
     return f"sqlite:///{(directory / 'nurture.db').resolve()}"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the tables created; SQLite in WAL mode so workers and CLI share it."""
+def make_engine(url: str, *, migrate: bool = True) -> Engine:
+    """An engine on a database migrated to the current schema (``nurture.migrations``; a no-op
+    when it already is); SQLite in WAL mode so workers and CLI share it."""
     is_sqlite = url.startswith("sqlite")
     engine = create_engine(
         url,
@@ -165,5 +166,8 @@ def make_engine(url: str) -> Engine:
 
     import nurture.read_model  # noqa: F401  (its tables belong to the same schema)
 
-    SQLModel.metadata.create_all(engine)
+    if migrate:
+        from nurture.migrations import migrate as run_migrations
+
+        run_migrations(engine)
     return engine

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from nurture.cadence import CadenceProgress
 from nurture.leads import LeadEvent, LeadProfile
+from nurture.ledger import Fact
 from nurture.routing import RepLimits, RouteDecision
 from nurture.rules import Sender
 from nurture.scoring import ScoreCard, ScoreEntry
@@ -70,6 +71,8 @@ class Handoff(BaseModel):
     at: datetime
     route: RouteDecision
     story: Story
+    threshold: int | None = None
+    touches_before: int = 0
     sla_due_at: datetime | None = None
     contacted_at: datetime | None = None
     missed_by: list[str] = Field(default_factory=list)
@@ -77,9 +80,19 @@ class Handoff(BaseModel):
 
 
 class Assignment(BaseModel):
+    """One rep's turn with the lead and how its SLA clock ended (reported to the read model)."""
+
     rep: str
     at: datetime
     reason: str
+    handoff: int | None = None
+    due_at: datetime | None = None
+    responded_at: datetime | None = None
+    response: str | None = None
+    misses: int = 0
+    first_missed_at: datetime | None = None
+    escalated_to: list[str] = Field(default_factory=list)
+    reassigned_to: str | None = None
 
 
 class Rejection(BaseModel):
@@ -143,6 +156,11 @@ class LeadState(BaseModel):
     runs: int = 1
     last_error: str | None = None
     created_at: datetime | None = None
+    stage_entered_at: datetime | None = None
+    ledger_seq: int = 0
+    """Facts reported to the read model so far; each one's number (and version)."""
+    ledger_flushes: int = 0
+    """Batches written to the read model so far: the lead row's version."""
 
     def note(self, at: datetime, kind: str, detail: str) -> None:
         self.timeline.append(TimelineEntry(at=at, kind=kind, detail=detail))
@@ -159,6 +177,7 @@ class LeadInput(BaseModel):
     state: LeadState | None = None
     pending: list[LeadEvent | LeadProfile] = Field(default_factory=list)
     pending_effects: list[Effect] = Field(default_factory=list)
+    pending_facts: list[Fact] = Field(default_factory=list)
 
 
 # --- rep actions (updates) ------------------------------------------------------------------

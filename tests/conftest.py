@@ -132,11 +132,12 @@ async def running_engine(
     web: bool = False,
     crm: CrmSettings | None = None,
     crm_webhook_secret: str | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[Engine]:
     """A worker (and with ``web``, the HTTP service with the stand-in's signed Event Webhook
-    pointed at it, as ``nurture up`` wires them)."""
+    pointed at it, as ``nurture up`` wires them), on a SQLite file unless ``database_url``."""
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
-    database_url = f"sqlite:///{tmp_path / 'nurture.db'}"
+    database_url = database_url or f"sqlite:///{tmp_path / 'nurture.db'}"
     rules = RulesSource(config_dir, templates_dir, time_scale)  # one load for worker and web
     async with contextlib.AsyncExitStack() as stack:
         web_url = None

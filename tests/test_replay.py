@@ -13,9 +13,15 @@ from temporalio.worker import Replayer
 from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
 from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
-from workflows.lead import PATCH_SEND_WINDOWS, LeadWorkflow
+from workflows.lead import PATCH_READ_MODEL, PATCH_SEND_WINDOWS, LeadWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+PATCHES_BY_VERSION = {
+    "v1": [],
+    "v2": [PATCH_SEND_WINDOWS],
+    "v3": [PATCH_SEND_WINDOWS, PATCH_READ_MODEL],
+}
+CURRENT = "v3"
 
 
 def _replayer() -> Replayer:
@@ -42,9 +48,10 @@ def _patches(history: WorkflowHistory) -> list[str]:
     ]
 
 
-def test_v1_histories_predate_the_send_window_patch_and_v2_records_it() -> None:
+def test_each_version_records_the_patches_of_its_time() -> None:
     """The versioning example: v1 leads (recorded before send windows) replay down the old
-    path because their history has no patch marker; leads started since record it.
+    path because their history has no patch marker; v2 leads record the send-window patch and
+    replay without reporting to the read model; v3 leads record both.
 
     ``lead-night-touch-v1`` was recorded with the v1 code for a lead whose touch went out at
     03:00 in its zone: without the ``workflow.patched`` gate, today's code would defer that
@@ -54,10 +61,12 @@ def test_v1_histories_predate_the_send_window_patch_and_v2_records_it() -> None:
     for path in HISTORIES:
         history = WorkflowHistory.from_json(path.stem, path.read_text())
         by_version.setdefault(path.stem.rsplit("-", 1)[-1], []).append(_patches(history))
-    assert by_version["v1"] and all(p == [] for p in by_version["v1"])
-    assert by_version["v2"] and all(
-        len(p) == 1 and PATCH_SEND_WINDOWS in p[0] for p in by_version["v2"]
-    )
+    assert sorted(by_version) == sorted(PATCHES_BY_VERSION)
+    for version, histories in by_version.items():
+        for patches in histories:
+            assert len(patches) == len(PATCHES_BY_VERSION[version])
+            for recorded, expected in zip(patches, PATCHES_BY_VERSION[version], strict=True):
+                assert expected in recorded
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -72,6 +81,6 @@ async def test_a_fresh_life_replays_deterministically(
     kinds = {e.WhichOneof("attributes") for e in history.events}
     assert "workflow_execution_update_accepted_event_attributes" in kinds
     assert "timer_fired_event_attributes" in kinds
-    assert len(_patches(history)) == 1
+    assert len(_patches(history)) == len(PATCHES_BY_VERSION[CURRENT])
     result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None

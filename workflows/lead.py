@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
@@ -28,6 +28,23 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from nurture import cadence, crm, routing, scoring, send_window, sla
     from nurture.leads import LeadEvent, LeadProfile, dedupe_marker
+    from nurture.ledger import (
+        FACTS_PER_BATCH,
+        RECORD_FACTS,
+        AssignmentFact,
+        EventFact,
+        Fact,
+        FactBatch,
+        HandoffFact,
+        HandoffStatus,
+        LeadSnapshot,
+        OutcomeFact,
+        ScoreCause,
+        ScoreChangeFact,
+        TouchFact,
+        TouchStatus,
+        TransitionFact,
+    )
     from nurture.messages import (
         ASSIGN_REP,
         CLOSE_TASK,
@@ -99,8 +116,16 @@ SUPPRESSING_EVENTS = frozenset(SYSTEM_EVENT_TYPES)
 PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
 """Touches wait for the send window and the frequency cap. Runs started before this change
 send as they did (their histories replay unchanged) until their next continue-as-new."""
+PATCH_READ_MODEL = "read-model-ledger"
+"""Leads report what happens to them (events, score changes, transitions, handoffs, SLA
+clocks, touches, outcomes) to the read model through a batched local activity. Runs started
+before this change report only stage transitions, as they did, until their next
+continue-as-new."""
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
-UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
+UNFORWARDED_KEPT = 100
+SNAPSHOT_EPOCH = datetime(
+    1970, 1, 1, tzinfo=UTC
+)  # a digest lists the latest activity; the score counts all of it
 
 
 @workflow.defn
@@ -118,7 +143,13 @@ class LeadWorkflow:
             e for e in inp.pending_effects if isinstance(e, CrmLeadUpsert | CrmNote)
         ]
         self._crm_pump: asyncio.Task[None] | None = None
+        # Facts for the read model, written in order by their own pump (a local activity per
+        # batch: nothing in the history but its marker, and the lead never waits on it).
+        self._ledger: list[Fact] = list(inp.pending_facts)
+        self._ledger_pump: asyncio.Task[None] | None = None
+        self._reported: LeadSnapshot | None = None
         self._with_windows = False
+        self._with_ledger = False
         self._rules: Rules | None = None
         self._published: dict[str, Any] = {}
         self._events_this_run = 0
@@ -132,10 +163,11 @@ class LeadWorkflow:
         # the marker where the original run wrote it): runs begun before send windows existed
         # keep sending as they did until their next continue-as-new.
         self._with_windows = workflow.patched(PATCH_SEND_WINDOWS)
+        self._with_ledger = workflow.patched(PATCH_READ_MODEL)
         await self._refresh_rules()
         self._start_crm_pump()
         if inp.state is None:
-            state.created_at = self._now()
+            state.created_at = state.stage_entered_at = self._now()
             state.note(self._now(), "created", "lead workflow started")
             self._set_fit()
         while True:
@@ -155,6 +187,8 @@ class LeadWorkflow:
                         pending=self._inbox,
                         # An in-flight CRM write is simply done again: it is an upsert.
                         pending_effects=[*self._effects, *self._crm],
+                        # A batch being written is written again: its rows are idempotent.
+                        pending_facts=self._ledger,
                     )
                 )
             wake_at = self._next_wakeup()
@@ -257,10 +291,12 @@ class LeadWorkflow:
         if event.campaign and not state.profile.campaign:
             state.profile = state.profile.model_copy(update={"campaign": event.campaign})
         if event.type in SUPPRESSING_EVENTS:
+            self._report_event(event, [])
             self._suppress_email(event.type)
             return
         state.score, entries = scoring.score_event(state.score, event, rules.scoring, now)
         summary = ", ".join(f"{e.rule} {e.points:+d}" for e in entries)
+        self._report_event(event, entries)
         state.note(now, "event", f"{event.type}{' ' + event.url if event.url else ''}: {summary}")
         if state.stage in SALES_STAGES:
             state.unforwarded.append(
@@ -292,6 +328,10 @@ class LeadWorkflow:
         )
         for entry in entries:
             state.note(now, "decay", f"{entry.points:+d} ({entry.detail})")
+        if entries:
+            self._report_score(
+                "decay", sum(e.points for e in entries), "; ".join(e.detail or "" for e in entries)
+            )
 
     # --- nurture ----------------------------------------------------------------------------
 
@@ -343,6 +383,7 @@ class LeadWorkflow:
                 else ("no email address on file")
             )
             state.note(now, "touch skipped", f"{label}: {why}")
+            self._report_touch(progress, current, step, "skipped", why)
         else:
             if self._with_windows and self._deferred(progress, current, label):
                 return
@@ -359,15 +400,19 @@ class LeadWorkflow:
                 context=self._step_context(current, progress, step),
             )
             result = await self._send(request)
-            if result is not None and result.status == "suppressed":
+            if result is None:
+                self._report_touch(progress, current, step, "failed", state.last_error)
+            elif result.status == "suppressed":
                 state.touches_skipped += 1
                 state.note(now, "touch skipped", f"{label}: {result.detail}")
+                self._report_touch(progress, current, step, "suppressed", result.detail)
                 self._suppress_email(f"suppression list: {result.detail}")
-            elif result is not None:
+            else:
                 state.touches_sent += 1
                 state.marketing_sends.append(now)
                 del state.marketing_sends[:-MARKETING_SENDS_KEPT]
                 state.note(now, "touch", f"sent {label}")
+                self._report_touch(progress, current, step, "sent", None)
         if state.cadence is progress:  # a handoff during the send replaced the cadence
             self._advance(progress, current)
 
@@ -419,6 +464,7 @@ class LeadWorkflow:
         if missing:
             state.touches_skipped += 1
             state.note(now, "touch skipped", f"{label}: {missing}")
+            self._report_touch(progress, current, step, "task_skipped", missing)
             self._advance(progress, current)
             return
         request = TaskRequest(
@@ -444,6 +490,7 @@ class LeadWorkflow:
             )
         except ActivityError as err:
             self._failed(f"{channel} task", err)
+            self._report_touch(progress, current, step, "failed", self._state.last_error)
             self._advance(progress, current)
             return
         state.tasks.append(
@@ -458,6 +505,7 @@ class LeadWorkflow:
         )
         del state.tasks[:-TASKS_KEPT]
         state.note(now, "task", f"{channel} task #{task_id} queued for {label}")
+        self._report_touch(progress, current, step, "task", f"task #{task_id}")
         if state.cadence is progress:
             state.cadence = progress.model_copy(
                 update={"waiting_task": request.key, "due_at": request.due_at}
@@ -554,12 +602,20 @@ class LeadWorkflow:
             ],
             recent=list(state.score.recent[-10:]),
         )
-        state.handoff = Handoff(number=state.handoffs, at=now, route=decision, story=story)
+        state.handoff = Handoff(
+            number=state.handoffs,
+            at=now,
+            route=decision,
+            story=story,
+            threshold=rules.scoring.sales_ready_threshold,
+            touches_before=state.touches_sent,
+        )
         if state.cadence is not None and state.cadence.waiting_task is not None:
             self._close_task(state.cadence.waiting_task, "cancelled", by="routing")
         state.cadence = None
         rep = await self._assign(decision.pool, decision, f"h{state.handoffs}")
         self._give_to(rep or decision.pool[0], f"handoff: {qualified_by}", "handoff")
+        self._report_handoff()
 
     def _give_to(
         self,
@@ -573,8 +629,13 @@ class LeadWorkflow:
         handoff = state.handoff
         assert handoff is not None
         state.owner = rep
-        state.assignments.append(Assignment(rep=rep, at=now, reason=reason))
         handoff.sla_due_at = sla.sla_due_at(now, rules.routing)
+        state.assignments.append(
+            Assignment(
+                rep=rep, at=now, reason=reason, handoff=handoff.number, due_at=handoff.sla_due_at
+            )
+        )
+        self._report_assignment()
         self._move("assigned", by="routing", reason=reason)
         self._push_to_crm(crm.OPEN)
         self._queue_rep_email(
@@ -636,6 +697,14 @@ class LeadWorkflow:
                     # The rep accepted or rejected while the next rep was being picked: the
                     # rep's action stands; the miss is still escalated.
                     new_owner = None
+        turn = self._current_assignment()
+        if turn is not None and turn.rep == missed_by:
+            turn.misses += 1
+            turn.first_missed_at = turn.first_missed_at or now
+            turn.escalated_to = [*turn.escalated_to, *notified]
+            turn.reassigned_to = new_owner
+            self._report_assignment()
+            self._report_handoff()
         handoff.escalations.append(
             Escalation(
                 at=now,
@@ -697,13 +766,19 @@ class LeadWorkflow:
     def reject(self, request: RejectRequest) -> ActionResult:
         state, rules, now = self._state, self._rules_now(), self._now()
         state.rejections.append(Rejection(at=now, rep=request.rep, reason=request.reason))
+        self._responded(request.rep, "rejected")
         if not request.from_crm:
             self._push_to_crm(crm.NOT_CONVERTED)
         if rules.scoring.reset_behaviour_on_recycle:
+            before = state.score.total
             state.score, _ = scoring.reset_behaviour(state.score, now, f"rejected by {request.rep}")
+            self._report_score(
+                "reset", state.score.total - before, f"behaviour reset: rejected by {request.rep}"
+            )
         state.owner = None
         state.unforwarded = []
         self._move("recycled", by=request.rep, reason=f"rejected: {request.reason}")
+        self._report_handoff()
         self._enrol(rules.cadences.recycle_cadence, f"rejected by {request.rep}: {request.reason}")
         if state.email_suppressed:
             self._move("suppressed", by="system", reason="email suppressed")
@@ -721,6 +796,7 @@ class LeadWorkflow:
         )
         amount = f" ({request.amount:g})" if request.amount is not None else ""
         self._move(request.result, by=request.rep, reason=f"{request.result}{amount}")
+        self._report_outcome(state.outcome)
         if not request.from_crm:
             self._push_to_crm(crm.CONVERTED if request.result == "won" else crm.NOT_CONVERTED)
         return self._result()
@@ -734,8 +810,10 @@ class LeadWorkflow:
         if state.handoff and state.handoff.contacted_at is None:
             state.handoff.contacted_at = now
             state.handoff.sla_due_at = None
+        self._responded(action.rep, verb)
         if state.stage == "assigned":
             self._move("working", by=action.rep, reason=verb)
+            self._report_handoff()
             if not action.from_crm:
                 self._push_to_crm(crm.WORKING)
         else:
@@ -769,8 +847,34 @@ class LeadWorkflow:
         self._record(previous, to, by, reason)
 
     def _record(self, from_stage: str, to: str, by: str, reason: str) -> None:
-        state = self._state
+        state, now = self._state, self._now()
         state.transitions += 1
+        if self._with_ledger:
+            entered = state.stage_entered_at
+            self._report(
+                TransitionFact(
+                    key=f"{state.lead_id}:t{state.transitions}",
+                    at=now,
+                    from_stage=from_stage,
+                    to_stage=to,
+                    by=by,
+                    reason=reason,
+                    score=state.score.total,
+                    owner=state.owner,
+                    # A reassignment or a re-chase stays in the stage: its clock keeps running.
+                    seconds_in_from_stage=(
+                        (now - entered).total_seconds()
+                        if entered is not None and from_stage != to
+                        else None
+                    ),
+                    handoff=state.handoff.number
+                    if state.handoff and to in SALES_STAGES | {"won", "lost"}
+                    else None,
+                )
+            )
+            if from_stage != to:
+                state.stage_entered_at = now
+            return
         self._effects.append(
             TransitionRecord(
                 key=f"{state.lead_id}:t{state.transitions}",
@@ -942,8 +1046,12 @@ class LeadWorkflow:
         state, rules = self._state, self._rules
         if rules is None:
             return
+        before = state.score.total
         state.score = scoring.with_fit(state.score, state.profile, rules.scoring)
         state.grade = scoring.grade(state.score, rules.scoring)
+        if state.score.total != before:
+            fit = ", ".join(f"{k} {v:+d}" for k, v in state.score.fit_matches.items())
+            self._report_score("fit", state.score.total - before, fit or "no fit rule matches")
 
     def _template_context(self) -> dict[str, Any]:
         state = self._state
@@ -997,3 +1105,226 @@ class LeadWorkflow:
             updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
+        if self._with_ledger and (self._ledger or self._snapshot() != self._reported):
+            self._start_ledger_pump()
+
+    # --- the read model -------------------------------------------------------------------
+
+    def _report(self, fact: Fact) -> None:
+        """Queue a fact for the read model (runs from before the ledger report none)."""
+        if self._with_ledger:
+            self._ledger.append(fact)
+            self._start_ledger_pump()
+
+    def _next_version(self) -> int:
+        self._state.ledger_seq += 1
+        return self._state.ledger_seq
+
+    def _report_event(self, event: LeadEvent, entries: list[scoring.ScoreEntry]) -> None:
+        if not self._with_ledger:
+            return
+        state, now = self._state, self._now()
+        points = sum(e.points for e in entries)
+        key = f"{state.lead_id}:e{state.events_applied}"
+        self._report(
+            EventFact(
+                key=key,
+                at=event.at or now,
+                received_at=now,
+                type=event.type,
+                url=event.url,
+                campaign=event.campaign,
+                points=points,
+                score_after=state.score.total,
+            )
+        )
+        if points:
+            detail = ", ".join(f"{e.rule} {e.points:+d}" for e in entries)
+            self._report_score("event", points, detail, key=f"{key}:score")
+
+    def _report_score(self, cause: ScoreCause, delta: int, detail: str, key: str = "") -> None:
+        if not self._with_ledger or not delta:
+            return
+        state = self._state
+        self._report(
+            ScoreChangeFact(
+                key=key or f"{state.lead_id}:s{self._next_version()}",
+                at=self._now(),
+                delta=delta,
+                score_after=state.score.total,
+                cause=cause,
+                detail=detail,
+            )
+        )
+
+    def _report_touch(
+        self,
+        progress: cadence.CadenceProgress,
+        current: Cadence,
+        step: CadenceStep,
+        status: TouchStatus,
+        detail: str | None,
+    ) -> None:
+        self._report(
+            TouchFact(
+                key=cadence.touch_key(self._state.lead_id, progress, step),
+                at=self._now(),
+                cadence=current.id,
+                step=step.name,
+                cycle=progress.cycle,
+                channel=step.channel,
+                status=status,
+                detail=detail,
+            )
+        )
+
+    def _report_handoff(self) -> None:
+        """The current handoff as it stands; its status follows from the lead's stage."""
+        state, handoff = self._state, self._state.handoff
+        if not self._with_ledger or handoff is None:
+            return
+        status: HandoffStatus = {
+            "assigned": "open",
+            "working": "accepted",
+            "won": "won",
+            "lost": "lost",
+        }.get(state.stage, "rejected")  # type: ignore[assignment]
+        rejection = state.rejections[-1] if status == "rejected" and state.rejections else None
+        story = handoff.story
+        self._report(
+            HandoffFact(
+                key=f"{state.lead_id}:h{handoff.number}",
+                version=self._next_version(),
+                number=handoff.number,
+                at=handoff.at,
+                score=story.score,
+                grade=story.grade,
+                threshold=handoff.threshold
+                if handoff.threshold is not None
+                else self._rules_now().scoring.sales_ready_threshold,
+                instant=story.qualified_by.startswith("instant:"),
+                qualified_by=story.qualified_by,
+                campaign=story.campaign,
+                segment=state.segment,
+                rep=state.owner or (rejection.rep if rejection else None),
+                touches_before=handoff.touches_before,
+                status=status,
+                status_at=None if status == "open" else state.stage_entered_at,
+                reject_reason=rejection.reason if rejection else None,
+                rejected_by=rejection.rep if rejection else None,
+                misses=len(handoff.missed_by),
+            )
+        )
+
+    def _current_assignment(self) -> Assignment | None:
+        return self._state.assignments[-1] if self._state.assignments else None
+
+    def _responded(self, rep: str, verb: str) -> None:
+        """The rep's first accept, contact or reject on their turn stops its SLA clock."""
+        turn = self._current_assignment()
+        if turn is None or turn.rep != rep or turn.responded_at is not None:
+            return
+        turn.responded_at, turn.response = self._now(), verb
+        self._report_assignment()
+
+    def _report_assignment(self) -> None:
+        state, turn = self._state, self._current_assignment()
+        if not self._with_ledger or turn is None:
+            return
+        self._report(
+            AssignmentFact(
+                key=f"{state.lead_id}:a{len(state.assignments)}",
+                version=self._next_version(),
+                handoff=turn.handoff or state.handoffs,
+                rep=turn.rep,
+                at=turn.at,
+                due_at=turn.due_at,
+                reason=turn.reason,
+                responded_at=turn.responded_at,
+                response=turn.response,
+                seconds_to_response=(turn.responded_at - turn.at).total_seconds()
+                if turn.responded_at
+                else None,
+                misses=turn.misses,
+                first_missed_at=turn.first_missed_at,
+                escalations=len(turn.escalated_to),
+                escalated_to=", ".join(turn.escalated_to) or None,
+                reassigned_to=turn.reassigned_to,
+            )
+        )
+
+    def _report_outcome(self, outcome: Outcome) -> None:
+        state = self._state
+        number = state.handoff.number if state.handoff else None
+        self._report(
+            OutcomeFact(
+                key=f"{state.lead_id}:h{number}:outcome",
+                at=outcome.at,
+                result=outcome.result,
+                amount=outcome.amount,
+                rep=outcome.rep,
+                handoff=number,
+            )
+        )
+        self._report_handoff()
+
+    def _snapshot(self) -> LeadSnapshot:
+        """The lead's row in the read model (version and time are set when it is written)."""
+        state, profile = self._state, self._state.profile
+        return LeadSnapshot(
+            lead_id=state.lead_id,
+            workflow_id=workflow.info().workflow_id,
+            version=0,
+            email=profile.email,
+            name=profile.display_name,
+            company=profile.company,
+            title=profile.title,
+            industry=profile.industry,
+            country=profile.country,
+            segment=state.segment,
+            campaign=profile.campaign,
+            stage=state.stage,
+            stage_since=state.stage_entered_at,
+            score=state.score.total,
+            grade=state.grade,
+            owner=state.owner,
+            created_at=state.created_at,
+            handoffs=state.handoffs,
+            touches_sent=state.touches_sent,
+            events=state.events_applied,
+            outcome=state.outcome.result if state.outcome else None,
+            amount=state.outcome.amount if state.outcome else None,
+            closed_at=state.outcome.at if state.outcome else None,
+            updated_at=SNAPSHOT_EPOCH,
+        )
+
+    def _start_ledger_pump(self) -> None:
+        if self._ledger_pump is None or self._ledger_pump.done():
+            self._ledger_pump = asyncio.create_task(self._pump_ledger())
+
+    async def _pump_ledger(self) -> None:
+        """Write queued facts and the lead's row, in order, a batch per local activity."""
+        while True:
+            snapshot = self._snapshot()
+            if not self._ledger and snapshot == self._reported:
+                return
+            facts = self._ledger[:FACTS_PER_BATCH]
+            self._state.ledger_flushes += 1
+            batch = FactBatch(
+                lead_id=self._state.lead_id,
+                lead=snapshot.model_copy(
+                    update={"version": self._state.ledger_flushes, "updated_at": self._now()}
+                ),
+                facts=facts,
+            )
+            try:
+                await workflow.execute_local_activity(
+                    RECORD_FACTS,
+                    batch,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RETRY_FOREVER,
+                )
+            except ActivityError as err:
+                self._failed("read model write", err)
+            del self._ledger[: len(facts)]
+            self._reported = snapshot

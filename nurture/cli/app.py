@@ -10,6 +10,7 @@ import typer
 from rich.panel import Panel
 
 from nurture.cli.campaigns import campaign_app
+from nurture.cli.db import db_app
 from nurture.cli.keys import inbox_link, keys_app
 from nurture.cli.output import (
     JsonOpt,
@@ -58,6 +59,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(templates_app, name="templates")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.command("inbox-link")(inbox_link)
 app.command("report")(report_command)
