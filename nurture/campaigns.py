@@ -210,10 +210,8 @@ def list_campaigns(engine: Engine, name: str | None = None) -> list[CampaignSumm
         .subquery()
     )
     currencies = select(col(CampaignCost.campaign), col(CampaignCost.currency)).distinct()
-    statement = (
-        select(Campaign, costs.c.costs, costs.c.total)
-        .outerjoin(costs, costs.c.campaign == col(Campaign.name))
-        .order_by(col(Campaign.name))
+    statement = select(Campaign, costs.c.costs, costs.c.total).outerjoin(
+        costs, costs.c.campaign == col(Campaign.name)
     )
     if name is not None:
         statement = statement.where(col(Campaign.name) == name.strip())
@@ -222,7 +220,7 @@ def list_campaigns(engine: Engine, name: str | None = None) -> list[CampaignSumm
         seen: dict[str, list[str]] = {}
         for campaign, code in session.execute(currencies.order_by(col(CampaignCost.currency))):
             seen.setdefault(campaign, []).append(code)
-        return [
+        found = [
             CampaignSummary(
                 name=row.name,
                 channel=row.channel,
@@ -234,6 +232,7 @@ def list_campaigns(engine: Engine, name: str | None = None) -> list[CampaignSumm
             )
             for row, n, total in session.execute(statement)
         ]
+    return sorted(found, key=lambda c: c.name)  # the same order whatever the collation
 
 
 def summary_of(engine: Engine, name: str) -> CampaignSummary | None:

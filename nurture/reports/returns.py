@@ -117,14 +117,11 @@ def _reasons(engine: Engine, query: ReportQuery) -> list[tuple[str, int]]:
         .where(query.in_period(HandoffRecord.at), col(HandoffRecord.status) == "rejected")
         .subquery()
     )
-    n = func.count().label("rejected")
-    statement = (
-        select(rejected.c.reason, n)
-        .group_by(rejected.c.reason)
-        .order_by(n.desc(), rejected.c.reason)
-    )
+    statement = select(rejected.c.reason, func.count()).group_by(rejected.c.reason)
     with engine.connect() as conn:
-        return [(str(r), int(c)) for r, c in conn.execute(statement)]
+        found = [(str(r), int(n)) for r, n in conn.execute(statement)]
+    # ordered here (few rows): the same order whatever the database's collation
+    return sorted(found, key=lambda rn: (-rn[1], rn[0]))
 
 
 def _current_threshold(engine: Engine) -> int | None:
@@ -144,8 +141,12 @@ def _label(band: int, width: int) -> str:
     return str(band) if width == 1 else f"{band}-{band + width - 1}"
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+def _percent(value: float, target: float | None = None) -> str:
+    """A whole percentage, with decimals when rounding would make it read as the target."""
+    text = f"{value:.0%}"
+    if target is not None and value != target and text == f"{target:.0%}":
+        return f"{value:.2%}"
+    return text
 
 
 def _recommend(
@@ -169,17 +170,19 @@ def _recommend(
     meeting = [c for c in evidence if c.kept_rejected / c.kept_decided <= target]
     if not meeting:
         best = min(evidence, key=lambda c: (c.kept_rejected / c.kept_decided, -c.band))
+        best_rate = _percent(best.kept_rejected / best.kept_decided, target)
         return None, (
             f"no threshold meets the target: even handoffs scoring {max(best.band, lowest_scored)}"
-            f"+ were returned {_percent(best.kept_rejected / best.kept_decided)} of the time "
-            f"(target {_percent(target)}) over {best.kept_decided} handoffs; look at why sales "
-            "returns them rather than at the score"
+            f"+ were returned {best_rate} of the time (target {_percent(target)}) over "
+            f"{best.kept_decided} handoffs"
+            + _unproven(candidates, target, needed)
+            + "; look at why sales returns them rather than at the score"
         )
     chosen = meeting[0]
     # below the lowest score handed off there is no history: thresholds under it keep the same
     # handoffs, so the lowest one the history speaks for is that score
     threshold = max(chosen.band, lowest_scored)
-    rate = _percent(chosen.kept_rejected / chosen.kept_decided)
+    rate = _percent(chosen.kept_rejected / chosen.kept_decided, target)
     evidence_text = (
         f"handoffs scoring {threshold}+ were returned {rate} of the time "
         f"(target {_percent(target)}) over {chosen.kept_decided} handoffs"
@@ -188,6 +191,18 @@ def _recommend(
         return threshold, f"keep the threshold at {threshold}: {evidence_text}"
     verb = "raise" if threshold > current else "lower"
     return threshold, f"{verb} the threshold from {current} to {threshold}: {evidence_text}"
+
+
+def _unproven(candidates: list[Band], target: float, needed: int) -> str:
+    """The lowest threshold that would meet the target but has too few decisions behind it."""
+    for c in candidates:
+        if 0 < c.kept_decided < needed and c.kept_rejected / c.kept_decided <= target:
+            rate = _percent(c.kept_rejected / c.kept_decided, target)
+            return (
+                f" (handoffs scoring {c.band}+ did, at {rate}, but only {c.kept_decided} of them "
+                f"had a decision: {needed} needed)"
+            )
+    return ""
 
 
 @report("returns", "Returned leads")

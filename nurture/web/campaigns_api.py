@@ -1,7 +1,9 @@
 """``/api/campaigns``: campaigns and their costs, as marketers enter them (see
-:mod:`nurture.campaigns`); the ``cost`` report reads them."""
+:mod:`nurture.campaigns`); the ``cost`` report reads them.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI resolves a string annotation in the
+module's globals, so the role dependency (``Marketer``, local to the router factory) would
+silently become a required query parameter instead of an authentication check."""
 
 from datetime import date
 from typing import Annotated
