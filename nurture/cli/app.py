@@ -10,6 +10,7 @@ import typer
 from rich.panel import Panel
 
 from nurture.cli.campaigns import campaign_app
+from nurture.cli.dashboard import dashboard_link
 from nurture.cli.db import db_app
 from nurture.cli.keys import inbox_link, keys_app
 from nurture.cli.output import (
@@ -62,6 +63,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.command("inbox-link")(inbox_link)
+app.command("dashboard-link")(dashboard_link)
 app.command("report")(report_command)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="rules dir (NURTURE_CONFIG)")]

@@ -22,6 +22,7 @@ from nurture.messages import TASK_QUEUE
 from nurture.rep_links import RepLinks
 from nurture.web.campaigns_api import campaigns_router
 from nurture.web.crm_webhook import CrmWebhook
+from nurture.web.dashboard import DashboardLinks, DashboardPages
 from nurture.web.event_store import EventStore
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
@@ -97,6 +98,9 @@ def create_app(
     app.include_router(leads_router(client, engine))
     app.include_router(reports_router(engine))
     app.include_router(campaigns_router(engine))
+    app.include_router(
+        DashboardPages(engine, DashboardLinks(signer.secret, signer.public_url), pages).router()
+    )
     links = RepLinks(signer.secret, signer.public_url, settings.rep_link_max_age)
     app.include_router(RepInbox(client, links, pages, task_queue).router())
     app.include_router(CrmWebhook(client, settings.crm_webhook_secret).router())

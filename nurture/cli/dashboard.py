@@ -1,0 +1,28 @@
+"""``nurture dashboard-link``: a signed, expiring link to the marketing dashboard."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from nurture.cli.output import console, fail
+from nurture.consent import ConsentConfigError, LinkSigner
+from nurture.web.dashboard import MAX_LINK_DAYS, DashboardLinks
+
+
+def dashboard_link(
+    days: Annotated[
+        int, typer.Option(min=1, max=MAX_LINK_DAYS, help="how many days the link works")
+    ] = 7,
+) -> None:
+    """Print a signed link to the dashboard (every report as charts, with a period picker).
+    Whoever holds the link sees the dashboard until it expires: share it like a password.
+    Changing NURTURE_SECRET_KEY revokes every link."""
+    try:
+        signer = LinkSigner.from_env(create=False)
+    except ConsentConfigError as exc:
+        raise typer.Exit(fail(str(exc), 2)) from None
+    links = DashboardLinks(signer.secret, signer.public_url)
+    console.print(links.url(timedelta(days=days)), highlight=False, soft_wrap=True)

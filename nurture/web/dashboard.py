@@ -1,0 +1,800 @@
+"""The marketing dashboard: the five reports (funnel, SLA, returns, influence, cost) for a
+period as headline tiles and charts, on a page anyone with a signed link can open.
+
+The link is the credential, as for the rep inbox: signed with the deployment's secret (its own
+salt, so no other link can stand in for it), and it expires (a week unless made for longer
+with ``nurture dashboard-link --days``). Changing ``NURTURE_SECRET_KEY`` revokes every link.
+Marketer and operator API keys can fetch the same charts as plotly JSON from
+``/api/dashboard/charts`` to embed them elsewhere.
+
+Charts are plotly figures built here from the reports' rows and drawn in the browser by
+plotly.js, which is served from the plotly package itself (``/static/plotly.min.js``): the
+page needs nothing from the internet.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import plotly
+import plotly.graph_objects as go
+import structlog
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from itsdangerous import BadData, URLSafeTimedSerializer
+from jinja2 import Environment
+from plotly.subplots import make_subplots
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from nurture.reports.base import Report, ReportError, ReportQuery, run_report
+from nurture.web.security import requires
+
+log = structlog.get_logger(__name__)
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+REPORT_NAMES = ("funnel", "sla", "returns", "influence", "cost")
+NO_DATA = "No data yet for this period"
+MAX_LINK_DAYS = 366
+_SALT = "dashboard"
+
+# --- signed links -----------------------------------------------------------------------------
+
+
+class DashboardLinkError(ValueError):
+    """The link is damaged, forged or expired; the message says which."""
+
+
+@dataclass(frozen=True)
+class DashboardLinks:
+    """Signed, expiring dashboard links. The token carries how many days it is good for
+    (signed, so it cannot be stretched) and when it was made."""
+
+    secret: str
+    public_url: str
+    max_age: timedelta = timedelta(days=7)
+
+    def _serializer(self) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self.secret, salt=_SALT)
+
+    def token(self, valid_for: timedelta | None = None) -> str:
+        days = (valid_for or self.max_age) / timedelta(days=1)
+        if not 0 < days <= MAX_LINK_DAYS:
+            raise ValueError(f"a dashboard link is valid for 1 to {MAX_LINK_DAYS} days")
+        return str(self._serializer().dumps({"days": days}))
+
+    def url(self, valid_for: timedelta | None = None) -> str:
+        return f"{self.public_url.rstrip('/')}/dashboard/{self.token(valid_for)}"
+
+    def verify(self, token: str) -> timedelta:
+        """Check the token; return how long it is still valid."""
+        try:
+            claim, signed_at = self._serializer().loads(token, return_timestamp=True)
+            days = float(claim["days"])
+        except (BadData, ValueError, TypeError, KeyError):
+            raise DashboardLinkError(
+                "this dashboard link is damaged or was not made by Nurture: use the link "
+                "exactly as you received it, or ask for a new one ('nurture dashboard-link')"
+            ) from None
+        if not 0 < days <= MAX_LINK_DAYS:
+            raise DashboardLinkError("this dashboard link is damaged or was not made by Nurture")
+        left = signed_at + timedelta(days=days) - datetime.now(UTC)
+        if left <= timedelta(0):
+            raise DashboardLinkError(
+                "this dashboard link has expired: ask for a new one ('nurture dashboard-link')"
+            )
+        return left
+
+    def __repr__(self) -> str:
+        return f"DashboardLinks(public_url={self.public_url!r}, secret='***')"
+
+
+# --- what the page shows ----------------------------------------------------------------------
+
+
+@dataclass
+class Tile:
+    id: str
+    label: str
+    value: str
+    detail: str | None = None
+    wide: bool = False
+
+
+@dataclass
+class Chart:
+    id: str
+    title: str
+    caption: str
+    figure: dict[str, Any]
+    empty: bool
+    wide: bool = False
+
+
+@dataclass
+class Dashboard:
+    query: ReportQuery
+    tiles: list[Tile] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "since": self.query.since.isoformat() if self.query.since else None,
+            "until": self.query.until.isoformat() if self.query.until else None,
+            "generated_at": self.query.now.isoformat(),
+            "tiles": [t.__dict__ for t in self.tiles],
+            "charts": {
+                c.id: {"title": c.title, "caption": c.caption, "empty": c.empty, "figure": c.figure}
+                for c in self.charts
+            },
+            "problems": self.problems,
+        }
+
+
+def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
+    """Run the five reports for ``query``'s period and turn them into tiles and charts. A
+    report that cannot be made leaves its charts empty with the reason, not the page broken."""
+    reports: dict[str, Report | None] = {}
+    problems: list[str] = []
+    for name in REPORT_NAMES:
+        try:
+            reports[name] = run_report(engine, name, query)
+        except ReportError as exc:
+            reports[name] = None
+            problems.append(f"{name}: {exc}")
+            log.warning("dashboard report not made", report=name, error=str(exc))
+    return Dashboard(
+        query=query,
+        tiles=_tiles(reports),
+        charts=[builder(reports) for builder in CHARTS],
+        problems=problems,
+    )
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+
+def _count(value: Any) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def _percent(value: Any) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _money(value: Any, currency: str | None = None) -> str:
+    if value is None:
+        return "–"
+    if value == 0:
+        return f"{currency} 0" if currency else "0"
+    amount = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+    return f"{currency} {amount}" if currency else amount
+
+
+def _minutes(value: float) -> str:
+    return f"{value:,.0f} min" if value < 90 else f"{value / 60:,.1f} h"
+
+
+def _spend(total: float | None, currency: str | None) -> str | None:
+    if total is None:
+        return None
+    return f"total spend {_money(total, currency)}" if total else "no spend recorded"
+
+
+def _summary(report: Report | None, key: str) -> Any:
+    return report.summary.get(key) if report is not None else None
+
+
+def _rows(report: Report | None, table: str) -> list[dict[str, Any]]:
+    if report is None:
+        return []
+    try:
+        return report.table(table).as_dicts()
+    except ReportError:
+        return []
+
+
+def _label(value: Any) -> str:
+    text = "(none)" if value is None or value == "" else str(value)
+    return text.replace("_", " ")
+
+
+def _tiles(reports: dict[str, Report | None]) -> list[Tile]:
+    funnel, sla, returns, cost = (reports[n] for n in ("funnel", "sla", "returns", "cost"))
+    currency = _summary(cost, "currency")
+    current = _summary(returns, "current_threshold")
+    recommended = _summary(returns, "recommended_threshold")
+    target = _summary(returns, "target_return_rate")
+    median_minutes = _summary(sla, "median_minutes_to_response")
+    return [
+        Tile("leads-created", "Leads created", _count(_summary(funnel, "leads_created"))),
+        Tile("handed-off", "Handed off to sales", _count(_summary(funnel, "handed_off"))),
+        Tile("accepted", "Accepted by sales", _count(_summary(funnel, "accepted"))),
+        Tile(
+            "won",
+            "Deals won",
+            _count(_summary(funnel, "won")),
+            f"{_count(_summary(funnel, 'lost'))} lost" if funnel is not None else None,
+        ),
+        Tile(
+            "cost-per-deal",
+            "Cost per deal",
+            _money(_summary(cost, "cost_per_deal"), currency),
+            _spend(_summary(cost, "cost"), currency),
+        ),
+        Tile(
+            "sla-compliance",
+            "SLA compliance",
+            _percent(_summary(sla, "compliance")),
+            f"median response {_minutes(median_minutes)}" if median_minutes is not None else None,
+        ),
+        Tile(
+            "return-rate",
+            "Return rate",
+            _percent(_summary(returns, "return_rate")),
+            f"target at most {target:.0%}" if target is not None else None,
+        ),
+        Tile(
+            "recommended-threshold",
+            "Recommended handoff threshold",
+            "–" if recommended is None else str(recommended),
+            _recommendation(current, recommended, _summary(returns, "recommendation")),
+            wide=True,
+        ),
+    ]
+
+
+def _recommendation(current: Any, recommended: Any, sentence: str | None) -> str | None:
+    """The report's sentence (it names the current threshold when it recommends one)."""
+    if not sentence:
+        return None
+    sentence = sentence[0].upper() + sentence[1:]
+    if recommended is None and current is not None:
+        return f"Now {current}. {sentence}"
+    return sentence
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+INK, MUTED, GRID = "#1f2933", "#7b8794", "#e4e7eb"
+BLUE, TEAL, GREEN, AMBER, RED, GREY, PURPLE = (
+    "#2f6fed",
+    "#14919b",
+    "#2e9d5b",
+    "#f0a202",
+    "#d64545",
+    "#b8c2cc",
+    "#7c5cd6",
+)
+_AXIS = {"gridcolor": GRID, "zerolinecolor": GRID, "linecolor": GRID, "automargin": True}
+TEMPLATE = go.layout.Template(
+    layout={
+        "font": {"family": FONT, "size": 13, "color": INK},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "colorway": [BLUE, TEAL, AMBER, PURPLE, RED, GREEN],
+        "xaxis": _AXIS,
+        "yaxis": _AXIS,
+        "hoverlabel": {"font": {"family": FONT}},
+        "legend": {
+            "orientation": "h",
+            "x": 0,
+            "y": 1.02,
+            "yanchor": "bottom",
+            "traceorder": "normal",
+        },
+        "margin": {"l": 8, "r": 8, "t": 36, "b": 8},
+        "bargap": 0.25,
+        "uniformtext": {"minsize": 10, "mode": "show"},
+        "height": 360,
+    }
+)
+
+
+def _figure_json(figure: go.Figure) -> dict[str, Any]:
+    figure.update_layout(template=TEMPLATE)
+    return json.loads(figure.to_json(validate=False))  # type: ignore[no-any-return]
+
+
+def _chart(
+    id: str, title: str, caption: str, figure: go.Figure | None, wide: bool = False
+) -> Chart:
+    """``figure`` None means there is nothing to draw: an empty plot saying so."""
+    if figure is None:
+        empty = go.Figure()
+        empty.update_layout(
+            xaxis={"visible": False},
+            yaxis={"visible": False},
+            height=240,
+            annotations=[
+                {
+                    "text": NO_DATA,
+                    "showarrow": False,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": 0.5,
+                    "font": {"size": 16, "color": MUTED},
+                }
+            ],
+        )
+        return Chart(id, title, caption, _figure_json(empty), empty=True, wide=wide)
+    return Chart(id, title, caption, _figure_json(figure), empty=False, wide=wide)
+
+
+def _funnel(reports: dict[str, Report | None]) -> Chart:
+    funnel = reports["funnel"]
+    steps = [
+        ("Created", "leads_created"),
+        ("Handed off", "handed_off"),
+        ("Accepted", "accepted"),
+        ("Won", "won"),
+    ]
+    values = [_summary(funnel, key) or 0 for _, key in steps]
+    figure = None
+    if any(values):
+        figure = go.Figure(
+            go.Funnel(
+                y=[label for label, _ in steps],
+                x=values,
+                textinfo="value+percent initial",
+                marker={"color": [BLUE, TEAL, PURPLE, GREEN]},
+                connector={"fillcolor": "#eef2f7"},
+                hovertemplate="%{y}: %{x:,}<br>%{percentInitial:.1%} of created"
+                "<br>%{percentPrevious:.1%} of the step before<extra></extra>",
+            )
+        )
+        figure.update_layout(yaxis={"gridcolor": "rgba(0,0,0,0)"})
+    return _chart(
+        "funnel",
+        "Funnel",
+        "Leads created in the period, and how many were handed off, accepted and won.",
+        figure,
+    )
+
+
+def _time_in_stage(reports: dict[str, Report | None]) -> Chart:
+    rows = [r for r in _rows(reports["funnel"], "time_in_stage") if r.get("stays")]
+    figure = None
+    if rows:
+        longest = max((r.get("p90_hours") or r.get("median_hours") or 0) for r in rows)
+        unit, per = ("days", 24.0) if longest > 72 else ("hours", 1.0)
+        stages = [_label(r["stage"]) for r in rows]
+        figure = go.Figure()
+        for key, name, color in (("median_hours", "median", BLUE), ("p90_hours", "p90", GREY)):
+            values = [None if r.get(key) is None else r[key] / per for r in rows]
+            figure.add_bar(
+                x=stages,
+                y=values,
+                name=name,
+                marker_color=color,
+                customdata=[r["stays"] for r in rows],
+                texttemplate="%{y:.1f}",
+                textposition="outside",
+                cliponaxis=False,
+                hovertemplate=f"%{{x}}: {name} %{{y:.1f}} {unit}"
+                "<br>%{customdata:,} stays<extra></extra>",
+            )
+        figure.update_layout(barmode="group", yaxis_title=unit)
+    return _chart(
+        "time-in-stage",
+        "Time in stage",
+        "How long leads stayed in each stage before moving on: the median and the slowest "
+        "tenth (p90).",
+        figure,
+    )
+
+
+def _sla_reps(reports: dict[str, Report | None]) -> Chart:
+    rows = [r for r in _rows(reports["sla"], "reps") if r.get("received")]
+    figure = None
+    if rows:
+        reps = [_label(r["rep"]) for r in rows]
+        figure = go.Figure()
+        parts = (
+            ("responded_in_time", "in time", GREEN),
+            ("responded_late", "late", AMBER),
+            ("missed", "missed", RED),
+            ("open", "open", GREY),
+        )
+        for key, name, color in parts:
+            values = [_sla_part(r, key) for r in rows]
+            figure.add_bar(
+                x=reps,
+                y=values,
+                name=name,
+                marker_color=color,
+                hovertemplate=f"%{{x}}: %{{y:,}} {name}<extra></extra>",
+            )
+        for rep, row in zip(reps, rows, strict=True):
+            if row.get("compliance") is not None:
+                figure.add_annotation(
+                    x=rep,
+                    y=row["received"],
+                    text=f"{row['compliance']:.0%}",
+                    showarrow=False,
+                    yshift=12,
+                    font={"color": INK, "size": 12},
+                )
+        figure.update_layout(barmode="stack", yaxis_title="leads received")
+    return _chart(
+        "sla-reps",
+        "SLA per rep",
+        "Leads each rep received and how each SLA clock ended: answered in time, late, "
+        "missed (no answer before the lead moved on) or still open. Above each bar: the "
+        "rep's compliance.",
+        figure,
+        wide=True,
+    )
+
+
+def _sla_part(row: dict[str, Any], key: str) -> int:
+    """The rep's received leads split four ways. 'missed' are those neither answered nor
+    open (reassigned away or still unanswered past the deadline)."""
+    if key != "missed":
+        return int(row.get(key) or 0)
+    answered = (row.get("responded_in_time") or 0) + (row.get("responded_late") or 0)
+    return max(int(row["received"] - answered - (row.get("open") or 0)), 0)
+
+
+def _returns(reports: dict[str, Report | None]) -> Chart:
+    returns = reports["returns"]
+    rows = [r for r in _rows(returns, "thresholds") if r.get("return_rate") is not None]
+    figure = None
+    if rows:
+        rows.sort(key=lambda r: r["threshold"])
+        figure = go.Figure(
+            go.Scatter(
+                x=[r["threshold"] for r in rows],
+                y=[r["return_rate"] for r in rows],
+                mode="lines+markers",
+                name="return rate",
+                line={"color": BLUE, "width": 3},
+                marker={
+                    "size": 9,
+                    "color": [_verdict_color(r.get("meets_target")) for r in rows],
+                    "line": {"color": "#fff", "width": 1.5},
+                },
+                customdata=[[r.get("handoffs"), r.get("rejected")] for r in rows],
+                hovertemplate="threshold %{x}: %{y:.1%} returned"
+                "<br>%{customdata[1]:,} of %{customdata[0]:,} handoffs<extra></extra>",
+            )
+        )
+        target = _summary(returns, "target_return_rate")
+        if target is not None:
+            figure.add_hline(
+                y=target,
+                line={"color": RED, "dash": "dash", "width": 1.5},
+                annotation_text=f"target {target:.0%}",
+                annotation_position="bottom right",
+                annotation_font_color=RED,
+            )
+        current = _summary(returns, "current_threshold")
+        recommended = _summary(returns, "recommended_threshold")
+        if current is not None and current != recommended:
+            figure.add_vline(
+                x=current,
+                line={"color": MUTED, "dash": "dot", "width": 1.5},
+                annotation_text=f"now {current}",
+                annotation_position="top left",
+                annotation_font_color=MUTED,
+            )
+        if recommended is not None:
+            figure.add_vline(
+                x=recommended,
+                line={"color": GREEN, "width": 2},
+                annotation_text=f"recommended {recommended}",
+                annotation_position="top right",
+                annotation_font_color=GREEN,
+            )
+        figure.update_layout(
+            showlegend=False,
+            xaxis_title="handoff score threshold",
+            yaxis={"title": "share returned by sales", "tickformat": ".0%", "rangemode": "tozero"},
+        )
+    return _chart(
+        "returns",
+        "Return rate by handoff threshold",
+        "What share of handed-off leads sales would have returned had the handoff threshold "
+        "been each score. Green: within the target; red: above it; grey: too few handoffs "
+        "to tell.",
+        figure,
+    )
+
+
+def _verdict_color(meets_target: bool | None) -> str:
+    """Green within the target, red above it, grey where too few handoffs to say."""
+    return GREY if meets_target is None else GREEN if meets_target else RED
+
+
+def _return_reasons(reports: dict[str, Report | None]) -> Chart:
+    rows = [r for r in _rows(reports["returns"], "by_reason") if r.get("rejected")]
+    figure = None
+    if rows:
+        rows.sort(key=lambda r: r["rejected"])
+        figure = go.Figure(
+            go.Bar(
+                x=[r["rejected"] for r in rows],
+                y=[_label(r["reason"]) for r in rows],
+                orientation="h",
+                marker_color=AMBER,
+                customdata=[r.get("share") for r in rows],
+                texttemplate="%{x:,} (%{customdata:.0%})",
+                textposition="auto",
+                insidetextanchor="end",
+                cliponaxis=False,
+                hovertemplate="%{y}: %{x:,} returned (%{customdata:.0%})<extra></extra>",
+            )
+        )
+        most = max(r["rejected"] for r in rows)
+        figure.update_layout(
+            xaxis={"title": "leads returned", "range": [0, most * 1.3]},
+            yaxis={"ticksuffix": "  "},
+            height=max(240, 80 + 40 * len(rows)),
+        )
+    return _chart(
+        "return-reasons",
+        "Why sales returned leads",
+        "Reasons reps gave when returning leads to marketing.",
+        figure,
+    )
+
+
+def _influence(reports: dict[str, Report | None]) -> Chart:
+    rows = [r for r in _rows(reports["influence"], "deals") if r.get("deals")]
+    figure = None
+    if rows:
+        # (column, title, bar label format, hover format); two-line titles fit a phone.
+        metrics = (
+            ("deals", "Deals<br>closed", ",.0f", ",.0f"),
+            ("avg_deal_size", "Average<br>deal size", ".3~s", ",.0f"),
+            ("median_days_to_close", "Median days<br>to close", ",.1f", ",.1f"),
+        )
+        figure = make_subplots(
+            rows=1,
+            cols=len(metrics),
+            subplot_titles=[title for _, title, _, _ in metrics],
+            horizontal_spacing=0.08,
+        )
+        colors = [TEAL, GREY, PURPLE, AMBER]
+        for i, row in enumerate(rows):
+            group = _label(row["group"])
+            for col, (key, title, fmt, hover) in enumerate(metrics, start=1):
+                figure.add_bar(
+                    x=[group],
+                    y=[row.get(key)],
+                    name=group,
+                    legendgroup=group,
+                    showlegend=col == 1,
+                    marker_color=colors[i % len(colors)],
+                    texttemplate=f"%{{y:{fmt}}}",
+                    textposition="outside",
+                    cliponaxis=False,
+                    customdata=[row.get("win_rate")],
+                    hovertemplate=f"{group}: {title.replace('<br>', ' ').lower()} "
+                    f"%{{y:{hover}}}<br>win rate %{{customdata:.0%}}<extra></extra>",
+                    row=1,
+                    col=col,
+                )
+        figure.update_xaxes(showticklabels=False)
+        figure.update_yaxes(rangemode="tozero", tickformat="~s")
+        figure.update_annotations(font_size=13)  # the subplot titles
+        figure.update_layout(
+            bargap=0.3,
+            margin={"t": 56},
+            legend={
+                "orientation": "h",
+                "x": 0.5,
+                "xanchor": "center",
+                "y": -0.04,
+                "yanchor": "top",
+            },
+        )
+    return _chart(
+        "influence",
+        "Marketing influence on deals",
+        "Closed deals whose lead marketing nurtured, against those it did not: how many, how "
+        "big and how fast they closed.",
+        figure,
+        wide=True,
+    )
+
+
+def _cost(reports: dict[str, Report | None]) -> Chart:
+    cost = reports["cost"]
+    rows = _rows(cost, "campaigns")
+    metrics = (
+        ("cost_per_lead", "per lead", BLUE),
+        ("cost_per_opportunity", "per opportunity", TEAL),
+        ("cost_per_deal", "per deal", GREEN),
+    )
+    # Leads of no campaign cost nothing: nothing to divide.
+    rows = [r for r in rows if r.get("cost") and any(r.get(key) for key, _, _ in metrics)]
+    figure = None
+    if rows:
+        currency = _summary(cost, "currency")
+        campaigns = [_label(r["campaign"]) for r in rows]
+        values = [r[key] for r in rows for key, _, _ in metrics if r.get(key)]
+        spread = max(values) / min(values) if values and min(values) > 0 else 1
+        figure = go.Figure()
+        for key, name, color in metrics:
+            figure.add_bar(
+                x=campaigns,
+                y=[r.get(key) for r in rows],
+                name=f"cost {name}",
+                marker_color=color,
+                texttemplate="%{y:.3~s}",
+                textposition="outside",
+                cliponaxis=False,
+                customdata=[r.get("cost") for r in rows],
+                hovertemplate=f"%{{x}}: %{{y:,.2f}} {name}"
+                "<br>spend %{customdata:,.0f}<extra></extra>",
+            )
+        figure.update_layout(
+            barmode="group",
+            yaxis={
+                "title": f"cost ({currency})" if currency else "cost",
+                # Cost per deal dwarfs cost per lead: a log scale keeps both readable.
+                "type": "log" if spread > 30 else "linear",
+            },
+        )
+    return _chart(
+        "cost",
+        "Cost per lead, opportunity and deal by campaign",
+        "Each campaign's spend in the period divided by the leads it brought, the "
+        "opportunities (leads sales accepted) and the deals won.",
+        figure,
+        wide=True,
+    )
+
+
+CHARTS = (_funnel, _time_in_stage, _sla_reps, _returns, _return_reasons, _influence, _cost)
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+def parse_day(value: str | None, name: str) -> datetime | None:
+    """A date (``2026-11-01``) or a time (``2026-11-01T09:00:00+01:00``); without a zone, UTC.
+    Empty means open."""
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not a date: use 2026-11-01") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def period_query(since: str | None, until: str | None) -> ReportQuery:
+    try:
+        return ReportQuery(since=parse_day(since, "since"), until=parse_day(until, "until"))
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        ) from None
+
+
+def _presets(today: date) -> list[tuple[str, str, str]]:
+    """(label, since, until) of the quick periods; until is exclusive, so tomorrow."""
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    return [
+        ("Last 7 days", (today - timedelta(days=6)).isoformat(), tomorrow),
+        ("Last 30 days", (today - timedelta(days=29)).isoformat(), tomorrow),
+        ("Last 90 days", (today - timedelta(days=89)).isoformat(), tomorrow),
+        ("This year", date(today.year, 1, 1).isoformat(), tomorrow),
+        ("All time", "", ""),
+    ]
+
+
+PRIVATE = {
+    "Cache-Control": "private, no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+@dataclass
+class DashboardPages:
+    engine: Engine
+    links: DashboardLinks
+    pages: Environment
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route(
+            "/dashboard/{token}", self.page, methods=["GET"], include_in_schema=False
+        )
+        router.add_api_route(
+            "/static/plotly.min.js", self.plotly_js, methods=["GET"], include_in_schema=False
+        )
+        router.add_api_route(
+            "/api/dashboard/charts",
+            self.charts,
+            methods=["GET"],
+            tags=["reports"],
+            dependencies=[Depends(requires(self.engine, "marketer", "operator"))],
+        )
+        return router
+
+    async def charts(self, since: str | None = None, until: str | None = None) -> JSONResponse:
+        """Every dashboard chart for [since, until) as plotly figure JSON (draw one with
+        ``Plotly.newPlot(el, figure.data, figure.layout)``), with the headline tiles. Needs a
+        marketer or operator API key."""
+        try:
+            query = period_query(since, until)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        dashboard = await run_in_threadpool(build_dashboard, self.engine, query)
+        return JSONResponse(dashboard.as_json())
+
+    async def plotly_js(self) -> FileResponse:
+        return FileResponse(
+            PLOTLY_JS,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    def _render(self, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.pages.get_template("dashboard.html").render(**context)
+        return HTMLResponse(html, status_code=status, headers=PRIVATE)
+
+    async def page(
+        self, token: str, since: str | None = None, until: str | None = None
+    ) -> HTMLResponse:
+        try:
+            left = self.links.verify(token)
+        except DashboardLinkError as exc:
+            html = self.pages.get_template("message.html").render(
+                title="Link refused", message=str(exc)
+            )
+            return HTMLResponse(html, status_code=403, headers=PRIVATE)
+        started = time.monotonic()
+        context: dict[str, Any] = {
+            "since": since or "",
+            "until": until or "",
+            "presets": _presets(datetime.now(UTC).date()),
+            "link_days_left": max(int(left / timedelta(days=1)), 0),
+        }
+        try:
+            query = period_query(since, until)
+        except ValueError as exc:
+            return self._render(422, error=str(exc), **context)
+        dashboard = await run_in_threadpool(build_dashboard, self.engine, query)
+        log.info(
+            "dashboard shown",
+            since=since,
+            until=until,
+            ms=round((time.monotonic() - started) * 1000),
+        )
+        return self._render(
+            dashboard=dashboard,
+            period=_period_text(query),
+            figures={c.id: c.figure for c in dashboard.charts},
+            **context,
+        )
+
+
+def _period_text(query: ReportQuery) -> str:
+    def day(value: datetime) -> str:
+        text = f"{value.day} {value:%b %Y}"
+        return text if value.time() == datetime.min.time() else f"{text} {value:%H:%M}"
+
+    if query.since is None and query.until is None:
+        return "All time"
+    if query.until is None:
+        assert query.since is not None
+        return f"From {day(query.since)} to now"
+    until = query.until
+    if until.time() == datetime.min.time():  # a date: the day before is the last one shown
+        last = day(until - timedelta(days=1))
+        return f"{day(query.since)} – {last}" if query.since else f"Up to {last}"
+    return f"{day(query.since)} – {day(until)}" if query.since else f"Before {day(until)}"
