@@ -533,13 +533,6 @@ def test_report_command_prints_json_and_csv(database_url: str) -> None:
     assert first.stdout.splitlines()[0].startswith("rep,received,responded_in_time,")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nurture/web/reports_api.py has 'from __future__ import annotations', so FastAPI "
-    "cannot resolve the local 'Reader' alias: '_who' becomes a required query parameter (422 "
-    "for every call). Passes once that import goes (or Reader moves to module level); then "
-    "drop this mark.",
-)
 @pytest.mark.parametrize("name", ["funnel", "sla", "influence"])
 def test_reports_over_http(database_url: str, name: str) -> None:
     engine = write(database_url, [*FUNNEL_LIVES, *sla_lives()])

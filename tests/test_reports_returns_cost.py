@@ -614,12 +614,6 @@ def test_http_campaigns_and_costs(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nurture/web/reports_api.py: under 'from __future__ import annotations' FastAPI "
-    "cannot resolve the local 'Reader' dependency, so /api/reports/* asks for a '_who' query "
-    "parameter (422) and checks no key; remove this marker once that file is fixed",
-)
 def test_http_reports_read_the_costs(
     engine: Engine, http: tuple[TestClient, dict[str, dict[str, str]]]
 ) -> None:

@@ -1,7 +1,5 @@
 """``/api/reports/{name}``: the same reports as ``nurture report``, as JSON or CSV."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Annotated, Literal
 
