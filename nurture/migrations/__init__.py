@@ -60,7 +60,7 @@ def migrate(engine: Engine) -> None:
 
     An empty database is upgraded from nothing; one made by the release before migrations (our
     tables, no ``alembic_version``) is stamped :data:`BASELINE` first, its rows kept. At head,
-    this costs one query and does not load Alembic.
+    this is one look at the version table (two cheap queries) and does not load Alembic.
     """
     if current_revision(engine) == HEAD:
         return
@@ -70,7 +70,7 @@ def migrate(engine: Engine) -> None:
             return
         from alembic import command
 
-        config = _config(conn)
+        config = alembic_config(conn)
         if before is None and (found := _pre_alembic_revision(conn)):
             command.stamp(config, found)
         command.upgrade(config, "head")
@@ -97,7 +97,9 @@ def _pre_alembic_revision(conn: Connection) -> str | None:
     return BASELINE
 
 
-def _config(conn: Connection) -> Config:
+def alembic_config(conn: Connection) -> Config:
+    """Alembic's configuration for running its commands on ``conn`` (e.g.
+    ``command.downgrade(alembic_config(conn), "0001")`` inside ``engine.begin()``)."""
     from alembic.config import Config
 
     config = Config()
@@ -118,8 +120,15 @@ def _exclusive(engine: Engine) -> Iterator[Connection]:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
             yield conn
         return
-    lock_path = _sqlite_lock_path(engine) if engine.dialect.name == "sqlite" else None
-    with _file_lock(lock_path), engine.begin() as conn:
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with _file_lock(_sqlite_lock_path(engine)), engine.begin() as conn:
+        # One SQLite transaction for the whole migration (pysqlite would otherwise commit each
+        # DDL statement on its own): atomic, one sync to disk instead of one per table, and the
+        # write lock at once, so readers never see half a schema.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn
 
 

@@ -1,0 +1,286 @@
+"""Schema migrations on SQLite and PostgreSQL: from empty, from the release before migrations
+(rows kept), down and up again, and two processes migrating one empty database at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlmodel import Session, SQLModel, select
+
+import nurture.read_model  # noqa: F401  (every table in SQLModel.metadata)
+from nurture.db import ApiKey, OutboxMessage, StageTransition, make_engine
+from nurture.migrations import (
+    BASELINE,
+    HEAD,
+    SCRIPT_LOCATION,
+    alembic_config,
+    current_revision,
+    migrate,
+)
+from nurture.read_model import CampaignCost, LeadRecord
+
+AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+DAY = date(2026, 11, 1)
+
+PREVIOUS_RELEASE_TABLES = (
+    "outboxmessage",
+    "stagetransition",
+    "roundrobinturn",
+    "repassignment",
+    "suppression",
+    "webhookevent",
+    "webhookpost",
+    "salestask",
+    "apikey",
+)
+ADDED_SINCE = {"stagetransition": {"seconds_in_from_stage", "handoff"}}
+"""Columns of those tables that the release before migrations did not have (revision 0002)."""
+
+
+def previous_release_metadata() -> sa.MetaData:
+    """The tables as the release before migrations made them with ``create_all`` (git 6411d68):
+    today's models of those tables less what was added since. A later change to one of them
+    (a new index, say) needs its own revision, and belongs in ``ADDED_SINCE`` here."""
+    old = sa.MetaData()
+    for name in PREVIOUS_RELEASE_TABLES:
+        table = SQLModel.metadata.tables[name]
+        added = ADDED_SINCE.get(name, set())
+        sa.Table(name, old, *(c._copy() for c in table.columns if c.name not in added))
+    return old
+
+
+def differences(engine: sa.Engine, metadata: sa.MetaData) -> list[Any]:
+    """What Alembic's autogenerate would change to make the database match ``metadata``.
+    None on either dialect: the revisions create VARCHAR(n)/DATETIME or TIMESTAMPTZ exactly as
+    SQLModel's AutoString/UTCDateTime do, and Alembic compares through the type decorators."""
+    with engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+def version_rows(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def alembic(engine: sa.Engine, action: str, revision: str) -> None:
+    with engine.begin() as conn:
+        getattr(command, action)(alembic_config(conn), revision)
+
+
+def test_head_is_alembics_head_and_the_history_is_one_line() -> None:
+    script = ScriptDirectory(str(SCRIPT_LOCATION))
+    assert script.get_heads() == [HEAD]
+    assert script.get_bases() == [BASELINE]
+    chain = [s.revision for s in script.walk_revisions()]
+    assert chain[0] == HEAD and chain[-1] == BASELINE
+
+
+def test_from_empty_the_schema_is_exactly_the_models(database_url: str) -> None:
+    engine = make_engine(database_url)
+    assert current_revision(engine) == HEAD
+    assert version_rows(engine) == [HEAD]
+    assert differences(engine, SQLModel.metadata) == []
+    engine.dispose()
+
+
+def test_at_head_migrate_is_one_look_at_the_version(database_url: str) -> None:
+    engine = make_engine(database_url)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    migrate(engine)
+    make_engine(database_url).dispose()  # another process starting: no change either
+    assert len(statements) <= 2, statements  # has the version table + its row; nothing else
+    assert not any(s.lstrip().upper().startswith(("CREATE", "ALTER", "INSERT")) for s in statements)
+    engine.dispose()
+
+
+def test_the_baseline_is_what_the_previous_release_created(database_url: str) -> None:
+    engine = make_engine(database_url, migrate=False)
+    alembic(engine, "upgrade", BASELINE)
+    assert current_revision(engine) == BASELINE
+    assert differences(engine, previous_release_metadata()) == []
+    engine.dispose()
+
+
+def test_a_previous_release_database_is_upgraded_and_keeps_its_rows(database_url: str) -> None:
+    old = previous_release_metadata()
+    raw = sa.create_engine(database_url)
+    old.create_all(raw)  # what the previous release did: no alembic_version
+    with raw.begin() as conn:
+        conn.execute(
+            old.tables["stagetransition"].insert(),
+            {
+                "key": "t1",
+                "lead_id": "ada",
+                "workflow_id": "lead-ada",
+                "at": AT,
+                "from_stage": "nurturing",
+                "to_stage": "assigned",
+                "by": "system",
+                "reason": "score 85 >= 80",
+                "score": 85,
+                "owner": "alice",
+            },
+        )
+        conn.execute(
+            old.tables["outboxmessage"].insert(),
+            {
+                "key": "m1",
+                "lead_id": "ada",
+                "category": "nurture",
+                "to_email": "ada@example.com",
+                "subject": "Hello",
+                "status": "sent",
+                "attempts": 1,
+                "created_at": AT,
+                "sent_at": AT,
+            },
+        )
+        conn.execute(
+            old.tables["apikey"].insert(),
+            {
+                "id": "k1",
+                "name": "tracker",
+                "role": "ingest",
+                "secret_hash": "0" * 64,
+                "created_at": AT,
+            },
+        )
+    raw.dispose()
+
+    engine = make_engine(database_url)
+    assert current_revision(engine) == HEAD
+    assert differences(engine, SQLModel.metadata) == []
+    with Session(engine) as session:
+        moved = session.get(StageTransition, "t1")
+        assert moved is not None
+        assert (moved.to_stage, moved.owner, moved.at) == ("assigned", "alice", AT)
+        assert moved.seconds_in_from_stage is None and moved.handoff is None
+        message = session.get(OutboxMessage, "m1")
+        assert message is not None and message.status == "sent"
+        key = session.get(ApiKey, "k1")
+        assert key is not None and key.role == "ingest"
+        session.add(
+            StageTransition(
+                key="t2",
+                lead_id="ada",
+                workflow_id="lead-ada",
+                at=AT,
+                from_stage="assigned",
+                to_stage="working",
+                by="alice",
+                reason="accepted",
+                score=85,
+                seconds_in_from_stage=600.0,
+                handoff=1,
+            )
+        )
+        session.add(LeadRecord(lead_id="ada", workflow_id="lead-ada", stage="working"))
+        session.commit()
+        assert session.get(StageTransition, "t2").seconds_in_from_stage == 600.0
+        assert session.exec(select(LeadRecord.stage)).all() == ["working"]
+    engine.dispose()
+
+
+def test_a_database_of_the_create_all_builds_with_the_read_model_is_taken_as_head(
+    database_url: str,
+) -> None:
+    """Development builds between the release and migrations created every table."""
+    raw = sa.create_engine(database_url)
+    SQLModel.metadata.create_all(raw)
+    raw.dispose()
+    engine = make_engine(database_url)
+    assert version_rows(engine) == [HEAD]
+    assert differences(engine, SQLModel.metadata) == []
+    engine.dispose()
+
+
+def test_down_to_the_baseline_and_up_again(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        session.add(
+            StageTransition(
+                key="t1",
+                lead_id="ada",
+                workflow_id="lead-ada",
+                at=AT,
+                to_stage="nurturing",
+                by="system",
+                reason="created",
+                score=0,
+                seconds_in_from_stage=1.5,
+            )
+        )
+        session.commit()
+
+    alembic(engine, "downgrade", BASELINE)
+    assert current_revision(engine) == BASELINE
+    assert differences(engine, previous_release_metadata()) == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT key, reason FROM stagetransition")).all() == [
+            ("t1", "created")
+        ]
+
+    migrate(engine)
+    assert current_revision(engine) == HEAD
+    assert differences(engine, SQLModel.metadata) == []
+    with Session(engine) as session:
+        back = session.get(StageTransition, "t1")
+        assert back is not None and back.seconds_in_from_stage is None  # dropped on the way down
+        session.add(CampaignCost(campaign="q4", period_start=DAY, period_end=DAY, amount=10.0))
+        session.commit()
+
+    alembic(engine, "downgrade", "base")
+    assert current_revision(engine) is None
+    assert set(sa.inspect(engine).get_table_names()) == {"alembic_version"}
+    engine.dispose()
+
+
+def _start_engine(database_url: str, barrier: Any) -> None:
+    barrier.wait(timeout=60)  # every process imported and ready: make_engine at the same moment
+    make_engine(database_url).dispose()
+
+
+def test_processes_migrating_one_empty_database_at_once_all_succeed(database_url: str) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(2)
+    processes = [
+        spawn.Process(target=_start_engine, args=(database_url, barrier)) for _ in range(2)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0]
+    engine = make_engine(database_url, migrate=False)
+    assert version_rows(engine) == [HEAD]
+    assert differences(engine, SQLModel.metadata) == []
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_db_commands(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from nurture.cli.app import app
+
+    monkeypatch.setenv("NURTURE_DATABASE_URL", database_url)
+    runner = CliRunner()
+    behind = runner.invoke(app, ["db", "current"])
+    assert (
+        behind.exit_code == 1 and "none" in behind.output and "nurture db upgrade" in behind.output
+    )
+    upgraded = runner.invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0 and f"none → {HEAD}" in upgraded.output
+    again = runner.invoke(app, ["db", "upgrade", "--json"])
+    assert again.exit_code == 0 and '"from": "' + HEAD in again.output
+    now = runner.invoke(app, ["db", "current", "--json"])
+    assert now.exit_code == 0 and '"up_to_date": true' in now.output
