@@ -6,12 +6,30 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlmodel import col
 from temporalio.testing import WorkflowEnvironment
 
+from nurture.db import make_engine
 from nurture.leads import LeadEvent
+from nurture.read_model import LeadEventRecord, LeadRecord
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.starting import send_event
-from tests.conftest import lead_id, running_engine, wait_for_state
+from tests.conftest import lead_id, running_engine, wait_for_state, wait_until
+
+
+def _read_model_events(db: Engine, lead: str) -> tuple[int, int | None]:
+    """(event rows, the lead row's event count) in the read model."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(func.count()).where(col(LeadEventRecord.lead_id) == lead)
+        ).scalar_one()
+        counted = conn.execute(
+            select(col(LeadRecord.events)).where(col(LeadRecord.lead_id) == lead)
+        ).scalar_one_or_none()
+    return rows, counted
+
 
 EVENTS = 3000
 RESENT = 150  # a client retrying part of its batch: must count once
@@ -49,6 +67,13 @@ async def test_thousands_of_events_cross_continue_as_new_with_an_exact_score(
         history_length = (
             await handle.describe()
         ).raw_description.workflow_execution_info.history_length
+        # The read model gets every applied event once, across every run.
+        db = make_engine(engine.database_url)
+        await wait_until(
+            lambda: _read_model_events(db, lead) == (EVENTS, EVENTS),
+            what="the read model holding every event once",
+            timeout=60,
+        )
 
     assert state.events_applied == EVENTS
     assert state.duplicates_ignored == RESENT

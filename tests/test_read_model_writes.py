@@ -1,0 +1,166 @@
+"""The read model's writer, on SQLite and on PostgreSQL: a retried batch never double-counts and
+a late, older write never rolls a row back."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session, col, func, select
+
+from activities.records import write_batch
+from nurture.db import StageTransition, make_engine
+from nurture.ledger import (
+    AssignmentFact,
+    EventFact,
+    FactBatch,
+    HandoffFact,
+    LeadSnapshot,
+    ScoreChangeFact,
+    TransitionFact,
+)
+from nurture.read_model import HandoffRecord, LeadEventRecord, LeadRecord, SalesAssignment
+
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+
+def _lead(version: int, stage: str, score: int) -> LeadSnapshot:
+    return LeadSnapshot(
+        lead_id="ada",
+        workflow_id="lead-ada",
+        version=version,
+        stage=stage,
+        score=score,
+        grade="B",
+        created_at=T0,
+        updated_at=T0 + timedelta(minutes=version),
+    )
+
+
+def _handoff(version: int, status: str) -> HandoffFact:
+    return HandoffFact(
+        key="ada:h1",
+        version=version,
+        number=1,
+        at=T0 + timedelta(hours=1),
+        score=104,
+        grade="B",
+        threshold=100,
+        instant=False,
+        qualified_by="score 104 reached threshold 100 on page_view",
+        status=status,  # type: ignore[arg-type]
+        status_at=None if status == "open" else T0 + timedelta(hours=2),
+    )
+
+
+def _first_batch() -> FactBatch:
+    return FactBatch(
+        lead_id="ada",
+        lead=_lead(1, "assigned", 104),
+        facts=[
+            EventFact(
+                key="ada:e1", at=T0, received_at=T0, type="page_view", points=10, score_after=104
+            ),
+            ScoreChangeFact(
+                key="ada:e1:score",
+                at=T0,
+                delta=10,
+                score_after=104,
+                cause="event",
+                detail="page_view +10",
+            ),
+            TransitionFact(
+                key="ada:t1",
+                at=T0 + timedelta(hours=1),
+                from_stage="nurturing",
+                to_stage="assigned",
+                by="routing",
+                reason="handoff",
+                score=104,
+                owner="alice",
+                seconds_in_from_stage=3600,
+                handoff=1,
+            ),
+            _handoff(1, "open"),
+            AssignmentFact(
+                key="ada:a1",
+                version=2,
+                handoff=1,
+                rep="alice",
+                at=T0 + timedelta(hours=1),
+                due_at=T0 + timedelta(hours=5),
+                reason="handoff",
+            ),
+        ],
+    )
+
+
+def _counts(engine) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        return (
+            session.exec(select(func.count()).select_from(LeadEventRecord)).one(),
+            session.exec(select(func.count()).select_from(StageTransition)).one(),
+            session.exec(select(func.count()).select_from(HandoffRecord)).one(),
+        )
+
+
+def test_a_retried_batch_is_written_once(database_url: str) -> None:
+    engine = make_engine(database_url)
+    write_batch(engine, _first_batch())
+    write_batch(engine, _first_batch())  # the local activity retried after a lost reply
+    with ThreadPoolExecutor(4) as pool:  # and racing copies (a run and its continuation)
+        list(pool.map(lambda _: write_batch(engine, _first_batch()), range(4)))
+    assert _counts(engine) == (1, 1, 1)
+    with Session(engine) as session:
+        lead = session.get(LeadRecord, "ada")
+        assert lead is not None and (lead.stage, lead.score, lead.version) == ("assigned", 104, 1)
+        turn = session.get(SalesAssignment, "ada:a1")
+        assert turn is not None and turn.due_at == T0 + timedelta(hours=5)
+
+
+def test_a_late_older_write_never_rolls_a_row_back(database_url: str) -> None:
+    engine = make_engine(database_url)
+    write_batch(engine, _first_batch())
+    accepted = FactBatch(
+        lead_id="ada",
+        lead=_lead(2, "working", 104),
+        facts=[
+            _handoff(3, "accepted"),
+            AssignmentFact(
+                key="ada:a1",
+                version=4,
+                handoff=1,
+                rep="alice",
+                at=T0 + timedelta(hours=1),
+                due_at=T0 + timedelta(hours=5),
+                reason="handoff",
+                responded_at=T0 + timedelta(hours=2),
+                response="accepted",
+                seconds_to_response=3600,
+            ),
+        ],
+    )
+    write_batch(engine, accepted)
+    write_batch(engine, _first_batch())  # an earlier batch arriving late: rows stay newer
+    with Session(engine) as session:
+        lead = session.get(LeadRecord, "ada")
+        handoff = session.get(HandoffRecord, "ada:h1")
+        turn = session.get(SalesAssignment, "ada:a1")
+        assert lead is not None and (lead.stage, lead.version) == ("working", 2)
+        assert handoff is not None and (handoff.status, handoff.version) == ("accepted", 3)
+        assert turn is not None and turn.response == "accepted"
+        assert turn.seconds_to_response == 3600
+        # Within one batch the newest version of a row wins, whatever its position.
+        write_batch(
+            engine,
+            FactBatch(
+                lead_id="ada",
+                lead=_lead(3, "won", 104),
+                facts=[_handoff(6, "won"), _handoff(5, "rejected")],
+            ),
+        )
+        session.expire_all()
+        handoff = session.get(HandoffRecord, "ada:h1")
+        assert handoff is not None and handoff.status == "won"
+        rows = session.exec(select(col(LeadRecord.stage))).all()
+        assert rows == ["won"]
