@@ -255,11 +255,16 @@ def test_processes_migrating_one_empty_database_at_once_all_succeed(database_url
     processes = [
         spawn.Process(target=_start_engine, args=(database_url, barrier)) for _ in range(2)
     ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [p.exitcode for p in processes] == [0, 0]
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+        assert [p.exitcode for p in processes] == [0, 0]
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
     engine = make_engine(database_url, migrate=False)
     assert version_rows(engine) == [HEAD]
     assert differences(engine, SQLModel.metadata) == []

@@ -112,7 +112,7 @@ def up(
             f"Temporal      {info['temporal']}",
             f"Web UI        {info['ui'] or '(headless)'}",
             f"SendGrid      {info['sendgrid']}",
-            f"HTTP          {info['http']}  (SendGrid webhook, unsubscribe links)",
+            f"HTTP          {info['http']}  (API, rep inbox, dashboard, webhooks)",
             f"Data          {info['data_dir']}",
         ]
         if time_scale != 1:
@@ -121,6 +121,7 @@ def up(
             "",
             "Try:  nurture lead add examples/leads.jsonl",
             "      nurture event examples/events.jsonl",
+            "      nurture report funnel   /   nurture dashboard-link",
             "      nurture audit      (Ctrl-C here stops everything)",
         ]
         console.print(Panel("\n".join(lines), title="Nurture is up", expand=False))
