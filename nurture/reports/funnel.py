@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, case, func, select, union, union_all
+from sqlalchemy import ColumnElement, Select, Table, and_, case, func, select, union, union_all
 from sqlalchemy.engine import Connection, Engine
 
 from nurture.db import StageTransition
@@ -111,29 +111,11 @@ def _stages_now(conn: Connection) -> list[list[Any]]:
     return [[stage, counts.get(stage, 0)] for stage in _in_stage_order(counts)]
 
 
-def _first_stage() -> ColumnElement[Any]:
-    """The stage a lead started in: where its earliest transition came from (or went to, for a
-    transition recording the creation), else the stage it is still in."""
-    first = TRANSITION.alias("first_move")
-    started_in = (
-        select(func.coalesce(first.c.from_stage, first.c.to_stage))
-        .where(first.c.lead_id == LEAD.c.lead_id)
-        .order_by(first.c.at, first.c.key)
-        .limit(1)
-        .correlate(LEAD)
-        .scalar_subquery()
-    )
-    return func.coalesce(started_in, LEAD.c.stage)
-
-
 def _entered(conn: Connection, query: ReportQuery) -> list[list[Any]]:
     moved = select(TRANSITION.c.lead_id, TRANSITION.c.to_stage.label("stage")).where(
         query.in_period(TRANSITION.c.at)
     )
-    created = select(LEAD.c.lead_id, _first_stage().label("stage")).where(
-        query.in_period(LEAD.c.created_at)
-    )
-    entries = union(moved, created).subquery()  # UNION: one row per lead and stage
+    entries = union(moved, _first_stages(query)).subquery()  # UNION: one row per lead, stage
     counts = {
         stage: n
         for stage, n in conn.execute(
@@ -141,6 +123,30 @@ def _entered(conn: Connection, query: ReportQuery) -> list[list[Any]]:
         ).all()
     }
     return [[stage, counts.get(stage, 0)] for stage in _in_stage_order(counts)]
+
+
+def _first_stages(query: ReportQuery) -> Select[Any]:
+    """The stage each lead created in the period started in: where its earliest transition
+    came from (or went to, for a transition recording the creation), else the stage it is
+    still in."""
+    in_cohort = query.in_period(LEAD.c.created_at)
+    ranked = (
+        select(
+            TRANSITION.c.lead_id,
+            func.coalesce(TRANSITION.c.from_stage, TRANSITION.c.to_stage).label("stage"),
+            func.row_number()
+            .over(partition_by=TRANSITION.c.lead_id, order_by=(TRANSITION.c.at, TRANSITION.c.key))
+            .label("n"),
+        )
+        .join(LEAD, LEAD.c.lead_id == TRANSITION.c.lead_id)
+        .where(in_cohort)
+        .subquery()
+    )
+    return (
+        select(LEAD.c.lead_id, func.coalesce(ranked.c.stage, LEAD.c.stage).label("stage"))
+        .outerjoin(ranked, and_(ranked.c.lead_id == LEAD.c.lead_id, ranked.c.n == 1))
+        .where(in_cohort)
+    )
 
 
 def _cohort(conn: Connection, query: ReportQuery) -> dict[str, int]:
