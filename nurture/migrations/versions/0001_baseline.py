@@ -22,9 +22,9 @@ def _at(name: str, nullable: bool = False) -> sa.Column:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
-def _index(table: str, column: str) -> None:
-    """What ``Field(index=True)`` makes: a plain index named ``ix_<table>_<column>``."""
-    op.create_index(f"ix_{table}_{column}", table, [column])
+def _ix(table: str, column: str) -> sa.Index:
+    """What ``Field(index=True)`` makes, ``ix_<table>_<column>``; created with its table."""
+    return sa.Index(f"ix_{table}_{column}", column)
 
 
 def upgrade() -> None:
@@ -41,8 +41,8 @@ def upgrade() -> None:
         _at("created_at"),
         _at("sent_at", nullable=True),
         sa.PrimaryKeyConstraint("key"),
+        _ix("outboxmessage", "lead_id"),
     )
-    _index("outboxmessage", "lead_id")
 
     op.create_table(
         "stagetransition",
@@ -57,10 +57,10 @@ def upgrade() -> None:
         sa.Column("score", sa.Integer(), nullable=False),
         sa.Column("owner", sa.String(100), nullable=True),
         sa.PrimaryKeyConstraint("key"),
+        _ix("stagetransition", "lead_id"),
+        _ix("stagetransition", "at"),
+        _ix("stagetransition", "to_stage"),
     )
-    _index("stagetransition", "lead_id")
-    _index("stagetransition", "at")
-    _index("stagetransition", "to_stage")
 
     op.create_table(
         "roundrobinturn",
@@ -77,8 +77,8 @@ def upgrade() -> None:
         sa.Column("rep_id", sa.String(100), nullable=False),
         _at("at"),
         sa.PrimaryKeyConstraint("key"),
+        _ix("repassignment", "lead_id"),
     )
-    _index("repassignment", "lead_id")
 
     op.create_table(
         "suppression",
@@ -102,18 +102,18 @@ def upgrade() -> None:
         sa.Column("payload", sa.String(), nullable=False),
         _at("received_at"),
         sa.PrimaryKeyConstraint("sg_event_id"),
+        _ix("webhookevent", "event"),
+        _ix("webhookevent", "lead_id"),
+        _ix("webhookevent", "status"),
     )
-    _index("webhookevent", "event")
-    _index("webhookevent", "lead_id")
-    _index("webhookevent", "status")
 
     op.create_table(
         "webhookpost",
         sa.Column("post_digest", sa.String(64), nullable=False),
         _at("received_at"),
         sa.PrimaryKeyConstraint("post_digest"),
+        _ix("webhookpost", "received_at"),
     )
-    _index("webhookpost", "received_at")
 
     op.create_table(
         "salestask",
@@ -136,10 +136,10 @@ def upgrade() -> None:
         sa.Column("note", sa.String(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key"),  # unnamed, as create_all made it (PG: salestask_key_key)
+        _ix("salestask", "lead_id"),
+        _ix("salestask", "status"),
+        _ix("salestask", "due_at"),
     )
-    _index("salestask", "lead_id")
-    _index("salestask", "status")
-    _index("salestask", "due_at")
 
     op.create_table(
         "apikey",

@@ -23,9 +23,9 @@ def _key() -> sa.Column:
     return sa.Column("key", sa.String(300), nullable=False)
 
 
-def _index(table: str, column: str) -> None:
-    """What ``Field(index=True)`` makes: a plain index named ``ix_<table>_<column>``."""
-    op.create_index(f"ix_{table}_{column}", table, [column])
+def _ix(table: str, column: str) -> sa.Index:
+    """What ``Field(index=True)`` makes, ``ix_<table>_<column>``; created with its table."""
+    return sa.Index(f"ix_{table}_{column}", column)
 
 
 def upgrade() -> None:
@@ -60,10 +60,12 @@ def upgrade() -> None:
         _at("closed_at", nullable=True),
         _at("updated_at"),
         sa.PrimaryKeyConstraint("lead_id"),
+        sa.Index("ix_lead_campaign_created", "campaign", "created_at"),
+        _ix("lead", "segment"),
+        _ix("lead", "stage"),
+        _ix("lead", "owner"),
+        _ix("lead", "created_at"),
     )
-    op.create_index("ix_lead_campaign_created", "lead", ["campaign", "created_at"])
-    for column in ("segment", "stage", "owner", "created_at"):
-        _index("lead", column)
 
     op.create_table(
         "leadevent",
@@ -77,11 +79,11 @@ def upgrade() -> None:
         sa.Column("points", sa.Integer(), nullable=False),
         sa.Column("score_after", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
+        sa.Index("ix_leadevent_lead_at", "lead_id", "at"),
+        sa.Index("ix_leadevent_campaign_at", "campaign", "at"),
+        _ix("leadevent", "type"),
+        _ix("leadevent", "at"),
     )
-    op.create_index("ix_leadevent_lead_at", "leadevent", ["lead_id", "at"])
-    op.create_index("ix_leadevent_campaign_at", "leadevent", ["campaign", "at"])
-    _index("leadevent", "type")
-    _index("leadevent", "at")
 
     op.create_table(
         "scorechange",
@@ -93,9 +95,9 @@ def upgrade() -> None:
         sa.Column("cause", sa.String(20), nullable=False),
         sa.Column("detail", sa.String(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
+        sa.Index("ix_scorechange_lead_at", "lead_id", "at"),
+        _ix("scorechange", "at"),
     )
-    op.create_index("ix_scorechange_lead_at", "scorechange", ["lead_id", "at"])
-    _index("scorechange", "at")
 
     op.create_table(
         "handoff",
@@ -119,9 +121,11 @@ def upgrade() -> None:
         sa.Column("rejected_by", sa.String(100), nullable=True),
         sa.Column("misses", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
+        _ix("handoff", "lead_id"),
+        _ix("handoff", "at"),
+        _ix("handoff", "campaign"),
+        _ix("handoff", "status"),
     )
-    for column in ("lead_id", "at", "campaign", "status"):
-        _index("handoff", column)
 
     op.create_table(
         "salesassignment",
@@ -142,10 +146,10 @@ def upgrade() -> None:
         sa.Column("escalated_to", sa.String(), nullable=True),
         sa.Column("reassigned_to", sa.String(100), nullable=True),
         sa.PrimaryKeyConstraint("key"),
+        sa.Index("ix_salesassignment_rep_at", "rep", "at"),
+        _ix("salesassignment", "lead_id"),
+        _ix("salesassignment", "at"),
     )
-    op.create_index("ix_salesassignment_rep_at", "salesassignment", ["rep", "at"])
-    _index("salesassignment", "lead_id")
-    _index("salesassignment", "at")
 
     op.create_table(
         "touch",
@@ -159,10 +163,10 @@ def upgrade() -> None:
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("detail", sa.String(), nullable=True),
         sa.PrimaryKeyConstraint("key"),
+        sa.Index("ix_touch_lead_at", "lead_id", "at"),
+        _ix("touch", "at"),
+        _ix("touch", "status"),
     )
-    op.create_index("ix_touch_lead_at", "touch", ["lead_id", "at"])
-    _index("touch", "at")
-    _index("touch", "status")
 
     op.create_table(
         "outcome",
@@ -174,9 +178,9 @@ def upgrade() -> None:
         sa.Column("rep", sa.String(100), nullable=False),
         sa.Column("handoff", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("key"),
+        _ix("outcome", "lead_id"),
+        _ix("outcome", "at"),
     )
-    _index("outcome", "lead_id")
-    _index("outcome", "at")
 
     op.create_table(
         "campaign",
@@ -199,8 +203,8 @@ def upgrade() -> None:
         _at("recorded_at"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("campaign", "period_start", "period_end"),  # unnamed, as the model
+        _ix("campaigncost", "campaign"),
     )
-    _index("campaigncost", "campaign")
 
 
 def downgrade() -> None:
