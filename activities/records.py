@@ -7,15 +7,19 @@ retried or late batch can neither double-count nor roll a row back.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table
+import structlog
+from sqlalchemy import String, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, SQLModel
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from nurture.db import StageTransition
 from nurture.ledger import RECORD_FACTS, FactBatch
@@ -37,6 +41,7 @@ APPEND_ONLY: dict[str, type[SQLModel]] = {
     "touch": TouchRecord,
     "outcome": DealOutcome,
 }
+log = structlog.get_logger(__name__)
 VERSIONED: dict[str, type[SQLModel]] = {
     "handoff": HandoffRecord,
     "assignment": SalesAssignment,
@@ -60,7 +65,22 @@ class RecordActivities:
 
     @activity.defn(name=RECORD_FACTS)
     def record_facts(self, batch: FactBatch) -> None:
-        write_batch(self.engine, batch)
+        try:
+            write_batch(self.engine, batch)
+        except DataError as exc:
+            # Retrying cannot help a value the database refuses; the lead must not queue
+            # every later fact behind it. The batch is logged whole and dropped.
+            log.error(
+                "read model refused a batch",
+                lead_id=batch.lead_id,
+                facts=[f.key for f in batch.facts],
+                error=str(exc.orig or exc)[:500],
+            )
+            raise ApplicationError(
+                f"the read model refused lead {batch.lead_id}'s facts: {exc.orig or exc}",
+                type="ReadModelRejected",
+                non_retryable=True,
+            ) from exc
 
 
 def write_batch(engine: Engine, batch: FactBatch) -> None:
@@ -80,16 +100,45 @@ def write_batches(engine: Engine, batches: Sequence[FactBatch]) -> None:
             if fact.kind in APPEND_ONLY:
                 if fact.kind == "transition":
                     row["workflow_id"] = batch.lead.workflow_id
-                appended.setdefault(fact.kind, []).append(row)
+                appended.setdefault(fact.kind, []).append(_fit(APPEND_ONLY[fact.kind], row))
             else:  # rows written again as they change: the newest version in hand counts
-                _keep_newest(versioned.setdefault(fact.kind, {}), row, "key")
-        _keep_newest(leads, batch.lead.model_dump(), "lead_id")
+                _keep_newest(
+                    versioned.setdefault(fact.kind, {}), _fit(VERSIONED[fact.kind], row), "key"
+                )
+        _keep_newest(leads, _fit(LeadRecord, batch.lead.model_dump()), "lead_id")
     with engine.begin() as conn:
         for kind, rows in appended.items():
             _insert_new(conn, _table(APPEND_ONLY[kind]), rows)
         for kind, by_key in versioned.items():
             _upsert_newer(conn, _table(VERSIONED[kind]), "key", list(by_key.values()))
         _upsert_newer(conn, _table(LeadRecord), "lead_id", list(leads.values()))
+
+
+def _fit(model: type[SQLModel], row: dict[str, Any]) -> dict[str, Any]:
+    """Text as the columns take it: NUL characters (PostgreSQL refuses them) removed and
+    values longer than a bounded column cut, so one odd value never blocks a lead's facts."""
+    limits = _text_limits(model)
+    for name, value in row.items():
+        if isinstance(value, str):
+            if "\x00" in value:
+                value = value.replace("\x00", "")
+            limit = limits.get(name)
+            if limit is not None and len(value) > limit:
+                # A key must stay unique when cut: its tail becomes a digest of the whole.
+                digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+                value = f"{value[: limit - 17]}~{digest}" if name == "key" else value[:limit]
+            row[name] = value
+    return row
+
+
+@cache
+def _text_limits(model: type[SQLModel]) -> dict[str, int | None]:
+    limits: dict[str, int | None] = {}
+    for column in _table(model).columns:
+        kind = getattr(column.type, "impl", column.type)  # SQLModel's AutoString decorates
+        if isinstance(kind, String):
+            limits[column.name] = kind.length
+    return limits
 
 
 def _keep_newest(rows: dict[str, dict[str, Any]], row: dict[str, Any], key: str) -> None:

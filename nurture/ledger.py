@@ -18,7 +18,10 @@ RECORD_FACTS = "record_facts"
 FACTS_PER_BATCH = 200
 
 HandoffStatus = Literal["open", "accepted", "rejected", "won", "lost"]
-TouchStatus = Literal["sent", "skipped", "suppressed", "failed", "task", "task_skipped"]
+TouchStatus = Literal[
+    "sent", "skipped", "suppressed", "failed", "task", "task_done", "task_skipped"
+]
+"""``task`` when a call/voicemail/direct-mail task is queued, ``task_done`` when someone did it."""
 ScoreCause = Literal["event", "decay", "fit", "reset"]
 
 

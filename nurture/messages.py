@@ -158,9 +158,9 @@ class LeadState(BaseModel):
     created_at: datetime | None = None
     stage_entered_at: datetime | None = None
     ledger_seq: int = 0
-    """Facts reported to the read model so far; each one's number (and version)."""
+    """Numbers handed to read-model facts so far (keys, and ties between versions)."""
     ledger_flushes: int = 0
-    """Batches written to the read model so far: the lead row's version."""
+    """Batches written to the read model so far (0: this lead has not reported yet)."""
 
     def note(self, at: datetime, kind: str, detail: str) -> None:
         self.timeline.append(TimelineEntry(at=at, kind=kind, detail=detail))

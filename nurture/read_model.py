@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from nurture.db import utcnow
@@ -24,7 +24,7 @@ class LeadRecord(SQLModel, table=True):
 
     lead_id: str = Field(primary_key=True, max_length=200)
     workflow_id: str = Field(max_length=220)
-    version: int = 0
+    version: int = Field(default=0, sa_type=BigInteger)  # see LeadWorkflow._next_version
     email: str | None = Field(default=None, max_length=320)
     name: str | None = None
     company: str | None = None
@@ -88,7 +88,7 @@ class HandoffRecord(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=300)
     lead_id: str = Field(index=True, max_length=200)
-    version: int = 0
+    version: int = Field(default=0, sa_type=BigInteger)  # see LeadWorkflow._next_version
     number: int
     at: datetime = Field(index=True)
     score: int
@@ -115,7 +115,7 @@ class SalesAssignment(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=300)
     lead_id: str = Field(index=True, max_length=200)
-    version: int = 0
+    version: int = Field(default=0, sa_type=BigInteger)  # see LeadWorkflow._next_version
     handoff: int
     rep: str = Field(max_length=100)
     at: datetime = Field(index=True)

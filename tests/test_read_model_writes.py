@@ -164,3 +164,35 @@ def test_a_late_older_write_never_rolls_a_row_back(database_url: str) -> None:
         assert handoff is not None and handoff.status == "won"
         rows = session.exec(select(col(LeadRecord.stage))).all()
         assert rows == ["won"]
+
+
+def test_odd_values_never_block_a_leads_facts(database_url: str) -> None:
+    """PostgreSQL refuses NUL characters and over-long values: the writer cleans them, and a
+    key cut to fit stays unique."""
+    engine = make_engine(database_url)
+    long_id = "x" * 200
+    batch = FactBatch(
+        lead_id="ada",
+        lead=_lead(1, "nurturing", 5).model_copy(update={"campaign": "c" * 250}),
+        facts=[
+            EventFact(
+                key=f"ada:ev:{long_id}{n}",
+                at=T0,
+                received_at=T0,
+                type="page_view",
+                url="https://x.example/\x00pricing",
+                campaign="c" * 250,
+                points=1,
+                score_after=5,
+            )
+            for n in range(2)
+        ],
+    )
+    write_batch(engine, batch)
+    write_batch(engine, batch)
+    with Session(engine) as session:
+        events = session.exec(select(LeadEventRecord)).all()
+        lead = session.get(LeadRecord, "ada")
+    assert len(events) == 2 and len({e.key for e in events}) == 2
+    assert {e.url for e in events} == {"https://x.example/pricing"}
+    assert lead is not None and lead.campaign == "c" * 200

@@ -177,6 +177,17 @@ FUNNEL_LIVES = [
 ]
 
 
+def test_a_reassignment_is_no_entry_into_the_stage(database_url: str) -> None:
+    """Handed off in February and reassigned after an SLA miss in March: in March it entered
+    no stage (it was in ``assigned`` already)."""
+    engine = write(
+        database_url,
+        [lead_life("R1", day(2, 20), [(day(2, 26), "assigned"), (day(3, 2), "assigned")])],
+    )
+    entered = dict(rows(run_report(engine, "funnel", MARCH), "entered"))
+    assert entered["assigned"] == 0
+
+
 def test_funnel_counts_stages_entries_cohort_and_stays(database_url: str) -> None:
     engine = write(database_url, FUNNEL_LIVES)
     result = run_report(engine, "funnel", MARCH)
@@ -410,12 +421,22 @@ def influence_lives() -> list[FactBatch]:
     return [
         # Influenced. I1: sent Feb 5, won 1000 Mar 11, 38 days, 2 h assigned, 238 h working.
         deal("I1", day(2, 1), day(3, 1), 2, day(3, 11), "won", 1000, [(day(2, 5), "sent")]),
-        # I2: a task carried out Mar 2; won 3000 Mar 21, 20 days, 4 h / 428 h.
-        deal("I2", day(3, 1), day(3, 3), 4, day(3, 21), "won", 3000, [(day(3, 2), "task")]),
+        # I2: a task queued Mar 1 and carried out Mar 2; won 3000 Mar 21, 20 days, 4 h / 428 h.
+        deal(
+            "I2",
+            day(3, 1),
+            day(3, 3),
+            4,
+            day(3, 21),
+            "won",
+            3000,
+            [(day(3, 1, 1), "task"), (day(3, 2), "task_done")],
+        ),
         # I3: sent Feb 12; lost Mar 15, 33 days, 6 h / 546 h.
         deal("I3", day(2, 10), day(2, 20), 6, day(3, 15), "lost", None, [(day(2, 12), "sent")]),
         lead_life("R", day(2, 1), r_moves, r_facts),
-        # Not influenced. N1: skipped and failed before the handoff, sent only after it; won
+        # Not influenced. N1: skipped, failed and a task never done before the handoff, sent only
+        # after it; won
         # 500 Mar 11, 10 days, 1 h / 215 h.
         deal(
             "N1",
@@ -425,7 +446,12 @@ def influence_lives() -> list[FactBatch]:
             day(3, 11),
             "won",
             500,
-            [(day(3, 1, 12), "skipped"), (day(3, 1, 13), "failed"), (day(3, 5), "sent")],
+            [
+                (day(3, 1, 12), "skipped"),
+                (day(3, 1, 13), "failed"),
+                (day(3, 1, 14), "task"),  # queued, never done: no influence
+                (day(3, 5), "sent"),
+            ],
         ),
         # N2: no touches; won 1500 Mar 12, 7 days, 3 h / 165 h.
         deal("N2", day(3, 5), day(3, 5), 3, day(3, 12), "won", 1500),

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -183,6 +183,22 @@ def test_never_recommends_below_the_lowest_score_handed_off(engine: Engine) -> N
     assert result.summary["recommendation"].startswith(
         "keep the threshold at 65: handoffs scoring 65+"
     )
+
+
+def test_no_raise_when_every_handoff_already_clears_the_threshold(engine: Engine) -> None:
+    """Threshold 50, scores moving in steps of 10 from 55, returned 10%: the lowest band meets
+    the target, so the history argues for no raise (55 would only restate the lowest score)."""
+    population = [
+        H(score, "rejected" if i == 0 else "accepted", threshold=50)
+        for score in (55, 65, 75)
+        for i in range(10)
+    ]
+    write_handoffs(engine, population)
+
+    result = returns(engine, target_return_rate=0.25, min_handoffs=20)
+
+    assert result.summary["recommended_threshold"] == 50
+    assert result.summary["recommendation"].startswith("keep the threshold at 50: ")
 
 
 # --- exact figures, computed here independently -------------------------------------------------
@@ -429,6 +445,22 @@ def test_cost_prorates_costs_and_divides_by_leads_opportunities_and_deals(
         1500.0,
         3000.0,
     )
+
+
+def test_cost_reads_period_bounds_in_utc_whatever_their_offset(engine: Engine) -> None:
+    """The same instant written with a +05:00 offset prorates the same cost."""
+    write_cost_population(engine)
+    record_costs(engine)
+    utc = run_report(
+        engine, "cost", ReportQuery(since=datetime(2026, 11, 15, 20, tzinfo=UTC))
+    ).table("campaigns")
+    shifted = run_report(
+        engine,
+        "cost",
+        ReportQuery(since=datetime(2026, 11, 16, 1, tzinfo=timezone(timedelta(hours=5)))),
+    ).table("campaigns")
+    assert shifted.rows == utc.rows
+    assert {row[0] for row in utc.rows} >= {"webinar", "social"}
 
 
 def test_cost_over_all_time_counts_whole_cost_periods(engine: Engine) -> None:

@@ -122,10 +122,9 @@ clocks, touches, outcomes) to the read model through a batched local activity. R
 before this change report only stage transitions, as they did, until their next
 continue-as-new."""
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
-UNFORWARDED_KEPT = 100
-SNAPSHOT_EPOCH = datetime(
-    1970, 1, 1, tzinfo=UTC
-)  # a digest lists the latest activity; the score counts all of it
+UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
+SNAPSHOT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FACTS_CARRIED_MAX = 1000  # ~300 bytes each: well inside a run's input
 
 
 @workflow.defn
@@ -170,6 +169,8 @@ class LeadWorkflow:
             state.created_at = state.stage_entered_at = self._now()
             state.note(self._now(), "created", "lead workflow started")
             self._set_fit()
+        elif self._with_ledger and state.ledger_flushes == 0:
+            self._backfill_read_model()
         while True:
             await self._drain()
             if state.cadence is None and state.stage in MARKETING_STAGES:
@@ -178,6 +179,9 @@ class LeadWorkflow:
                 )
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                # Facts not yet written travel in the next run's input: keep that small (a
+                # database outage holds the lead here until the backlog is written).
+                await workflow.wait_condition(lambda: len(self._ledger) <= FACTS_CARRIED_MAX)
                 await self._drain()
                 state.runs += 1
                 workflow.continue_as_new(
@@ -547,6 +551,18 @@ class LeadWorkflow:
         state.note(
             now, "task", f"{task.channel} task #{task.id} done by {done.rep}: {done.outcome}"
         )
+        self._report(
+            TouchFact(
+                key=f"{task.key}:done",
+                at=now,
+                cadence=task.cadence,
+                step=task.step,
+                cycle=state.cadence.cycle if state.cadence else 1,
+                channel=task.channel,
+                status="task_done",
+                detail=f"{done.outcome} by {done.rep}",
+            )
+        )
         # The outcome is a behaviour like any other: scored, and it may make the lead sales-ready.
         self._inbox.append(
             LeadEvent(
@@ -853,7 +869,7 @@ class LeadWorkflow:
             entered = state.stage_entered_at
             self._report(
                 TransitionFact(
-                    key=f"{state.lead_id}:t{state.transitions}",
+                    key=self._run_key(f"t{state.transitions}"),
                     at=now,
                     from_stage=from_stage,
                     to_stage=to,
@@ -875,6 +891,8 @@ class LeadWorkflow:
             if from_stage != to:
                 state.stage_entered_at = now
             return
+        if from_stage != to:  # runs from before the ledger keep the stage clock right too
+            state.stage_entered_at = now
         self._effects.append(
             TransitionRecord(
                 key=f"{state.lead_id}:t{state.transitions}",
@@ -1117,15 +1135,37 @@ class LeadWorkflow:
             self._start_ledger_pump()
 
     def _next_version(self) -> int:
+        """A version later than any given before, in this run or any earlier one, also after a
+        workflow reset or a lead started again under the same id (which restart counters):
+        the workflow clock in microseconds, then a counter for facts of the same moment."""
+        micros = int(self._now().timestamp() * 1_000_000)
+        return micros * 1000 + self._next_seq() % 1000
+
+    def _next_seq(self) -> int:
         self._state.ledger_seq += 1
         return self._state.ledger_seq
+
+    def _run_key(self, suffix: str) -> str:
+        """A key for a fact made in this run (counters may restart after a reset or a
+        restart of the lead; run ids do not repeat). Facts carried to the next run keep it."""
+        return f"{self._state.lead_id}:{workflow.info().run_id[:12]}:{suffix}"
+
+    def _chain_key(self, suffix: str) -> str:
+        """A key for a row written again by later runs (a handoff, an SLA turn): stable across
+        continue-as-new, new for a lead started again under the same id."""
+        return f"{self._state.lead_id}:{workflow.info().first_execution_run_id[:12]}:{suffix}"
 
     def _report_event(self, event: LeadEvent, entries: list[scoring.ScoreEntry]) -> None:
         if not self._with_ledger:
             return
         state, now = self._state, self._now()
         points = sum(e.points for e in entries)
-        key = f"{state.lead_id}:e{state.events_applied}"
+        # An event with an id is the same row whichever run (or restarted lead) applies it.
+        key = (
+            f"{state.lead_id}:ev:{event.event_id}"
+            if event.event_id
+            else self._run_key(f"e{state.events_applied}")
+        )
         self._report(
             EventFact(
                 key=key,
@@ -1148,7 +1188,7 @@ class LeadWorkflow:
         state = self._state
         self._report(
             ScoreChangeFact(
-                key=key or f"{state.lead_id}:s{self._next_version()}",
+                key=key or self._run_key(f"s{self._next_seq()}"),
                 at=self._now(),
                 delta=delta,
                 score_after=state.score.total,
@@ -1193,7 +1233,7 @@ class LeadWorkflow:
         story = handoff.story
         self._report(
             HandoffFact(
-                key=f"{state.lead_id}:h{handoff.number}",
+                key=self._chain_key(f"h{handoff.number}"),
                 version=self._next_version(),
                 number=handoff.number,
                 at=handoff.at,
@@ -1216,6 +1256,17 @@ class LeadWorkflow:
             )
         )
 
+    def _backfill_read_model(self) -> None:
+        """A lead from before the read model, in its first run that reports: what it is in
+        the middle of (its current handoff, SLA turns and outcome) so the reports count it."""
+        state = self._state
+        for index in range(1, len(state.assignments) + 1):
+            self._report_assignment(index)
+        if state.outcome is not None:
+            self._report_outcome(state.outcome)
+        else:
+            self._report_handoff()
+
     def _current_assignment(self) -> Assignment | None:
         return self._state.assignments[-1] if self._state.assignments else None
 
@@ -1227,13 +1278,16 @@ class LeadWorkflow:
         turn.responded_at, turn.response = self._now(), verb
         self._report_assignment()
 
-    def _report_assignment(self) -> None:
-        state, turn = self._state, self._current_assignment()
-        if not self._with_ledger or turn is None:
+    def _report_assignment(self, index: int | None = None) -> None:
+        """The SLA turn ``index`` (1-based; the current one by default) as it stands."""
+        state = self._state
+        index = index or len(state.assignments)
+        if not self._with_ledger or not 0 < index <= len(state.assignments):
             return
+        turn = state.assignments[index - 1]
         self._report(
             AssignmentFact(
-                key=f"{state.lead_id}:a{len(state.assignments)}",
+                key=self._chain_key(f"a{index}"),
                 version=self._next_version(),
                 handoff=turn.handoff or state.handoffs,
                 rep=turn.rep,
@@ -1258,7 +1312,7 @@ class LeadWorkflow:
         number = state.handoff.number if state.handoff else None
         self._report(
             OutcomeFact(
-                key=f"{state.lead_id}:h{number}:outcome",
+                key=self._chain_key(f"h{number}:outcome"),
                 at=outcome.at,
                 result=outcome.result,
                 amount=outcome.amount,
@@ -1313,15 +1367,19 @@ class LeadWorkflow:
             batch = FactBatch(
                 lead_id=self._state.lead_id,
                 lead=snapshot.model_copy(
-                    update={"version": self._state.ledger_flushes, "updated_at": self._now()}
+                    update={"version": self._next_version(), "updated_at": self._now()}
                 ),
                 facts=facts,
             )
             try:
+                # Milliseconds inside the workflow task normally. A slow or unavailable
+                # database holds the lead's next command for at most ~10 s: retries after
+                # that wait on durable timers, and the lead carries on meanwhile.
                 await workflow.execute_local_activity(
                     RECORD_FACTS,
                     batch,
-                    start_to_close_timeout=timedelta(seconds=30),
+                    start_to_close_timeout=timedelta(seconds=5),
+                    local_retry_threshold=timedelta(seconds=10),
                     retry_policy=RETRY_FOREVER,
                 )
             except ActivityError as err:

@@ -44,9 +44,13 @@ def _costs(engine: Engine, query: ReportQuery) -> tuple[dict[str, float], set[st
     """Prorated cost per campaign (few rows: prorated here) and the currencies seen."""
     statement = select(CampaignCost)
     if query.since is not None:
-        statement = statement.where(col(CampaignCost.period_end) > aware(query.since).date())
+        statement = statement.where(
+            col(CampaignCost.period_end) > aware(query.since).astimezone(UTC).date()
+        )
     if query.until is not None:
-        statement = statement.where(col(CampaignCost.period_start) <= aware(query.until).date())
+        statement = statement.where(
+            col(CampaignCost.period_start) <= aware(query.until).astimezone(UTC).date()
+        )
     totals: dict[str, float] = defaultdict(float)
     currencies: set[str] = set()
     with Session(engine) as session:

@@ -113,7 +113,9 @@ def _stages_now(conn: Connection) -> list[list[Any]]:
 
 def _entered(conn: Connection, query: ReportQuery) -> list[list[Any]]:
     moved = select(TRANSITION.c.lead_id, TRANSITION.c.to_stage.label("stage")).where(
-        query.in_period(TRANSITION.c.at)
+        query.in_period(TRANSITION.c.at),
+        # a reassignment or a re-chase is no entry: the lead was in the stage already
+        TRANSITION.c.from_stage.is_distinct_from(TRANSITION.c.to_stage),
     )
     entries = union(moved, _first_stages(query)).subquery()  # UNION: one row per lead, stage
     counts = {

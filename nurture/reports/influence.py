@@ -3,7 +3,8 @@ comparison of figures 1 and 2 of the Market2Lead paper): how many, how often won
 how fast they closed, and how long their leads stayed in each stage.
 
 A deal is an ``outcome`` row in the period. It is *influenced* when the lead had a nurture
-touch actually carried out (``touch.status`` 'sent' or 'task') before the handoff that led to
+touch actually carried out (``touch.status`` 'sent', or 'task_done': a call, voicemail or
+direct-mail task someone did) before the handoff that led to
 the outcome (before the outcome itself when that handoff is not on record). The counts are
 one GROUP BY over the deals; medians use :func:`percentiles`.
 """
@@ -37,9 +38,9 @@ LEAD: Table = LeadRecord.__table__  # type: ignore[attr-defined]
 TOUCH: Table = TouchRecord.__table__  # type: ignore[attr-defined]
 TRANSITION: Table = StageTransition.__table__  # type: ignore[attr-defined]
 
-#: Touches that reached the lead (or a rep's task carried out): skipped, suppressed and failed
-#: ones did not.
-INFLUENCING = ("sent", "task")
+#: Touches that reached the lead: an email sent, a task someone did. Skipped, suppressed and
+#: failed ones did not, nor a task that was only queued (it may have expired or been cancelled).
+INFLUENCING = ("sent", "task_done")
 #: Group labels by the ``influenced`` flag, in the order the tables list them.
 GROUPS = {1: "influenced", 0: "not influenced"}
 DAY = 86400.0

@@ -182,6 +182,10 @@ def _recommend(
     # below the lowest score handed off there is no history: thresholds under it keep the same
     # handoffs, so the lowest one the history speaks for is that score
     threshold = max(chosen.band, lowest_scored)
+    if current is not None and chosen is candidates[0] and current <= lowest_scored:
+        # Every handoff on record already clears the current threshold and the target is met
+        # from the lowest band up: nothing in the history argues for a raise.
+        threshold = current
     rate = _percent(chosen.kept_rejected / chosen.kept_decided, target)
     evidence_text = (
         f"handoffs scoring {threshold}+ were returned {rate} of the time "
