@@ -7,6 +7,8 @@ written with a natural idempotency key, so an activity retried after a crash nev
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -146,6 +148,21 @@ def database_url_from_env(data_dir: Path | None = None) -> str:
     return f"sqlite:///{(directory / 'nurture.db').resolve()}"
 
 
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """``PRAGMA journal_mode=WAL`` (then the file's mode for every connection), tried again
+    when another process is switching the same new file at that moment: SQLite answers
+    "database is locked" at once there, without waiting out the busy timeout."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def make_engine(url: str, *, migrate: bool = True) -> Engine:
     """An engine on a database migrated to the current schema (``nurture.migrations``; a no-op
     when it already is); SQLite in WAL mode so workers and CLI share it."""
@@ -160,7 +177,7 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
