@@ -1,0 +1,1 @@
+"""Benchmarks: speed targets measured as ratios against a baseline taken in the same run."""
