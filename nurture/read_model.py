@@ -133,7 +133,7 @@ class SalesAssignment(SQLModel, table=True):
 
 class TouchRecord(SQLModel, table=True):
     __tablename__ = "touch"
-    __table_args__ = (Index("ix_touch_lead_at", "lead_id", "at"),)
+    __table_args__ = (Index("ix_touch_lead_status_at", "lead_id", "status", "at"),)
 
     key: str = Field(primary_key=True, max_length=300)
     lead_id: str = Field(max_length=200)

@@ -163,7 +163,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("detail", sa.String(), nullable=True),
         sa.PrimaryKeyConstraint("key"),
-        sa.Index("ix_touch_lead_at", "lead_id", "at"),
+        sa.Index("ix_touch_lead_status_at", "lead_id", "status", "at"),
         _ix("touch", "at"),
         _ix("touch", "status"),
     )
