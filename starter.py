@@ -6,8 +6,15 @@ from __future__ import annotations
 
 def main() -> None:
     from nurture.cli import app
+    from nurture.migrations import SchemaTooNewError
 
-    app()
+    try:
+        app()
+    except SchemaTooNewError as exc:  # from any command that opens the database
+        from nurture.cli.output import fail
+        from nurture.process import exit_now
+
+        exit_now(fail(str(exc), 2))
 
 
 if __name__ == "__main__":

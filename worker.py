@@ -101,6 +101,7 @@ async def run_worker(options: WorkerOptions) -> None:
 def main(argv: list[str] | None = None) -> int:
     from nurture.config_loader import ConfigError
     from nurture.logging import configure_logging
+    from nurture.migrations import SchemaTooNewError
     from nurture.process import exit_now
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -123,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             task_queue=args.task_queue,
         )
         asyncio.run(run_worker(options))
+    except SchemaTooNewError as exc:
+        log.error("worker not started", problem=str(exc))
+        print(f"  {exc}", file=sys.stderr)
+        return exit_now(2)
     except (ConfigError, ConsentConfigError) as exc:
         log.error("worker not started: fix the configuration", problems=exc.problems)
         for problem in exc.problems:

@@ -289,3 +289,26 @@ def test_db_commands(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None
     assert again.exit_code == 0 and '"from": "' + HEAD in again.output
     now = runner.invoke(app, ["db", "current", "--json"])
     assert now.exit_code == 0 and '"up_to_date": true' in now.output
+
+
+def test_a_database_from_a_newer_release_is_refused_clearly(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newer release migrated it: nothing starts, and every entry point says why."""
+    from typer.testing import CliRunner
+
+    from nurture.cli.app import app
+    from nurture.migrations import SchemaTooNewError
+
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(SchemaTooNewError, match="revision 0099, newer than this release"):
+        make_engine(database_url)
+    monkeypatch.setenv("NURTURE_DATABASE_URL", database_url)
+    runner = CliRunner()
+    current = runner.invoke(app, ["db", "current"])
+    assert current.exit_code == 3 and "newer than this release" in current.output
+    upgrade = runner.invoke(app, ["db", "upgrade"])
+    assert upgrade.exit_code == 3 and "Upgrade this installation" in upgrade.output
+    engine.dispose()

@@ -10,12 +10,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.cli.output import JsonOpt, console, fail, print_json
 from nurture.db import database_url_from_env, make_engine
-from nurture.migrations import HEAD, current_revision, migrate
+from nurture.migrations import (
+    HEAD,
+    KNOWN_REVISIONS,
+    SchemaTooNewError,
+    current_revision,
+    migrate,
+)
 
 db_app = typer.Typer(no_args_is_help=True, help="The database schema (migrations).")
 
 EXIT_BEHIND = 1
 EXIT_UNREACHABLE = 2
+EXIT_AHEAD = 3
 
 
 def _engine() -> Engine:
@@ -38,6 +45,8 @@ def upgrade(as_json: JsonOpt = False) -> None:
         after = current_revision(engine)
     except SQLAlchemyError as exc:
         raise _unreachable(engine, exc) from None
+    except SchemaTooNewError as exc:
+        raise typer.Exit(fail(str(exc), EXIT_AHEAD)) from None
     finally:
         engine.dispose()
     if as_json:
@@ -50,7 +59,8 @@ def upgrade(as_json: JsonOpt = False) -> None:
 
 @db_app.command("current")
 def current(as_json: JsonOpt = False) -> None:
-    """The database's schema revision. Exit 1 when it is behind (run 'nurture db upgrade')."""
+    """The database's schema revision. Exit 1 when it is behind (run 'nurture db upgrade'),
+    3 when it is ahead (a newer release migrated it)."""
     engine = _engine()
     try:
         revision = current_revision(engine)
@@ -58,13 +68,22 @@ def current(as_json: JsonOpt = False) -> None:
         raise _unreachable(engine, exc) from None
     finally:
         engine.dispose()
+    ahead = revision is not None and revision not in KNOWN_REVISIONS
     if as_json:
-        print_json({"revision": revision, "head": HEAD, "up_to_date": revision == HEAD})
+        print_json(
+            {"revision": revision, "head": HEAD, "up_to_date": revision == HEAD, "ahead": ahead}
+        )
     elif revision == HEAD:
         console.print(f"{revision} (head)", highlight=False)
+    elif ahead:
+        console.print(
+            f"{revision}: newer than this release (head {HEAD}); upgrade Nurture", highlight=False
+        )
     else:
         console.print(
             f"{revision or 'none'} (head is {HEAD}: run 'nurture db upgrade')", highlight=False
         )
+    if ahead:
+        raise typer.Exit(EXIT_AHEAD)
     if revision != HEAD:
         raise typer.Exit(EXIT_BEHIND)

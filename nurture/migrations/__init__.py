@@ -30,6 +30,9 @@ HEAD = "0002"
 """The newest revision: a database at it needs nothing, and is recognised without loading
 Alembic (one cheap query)."""
 
+KNOWN_REVISIONS = frozenset(
+    path.name.split("_", 1)[0] for path in (SCRIPT_LOCATION / "versions").glob("[0-9]*_*.py")
+)
 _VERSION_TABLE = "alembic_version"
 _BASELINE_TABLES = frozenset(
     {
@@ -49,6 +52,25 @@ _PG_LOCK_KEY = 0x6E75727475726531  # "nurture1": pg_advisory_xact_lock's key for
 log = logging.getLogger(__name__)  # standard library: silent in CLI commands printing JSON
 
 
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer release than this one: running on it could
+    corrupt data, so nothing starts until this release is upgraded too."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(
+            f"the database schema is at revision {revision}, newer than this release knows "
+            f"(its newest is {HEAD}): a newer Nurture migrated it. Upgrade this installation "
+            "to that release (or point NURTURE_DATABASE_URL at another database)"
+        )
+        self.revision = revision
+
+
+def refuse_unknown(revision: str | None) -> None:
+    """Raise :class:`SchemaTooNewError` for a revision this release has no migration for."""
+    if revision is not None and revision not in KNOWN_REVISIONS:
+        raise SchemaTooNewError(revision)
+
+
 def current_revision(engine: Engine) -> str | None:
     """The database's revision, or None (empty, or made before migrations existed)."""
     with engine.connect() as conn:
@@ -62,12 +84,15 @@ def migrate(engine: Engine) -> None:
     tables, no ``alembic_version``) is stamped :data:`BASELINE` first, its rows kept. At head,
     this is one look at the version table (two cheap queries) and does not load Alembic.
     """
-    if current_revision(engine) == HEAD:
+    revision = current_revision(engine)
+    if revision == HEAD:
         return
+    refuse_unknown(revision)
     with _exclusive(engine) as conn:
         before = _read_revision(conn)  # again: another process may have migrated meanwhile
         if before == HEAD:
             return
+        refuse_unknown(before)
         from alembic import command
 
         config = alembic_config(conn)
