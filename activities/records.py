@@ -32,6 +32,7 @@ from nurture.read_model import (
     SalesAssignment,
     ScoreChange,
     TouchRecord,
+    table_of,
 )
 
 APPEND_ONLY: dict[str, type[SQLModel]] = {
@@ -108,10 +109,10 @@ def write_batches(engine: Engine, batches: Sequence[FactBatch]) -> None:
         _keep_newest(leads, _fit(LeadRecord, batch.lead.model_dump()), "lead_id")
     with engine.begin() as conn:
         for kind, rows in appended.items():
-            _insert_new(conn, _table(APPEND_ONLY[kind]), rows)
+            _insert_new(conn, table_of(APPEND_ONLY[kind]), rows)
         for kind, by_key in versioned.items():
-            _upsert_newer(conn, _table(VERSIONED[kind]), "key", list(by_key.values()))
-        _upsert_newer(conn, _table(LeadRecord), "lead_id", list(leads.values()))
+            _upsert_newer(conn, table_of(VERSIONED[kind]), "key", list(by_key.values()))
+        _upsert_newer(conn, table_of(LeadRecord), "lead_id", list(leads.values()))
 
 
 def _fit(model: type[SQLModel], row: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def _fit(model: type[SQLModel], row: dict[str, Any]) -> dict[str, Any]:
 @cache
 def _text_limits(model: type[SQLModel]) -> dict[str, int | None]:
     limits: dict[str, int | None] = {}
-    for column in _table(model).columns:
+    for column in table_of(model).columns:
         kind = getattr(column.type, "impl", column.type)  # SQLModel's AutoString decorates
         if isinstance(kind, String):
             limits[column.name] = kind.length
@@ -145,10 +146,6 @@ def _keep_newest(rows: dict[str, dict[str, Any]], row: dict[str, Any], key: str)
     held = rows.get(row[key])
     if held is None or held["version"] < row["version"]:
         rows[row[key]] = row
-
-
-def _table(model: type[SQLModel]) -> Table:
-    return model.__table__  # type: ignore[attr-defined, no-any-return]
 
 
 def _dialect_insert(conn: Connection, table: Table) -> Any:

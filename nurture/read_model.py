@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from nurture.db import utcnow
@@ -182,3 +182,8 @@ class CampaignCost(SQLModel, table=True):
     currency: str = Field(default="USD", max_length=3)
     note: str = ""
     recorded_at: datetime = Field(default_factory=utcnow)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's SQLAlchemy Core ``Table`` (for bulk statements and report queries)."""
+    return model.__table__  # type: ignore[attr-defined, no-any-return]

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
@@ -36,6 +37,9 @@ from nurture.temporal import installed_binary
 from nurture.web.app import WebSettings, create_app, serving
 from worker import WorkerOptions, build_worker
 from workflows.lead import SEARCH_ATTRIBUTES, LeadWorkflow
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_RULES = FIXTURES / "rules"
@@ -263,3 +267,32 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from nurture.process import exit_now
 
         exit_now(_exit_status[-1])
+
+
+# --- a real browser for the web pages -----------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"  # screenshots, kept by CI
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium driven by Playwright (no browser download: the system's binary)."""
+    from playwright.async_api import async_playwright
+
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        await chromium.close()

@@ -19,7 +19,7 @@ from typing import Any, cast
 import httpx
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from typer.testing import CliRunner
@@ -43,10 +43,8 @@ from nurture.ledger import (
 from nurture.reports import ReportQuery, run_report
 from nurture.web.app import WebSettings, create_app, serving
 from nurture.web.dashboard import NO_DATA, DashboardLinks, build_dashboard
-from tests.conftest import TEST_SECRET
+from tests.conftest import ARTIFACTS, TEST_SECRET
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 CHART_IDS = (
     "funnel",
     "time-in-stage",
@@ -351,26 +349,6 @@ def seed(engine: Engine, leads: int = 160) -> Expected:
 
 
 # --- the page in Chromium ---------------------------------------------------------------------
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield chromium
-        await chromium.close()
 
 
 @asynccontextmanager

@@ -6,39 +6,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import TEST_SECRET, lead_id, running_engine, wait_for_email, wait_for_state
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield chromium
-        await chromium.close()
+from tests.conftest import (
+    ARTIFACTS,
+    TEST_SECRET,
+    lead_id,
+    running_engine,
+    wait_for_email,
+    wait_for_state,
+)
 
 
 class _EightDaysAgo(TimestampSigner):

@@ -9,11 +9,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, case, func, select, union, union_all
+from sqlalchemy import ColumnElement, Select, and_, case, func, select, union, union_all
 from sqlalchemy.engine import Connection, Engine
 
-from nurture.db import StageTransition
-from nurture.read_model import LeadRecord
 from nurture.reports.base import (
     Report,
     ReportQuery,
@@ -23,10 +21,8 @@ from nurture.reports.base import (
     ratio,
     report,
 )
+from nurture.reports.tables import LEAD, TRANSITION
 from nurture.stages import STAGES
-
-LEAD: Table = LeadRecord.__table__  # type: ignore[attr-defined]
-TRANSITION: Table = StageTransition.__table__  # type: ignore[attr-defined]
 
 #: The stages whose reach the cohort query flags, per lead.
 REACHED = ("assigned", "working", "won", "lost")

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, FunctionElement, Select, Table, and_, case, cast, exists, func, select
+from sqlalchemy import Float, FunctionElement, Select, and_, case, cast, exists, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from nurture.db import StageTransition
-from nurture.read_model import DealOutcome, HandoffRecord, LeadRecord, TouchRecord
 from nurture.reports.base import (
     Report,
     ReportQuery,
@@ -30,13 +28,8 @@ from nurture.reports.base import (
     ratio,
     report,
 )
+from nurture.reports.tables import HANDOFF, LEAD, OUTCOME, TOUCH, TRANSITION
 from nurture.stages import STAGES
-
-OUTCOME: Table = DealOutcome.__table__  # type: ignore[attr-defined]
-HANDOFF: Table = HandoffRecord.__table__  # type: ignore[attr-defined]
-LEAD: Table = LeadRecord.__table__  # type: ignore[attr-defined]
-TOUCH: Table = TouchRecord.__table__  # type: ignore[attr-defined]
-TRANSITION: Table = StageTransition.__table__  # type: ignore[attr-defined]
 
 #: Touches that reached the lead: an email sent, a task someone did. Skipped, suppressed and
 #: failed ones did not, nor a task that was only queued (it may have expired or been cancelled).

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.engine import Engine
 
-from nurture.read_model import SalesAssignment
 from nurture.reports.base import (
     Report,
     ReportQuery,
@@ -21,8 +20,7 @@ from nurture.reports.base import (
     ratio,
     report,
 )
-
-TURN: Table = SalesAssignment.__table__  # type: ignore[attr-defined]
+from nurture.reports.tables import TURN
 
 RESPONDED = TURN.c.responded_at.is_not(None)
 #: Answered before the deadline (a turn without one cannot be late) and never missed.

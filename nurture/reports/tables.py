@@ -1,0 +1,20 @@
+"""The read model's tables as SQLAlchemy Core ``Table`` objects, for the reports' queries."""
+
+from __future__ import annotations
+
+from nurture.db import StageTransition
+from nurture.read_model import (
+    DealOutcome,
+    HandoffRecord,
+    LeadRecord,
+    SalesAssignment,
+    TouchRecord,
+    table_of,
+)
+
+LEAD = table_of(LeadRecord)
+TRANSITION = table_of(StageTransition)
+HANDOFF = table_of(HandoffRecord)
+TURN = table_of(SalesAssignment)
+TOUCH = table_of(TouchRecord)
+OUTCOME = table_of(DealOutcome)
