@@ -14,6 +14,7 @@ from nurture.cli.output import JsonOpt, console, fail, print_json, table
 from nurture.db import database_url_from_env, make_engine
 from nurture.process import exit_now
 from nurture.reports import ReportError, ReportQuery, run_report, to_csv
+from nurture.reports.base import query_problems
 
 EXIT_USAGE = 2
 
@@ -60,7 +61,7 @@ def report_command(
             band_width=band,
         )
     except ValidationError as exc:
-        exit_now(fail("; ".join(e["msg"] for e in exc.errors()), EXIT_USAGE))
+        exit_now(fail(query_problems(exc), EXIT_USAGE))
     try:
         result = run_report(make_engine(database_url_from_env()), name, query)
         if as_csv:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.engine import Engine
 
@@ -59,6 +59,16 @@ class ReportQuery(BaseModel):
         if self.until is not None:
             conditions.append(column < aware(self.until))
         return and_(True, *conditions)
+
+
+def query_problems(exc: ValidationError) -> str:
+    """What is wrong with a report's parameters, in one line for a person."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error["loc"])
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 class ReportTable(BaseModel):

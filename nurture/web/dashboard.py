@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from nurture.reports.base import Report, ReportError, ReportQuery, run_report
+from nurture.reports.base import Report, ReportError, ReportQuery, query_problems, run_report
 from nurture.web.security import requires
 
 log = structlog.get_logger(__name__)
@@ -678,9 +678,7 @@ def period_query(since: str | None, until: str | None) -> ReportQuery:
     try:
         return ReportQuery(since=parse_day(since, "since"), until=parse_day(until, "until"))
     except ValidationError as exc:
-        raise ValueError(
-            "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        ) from None
+        raise ValueError(query_problems(exc)) from None
 
 
 def _presets(today: date) -> list[tuple[str, str, str]]:

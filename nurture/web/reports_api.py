@@ -15,6 +15,7 @@ from nurture.reports.base import (
     ReportError,
     ReportQuery,
     UnknownReportError,
+    query_problems,
     run_report,
     to_csv,
 )
@@ -48,7 +49,7 @@ def reports_router(engine: Engine) -> APIRouter:
                 band_width=band_width,
             )
         except ValidationError as exc:
-            raise HTTPException(422, "; ".join(e["msg"] for e in exc.errors())) from None
+            raise HTTPException(422, query_problems(exc)) from None
         try:
             result = await run_in_threadpool(run_report, engine, name, query)
             if format == "csv":
