@@ -24,16 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_worker(
-    env: WorkflowEnvironment,
+    env: WorkflowEnvironment | str,
     config: Path,
     task_queue: str,
     db_url: str,
     standin: SendGridStandIn,
     log: Path,
 ) -> subprocess.Popen[bytes]:
+    """``worker.py`` as its own process, on the dev server ``env`` (or at that address)."""
     environment = {
         **os.environ,
-        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "TEMPORAL_ADDRESS": env
+        if isinstance(env, str)
+        else env.client.service_client.config.target_host,
         "NURTURE_DATABASE_URL": db_url,
         "SENDGRID_API_KEY": "SG.crash-test-key",
         "SENDGRID_BASE_URL": standin.url,
