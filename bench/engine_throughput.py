@@ -1,0 +1,560 @@
+"""Engine throughput and handoff latency: events/s through the real ``LeadWorkflow`` against a
+workflow that only counts signals, measured in the same run on the same dev server.
+
+    .venv/bin/python -m bench.engine_throughput [--leads 500 --events 4 --in-flight 50]
+        [--repeats 3] [--handoff-leads 200 --handoff-in-flight 10]
+        [--worker-option NAME=VALUE ...] [--sweep] [--database-url URL] [--results FILE]
+
+One process: a dev server in memory (``WorkflowEnvironment.start_local`` with the installed
+``temporal`` binary and the lead search attributes), the SendGrid stand-in on loopback, a SQLite
+read model in a temporary directory, and two workers: the lead worker exactly as
+``worker.build_worker`` wires it (shipped ``config/`` and ``templates/``) and a worker with the
+same options running ``bench.counting_workflow.CountingWorkflow``.
+
+Throughput: the same population for both (``--leads`` x ``--events``; each lead's events in
+order, ``--in-flight`` leads being sent at once), every event a signal-with-start
+(``nurture.starting.send_event`` for leads). Runs alternate counting, lead, counting, lead...
+with fresh lead ids each time; each run reports *accepted* events/s (the send phase: every
+signal acknowledged by the server), *processed* events/s (until every workflow has applied
+every event, checked by query) and the per-event latency of the signal-with-start call
+(p50/p99). Medians over ``--repeats``; the ratio is lead / counting (target >= 0.8).
+
+Handoff latency: ``--handoff-leads`` new leads each send ``requested_call`` (instant qualify);
+from the signal returning to the stand-in accepting the rep's handoff email (its
+``received_at``): p50/p99 (target p99 < 1 s on the dev server).
+
+``--worker-option`` applies to both workers: ``max_cached_workflows``, ``activity_threads``
+(``WorkerOptions`` fields), ``workflow_pollers``/``activity_pollers`` (poller maxima), or any
+integer ``temporalio.worker.Worker`` argument (``max_concurrent_workflow_tasks``,
+``max_concurrent_local_activities``...). ``--sweep`` measures a set of variants one after
+the other on the same server. Timings are never asserted: ``tests/test_bench_engine_smoke.py``
+runs this at a tiny size and checks that it reports figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+
+import worker as worker_module
+from activities.email import MailerSettings
+from activities.rules import RulesSource
+from bench.counting_workflow import CountingWorkflow
+from nurture.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR
+from nurture.consent import LinkSigner
+from nurture.leads import LeadEvent, workflow_id_for
+from nurture.sendgrid_standin import SendGridStandIn
+from nurture.starting import send_event
+from nurture.temporal import installed_binary
+from worker import WorkerOptions, build_worker
+from workflows.lead import SEARCH_ATTRIBUTES, LeadWorkflow
+
+RESULTS_DIR = Path(__file__).parent / "results"
+BENCH_SECRET = "bench-secret-0123456789abcdef"
+
+#: What leads do in the throughput runs, cycled per lead: scored behaviours, URL rules
+#: (fnmatch), a campaign on the first event. Four events stay under the sales-ready threshold
+#: (no handoff: that is measured on its own).
+EVENT_MIX: tuple[dict[str, Any], ...] = (
+    {"type": "form_fill", "campaign": "search-brand", "url": "https://nurture.example/contact"},
+    {"type": "page_view", "url": "https://nurture.example/blog/why-nurture"},
+    {"type": "page_view", "url": "https://nurture.example/pricing"},
+    {"type": "download", "url": "https://nurture.example/ebook"},
+    {"type": "email_click", "url": "https://nurture.example/pricing?utm=mail"},
+    {"type": "page_view", "url": "https://nurture.example/features"},
+    {"type": "webinar_registered"},
+    {"type": "email_open"},
+)
+
+#: Variants ``--sweep`` measures (each on top of ``--worker-option``).
+SWEEP: tuple[tuple[str, dict[str, int]], ...] = (
+    ("defaults", {}),
+    ("max_cached_workflows=100", {"max_cached_workflows": 100}),
+    ("max_concurrent_workflow_tasks=20", {"max_concurrent_workflow_tasks": 20}),
+    ("max_concurrent_workflow_tasks=200", {"max_concurrent_workflow_tasks": 200}),
+    ("workflow_pollers=2", {"workflow_pollers": 2}),
+    ("workflow_pollers=20", {"workflow_pollers": 20}),
+    ("activity_threads=8", {"activity_threads": 8}),
+)
+OPTION_FIELDS = ("max_cached_workflows", "activity_threads")  # WorkerOptions fields
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (``pct`` in 0..100); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class PopulationRun:
+    kind: str  # "counting" or "lead"
+    repeat: int
+    events: int
+    send_s: float
+    drain_s: float
+    ask_s: float  # one describe of every workflow: the cost of checking they are idle
+    latencies_ms: list[float] = field(repr=False)
+
+    @property
+    def accepted_per_s(self) -> float:
+        return self.events / self.send_s
+
+    @property
+    def processed_per_s(self) -> float:
+        return self.events / (self.send_s + self.drain_s)
+
+    def summary(self) -> dict[str, float | int | str]:
+        return {
+            "kind": self.kind,
+            "repeat": self.repeat,
+            "events": self.events,
+            "send_s": round(self.send_s, 3),
+            "drain_s": round(self.drain_s, 3),
+            "ask_s": round(self.ask_s, 3),
+            "accepted_per_s": round(self.accepted_per_s, 1),
+            "processed_per_s": round(self.processed_per_s, 1),
+            "p50_ms": round(percentile(self.latencies_ms, 50), 1),
+            "p99_ms": round(percentile(self.latencies_ms, 99), 1),
+        }
+
+
+def medians(runs: Sequence[PopulationRun]) -> dict[str, float]:
+    rows = [run.summary() for run in runs]
+    keys = ("accepted_per_s", "processed_per_s", "p50_ms", "p99_ms", "drain_s")
+    return {key: round(statistics.median(float(row[key]) for row in rows), 3) for key in keys}
+
+
+# --- the population ---------------------------------------------------------------------------
+
+
+def event_for(lead_id: str, index: int, number: int) -> LeadEvent:
+    return LeadEvent.model_validate({"lead_id": lead_id, **EVENT_MIX[(index + number) % 8]})
+
+
+async def send_population(
+    send: Callable[[LeadEvent], Awaitable[object]],
+    lead_ids: Sequence[str],
+    events: int,
+    in_flight: int,
+) -> tuple[float, list[float]]:
+    """Send every lead's events in order, ``in_flight`` leads at once; wall time and the
+    latency of every call (ms)."""
+    queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    for index, lead in enumerate(lead_ids):
+        queue.put_nowait((index, lead))
+    latencies: list[float] = []
+
+    async def sender() -> None:
+        while not queue.empty():
+            index, lead = queue.get_nowait()
+            for number in range(events):
+                event = event_for(lead, index, number)
+                started = time.perf_counter()
+                await send(event)
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(min(in_flight, len(lead_ids)))))
+    return time.perf_counter() - started, latencies
+
+
+async def drain(client: Client, workflow_ids: Sequence[str], in_flight: int) -> tuple[float, float]:
+    """Seconds until every workflow is idle: no workflow task and no activity pending, i.e.
+    every event signalled (all accepted by then) has been applied and its effects carried
+    out. Asked with ``describe`` (the server alone answers; a query would go through the
+    worker and cost more than the work measured). Also the duration of the last pass (every
+    workflow asked once more): what the asking itself costs."""
+    started = time.perf_counter()
+    pending = list(workflow_ids)
+    deadline = started + 300
+    semaphore = asyncio.Semaphore(in_flight)
+
+    async def idle(workflow_id: str) -> bool:
+        async with semaphore:
+            raw = (await client.get_workflow_handle(workflow_id).describe()).raw_description
+            return not raw.HasField("pending_workflow_task") and not raw.pending_activities
+
+    while pending:
+        finished = await asyncio.gather(*(idle(w) for w in pending))
+        pending = [w for w, ok in zip(pending, finished, strict=True) if not ok]
+        if pending:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{len(pending)} workflows never went idle")
+            await asyncio.sleep(0.02)
+    drained = time.perf_counter() - started
+    asked = time.perf_counter()
+    await asyncio.gather(*(idle(w) for w in workflow_ids))
+    return drained, time.perf_counter() - asked
+
+
+@dataclass
+class Engines:
+    client: Client
+    lead_queue: str
+    counting_queue: str
+    standin: SendGridStandIn
+
+    async def run_population(
+        self, kind: str, repeat: int, leads: int, events: int, in_flight: int
+    ) -> PopulationRun:
+        prefix = f"{kind[0]}{repeat}-{uuid.uuid4().hex[:6]}"
+        lead_ids = [f"{prefix}-{n}" for n in range(leads)]
+        client = self.client
+        if kind == "lead":
+
+            async def send(event: LeadEvent) -> object:
+                return await send_event(client, event, task_queue=self.lead_queue)
+
+            workflow_ids = [workflow_id_for(lead) for lead in lead_ids]
+        else:
+
+            async def send(event: LeadEvent) -> object:
+                return await client.start_workflow(
+                    CountingWorkflow.run,
+                    event.lead_id,
+                    id=f"count-{event.lead_id}",
+                    task_queue=self.counting_queue,
+                    start_signal="event",
+                    start_signal_args=[event],
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                )
+
+            workflow_ids = [f"count-{lead}" for lead in lead_ids]
+
+        send_s, latencies = await send_population(send, lead_ids, events, in_flight)
+        drain_s, ask_s = await drain(client, workflow_ids, in_flight)
+        if repeat == 1:  # once per kind: every event was applied (behaviour, not timing)
+            await self.check_applied(kind, workflow_ids, events)
+        return PopulationRun(kind, repeat, leads * events, send_s, drain_s, ask_s, latencies)
+
+    async def check_applied(self, kind: str, workflow_ids: Sequence[str], events: int) -> None:
+        for workflow_id in workflow_ids[:20]:
+            if kind == "lead":
+                handle = self.client.get_workflow_handle_for(LeadWorkflow.run, workflow_id)
+                applied = (await handle.query(LeadWorkflow.state)).events_applied
+            else:
+                counter: WorkflowHandle[CountingWorkflow, None] = (
+                    self.client.get_workflow_handle_for(CountingWorkflow.run, workflow_id)
+                )
+                applied = await counter.query(CountingWorkflow.count)
+            if applied != events:
+                raise RuntimeError(f"{workflow_id} applied {applied} of {events} events")
+
+    async def handoffs(self, leads: int, in_flight: int) -> dict[str, Any]:
+        """Latency from ``requested_call`` accepted to the rep's handoff email at the stand-in."""
+        client, standin = self.client, self.standin
+        prefix = f"h-{uuid.uuid4().hex[:6]}"
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for n in range(leads):
+            queue.put_nowait(f"{prefix}-{n}")
+        latencies: list[float] = []
+        missing: list[str] = []
+
+        async def one() -> None:
+            while not queue.empty():
+                lead = queue.get_nowait()
+                event = LeadEvent(lead_id=lead, type="requested_call")
+                await send_event(client, event, task_queue=self.lead_queue)
+                accepted = datetime.now(UTC)
+                deadline = time.monotonic() + 30
+                while not (found := standin.messages_with(lead_id=lead, category="handoff")):
+                    if time.monotonic() > deadline:
+                        missing.append(lead)
+                        break
+                    await asyncio.sleep(0.005)
+                if found:
+                    latencies.append((found[0].received_at - accepted).total_seconds() * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(min(in_flight, leads))))
+        return {
+            "leads": leads,
+            "in_flight": in_flight,
+            "seconds": round(time.perf_counter() - started, 3),
+            "notified": len(latencies),
+            "missing": len(missing),
+            "p50_ms": round(percentile(latencies, 50), 1),
+            "p99_ms": round(percentile(latencies, 99), 1),
+            "max_ms": round(max(latencies, default=0.0), 1),
+        }
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+
+def worker_kwargs(options: dict[str, int]) -> dict[str, Any]:
+    """``temporalio.worker.Worker`` arguments for the options that are not ``WorkerOptions``
+    fields."""
+    kwargs: dict[str, Any] = {}
+    for name, value in options.items():
+        if name in OPTION_FIELDS:
+            continue
+        if name == "workflow_pollers":
+            kwargs["workflow_task_poller_behavior"] = PollerBehaviorSimpleMaximum(value)
+        elif name == "activity_pollers":
+            kwargs["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(value)
+        else:
+            kwargs[name] = value
+    return kwargs
+
+
+@contextlib.contextmanager
+def extra_worker_arguments(kwargs: dict[str, Any]) -> Iterator[None]:
+    """``build_worker`` as shipped, with extra ``Worker`` arguments for the options tried."""
+    original = worker_module.Worker
+    if kwargs:
+        setattr(worker_module, "Worker", functools.partial(Worker, **kwargs))  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(worker_module, "Worker", original)  # noqa: B010
+
+
+@contextlib.asynccontextmanager
+async def engines(
+    client: Client,
+    standin: SendGridStandIn,
+    database_url: str,
+    source: RulesSource,
+    options: dict[str, int],
+) -> AsyncIterator[Engines]:
+    """The lead worker (``build_worker``) and the counting worker, same options, own queues."""
+    run_id = uuid.uuid4().hex[:8]
+    worker_options = WorkerOptions(
+        config_dir=DEFAULT_CONFIG_DIR,
+        templates_dir=DEFAULT_TEMPLATES_DIR,
+        database_url=database_url,
+        mailer=MailerSettings(api_key="SG.bench-key", base_url=standin.url),
+        signer=LinkSigner(secret=BENCH_SECRET),
+        crm=None,
+        task_queue=f"bench-lead-{run_id}",
+        **{name: value for name, value in options.items() if name in OPTION_FIELDS},  # type: ignore[arg-type]
+    )
+    kwargs = worker_kwargs(options)
+    with extra_worker_arguments(kwargs):
+        lead_worker = build_worker(client, worker_options, source)
+    counting_worker = Worker(
+        client,
+        task_queue=f"bench-count-{run_id}",
+        workflows=[CountingWorkflow],
+        activity_executor=concurrent.futures.ThreadPoolExecutor(worker_options.activity_threads),
+        max_cached_workflows=worker_options.max_cached_workflows,
+        max_concurrent_activities=worker_options.activity_threads,
+        **kwargs,
+    )
+    async with lead_worker, counting_worker:
+        yield Engines(client, lead_worker.task_queue, counting_worker.task_queue, standin)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def parse_option(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}: expected an integer, got {value!r}") from None
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.engine_throughput", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--leads", type=int, default=500, help="default: %(default)s")
+    parser.add_argument("--events", type=int, default=4, help="per lead; default: %(default)s")
+    parser.add_argument("--in-flight", type=int, default=50, help="default: %(default)s")
+    parser.add_argument("--repeats", type=int, default=3, help="default: %(default)s")
+    parser.add_argument("--warmup-leads", type=int, default=50, help="default: %(default)s")
+    parser.add_argument("--handoff-leads", type=int, default=200, help="0: skip; %(default)s")
+    parser.add_argument("--handoff-in-flight", type=int, default=10, help="default: %(default)s")
+    parser.add_argument(
+        "--worker-option",
+        type=parse_option,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="for both workers, e.g. max_cached_workflows=500 (repeatable)",
+    )
+    parser.add_argument(
+        "--database-url", help="read model (default: a SQLite file in a temporary directory)"
+    )
+    parser.add_argument("--sweep", action="store_true", help="measure the SWEEP variants too")
+    parser.add_argument("--results", type=Path, help="JSON file (default: bench/results/...)")
+    return parser.parse_args(argv)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+async def measure_variant(
+    env: WorkflowEnvironment,
+    standin: SendGridStandIn,
+    database_url: str,
+    source: RulesSource,
+    name: str,
+    options: dict[str, int],
+    args: argparse.Namespace,
+    handoff_leads: int,
+) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
+    async with engines(env.client, standin, database_url, source, options) as engine:
+        if args.warmup_leads:
+            for kind in ("counting", "lead"):
+                await engine.run_population(kind, 0, args.warmup_leads, 1, args.in_flight)
+        runs: list[PopulationRun] = []
+        for repeat in range(1, args.repeats + 1):
+            for kind in ("counting", "lead"):
+                run = await engine.run_population(
+                    kind, repeat, args.leads, args.events, args.in_flight
+                )
+                runs.append(run)
+                print(f"  [{name}] {json.dumps(run.summary())}", flush=True)
+        handoff = (
+            await engine.handoffs(handoff_leads, args.handoff_in_flight) if handoff_leads else None
+        )
+    counting = medians([r for r in runs if r.kind == "counting"])
+    lead = medians([r for r in runs if r.kind == "lead"])
+    return {
+        "variant": name,
+        "options": options,
+        "counting": counting,
+        "lead": lead,
+        "ratio_accepted": round(lead["accepted_per_s"] / counting["accepted_per_s"], 3),
+        "ratio_processed": round(lead["processed_per_s"] / counting["processed_per_s"], 3),
+        "runs": [r.summary() for r in runs],
+        "handoff": handoff,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    base = dict(args.worker_option)
+    variants = [("given options" if base else "defaults", base)]
+    if args.sweep:
+        variants += [(name, {**base, **extra}) for name, extra in SWEEP if extra]
+    source = RulesSource(DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR, 1.0)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": machine(),
+        "population": {
+            "leads": args.leads,
+            "events_per_lead": args.events,
+            "in_flight": args.in_flight,
+            "repeats": args.repeats,
+        },
+        "variants": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="nurture-bench-") as tmp, SendGridStandIn() as standin:
+        database_url = args.database_url or f"sqlite:///{Path(tmp) / 'nurture.db'}"
+        results["database"] = database_url.split(":", 1)[0]
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=installed_binary("temporal"),
+            data_converter=pydantic_data_converter,
+            search_attributes=SEARCH_ATTRIBUTES,
+            dev_server_log_level="error",
+        )
+        try:
+            for index, (name, options) in enumerate(variants):
+                print(f"variant {name}: {options or 'worker.py defaults'}", flush=True)
+                handoff_leads = args.handoff_leads if index == 0 else min(args.handoff_leads, 100)
+                results["variants"].append(
+                    await measure_variant(
+                        env, standin, database_url, source, name, options, args, handoff_leads
+                    )
+                )
+        finally:
+            await env.shutdown()
+    results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    population = results["population"]
+    lines = [
+        f"engine throughput, {results['date']}: {population['leads']} leads x "
+        f"{population['events_per_lead']} events, {population['in_flight']} in flight, "
+        f"median of {population['repeats']}; {results['machine']['cpus']} CPUs, load average "
+        f"{results['machine']['load_average']} -> {results['machine']['load_average_after']}",
+        "",
+        f"{'variant':36} {'count acc/s':>11} {'lead acc/s':>10} {'ratio':>6} "
+        f"{'count proc/s':>12} {'lead proc/s':>11} {'ratio':>6} "
+        f"{'count p50/p99 ms':>17} {'lead p50/p99 ms':>16} {'handoff p50/p99 ms':>19}",
+    ]
+    for v in results["variants"]:
+        c, lead, h = v["counting"], v["lead"], v["handoff"]
+        handoff = f"{h['p50_ms']:.0f}/{h['p99_ms']:.0f}" if h else "-"
+        lines.append(
+            f"{v['variant']:36} {c['accepted_per_s']:>11.0f} {lead['accepted_per_s']:>10.0f} "
+            f"{v['ratio_accepted']:>6.2f} {c['processed_per_s']:>12.0f} "
+            f"{lead['processed_per_s']:>11.0f} {v['ratio_processed']:>6.2f} "
+            f"{c['p50_ms']:>8.0f}/{c['p99_ms']:<8.0f} {lead['p50_ms']:>7.0f}/{lead['p99_ms']:<8.0f}"
+            f" {handoff:>19}"
+        )
+    first = results["variants"][0]
+    if first["handoff"]:
+        h = first["handoff"]
+        lines += [
+            "",
+            f"handoff ({first['variant']}): {h['notified']}/{h['leads']} reps notified "
+            f"({h['in_flight']} in flight), p50 {h['p50_ms']:.0f} ms, p99 {h['p99_ms']:.0f} ms, "
+            f"max {h['max_ms']:.0f} ms (target p99 < 1000 ms)",
+        ]
+    lines.append("(ratio = lead / counting; target >= 0.8)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = asyncio.run(run(args))
+    print()
+    print(report(results))
+    path = args.results or RESULTS_DIR / f"engine-throughput-{results['date']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    from nurture.logging import configure_logging
+    from nurture.process import exit_now
+
+    configure_logging(os.environ.get("NURTURE_LOG_LEVEL", "WARNING"))  # the worker's own logging
+    exit_now(main(sys.argv[1:]))

@@ -1,0 +1,54 @@
+"""The engine and scoring benchmarks at a tiny size: each runs end to end and reports figures
+(behaviour only: timings are the benchmarks' business, never a test's)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import engine_throughput, scoring
+
+
+def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -> None:
+    results_file = tmp_path / "engine.json"
+    argv = ["--leads", "8", "--events", "2", "--in-flight", "4", "--repeats", "1"]
+    argv += ["--warmup-leads", "2", "--handoff-leads", "3", "--handoff-in-flight", "3"]
+
+    assert engine_throughput.main([*argv, "--results", str(results_file)]) == 0
+
+    results = json.loads(results_file.read_text())
+    (variant,) = results["variants"]
+    assert {run["kind"] for run in variant["runs"]} == {"counting", "lead"}
+    for run in variant["runs"]:
+        assert run["events"] == 16
+        assert run["accepted_per_s"] > 0 and run["processed_per_s"] > 0
+        assert run["p99_ms"] >= run["p50_ms"] > 0
+    assert variant["ratio_accepted"] > 0 and variant["ratio_processed"] > 0
+    handoff = variant["handoff"]
+    assert (handoff["notified"], handoff["missing"]) == (3, 0)
+    assert handoff["p99_ms"] >= handoff["p50_ms"] > 0
+
+
+def test_engine_throughput_takes_worker_options() -> None:
+    args = engine_throughput.parse_args(
+        ["--worker-option", "workflow_pollers=3", "--worker-option", "max_cached_workflows=50"]
+    )
+    options = dict(args.worker_option)
+    assert options == {"workflow_pollers": 3, "max_cached_workflows": 50}
+    kwargs = engine_throughput.worker_kwargs(options)
+    assert set(kwargs) == {"workflow_task_poller_behavior"}  # the cache is a WorkerOptions field
+
+
+def test_scoring_reports_microseconds_and_ratios(tmp_path: Path) -> None:
+    results_file = tmp_path / "scoring.json"
+
+    assert scoring.main(["--number", "50", "--repeats", "2", "--results", str(results_file)]) == 0
+
+    results = json.loads(results_file.read_text())
+    assert set(results["us_per_event"]) == {
+        "score_event",
+        "LeadEvent.model_validate",
+        "dict lookup",
+    }
+    assert all(value > 0 for value in results["us_per_event"].values())
+    assert all(ratio > 0 for ratio in results["ratios"].values())
