@@ -1,0 +1,256 @@
+"""Idle scale: many leads asleep in their cadences on one worker and one dev server.
+
+Starts a Temporal dev server on a SQLite file, the SendGrid stand-in and one ``worker.py``
+process (the shipped config and templates, each cadence's first touch a day away so the
+leads sleep), then starts ``--leads`` leads by signal-with-start and waits until every one has
+run its first workflow task (its row is in the read model). Reports the time to start them,
+the worker's memory (against the same worker idle, measured in the same run: the ratio), the
+server's and the read model's disk, and the worker's memory as the population grows (a bounded
+sticky cache keeps it flat).
+
+    python -m bench.idle_scale                  # 100,000 leads (~15-25 min on 2 cores)
+    python -m bench.idle_scale --leads 2000     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import create_engine, func, select
+
+from nurture.cli.embedded import EmbeddedOptions, start_dev_server, stop_process, wait_for_server
+from nurture.leads import LeadProfile
+from nurture.process import exit_now
+from nurture.read_model import LeadRecord, table_of
+from nurture.sendgrid_standin import SendGridStandIn
+from nurture.starting import send_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results"
+MIB = 1024 * 1024
+
+
+@dataclass
+class IdleScaleResult:
+    leads: int
+    in_flight: int
+    start_seconds: float = 0.0
+    starts_per_second: float = 0.0
+    asleep_seconds: float = 0.0
+    worker_rss_idle_mib: float = 0.0
+    worker_rss_mib: float = 0.0
+    worker_peak_rss_mib: float = 0.0
+    rss_ratio_to_idle: float = 0.0
+    server_disk_mib: float = 0.0
+    read_model_disk_mib: float = 0.0
+    rss_by_population: list[tuple[int, float]] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+
+def rss_mib(pid: int, field_name: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def disk_mib(directory: Path, pattern: str) -> float:
+    return sum(p.stat().st_size for p in directory.glob(pattern)) / MIB
+
+
+def sleeping_rules(tmp: Path) -> Path:
+    """The shipped rules with every cadence's first touch a day away: the leads sleep."""
+    config = tmp / "config"
+    shutil.copytree(ROOT / "config", config)
+    cadences = yaml.safe_load((config / "cadences.yaml").read_text())
+    for cadence in cadences["cadences"]:
+        cadence["steps"][0]["delay"] = "1d"
+    (config / "cadences.yaml").write_text(yaml.safe_dump(cadences))
+    return config
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_worker(
+    tmp: Path, config: Path, address: str, db_url: str, mail: str
+) -> subprocess.Popen[bytes]:
+    environment = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": address,
+        "NURTURE_DATABASE_URL": db_url,
+        "NURTURE_SENDGRID_URL": mail,
+        "NURTURE_DATA_DIR": str(tmp),
+        "NURTURE_LOG_FORMAT": "json",
+    }
+    environment.pop("SENDGRID_API_KEY", None)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "worker.py"),
+            "--config",
+            str(config),
+            "--templates",
+            str(ROOT / "templates"),
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdout=(tmp / "worker.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def count_leads(db_url: str) -> int:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(table_of(LeadRecord))).scalar_one()
+            )
+    except Exception:
+        return 0
+    finally:
+        engine.dispose()
+
+
+async def run(leads: int, in_flight: int, keep: Path | None) -> IdleScaleResult:
+    result = IdleScaleResult(leads=leads, in_flight=in_flight)
+    tmp = keep or Path(tempfile.mkdtemp(prefix="nurture-idle-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    config = sleeping_rules(tmp)
+    db_url = f"sqlite:///{tmp / 'nurture.db'}"
+    port = free_port()
+    options = EmbeddedOptions(
+        data_dir=tmp / "temporal",
+        config_dir=config,
+        templates_dir=ROOT / "templates",
+        port=port,
+        headless=True,
+    )
+    address = f"127.0.0.1:{port}"
+    server = start_dev_server(options)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        with SendGridStandIn() as standin:
+            client = await wait_for_server(address, server)
+            worker = start_worker(tmp, config, address, db_url, standin.url)
+            while "worker ready" not in (tmp / "worker.log").read_text():
+                if worker.poll() is not None:
+                    raise RuntimeError((tmp / "worker.log").read_text()[-2000:])
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1)
+            result.worker_rss_idle_mib = rss_mib(worker.pid)
+            print(f"worker idle: {result.worker_rss_idle_mib:.0f} MiB RSS", flush=True)
+
+            gate = asyncio.Semaphore(in_flight)
+            started = 0
+            checkpoints = {leads * k // 4 for k in (1, 2, 3, 4)}
+
+            async def start_one(n: int) -> None:
+                nonlocal started
+                profile = LeadProfile(
+                    lead_id=f"idle-{n:06d}",
+                    email=f"lead{n}@corp.example",
+                    company_size=[20, 200, 2000][n % 3],
+                    region=["EMEA", "AMER", "APAC"][n % 3],
+                    campaign=f"campaign-{n % 8}",
+                )
+                async with gate:
+                    await send_profile(client, profile)
+                started += 1
+                if started in checkpoints:
+                    rss = rss_mib(worker.pid) if worker else 0.0
+                    result.rss_by_population.append((started, round(rss, 1)))
+                    print(
+                        f"  {started:,} started in {time.monotonic() - t0:.0f} s; "
+                        f"worker {rss:.0f} MiB",
+                        flush=True,
+                    )
+
+            t0 = time.monotonic()
+            await asyncio.gather(*(start_one(n) for n in range(leads)))
+            result.start_seconds = time.monotonic() - t0
+            result.starts_per_second = leads / result.start_seconds
+            peak = 0.0
+            while (asleep := await asyncio.to_thread(count_leads, db_url)) < leads:
+                peak = max(peak, rss_mib(worker.pid))
+                print(f"  {asleep:,} of {leads:,} asleep", flush=True)
+                await asyncio.sleep(5)
+            result.asleep_seconds = time.monotonic() - t0
+            await asyncio.sleep(2)
+            result.worker_rss_mib = rss_mib(worker.pid)
+            result.worker_peak_rss_mib = max(peak, rss_mib(worker.pid, "VmHWM"))
+            result.rss_ratio_to_idle = result.worker_rss_mib / result.worker_rss_idle_mib
+            result.server_disk_mib = disk_mib(tmp / "temporal", "temporal.db*")
+            result.read_model_disk_mib = disk_mib(tmp, "nurture.db*")
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(30)
+        stop_process(server)
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def report(result: IdleScaleResult) -> str:
+    lines = [
+        f"leads                 {result.leads:,} (in flight {result.in_flight})",
+        f"started in            {result.start_seconds:.1f} s "
+        f"({result.starts_per_second:.0f} leads/s)",
+        f"all asleep after      {result.asleep_seconds:.1f} s",
+        f"worker RSS idle       {result.worker_rss_idle_mib:.0f} MiB",
+        f"worker RSS            {result.worker_rss_mib:.0f} MiB "
+        f"(x{result.rss_ratio_to_idle:.2f} idle; peak {result.worker_peak_rss_mib:.0f} MiB)",
+        "worker RSS by leads   "
+        + ", ".join(f"{n:,}: {mib:.0f} MiB" for n, mib in result.rss_by_population),
+        f"server disk           {result.server_disk_mib:.0f} MiB "
+        f"({result.server_disk_mib * MIB / result.leads / 1024:.1f} KiB per lead)",
+        f"read model disk       {result.read_model_disk_mib:.0f} MiB",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=100_000)
+    parser.add_argument("--in-flight", type=int, default=200, help="concurrent starts")
+    parser.add_argument("--keep", type=Path, help="keep the data here")
+    parser.add_argument("--results", type=Path, help="JSON file (default bench/results/)")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args.leads, args.in_flight, args.keep))
+    result.machine = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+    }
+    print(report(result), flush=True)
+    out = args.results or RESULTS / f"idle-scale-{args.leads}-{datetime.now(UTC):%Y-%m-%d}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    print(f"results: {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.stdout.flush()
+    exit_now(main())
