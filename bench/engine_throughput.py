@@ -3,7 +3,8 @@ workflow that only counts signals, measured in the same run on the same dev serv
 
     .venv/bin/python -m bench.engine_throughput [--leads 500 --events 4 --in-flight 50]
         [--repeats 3] [--handoff-leads 200 --handoff-in-flight 10]
-        [--worker-option NAME=VALUE ...] [--sweep] [--database-url URL] [--results FILE]
+        [--worker-option NAME=VALUE ...] [--sweep] [--database-url URL] [--sample-stacks]
+        [--results FILE]
 
 One process: a dev server in memory (``WorkflowEnvironment.start_local`` with the installed
 ``temporal`` binary and the lead search attributes), the SendGrid stand-in on loopback, a SQLite
@@ -27,8 +28,10 @@ from the signal returning to the stand-in accepting the rep's handoff email (its
 (``WorkerOptions`` fields), ``workflow_pollers``/``activity_pollers`` (poller maxima), or any
 integer ``temporalio.worker.Worker`` argument (``max_concurrent_workflow_tasks``,
 ``max_concurrent_local_activities``...). ``--sweep`` measures a set of variants one after
-the other on the same server. Timings are never asserted: ``tests/test_bench_engine_smoke.py``
-runs this at a tiny size and checks that it reports figures.
+the other on the same server. ``--sample-stacks`` samples the process's thread stacks during
+the lead runs (``bench/sampling.py``) and reports where busy threads were. Timings are never
+asserted: ``tests/test_bench_engine_smoke.py`` runs this at a tiny size and checks that it
+reports figures.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ import worker as worker_module
 from activities.email import MailerSettings
 from activities.rules import RulesSource
 from bench.counting_workflow import CountingWorkflow
+from bench.sampling import StackSampler, top
 from nurture.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR
 from nurture.consent import LinkSigner
 from nurture.leads import LeadEvent, workflow_id_for
@@ -98,6 +102,8 @@ SWEEP: tuple[tuple[str, dict[str, int]], ...] = (
     ("workflow_pollers=20", {"workflow_pollers": 20}),
     ("activity_threads=8", {"activity_threads": 8}),
 )
+#: What ``--sample-stacks`` reports: functions of these packages (the project's and the SDK's).
+STACK_PARTS = ("workflows/", "nurture/", "activities/", "temporalio/worker/", "sqlalchemy/engine")
 OPTION_FIELDS = ("max_cached_workflows", "activity_threads")  # WorkerOptions fields
 
 
@@ -409,6 +415,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--database-url", help="read model (default: a SQLite file in a temporary directory)"
     )
+    parser.add_argument(
+        "--sample-stacks",
+        action="store_true",
+        help="sample thread stacks during the lead runs (bench/sampling.py) and report them",
+    )
     parser.add_argument("--sweep", action="store_true", help="measure the SWEEP variants too")
     parser.add_argument("--results", type=Path, help="JSON file (default: bench/results/...)")
     return parser.parse_args(argv)
@@ -439,11 +450,18 @@ async def measure_variant(
             for kind in ("counting", "lead"):
                 await engine.run_population(kind, 0, args.warmup_leads, 1, args.in_flight)
         runs: list[PopulationRun] = []
+        samplers: list[StackSampler] = []
         for repeat in range(1, args.repeats + 1):
             for kind in ("counting", "lead"):
-                run = await engine.run_population(
+                population = engine.run_population(
                     kind, repeat, args.leads, args.events, args.in_flight
                 )
+                if kind == "lead" and args.sample_stacks:
+                    with StackSampler() as sampler:
+                        run = await population
+                    samplers.append(sampler)
+                else:
+                    run = await population
                 runs.append(run)
                 print(f"  [{name}] {json.dumps(run.summary())}", flush=True)
         handoff = (
@@ -460,6 +478,7 @@ async def measure_variant(
         "ratio_processed": round(lead["processed_per_s"] / counting["processed_per_s"], 3),
         "runs": [r.summary() for r in runs],
         "handoff": handoff,
+        "lead_stacks": top(samplers, 30, STACK_PARTS) if samplers else None,
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -537,6 +556,10 @@ def report(results: dict[str, Any]) -> str:
             f"max {h['max_ms']:.0f} ms (target p99 < 1000 ms)",
         ]
     lines.append("(ratio = lead / counting; target >= 0.8)")
+    for v in results["variants"]:
+        if v.get("lead_stacks"):
+            lines += ["", f"where busy threads were during the lead runs ({v['variant']}):"]
+            lines += [f"  {share:5.1f}%  {name}" for name, share in v["lead_stacks"]]
     return "\n".join(lines)
 
 

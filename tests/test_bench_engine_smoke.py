@@ -13,6 +13,7 @@ def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -
     results_file = tmp_path / "engine.json"
     argv = ["--leads", "8", "--events", "2", "--in-flight", "4", "--repeats", "1"]
     argv += ["--warmup-leads", "2", "--handoff-leads", "3", "--handoff-in-flight", "3"]
+    argv += ["--sample-stacks"]
 
     assert engine_throughput.main([*argv, "--results", str(results_file)]) == 0
 
@@ -24,6 +25,7 @@ def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -
         assert run["accepted_per_s"] > 0 and run["processed_per_s"] > 0
         assert run["p99_ms"] >= run["p50_ms"] > 0
     assert variant["ratio_accepted"] > 0 and variant["ratio_processed"] > 0
+    assert isinstance(variant["lead_stacks"], list)  # the sampler ran (few samples at this size)
     handoff = variant["handoff"]
     assert (handoff["notified"], handoff["missing"]) == (3, 0)
     assert handoff["p99_ms"] >= handoff["p50_ms"] > 0
