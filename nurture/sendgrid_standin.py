@@ -61,7 +61,9 @@ __all__ = [
     "ActivityQueryError",
     "EventWebhookDeliveryError",
     "EventWebhookError",
+    "FaultRule",
     "RecordedMessage",
+    "SendFault",
     "SendGridStandIn",
     "WebhookDelivery",
     "parse_activity_query",
@@ -201,11 +203,16 @@ class WebhookDelivery:
 
 
 @dataclass(frozen=True)
-class _Fault:
-    """One pending fault injection, consumed by the next valid mail/send."""
+class SendFault:
+    """What happens to one valid mail/send: refused with ``status`` (4xx/5xx, nothing
+    recorded), or recorded and its 202 held for ``delay`` seconds; neither: accepted."""
 
     status: int | None = None
     delay: float | None = None
+
+
+FaultRule = Callable[[dict[str, str]], SendFault | None]
+"""Decides a send's fault from its merged custom_args: :meth:`SendGridStandIn.set_fault_rule`."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -1214,7 +1221,7 @@ class _Handler(BaseHTTPRequestHandler):
         if errors:
             self._send(HTTPStatus.BAD_REQUEST, _errors_body(errors))
             return
-        fault = standin._take_fault()
+        fault = standin._take_fault(body)
         if fault is not None and fault.status is not None:
             self._send_fault(fault.status)
             return
@@ -1378,7 +1385,7 @@ def _asm_group_id(body: dict[str, Any]) -> int | None:
 class _State:
     messages: list[RecordedMessage] = field(default_factory=list)
     activity: list[_ActivityRow] = field(default_factory=list)
-    faults: deque[_Fault] = field(default_factory=deque)
+    faults: deque[SendFault] = field(default_factory=deque)
     deliveries: list[WebhookDelivery] = field(default_factory=list)
 
 
@@ -1413,6 +1420,7 @@ class SendGridStandIn:
         )
         self._public_key = base64.b64encode(spki).decode("ascii")
         self._webhook = _WebhookSettings()
+        self._fault_rule: FaultRule | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -1507,7 +1515,7 @@ class SendGridStandIn:
         """
         if not 400 <= status <= 599:
             raise ValueError(f"fail_next needs a 4xx or 5xx status, got {status}")
-        self._queue(_Fault(status=status), count)
+        self._queue(SendFault(status=status), count)
 
     def delay_after_accept(self, seconds: float, count: int = 1) -> None:
         """Record the next ``count`` valid sends, then hold each 202 for ``seconds``.
@@ -1516,9 +1524,21 @@ class SendGridStandIn:
         """
         if seconds < 0:
             raise ValueError("seconds must be >= 0")
-        self._queue(_Fault(delay=seconds), count)
+        self._queue(SendFault(delay=seconds), count)
 
-    def _queue(self, fault: _Fault, count: int) -> None:
+    def set_fault_rule(self, rule: FaultRule | None) -> None:
+        """Let ``rule(custom_args)`` decide the fault of every valid send that finds no queued
+        one (:meth:`fail_next`, :meth:`delay_after_accept` go first); ``None`` removes it.
+
+        ``custom_args`` are the send's merged custom_args, so a rule can keep its faults per
+        message (e.g. by idempotency key and attempt, seeded: reproducible whatever order
+        concurrent sends arrive in). It runs on the server's threads: quick, thread-safe and
+        not raising. :meth:`clear` leaves it in place.
+        """
+        with self._lock:
+            self._fault_rule = rule
+
+    def _queue(self, fault: SendFault, count: int) -> None:
         if count < 1:
             raise ValueError("count must be >= 1")
         with self._lock:
@@ -1664,9 +1684,17 @@ class SendGridStandIn:
             "public_key": self._public_key if signed else "",
         }
 
-    def _take_fault(self) -> _Fault | None:
+    def _take_fault(self, body: dict[str, Any]) -> SendFault | None:
         with self._lock:
-            return self._state.faults.popleft() if self._state.faults else None
+            if self._state.faults:
+                return self._state.faults.popleft()
+            rule = self._fault_rule
+        if rule is None:
+            return None
+        args: dict[str, str] = dict(body.get("custom_args") or {})
+        for personalization in body["personalizations"]:
+            args.update(personalization.get("custom_args") or {})
+        return rule(args)
 
     def _hold(self, seconds: float) -> bool:
         """Sleep ``seconds`` unless the stand-in stops first; True when it is stopping."""
