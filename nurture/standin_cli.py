@@ -33,8 +33,8 @@ def serve_until_stopped(standin: StandIn, name: str, where: str, summary: Callab
         print(f"cannot listen on {where}: {exc}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    print(f"{name} listening on {standin.url} (Ctrl-C stops)", flush=True)
-    try:
+    try:  # a Ctrl-C right after the line below appears (as a caller reacting to it) stops too
+        print(f"{name} listening on {standin.url} (Ctrl-C stops)", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
