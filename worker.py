@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             task_queue=args.task_queue,
         )
         asyncio.run(run_worker(options))
-    except SchemaTooNewError as exc:
+    except (SchemaTooNewError, ValueError) as exc:  # the schema is newer; TLS settings half set
         log.error("worker not started", problem=str(exc))
         print(f"  {exc}", file=sys.stderr)
         return exit_now(2)

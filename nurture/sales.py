@@ -30,6 +30,10 @@ class UnknownLeadError(LeadActionError):
     pass
 
 
+class TemporalUnavailableError(LeadActionError):
+    """Temporal did not answer (down, overloaded, timed out): nothing was decided; try again."""
+
+
 async def act(client: Client, lead_id: str, action: ActionName, request: RepAction) -> ActionResult:
     handle = client.get_workflow_handle(workflow_id_for(lead_id))
     if action == "reject" and not isinstance(request, RejectRequest):
@@ -63,4 +67,6 @@ def _lead_rpc_error(lead_id: str, err: RPCError) -> LeadActionError:
             f"no lead {lead_id!r}: nothing was ever sent for it (add it with "
             "'nurture lead add' or send an event with 'nurture event')"
         )
-    return LeadActionError(f"lead {lead_id}: Temporal said {err.status.name}: {err.message}")
+    return TemporalUnavailableError(
+        f"lead {lead_id}: Temporal said {err.status.name}: {err.message}"
+    )

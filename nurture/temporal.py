@@ -45,10 +45,21 @@ class TemporalSettings:
     def __repr__(self) -> str:
         return (
             f"TemporalSettings(address={self.address!r}, namespace={self.namespace!r}, "
-            f"tls={self.tls_config() is not False}, api_key={'***' if self.api_key else None})"
+            f"tls={bool(self.tls_cert or self.tls_ca or self.api_key)}, "
+            f"api_key={'***' if self.api_key else None})"
         )
 
     def tls_config(self) -> TLSConfig | bool:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            given, missing = (
+                ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")
+                if self.tls_cert
+                else ("TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CERT")
+            )
+            raise ValueError(
+                f"{given} is set but {missing} is not: mTLS needs the client certificate and "
+                "its private key (set both, or neither)"
+            )
         if self.tls_cert or self.tls_ca:
             return TLSConfig(
                 client_cert=self.tls_cert.read_bytes() if self.tls_cert else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import structlog
@@ -36,3 +37,11 @@ def test_settings_objects_hide_their_keys_when_printed() -> None:
     assert "SG.real-key" not in repr(MailerSettings(api_key="SG.real-key", base_url="http://x"))
     shown = repr(TemporalSettings(api_key="cloud-api-key"))
     assert "cloud-api-key" not in shown and "***" in shown
+
+
+def test_half_set_mtls_settings_are_refused_with_the_missing_variable(tmp_path: Path) -> None:
+    key = tmp_path / "client.key"
+    key.write_text("not a real key")
+    with pytest.raises(ValueError, match="TEMPORAL_TLS_KEY is set but TEMPORAL_TLS_CERT is not"):
+        TemporalSettings(tls_key=key).tls_config()
+    assert "tls=False" in repr(TemporalSettings(tls_key=key))

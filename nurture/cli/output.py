@@ -45,7 +45,7 @@ async def connect_client() -> Client:
     settings = TemporalSettings.from_env()
     try:
         return await connect(settings)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:  # unreachable, or its TLS settings incomplete
         raise LeadActionError(
             f"cannot reach Temporal at {settings.address} ({exc}); start the engine with "
             "'nurture up' or set TEMPORAL_ADDRESS"

@@ -22,7 +22,14 @@ from temporalio.client import Client
 
 from nurture import crm
 from nurture.messages import OutcomeRequest, RejectRequest, RepAction
-from nurture.sales import ActionName, LeadActionError, UnknownLeadError, act, read_state
+from nurture.sales import (
+    ActionName,
+    LeadActionError,
+    TemporalUnavailableError,
+    UnknownLeadError,
+    act,
+    read_state,
+)
 from nurture.web.sendgrid_webhook import read_limited
 
 log = structlog.get_logger(__name__)
@@ -74,6 +81,8 @@ class CrmWebhook:
             state = await read_state(self.client, change.lead_id)
         except UnknownLeadError as exc:
             raise HTTPException(404, str(exc)) from None
+        except TemporalUnavailableError:
+            raise _retry_later() from None
         action = _action(change, state.owner)
         if action is None or state.owner is None:
             why = "no owner in Nurture" if state.owner is None else f"status {change.status!r}"
@@ -89,11 +98,18 @@ class CrmWebhook:
                     RepAction(rep=state.owner, from_crm=True),
                 )
             result = await act(self.client, change.lead_id, name, rep_action)
+        except TemporalUnavailableError:
+            # Not applied and not refused: the CRM must deliver it again.
+            raise _retry_later() from None
         except LeadActionError as exc:
             log.warning("CRM change not applied", lead_id=change.lead_id, reason=str(exc))
             return CrmAnswer(lead_id=change.lead_id, action=name, applied=False, detail=str(exc))
         log.info("CRM change applied", lead_id=change.lead_id, action=name, stage=result.stage)
         return CrmAnswer(lead_id=change.lead_id, action=name, applied=True)
+
+
+def _retry_later() -> HTTPException:
+    return HTTPException(503, "Temporal is unavailable; deliver this change again later")
 
 
 def _action(change: CrmStatusChange, owner: str | None) -> tuple[ActionName, RepAction] | None:
