@@ -20,7 +20,14 @@ from nurture.messages import (
     RepAction,
     TaskCompletion,
 )
-from nurture.sales import ActionName, LeadActionError, UnknownLeadError, act, read_state
+from nurture.sales import (
+    ActionName,
+    LeadActionError,
+    TemporalUnavailableError,
+    UnknownLeadError,
+    act,
+    read_state,
+)
 from nurture.scoring import explain
 from nurture.web.security import requires
 
@@ -71,6 +78,8 @@ def _acting_rep(who: Principal, body: ActionBody) -> str:
 def _lead_error(exc: LeadActionError) -> HTTPException:
     if isinstance(exc, UnknownLeadError):
         return HTTPException(404, str(exc))
+    if isinstance(exc, TemporalUnavailableError):
+        return HTTPException(503, f"{exc}; nothing was changed, try again")
     if "does not own this lead" in str(exc):
         return HTTPException(403, str(exc))
     return HTTPException(409, str(exc))
