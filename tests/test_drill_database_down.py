@@ -12,7 +12,6 @@ SendGrid's Email Activity, not send them again.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import create_engine, func, select, text
 from sqlmodel import SQLModel
@@ -35,7 +33,8 @@ from nurture.messages import LeadState
 from nurture.read_model import HandoffRecord, LeadEventRecord, LeadRecord, TouchRecord, table_of
 from nurture.sales import read_state
 from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import POSTGRES_ADMIN_URL, TEST_RULES, lead_id, running_engine, wait_until
+from tests.conftest import POSTGRES_ADMIN_URL, lead_id, running_engine, wait_until
+from tests.drills import drill_rules
 
 TIME_SCALE = 3600.0  # the drill cadence's hours are seconds
 OUTAGE = 7.0  # seconds without the database
@@ -76,36 +75,6 @@ def set_database_up(url: str, up: bool) -> None:
                 )
     finally:
         admin.dispose()
-
-
-def drill_rules(tmp_path: Path) -> Path:
-    """The test rules with a two-touch cadence (1 h, then 6 h later) and an SLA far beyond
-    the drill (no escalations)."""
-    config = tmp_path / "rules"
-    shutil.copytree(TEST_RULES, config)
-    cadences = yaml.safe_load((config / "cadences.yaml").read_text())
-    touch = {"template": "t/touch.html"}
-    cadences["cadences"] = [
-        {
-            "id": "drill",
-            "name": "Drill",
-            "steps": [
-                {"name": "first", "delay": "1h", "subject": "First", **touch},
-                {"name": "second", "delay": "6h", "subject": "Second", **touch},
-            ],
-        },
-        {
-            "id": "recycle",
-            "name": "Recycle",
-            "recycle": True,
-            "steps": [{"name": "back", "delay": "1d", "subject": "Back", **touch}],
-        },
-    ]
-    (config / "cadences.yaml").write_text(yaml.safe_dump(cadences))
-    routing = yaml.safe_load((config / "routing.yaml").read_text())
-    routing["sla"]["contact_within"] = "2000h"
-    (config / "routing.yaml").write_text(yaml.safe_dump(routing))
-    return config
 
 
 async def end_all(client: Client, leads: list[str]) -> None:
@@ -155,7 +124,7 @@ def read_model_agrees(db: SqlEngine, states: list[LeadState]) -> bool:
 async def test_database_down_for_seconds_loses_nothing_and_sends_nothing_twice(
     dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path, pg_url: str
 ) -> None:
-    config = drill_rules(tmp_path)
+    config = drill_rules(tmp_path, [("first", "1h"), ("second", "6h")])
     early = [lead_id(f"db{i:02d}") for i in range(EARLY)]
     callers = set(early[::2])
     late = [lead_id(f"late{i:02d}") for i in range(LATE)]

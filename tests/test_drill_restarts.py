@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -28,7 +26,8 @@ from nurture.messages import LeadState
 from nurture.sales import read_state
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.starting import send_event, send_profile
-from tests.conftest import TEST_RULES, TEST_TEMPLATES, lead_id, wait_until
+from tests.conftest import TEST_TEMPLATES, lead_id, wait_until
+from tests.drills import drill_rules
 from tests.test_crash_recovery import start_worker
 
 SEED = 20261124
@@ -36,27 +35,6 @@ KILLS = 10
 NURTURED = 12  # leads that follow the whole cadence
 CALLERS = 6  # leads that ask for a call part-way: handed off to a rep
 TOUCHES = 5  # the drill cadence: five touches an hour apart (a second each at x3600)
-
-
-def drill_rules(tmp_path: Path) -> Path:
-    """The test rules with a short cadence and an SLA far beyond the drill (no escalations)."""
-    config = tmp_path / "rules"
-    shutil.copytree(TEST_RULES, config)
-    cadences = yaml.safe_load((config / "cadences.yaml").read_text())
-    steps = [
-        {"name": f"d{n}", "delay": "1h", "template": "t/touch.html", "subject": f"Drill {n}"}
-        for n in range(1, TOUCHES + 1)
-    ]
-    cadences["cadences"] = [
-        {"id": "drill", "name": "Drill", "steps": steps},
-        {"id": "recycle", "name": "Recycle", "recycle": True, "steps": steps[:1]},
-    ]
-    (config / "cadences.yaml").write_text(yaml.safe_dump(cadences))
-    routing = yaml.safe_load((config / "routing.yaml").read_text())
-    routing["sla"]["contact_within"] = "2000h"
-    (config / "routing.yaml").write_text(yaml.safe_dump(routing))
-    (config / "engine.yaml").write_text("activity_timeout: 2s\nmax_events_per_run: 400\n")
-    return config
 
 
 def ready_count(log: Path) -> int:
@@ -138,7 +116,7 @@ async def test_ten_worker_kills_lose_no_lead_fire_every_timer_and_send_nothing_t
     dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
-    config = drill_rules(tmp_path)
+    config = drill_rules(tmp_path, [(f"d{n}", "1h") for n in range(1, TOUCHES + 1)], "2s")
     db_url = f"sqlite:///{tmp_path / 'nurture.db'}"
     task_queue = f"drill-{lead_id('q')}"
     log = tmp_path / "worker.log"
@@ -171,7 +149,7 @@ async def test_ten_worker_kills_lose_no_lead_fire_every_timer_and_send_nothing_t
 async def test_a_dev_server_restart_from_its_file_loses_nothing(
     standin: SendGridStandIn, tmp_path: Path
 ) -> None:
-    config = drill_rules(tmp_path)
+    config = drill_rules(tmp_path, [(f"d{n}", "1h") for n in range(1, TOUCHES + 1)], "2s")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

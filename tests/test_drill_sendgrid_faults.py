@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 from python_http_client.exceptions import ServiceUnavailableError, TooManyRequestsError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Mail
@@ -33,7 +31,8 @@ from nurture.leads import workflow_id_for
 from nurture.messages import LeadState
 from nurture.sales import read_state
 from nurture.sendgrid_standin import SendFault, SendGridStandIn
-from tests.conftest import TEST_RULES, Engine, lead_id, running_engine, wait_for_state
+from tests.conftest import Engine, lead_id, running_engine, wait_for_state
+from tests.drills import drill_rules
 
 SEED = 20261124
 LEADS = 30  # even ones ask for a call after their first touch: handed off to a rep
@@ -46,39 +45,6 @@ LOST_RESPONSE_HOLD = 3.0  # a 202 held this long never reaches the activity: it 
 SERVER_ERROR, RATE_LIMITED, LOST_RESPONSE = 0.38, 0.10, 0.05
 FAULTY_ATTEMPTS = 3
 REP = {"id": "dana", "email": "dana@test.example"}  # the healthcare pool: one rep, always
-
-
-def drill_rules(tmp_path: Path) -> Path:
-    """The test rules with a two-touch cadence (1 h, then 4 h later), an SLA far beyond the
-    drill (no escalations) and a short activity timeout (a lost 202 is retried soon)."""
-    config = tmp_path / "rules"
-    shutil.copytree(TEST_RULES, config)
-    cadences = yaml.safe_load((config / "cadences.yaml").read_text())
-    touch = {"template": "t/touch.html"}
-    cadences["cadences"] = [
-        {
-            "id": "drill",
-            "name": "Drill",
-            "steps": [
-                {"name": "first", "delay": "1h", "subject": "First", **touch},
-                {"name": "second", "delay": "4h", "subject": "Second", **touch},
-            ],
-        },
-        {
-            "id": "recycle",
-            "name": "Recycle",
-            "recycle": True,
-            "steps": [{"name": "back", "delay": "1d", "subject": "Back", **touch}],
-        },
-    ]
-    (config / "cadences.yaml").write_text(yaml.safe_dump(cadences))
-    routing = yaml.safe_load((config / "routing.yaml").read_text())
-    routing["sla"]["contact_within"] = "2000h"
-    (config / "routing.yaml").write_text(yaml.safe_dump(routing))
-    (config / "engine.yaml").write_text(
-        f"activity_timeout: {ACTIVITY_TIMEOUT:g}s\nmax_events_per_run: 400\n"
-    )
-    return config
 
 
 class SeededFaults:
@@ -181,7 +147,7 @@ def test_seeded_faults_are_the_same_for_the_same_message_in_any_run() -> None:
 async def test_sendgrid_failing_a_third_of_sends_still_delivers_every_touch_and_alert_once(
     dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
 ) -> None:
-    config = drill_rules(tmp_path)
+    config = drill_rules(tmp_path, [("first", "1h"), ("second", "4h")], f"{ACTIVITY_TIMEOUT:g}s")
     leads = [lead_id(f"sg{i:02d}") for i in range(LEADS)]
     callers = set(leads[::2])
     faults = SeededFaults(SEED, {lead: f"lead{i:02d}" for i, lead in enumerate(leads)})
