@@ -30,6 +30,7 @@ from activities import (
 )
 from activities.crm import CrmSettings
 from activities.email import MailerSettings
+from nurture.bytecode import cache_bytecode
 from nurture.config_loader import config_dir_from_env, templates_dir_from_env
 from nurture.consent import ConsentConfigError, LinkSigner
 from nurture.db import database_url_from_env, make_engine
@@ -61,6 +62,7 @@ class WorkerOptions:
 
 def build_worker(client: Client, options: WorkerOptions, source: RulesSource) -> Worker:
     """A worker with every lead activity wired to its dependencies."""
+    cache_bytecode([sys.modules[LeadWorkflow.__module__]])  # the sandbox imports it per lead
     engine = make_engine(options.database_url)
     activities = all_activities(
         RulesActivities(source),

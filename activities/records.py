@@ -148,25 +148,36 @@ def _keep_newest(rows: dict[str, dict[str, Any]], row: dict[str, Any], key: str)
         rows[row[key]] = row
 
 
-def _dialect_insert(conn: Connection, table: Table) -> Any:
-    if conn.dialect.name == "postgresql":
+def _dialect_insert(dialect: str, table: Table) -> Any:
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise RuntimeError(f"the read model supports SQLite and PostgreSQL, not {conn.dialect.name}")
+    raise RuntimeError(f"the read model supports SQLite and PostgreSQL, not {dialect}")
+
+
+@cache
+def _insert_statement(dialect: str, table: Table) -> Any:
+    return _dialect_insert(dialect, table).on_conflict_do_nothing()
+
+
+@cache
+def _upsert_statement(dialect: str, table: Table, key: str, columns: tuple[str, ...]) -> Any:
+    """Built once per table and column set: constructing ``excluded`` costs more than the
+    write of a lead's few rows (SQLAlchemy caches the compiled SQL, not the construct)."""
+    statement = _dialect_insert(dialect, table)
+    return statement.on_conflict_do_update(
+        index_elements=[key],
+        set_={name: statement.excluded[name] for name in columns if name != key},
+        where=table.c.version < statement.excluded.version,
+    )
 
 
 def _insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    conn.execute(_dialect_insert(conn, table).on_conflict_do_nothing(), list(rows))
+    conn.execute(_insert_statement(conn.dialect.name, table), list(rows))
 
 
 def _upsert_newer(conn: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    statement = _dialect_insert(conn, table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[key],
-        set_={name: statement.excluded[name] for name in rows[0] if name != key},
-        where=table.c.version < statement.excluded.version,
-    )
-    conn.execute(statement, list(rows))
+    if rows:
+        statement = _upsert_statement(conn.dialect.name, table, key, tuple(rows[0]))
+        conn.execute(statement, list(rows))

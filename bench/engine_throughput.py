@@ -41,6 +41,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import json
 import os
 import platform
@@ -105,6 +106,7 @@ SWEEP: tuple[tuple[str, dict[str, int]], ...] = (
 #: What ``--sample-stacks`` reports: functions of these packages (the project's and the SDK's).
 STACK_PARTS = ("workflows/", "nurture/", "activities/", "temporalio/worker/", "sqlalchemy/engine")
 OPTION_FIELDS = ("max_cached_workflows", "activity_threads")  # WorkerOptions fields
+POPULATIONS = ("new", "running")
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -122,6 +124,7 @@ def percentile(values: Sequence[float], pct: float) -> float:
 @dataclass
 class PopulationRun:
     kind: str  # "counting" or "lead"
+    population: str  # "new" (every event's workflow started by it or just before) or "running"
     repeat: int
     events: int
     send_s: float
@@ -140,6 +143,7 @@ class PopulationRun:
     def summary(self) -> dict[str, float | int | str]:
         return {
             "kind": self.kind,
+            "population": self.population,
             "repeat": self.repeat,
             "events": self.events,
             "send_s": round(self.send_s, 3),
@@ -158,6 +162,18 @@ def medians(runs: Sequence[PopulationRun]) -> dict[str, float]:
     return {key: round(statistics.median(float(row[key]) for row in rows), 3) for key in keys}
 
 
+def compare(runs: Sequence[PopulationRun]) -> dict[str, Any]:
+    """Both workflows' medians over one population's runs, and the lead / counting ratios."""
+    counting = medians([r for r in runs if r.kind == "counting"])
+    lead = medians([r for r in runs if r.kind == "lead"])
+    return {
+        "counting": counting,
+        "lead": lead,
+        "ratio_accepted": round(lead["accepted_per_s"] / counting["accepted_per_s"], 3),
+        "ratio_processed": round(lead["processed_per_s"] / counting["processed_per_s"], 3),
+    }
+
+
 # --- the population ---------------------------------------------------------------------------
 
 
@@ -170,9 +186,10 @@ async def send_population(
     lead_ids: Sequence[str],
     events: int,
     in_flight: int,
+    first: int = 0,
 ) -> tuple[float, list[float]]:
-    """Send every lead's events in order, ``in_flight`` leads at once; wall time and the
-    latency of every call (ms)."""
+    """Send every lead's events ``first`` to ``first + events - 1`` in order, ``in_flight``
+    leads at once; wall time and the latency of every call (ms)."""
     queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
     for index, lead in enumerate(lead_ids):
         queue.put_nowait((index, lead))
@@ -181,7 +198,7 @@ async def send_population(
     async def sender() -> None:
         while not queue.empty():
             index, lead = queue.get_nowait()
-            for number in range(events):
+            for number in range(first, first + events):
                 event = event_for(lead, index, number)
                 started = time.perf_counter()
                 await send(event)
@@ -229,9 +246,18 @@ class Engines:
     standin: SendGridStandIn
 
     async def run_population(
-        self, kind: str, repeat: int, leads: int, events: int, in_flight: int
+        self,
+        kind: str,
+        repeat: int,
+        leads: int,
+        events: int,
+        in_flight: int,
+        population: str = "new",
     ) -> PopulationRun:
-        prefix = f"{kind[0]}{repeat}-{uuid.uuid4().hex[:6]}"
+        """Time ``events`` events to each of ``leads`` workflows. ``new``: the first of them
+        starts the workflow. ``running``: each workflow was started by one event before the
+        clock starts (and is idle, in the worker's cache), as most events find their lead."""
+        prefix = f"{kind[0]}{population[0]}{repeat}-{uuid.uuid4().hex[:6]}"
         lead_ids = [f"{prefix}-{n}" for n in range(leads)]
         client = self.client
         if kind == "lead":
@@ -255,11 +281,18 @@ class Engines:
 
             workflow_ids = [f"count-{lead}" for lead in lead_ids]
 
-        send_s, latencies = await send_population(send, lead_ids, events, in_flight)
+        opening = 0
+        if population == "running":
+            opening = 1
+            await send_population(send, lead_ids, 1, in_flight)
+            await drain(client, workflow_ids, in_flight)
+        send_s, latencies = await send_population(send, lead_ids, events, in_flight, opening)
         drain_s, ask_s = await drain(client, workflow_ids, in_flight)
         if repeat == 1:  # once per kind: every event was applied (behaviour, not timing)
-            await self.check_applied(kind, workflow_ids, events)
-        return PopulationRun(kind, repeat, leads * events, send_s, drain_s, ask_s, latencies)
+            await self.check_applied(kind, workflow_ids, opening + events)
+        return PopulationRun(
+            kind, population, repeat, leads * events, send_s, drain_s, ask_s, latencies
+        )
 
     async def check_applied(self, kind: str, workflow_ids: Sequence[str], events: int) -> None:
         for workflow_id in workflow_ids[:20]:
@@ -401,6 +434,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=4, help="per lead; default: %(default)s")
     parser.add_argument("--in-flight", type=int, default=50, help="default: %(default)s")
     parser.add_argument("--repeats", type=int, default=3, help="default: %(default)s")
+    parser.add_argument(
+        "--population",
+        dest="populations",
+        choices=POPULATIONS,
+        action="append",
+        help="new: every lead starts with its first timed event; running: each lead was "
+        "started by one event before timing (repeatable; default: both)",
+    )
     parser.add_argument("--warmup-leads", type=int, default=50, help="default: %(default)s")
     parser.add_argument("--handoff-leads", type=int, default=200, help="0: skip; %(default)s")
     parser.add_argument("--handoff-in-flight", type=int, default=10, help="default: %(default)s")
@@ -422,7 +463,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--sweep", action="store_true", help="measure the SWEEP variants too")
     parser.add_argument("--results", type=Path, help="JSON file (default: bench/results/...)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.populations = list(dict.fromkeys(args.populations or POPULATIONS))
+    return args
 
 
 def machine() -> dict[str, Any]:
@@ -452,9 +495,9 @@ async def measure_variant(
         runs: list[PopulationRun] = []
         samplers: list[StackSampler] = []
         for repeat in range(1, args.repeats + 1):
-            for kind in ("counting", "lead"):
+            for population_kind, kind in itertools.product(args.populations, ("counting", "lead")):
                 population = engine.run_population(
-                    kind, repeat, args.leads, args.events, args.in_flight
+                    kind, repeat, args.leads, args.events, args.in_flight, population_kind
                 )
                 if kind == "lead" and args.sample_stacks:
                     with StackSampler() as sampler:
@@ -467,15 +510,15 @@ async def measure_variant(
         handoff = (
             await engine.handoffs(handoff_leads, args.handoff_in_flight) if handoff_leads else None
         )
-    counting = medians([r for r in runs if r.kind == "counting"])
-    lead = medians([r for r in runs if r.kind == "lead"])
+    populations = {
+        population: compare([r for r in runs if r.population == population])
+        for population in args.populations
+    }
     return {
         "variant": name,
         "options": options,
-        "counting": counting,
-        "lead": lead,
-        "ratio_accepted": round(lead["accepted_per_s"] / counting["accepted_per_s"], 3),
-        "ratio_processed": round(lead["processed_per_s"] / counting["processed_per_s"], 3),
+        **populations[args.populations[0]],  # the first population's figures, at the top too
+        "populations": populations,
         "runs": [r.summary() for r in runs],
         "handoff": handoff,
         "lead_stacks": top(samplers, 30, STACK_PARTS) if samplers else None,
@@ -537,15 +580,18 @@ def report(results: dict[str, Any]) -> str:
         f"{'count p50/p99 ms':>17} {'lead p50/p99 ms':>16} {'handoff p50/p99 ms':>19}",
     ]
     for v in results["variants"]:
-        c, lead, h = v["counting"], v["lead"], v["handoff"]
+        h = v["handoff"]
         handoff = f"{h['p50_ms']:.0f}/{h['p99_ms']:.0f}" if h else "-"
-        lines.append(
-            f"{v['variant']:36} {c['accepted_per_s']:>11.0f} {lead['accepted_per_s']:>10.0f} "
-            f"{v['ratio_accepted']:>6.2f} {c['processed_per_s']:>12.0f} "
-            f"{lead['processed_per_s']:>11.0f} {v['ratio_processed']:>6.2f} "
-            f"{c['p50_ms']:>8.0f}/{c['p99_ms']:<8.0f} {lead['p50_ms']:>7.0f}/{lead['p99_ms']:<8.0f}"
-            f" {handoff:>19}"
-        )
+        for population, p in v.get("populations", {"new": v}).items():
+            c, lead = p["counting"], p["lead"]
+            lines.append(
+                f"{v['variant'] + ', ' + population + ' leads':36} "
+                f"{c['accepted_per_s']:>11.0f} {lead['accepted_per_s']:>10.0f} "
+                f"{p['ratio_accepted']:>6.2f} {c['processed_per_s']:>12.0f} "
+                f"{lead['processed_per_s']:>11.0f} {p['ratio_processed']:>6.2f} "
+                f"{c['p50_ms']:>8.0f}/{c['p99_ms']:<8.0f} "
+                f"{lead['p50_ms']:>7.0f}/{lead['p99_ms']:<8.0f} {handoff:>19}"
+            )
     first = results["variants"][0]
     if first["handoff"]:
         h = first["handoff"]

@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel, create_engine
 
+from nurture.sqlite_writers import QueuedWriterConnection
+
 DEFAULT_DATA_DIR = Path("data")
 
 
@@ -165,11 +167,16 @@ def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
 
 def make_engine(url: str, *, migrate: bool = True) -> Engine:
     """An engine on a database migrated to the current schema (``nurture.migrations``; a no-op
-    when it already is); SQLite in WAL mode so workers and CLI share it."""
+    when it already is); SQLite in WAL mode so workers and CLI share it, with one writer at a
+    time per process (``nurture.sqlite_writers``)."""
     is_sqlite = url.startswith("sqlite")
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
+        connect_args=(
+            {"check_same_thread": False, "timeout": 30, "factory": QueuedWriterConnection}
+            if is_sqlite
+            else {}
+        ),
         pool_pre_ping=not is_sqlite,
     )
     if is_sqlite:

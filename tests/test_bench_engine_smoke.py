@@ -19,12 +19,19 @@ def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -
 
     results = json.loads(results_file.read_text())
     (variant,) = results["variants"]
-    assert {run["kind"] for run in variant["runs"]} == {"counting", "lead"}
+    assert {(run["population"], run["kind"]) for run in variant["runs"]} == {
+        ("new", "counting"),
+        ("new", "lead"),
+        ("running", "counting"),
+        ("running", "lead"),
+    }
     for run in variant["runs"]:
         assert run["events"] == 16
         assert run["accepted_per_s"] > 0 and run["processed_per_s"] > 0
         assert run["p99_ms"] >= run["p50_ms"] > 0
-    assert variant["ratio_accepted"] > 0 and variant["ratio_processed"] > 0
+    for population in ("new", "running"):
+        figures = variant["populations"][population]
+        assert figures["ratio_accepted"] > 0 and figures["ratio_processed"] > 0
     assert isinstance(variant["lead_stacks"], list)  # the sampler ran (few samples at this size)
     handoff = variant["handoff"]
     assert (handoff["notified"], handoff["missing"]) == (3, 0)
