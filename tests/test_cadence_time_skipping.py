@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.sendgrid_standin import SendGridStandIn
@@ -99,3 +101,35 @@ async def test_inactivity_decays_the_score_of_a_sleeping_lead(
     assert after.score.behaviour_points == 20
     assert after.score.tallies["decay"].points == -10
     assert any(t.kind == "decay" for t in after.timeline)
+
+
+async def test_events_leave_the_sleeping_timer_alone_and_touches_still_come_on_time(
+    time_skipping_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    """``steady-wake-timer``: an event moves nothing earlier, so it cancels no timer and
+    starts none (two commands and two history events saved per event)."""
+    env = time_skipping_env
+    lead = lead_id()
+    async with running_engine(env.client, standin, tmp_path) as engine:
+        handle = await engine.profile(lead_id=lead, email="sam@corp.example", first_name="Sam")
+        await env.sleep(timedelta(hours=2))  # the first touch (hour 1) is out; day 3 is next
+        before = await _timer_events(handle)
+        for kind in ("email_open", "page_view", "email_open", "page_view", "email_open"):
+            await engine.event(lead, kind)
+            await env.sleep(timedelta(minutes=10))
+        during = await _timer_events(handle)
+        await env.sleep(timedelta(days=4))  # the follow-up touch is due on day 3
+        state = await handle.query(LeadWorkflow.state)
+
+    assert state.events_applied == 5
+    assert during == before  # five events: no timer cancelled or started
+    assert [m.subject for m in standin.messages_with(lead_id=lead)] == ["Hello Sam", "Following up"]
+
+
+async def _timer_events(handle) -> Counter[str]:  # type: ignore[no-untyped-def]
+    history = await handle.fetch_history()
+    return Counter(
+        EventType.Name(e.event_type)
+        for e in history.events
+        if e.event_type in (EventType.EVENT_TYPE_TIMER_STARTED, EventType.EVENT_TYPE_TIMER_CANCELED)
+    )

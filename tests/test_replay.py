@@ -13,15 +13,21 @@ from temporalio.worker import Replayer
 from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
 from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
-from workflows.lead import PATCH_READ_MODEL, PATCH_SEND_WINDOWS, LeadWorkflow
+from workflows.lead import (
+    PATCH_READ_MODEL,
+    PATCH_SEND_WINDOWS,
+    PATCH_STEADY_TIMER,
+    LeadWorkflow,
+)
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 PATCHES_BY_VERSION = {
     "v1": [],
     "v2": [PATCH_SEND_WINDOWS],
     "v3": [PATCH_SEND_WINDOWS, PATCH_READ_MODEL],
+    "v4": [PATCH_SEND_WINDOWS, PATCH_READ_MODEL, PATCH_STEADY_TIMER],
 }
-CURRENT = "v3"
+CURRENT = "v4"
 
 
 def _replayer() -> Replayer:

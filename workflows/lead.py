@@ -121,6 +121,11 @@ PATCH_READ_MODEL = "read-model-ledger"
 clocks, touches, outcomes) to the read model through a batched local activity. Runs started
 before this change report only stage transitions, as they did, until their next
 continue-as-new."""
+PATCH_STEADY_TIMER = "steady-wake-timer"
+"""The timer a lead sleeps on stays armed across events while it fires no later than the next
+thing due (waking early is harmless: the loop checks what is due and sleeps again). Before, every
+event cancelled the timer and started a new one: two commands and two history events per event.
+Runs started before this change keep doing that until their next continue-as-new."""
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
 SNAPSHOT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -149,6 +154,9 @@ class LeadWorkflow:
         self._reported: LeadSnapshot | None = None
         self._with_windows = False
         self._with_ledger = False
+        self._with_steady_timer = False
+        self._wake_timer: asyncio.Task[None] | None = None
+        self._wake_timer_at: datetime | None = None
         self._rules: Rules | None = None
         self._published: dict[str, Any] = {}
         self._events_this_run = 0
@@ -163,6 +171,7 @@ class LeadWorkflow:
         # keep sending as they did until their next continue-as-new.
         self._with_windows = workflow.patched(PATCH_SEND_WINDOWS)
         self._with_ledger = workflow.patched(PATCH_READ_MODEL)
+        self._with_steady_timer = workflow.patched(PATCH_STEADY_TIMER)
         await self._refresh_rules()
         self._start_crm_pump()
         if inp.state is None:
@@ -197,12 +206,32 @@ class LeadWorkflow:
                 )
             wake_at = self._next_wakeup()
             if wake_at is None or wake_at > self._now():
-                timeout = None if wake_at is None else wake_at - self._now()
-                with contextlib.suppress(TimeoutError):  # a timer came due: fine
-                    await workflow.wait_condition(
-                        lambda: bool(self._inbox or self._effects), timeout=timeout
-                    )
+                if self._with_steady_timer:
+                    await self._wait_for_work(wake_at)
+                else:
+                    timeout = None if wake_at is None else wake_at - self._now()
+                    with contextlib.suppress(TimeoutError):  # a timer came due: fine
+                        await workflow.wait_condition(
+                            lambda: bool(self._inbox or self._effects), timeout=timeout
+                        )
             await self._run_due_timers()
+
+    async def _wait_for_work(self, wake_at: datetime | None) -> None:
+        """Until a signal or update queues work, or the timer fires. The timer armed by an
+        earlier wait is kept while it fires no later than ``wake_at`` (or nothing is due at
+        all): most events move nothing earlier, so they cost no timer commands."""
+        timer, armed_for = self._wake_timer, self._wake_timer_at
+        too_late = wake_at is not None and armed_for is not None and armed_for > wake_at
+        if timer is not None and (timer.done() or too_late):
+            timer.cancel()
+            timer = None
+        if timer is None and wake_at is not None:
+            timer = asyncio.create_task(workflow.sleep(wake_at - self._now()))
+            self._wake_timer_at = wake_at
+        self._wake_timer = timer
+        await workflow.wait_condition(
+            lambda: bool(self._inbox or self._effects) or (timer is not None and timer.done())
+        )
 
     async def _drain(self) -> None:
         """Apply queued profiles/events and carry out queued side effects, in order."""
