@@ -56,11 +56,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import temporalio.workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner, Worker
 
 import worker as worker_module
 from activities.email import MailerSettings
@@ -70,6 +71,7 @@ from bench.sampling import StackSampler, top
 from nurture.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR
 from nurture.consent import LinkSigner
 from nurture.leads import LeadEvent, workflow_id_for
+from nurture.ledger import RECORD_FACTS
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.starting import send_event
 from nurture.temporal import installed_binary
@@ -105,8 +107,9 @@ SWEEP: tuple[tuple[str, dict[str, int]], ...] = (
 )
 #: What ``--sample-stacks`` reports: functions of these packages (the project's and the SDK's).
 STACK_PARTS = ("workflows/", "nurture/", "activities/", "temporalio/worker/", "sqlalchemy/engine")
-OPTION_FIELDS = ("max_cached_workflows", "activity_threads")  # WorkerOptions fields
+OPTION_FIELDS = ("max_cached_workflows", "activity_threads", "gc_young_threshold")  # WorkerOptions
 POPULATIONS = ("new", "running")
+ABLATIONS = ("sandbox", "read-model")
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -384,6 +387,7 @@ async def engines(
     database_url: str,
     source: RulesSource,
     options: dict[str, int],
+    ablate: Sequence[str] = (),
 ) -> AsyncIterator[Engines]:
     """The lead worker (``build_worker``) and the counting worker, same options, own queues."""
     run_id = uuid.uuid4().hex[:8]
@@ -398,6 +402,8 @@ async def engines(
         **{name: value for name, value in options.items() if name in OPTION_FIELDS},  # type: ignore[arg-type]
     )
     kwargs = worker_kwargs(options)
+    if "sandbox" in ablate:  # both workers: the comparison stays like for like
+        kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
     with extra_worker_arguments(kwargs):
         lead_worker = build_worker(client, worker_options, source)
     counting_worker = Worker(
@@ -411,6 +417,25 @@ async def engines(
     )
     async with lead_worker, counting_worker:
         yield Engines(client, lead_worker.task_queue, counting_worker.task_queue, standin)
+
+
+@contextlib.contextmanager
+def without_read_model() -> Iterator[None]:
+    """Leads whose read-model writes return at once without running: what a lead costs without
+    its per-batch local activity (an ablation: such a history would not replay on the shipped
+    code). ``temporalio.workflow`` is passed through the sandbox, so sandboxed leads see it."""
+    original = temporalio.workflow.execute_local_activity
+
+    async def skip_record_facts(activity: Any, *args: Any, **kwargs: Any) -> Any:
+        if activity == RECORD_FACTS:
+            return None
+        return await original(activity, *args, **kwargs)
+
+    setattr(temporalio.workflow, "execute_local_activity", skip_record_facts)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(temporalio.workflow, "execute_local_activity", original)  # noqa: B010
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -462,6 +487,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="sample thread stacks during the lead runs (bench/sampling.py) and report them",
     )
     parser.add_argument("--sweep", action="store_true", help="measure the SWEEP variants too")
+    parser.add_argument(
+        "--ablate",
+        choices=ABLATIONS,
+        action="append",
+        default=[],
+        help="measure without a part, to see what it costs (never a way to run): 'sandbox' runs "
+        "both workers' workflows unsandboxed; 'read-model' makes the lead drop its facts "
+        "instead of writing them (repeatable)",
+    )
     parser.add_argument("--results", type=Path, help="JSON file (default: bench/results/...)")
     args = parser.parse_args(argv)
     args.populations = list(dict.fromkeys(args.populations or POPULATIONS))
@@ -488,7 +522,7 @@ async def measure_variant(
     handoff_leads: int,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    async with engines(env.client, standin, database_url, source, options) as engine:
+    async with engines(env.client, standin, database_url, source, options, args.ablate) as engine:
         if args.warmup_leads:
             for kind in ("counting", "lead"):
                 await engine.run_population(kind, 0, args.warmup_leads, 1, args.in_flight)
@@ -543,7 +577,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "variants": [],
     }
-    with tempfile.TemporaryDirectory(prefix="nurture-bench-") as tmp, SendGridStandIn() as standin:
+    results["ablated"] = args.ablate
+    with (
+        tempfile.TemporaryDirectory(prefix="nurture-bench-") as tmp,
+        SendGridStandIn() as standin,
+        without_read_model() if "read-model" in args.ablate else contextlib.nullcontext(),
+    ):
         database_url = args.database_url or f"sqlite:///{Path(tmp) / 'nurture.db'}"
         results["database"] = database_url.split(":", 1)[0]
         env = await WorkflowEnvironment.start_local(

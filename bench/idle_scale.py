@@ -8,7 +8,7 @@ the worker's memory (against the same worker idle, measured in the same run: the
 server's and the read model's disk, and the worker's memory as the population grows (a bounded
 sticky cache keeps it flat).
 
-    python -m bench.idle_scale                  # 100,000 leads (~15-25 min on 2 cores)
+    python -m bench.idle_scale                  # 100,000 leads (~65 min on 2 cores)
     python -m bench.idle_scale --leads 2000     # a quick look
 """
 
@@ -162,7 +162,6 @@ async def run(leads: int, in_flight: int, keep: Path | None) -> IdleScaleResult:
 
             gate = asyncio.Semaphore(in_flight)
             started = 0
-            checkpoints = {leads * k // 4 for k in (1, 2, 3, 4)}
 
             async def start_one(n: int) -> None:
                 nonlocal started
@@ -176,27 +175,30 @@ async def run(leads: int, in_flight: int, keep: Path | None) -> IdleScaleResult:
                 async with gate:
                     await send_profile(client, profile)
                 started += 1
-                if started in checkpoints:
-                    rss = rss_mib(worker.pid) if worker else 0.0
-                    result.rss_by_population.append((started, round(rss, 1)))
-                    print(
-                        f"  {started:,} started in {time.monotonic() - t0:.0f} s; "
-                        f"worker {rss:.0f} MiB",
-                        flush=True,
-                    )
+                if started % max(1, leads // 10) == 0:
+                    print(f"  {started:,} started in {time.monotonic() - t0:.0f} s", flush=True)
 
             t0 = time.monotonic()
             await asyncio.gather(*(start_one(n) for n in range(leads)))
             result.start_seconds = time.monotonic() - t0
             result.starts_per_second = leads / result.start_seconds
-            peak = 0.0
+            peak, milestone = 0.0, leads // 10
             while (asleep := await asyncio.to_thread(count_leads, db_url)) < leads:
-                peak = max(peak, rss_mib(worker.pid))
-                print(f"  {asleep:,} of {leads:,} asleep", flush=True)
+                rss = rss_mib(worker.pid)
+                peak = max(peak, rss)
+                if asleep >= milestone:  # the worker's memory as the sleeping population grows
+                    result.rss_by_population.append((asleep, round(rss, 1)))
+                    milestone = (asleep // max(1, leads // 10) + 1) * max(1, leads // 10)
+                print(
+                    f"  {asleep:,} of {leads:,} asleep after {time.monotonic() - t0:.0f} s; "
+                    f"worker {rss:.0f} MiB",
+                    flush=True,
+                )
                 await asyncio.sleep(5)
             result.asleep_seconds = time.monotonic() - t0
             await asyncio.sleep(2)
             result.worker_rss_mib = rss_mib(worker.pid)
+            result.rss_by_population.append((leads, round(result.worker_rss_mib, 1)))
             result.worker_peak_rss_mib = max(peak, rss_mib(worker.pid, "VmHWM"))
             result.rss_ratio_to_idle = result.worker_rss_mib / result.worker_rss_idle_mib
             result.server_disk_mib = disk_mib(tmp / "temporal", "temporal.db*")
@@ -220,7 +222,7 @@ def report(result: IdleScaleResult) -> str:
         f"worker RSS idle       {result.worker_rss_idle_mib:.0f} MiB",
         f"worker RSS            {result.worker_rss_mib:.0f} MiB "
         f"(x{result.rss_ratio_to_idle:.2f} idle; peak {result.worker_peak_rss_mib:.0f} MiB)",
-        "worker RSS by leads   "
+        "worker RSS by asleep  "
         + ", ".join(f"{n:,}: {mib:.0f} MiB" for n, mib in result.rss_by_population),
         f"server disk           {result.server_disk_mib:.0f} MiB "
         f"({result.server_disk_mib * MIB / result.leads / 1024:.1f} KiB per lead)",

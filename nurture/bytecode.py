@@ -3,10 +3,10 @@
 The sandbox runs each workflow in its own copy of the workflow's module: every new lead, and
 every lead brought back into the worker's cache after an eviction or a restart, imports
 ``workflows/lead.py`` again. With a ``__pycache__`` that is a read of the cached bytecode;
-without one (``PYTHONDONTWRITEBYTECODE=1``, common in container images, or a checkout never
-imported before) Python compiles the 1,400-line module from source each time: 11 ms of CPU per
-lead, measured as a fifth of the lead worker's time when many new leads arrive
-(``bench/engine_throughput.py``). So the worker writes that bytecode once at start, whatever
+under ``PYTHONDONTWRITEBYTECODE=1`` (common in container images) there is none, and Python
+compiles the 1,400-line module from source each time: 11 ms of CPU per lead, half of the lead
+worker's busy time when many new leads arrive (``bench/engine_throughput.py``, sampled with
+py-spy). So the worker writes that bytecode once at start, whatever
 ``PYTHONDONTWRITEBYTECODE`` says: only for these modules, and nothing breaks where it cannot
 (a read-only tree keeps compiling; better, build the image with ``python -m compileall``).
 """

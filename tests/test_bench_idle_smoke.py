@@ -18,11 +18,8 @@ async def test_idle_scale_puts_leads_to_sleep_and_measures_the_worker(tmp_path: 
     result: IdleScaleResult = await asyncio.wait_for(run(20, 10, tmp_path / "data"), 180)
     assert result.leads == 20 and result.asleep_seconds > 0
     assert result.worker_rss_idle_mib > 0 and result.worker_rss_mib > 0
-    assert result.server_disk_mib > 0 and [n for n, _ in result.rss_by_population] == [
-        5,
-        10,
-        15,
-        20,
-    ]
+    assert result.server_disk_mib > 0
+    asleep = [n for n, _ in result.rss_by_population]  # the worker's memory as leads fall asleep
+    assert asleep == sorted(asleep) and asleep[-1] == 20
     assert "worker RSS" in report(result)
     assert json.loads(json.dumps(asdict(result)))["leads"] == 20  # what main writes
