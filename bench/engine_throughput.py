@@ -68,6 +68,7 @@ from activities.email import MailerSettings
 from activities.rules import RulesSource
 from bench.counting_workflow import CountingWorkflow
 from bench.sampling import StackSampler, top
+from bench.saving import save_results
 from nurture.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR
 from nurture.consent import LinkSigner
 from nurture.leads import LeadEvent, workflow_id_for
@@ -78,7 +79,6 @@ from nurture.temporal import installed_binary
 from worker import WorkerOptions, build_worker
 from workflows.lead import SEARCH_ATTRIBUTES, LeadWorkflow
 
-RESULTS_DIR = Path(__file__).parent / "results"
 BENCH_SECRET = "bench-secret-0123456789abcdef"
 
 #: What leads do in the throughput runs, cycled per lead: scored behaviours, URL rules
@@ -653,9 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = asyncio.run(run(args))
     print()
     print(report(results))
-    path = args.results or RESULTS_DIR / f"engine-throughput-{results['date']}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    path = save_results(results, args.results, f"engine-throughput-{results['date']}.json")
     print(f"\nresults: {path}")
     return 0
 

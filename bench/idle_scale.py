@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import shutil
@@ -33,6 +32,7 @@ from typing import Any
 import yaml
 from sqlalchemy import create_engine, func, select
 
+from bench.saving import save_results
 from nurture.cli.embedded import EmbeddedOptions, start_dev_server, stop_process, wait_for_server
 from nurture.leads import LeadProfile
 from nurture.process import exit_now
@@ -41,7 +41,6 @@ from nurture.sendgrid_standin import SendGridStandIn
 from nurture.starting import send_profile
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).parent / "results"
 MIB = 1024 * 1024
 
 
@@ -246,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": os.getloadavg(),
     }
     print(report(result), flush=True)
-    out = args.results or RESULTS / f"idle-scale-{args.leads}-{datetime.now(UTC):%Y-%m-%d}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    out = save_results(
+        asdict(result), args.results, f"idle-scale-{args.leads}-{datetime.now(UTC):%Y-%m-%d}.json"
+    )
     print(f"results: {out}", flush=True)
     return 0
 

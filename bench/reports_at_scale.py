@@ -22,7 +22,6 @@ report again, so an index's effect is measured in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -48,10 +47,10 @@ from sqlmodel import Session
 
 from activities.records import write_batches
 from bench.population import END, NOW, Population, Stats
+from bench.saving import RESULTS_DIR, save_results
 from nurture.db import make_engine
 from nurture.reports import REPORTS, ReportQuery, run_report
 
-RESULTS_DIR = Path(__file__).parent / "results"
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BASELINE_SQL = "SELECT count(*), sum(points) FROM leadevent"
 LEAD_COUNT_SQL = "SELECT count(*) FROM lead"
@@ -540,9 +539,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     results = run(options)
-    path = options.results or RESULTS_DIR / f"reports-{results['date']}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    path = save_results(results, options.results, f"reports-{results['date']}.json")
     console.print(f"\nresults: {path}")
     return 0
 

@@ -20,7 +20,6 @@ runs this at a tiny size and checks that it reports figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -31,11 +30,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.saving import save_results
 from nurture.config_loader import DEFAULT_CONFIG_DIR, load_rules
 from nurture.leads import LeadEvent
 from nurture.scoring import ScoreCard, score_event
 
-RESULTS_DIR = Path(__file__).parent / "results"
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 #: The events scored, cycled: what a website, email and form tools send.
@@ -136,9 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = run(args.number, args.repeats)
     print(report(results))
-    path = args.results or RESULTS_DIR / f"scoring-{results['date']}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    path = save_results(results, args.results, f"scoring-{results['date']}.json")
     print(f"\nresults: {path}")
     return 0
 

@@ -12,7 +12,6 @@ SendGrid's Email Activity, not send them again.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,7 +32,13 @@ from nurture.messages import LeadState
 from nurture.read_model import HandoffRecord, LeadEventRecord, LeadRecord, TouchRecord, table_of
 from nurture.sales import read_state
 from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import POSTGRES_ADMIN_URL, lead_id, running_engine, wait_until
+from tests.conftest import (
+    POSTGRES_ADMIN_URL,
+    lead_id,
+    postgres_database,
+    running_engine,
+    wait_until,
+)
 from tests.drills import drill_rules
 
 TIME_SCALE = 3600.0  # the drill cadence's hours are seconds
@@ -46,16 +51,8 @@ EMEA_REPS = {"alice": "alice@test.example", "bob": "bob@test.example"}
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database of the drill's own, dropped afterwards."""
-    name = f"nurture_drill_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("nurture_drill") as url:
+        yield url
 
 
 def set_database_up(url: str, up: bool) -> None:
