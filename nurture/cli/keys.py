@@ -22,6 +22,9 @@ def create(
     name: Annotated[str, typer.Option(help="who or what uses it, e.g. 'website tracker'")],
     rep: Annotated[str | None, typer.Option(help="rep keys: the rep id it acts as")] = None,
     as_json: JsonOpt = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="print the key alone, e.g. KEY=$(nurture keys …)")
+    ] = False,
 ) -> None:
     """Create a key. It is shown once: store it now (only a hash is kept)."""
     try:
@@ -30,6 +33,8 @@ def create(
         raise typer.Exit(fail(str(exc), 2)) from None
     if as_json:
         print_json({"id": row.id, "role": row.role, "rep": row.rep_id, "key": key})
+    elif quiet:
+        print(key)
     else:
         console.print(f"key {row.id} ({row.role}{', rep ' + row.rep_id if row.rep_id else ''}):")
         console.print(key, highlight=False, soft_wrap=True)

@@ -18,9 +18,9 @@ from rich.progress import Progress
 from temporalio.client import Client
 
 from nurture.leads import LeadEvent, LeadProfile
-from nurture.messages import OutcomeRequest, RejectRequest, RepAction
+from nurture.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
 from nurture.rules import Rules
-from nurture.sales import LeadActionError, act, read_state
+from nurture.sales import LeadActionError, TemporalUnavailableError, act, read_state
 from nurture.starting import send_event, send_profile
 
 FIRST = [
@@ -232,8 +232,7 @@ async def simulate(
         for lead_id in ids:
             await play_rep(client, lead_id, decisions, absent, summary)
             progress.update(acting, advance=1)
-        for lead_id in ids:
-            state = await read_state(client, lead_id)
+        for state in await read_states(client, ids):
             summary.per_stage[state.stage] += 1
             summary.touches_sent += state.touches_sent
             summary.escalations += len(state.handoff.escalations) if state.handoff else 0
@@ -241,12 +240,39 @@ async def simulate(
     return summary
 
 
+QUERIES_IN_FLIGHT = 20  # the dev server refuses a namespace's excess concurrent requests
+QUERY_ATTEMPTS = 8
+
+
+async def read_state_patiently(client: Client, lead_id: str) -> LeadState:
+    """The lead's state, asking again when a busy server timed out or refused the query:
+    nothing was decided then, and one slow answer must not end the whole simulation."""
+    for attempt in range(QUERY_ATTEMPTS):
+        try:
+            return await read_state(client, lead_id)
+        except TemporalUnavailableError:
+            if attempt == QUERY_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
+    raise AssertionError("unreachable")
+
+
+async def read_states(client: Client, lead_ids: list[str]) -> list[LeadState]:
+    gate = asyncio.Semaphore(QUERIES_IN_FLIGHT)
+
+    async def one(lead_id: str) -> LeadState:
+        async with gate:
+            return await read_state_patiently(client, lead_id)
+
+    return list(await asyncio.gather(*(one(i) for i in lead_ids)))
+
+
 async def settle(client: Client, expected: dict[str, int], seconds: float) -> None:
     """Wait until every lead has applied the events it was sent (or ``seconds`` pass)."""
     deadline = asyncio.get_running_loop().time() + seconds
     pending = dict(expected)
     while pending and asyncio.get_running_loop().time() < deadline:
-        states = await asyncio.gather(*(read_state(client, i) for i in pending))
+        states = await read_states(client, list(pending))
         pending = {
             s.lead_id: pending[s.lead_id]
             for s in states
@@ -260,7 +286,7 @@ async def settle(client: Client, expected: dict[str, int], seconds: float) -> No
 async def play_rep(
     client: Client, lead_id: str, rng: random.Random, absent: str | None, summary: SimulationSummary
 ) -> None:
-    state = await read_state(client, lead_id)
+    state = await read_state_patiently(client, lead_id)
     if state.stage != "assigned" or state.owner is None or state.owner == absent:
         return
     rep = state.owner
