@@ -161,4 +161,5 @@ def test_every_readme_command_works_as_written(tmp_path: Path) -> None:
                 f"(expected {expected}):\n{output[-1500:]}"
             )
     assert not failures, "\n\n".join(failures)
-    assert (out / "up.rc").read_text().strip() == "0", f"Ctrl-C did not stop make up cleanly:\n{up_log[-2000:]}"
+    stopped = (out / "up.rc").read_text().strip()
+    assert stopped == "0", f"Ctrl-C did not stop make up cleanly ({stopped}):\n{up_log[-2000:]}"
