@@ -30,6 +30,7 @@ DOCUMENTED_EXIT = {
     "nurture lead add examples/leads.jsonl": 1,
     "nurture event examples/events.jsonl": 1,
 }
+ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 UP_TIMEOUT_S = 120
 COMMAND_TIMEOUT_S = 240
 
@@ -100,6 +101,7 @@ def script(commands: list[Command], workdir: Path, out: Path) -> str:
     """One shell for the user's second terminal; each command's output and exit code saved."""
     scripts = sysconfig.get_path("scripts")
     lines = [
+        "set -m",  # job control: `make up` gets its own process group and takes Ctrl-C
         "ip link set lo up",
         f"cd {shlex.quote(str(workdir))}",
         f"export PATH={shlex.quote(scripts)}:$PATH",
@@ -115,12 +117,23 @@ def script(commands: list[Command], workdir: Path, out: Path) -> str:
     for index, command in enumerate(commands):
         if command.text in NOT_RUN or command.text == UP:
             continue
+        # `timeout` runs programs; a variable assignment (KEY=$(…)) must run in this shell.
+        bounded = (
+            command.text
+            if ASSIGNMENT.match(command.text)
+            else f"timeout {COMMAND_TIMEOUT_S} {command.text}"
+        )
         lines += [
-            f"{{ timeout {COMMAND_TIMEOUT_S} {command.text} ; }} > {out}/{index}.out 2>&1 "
-            f"< /dev/null",
+            f"{{ {bounded} ; }} > {out}/{index}.out 2>&1 < /dev/null",
             f"echo $? > {out}/{index}.rc",
         ]
-    lines += ["kill -INT $UP", "wait $UP", f"echo $? > {out}/up.rc"]
+    lines += [
+        "kill -INT -- -$UP",  # Ctrl-C
+        "for _ in $(seq 1 300); do kill -0 $UP 2>/dev/null || break; sleep 0.2; done",
+        "kill -0 $UP 2>/dev/null && { kill -KILL -- -$UP; echo 'running 60 s after Ctrl-C'; }",
+        "wait $UP",
+        f"echo $? > {out}/up.rc",
+    ]
     return "\n".join(lines) + "\n"
 
 
