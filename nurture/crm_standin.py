@@ -26,8 +26,9 @@ client written against the stand-in works against a real org:
 
 The org it models: Lead with the standard fields FirstName, LastName (required), Company
 (required), Title, Email, Phone, LeadSource, Rating and Status (restricted picklists; Status
-defaults to "Open - Not Contacted"), OwnerId, Description, plus two custom fields: the external
-id ``Nurture_Lead_Id__c`` (unique, case-insensitive, the Salesforce default) and
+defaults to "Open - Not Contacted"), OwnerId, Description, plus three custom fields: the external
+id ``Nurture_Lead_Id__c`` (unique, case-insensitive, the Salesforce default),
+``Nurture_Handoff__c`` (a number: which hand-off of the lead the record is about) and
 ``Status_Reason__c``, where a rep writes why a lead was rejected. Task with WhoId (a Lead),
 Subject (required in this org), Description, Status, Priority, Type, ActivityDate, OwnerId and
 the external id ``Nurture_Event_Id__c``. Field names are case-insensitive, like Salesforce's;
@@ -39,12 +40,14 @@ converted a lead. A real org would send an Outbound Message (SOAP, from a workfl
 flow), publish a Platform Event / Change Data Capture event, or call out over HTTP from a
 record-triggered Flow. The stand-in's equivalent is one signed JSON POST per status change:
 :meth:`SalesforceStandIn.rep_changes_status` updates the lead as the rep would in the UI and
-posts ``{"sobject", "id", "Nurture_Lead_Id__c", "Status", "Reason", "OwnerId",
-"LastModifiedDate"}`` to the URL given to :meth:`~SalesforceStandIn.set_outbound`, with
-``X-Standin-Signature: sha256=<hex HMAC-SHA256 of the raw body under the shared secret>`` and
-an ``X-Standin-Notification-Id`` that stays the same on redelivery. Like Outbound Messages,
-an unacknowledged notification (no connection or a non-2xx answer) stays pending until
-:meth:`~SalesforceStandIn.redeliver`.
+posts ``{"NotificationId", "sobject", "id", "Nurture_Lead_Id__c", "Nurture_Handoff__c",
+"Status", "Reason", "OwnerId", "LastModifiedDate"}`` to the URL given to
+:meth:`~SalesforceStandIn.set_outbound`, with ``X-Standin-Timestamp: <unix seconds>`` and
+``X-Standin-Signature: sha256=<hex HMAC-SHA256 of timestamp + "." + raw body under the shared
+secret>`` (signed again at each attempt, so a receiver can refuse old posts) and an
+``X-Standin-Notification-Id`` that stays the same on redelivery, as does ``NotificationId``.
+Like Outbound Messages, an unacknowledged notification (no connection or a non-2xx answer)
+stays pending until :meth:`~SalesforceStandIn.redeliver`.
 
 Test controls, none of them Salesforce: fault injection (:meth:`~SalesforceStandIn.fail_next`,
 :meth:`~SalesforceStandIn.delay_after_commit`), an outage (:meth:`~SalesforceStandIn.down` /
@@ -98,6 +101,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TASK_EXTERNAL_ID",
     "TASK_STATUSES",
+    "TIMESTAMP_HEADER",
     "OutboundDelivery",
     "OutboundDeliveryError",
     "RecordedRequest",
@@ -134,6 +138,8 @@ TASK_SUBJECTS = ("Call", "Send Letter", "Send Quote", "Other")
 
 SIGNATURE_HEADER = "X-Standin-Signature"
 NOTIFICATION_ID_HEADER = "X-Standin-Notification-Id"
+TIMESTAMP_HEADER = "X-Standin-Timestamp"
+HANDOFF_FIELD = "Nurture_Handoff__c"
 
 _TOKEN_PATH = "/services/oauth2/token"
 _JSON_TYPE = "application/json;charset=UTF-8"
@@ -229,7 +235,7 @@ class _Field:
     label: str
     type: str
     """Salesforce field type: id, string, email, phone, picklist, combobox, textarea,
-    reference, boolean, date, datetime."""
+    reference, boolean, date, datetime, double (stored as its text)."""
     length: int = 0
     required: bool = False
     """Non-nillable with no default: missing on create, or set to null, is
@@ -380,6 +386,7 @@ LEAD = _SObject(
         _Field("ConvertedDate", "Converted Date", "date", writable=False),
         *_audit_fields(),
         _Field(LEAD_EXTERNAL_ID, "Nurture Lead Id", "string", 255, external_id=True, custom=True),
+        _Field(HANDOFF_FIELD, "Nurture Handoff", "double", custom=True),
         _Field("Status_Reason__c", "Status Reason", "string", 255, custom=True),
     ),
 )
@@ -478,13 +485,24 @@ def _sf_datetime(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
+_JSON_TYPES = {"date": "date", "double": "double"}
+
+
+def _number(text: str | None) -> int | float | None:
+    """A number field's stored text as JSON gives it back (``2``, not ``"2"``)."""
+    if text is None:
+        return None
+    number = float(text)
+    return int(number) if number.is_integer() else number
+
+
 def _coerce(f: _Field, value: object) -> str | None:
     """A JSON value as Salesforce deserialises it into the field: numbers and booleans become
     text, ``""`` becomes null, objects and arrays are parser errors."""
     if value is None:
         return None
     if isinstance(value, dict | list):
-        raise _parser_error("date" if f.type == "date" else "string", value)
+        raise _parser_error(_JSON_TYPES.get(f.type, "string"), value)
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, int | float):
@@ -493,6 +511,11 @@ def _coerce(f: _Field, value: object) -> str | None:
         text = str(value)
     if text == "":
         return None
+    if f.type == "double":
+        try:
+            float(text)
+        except ValueError:
+            raise _parser_error("double", text) from None
     if f.type == "date":
         try:
             if len(text) != 10:
@@ -614,9 +637,11 @@ _VERSIONS = tuple(f"{major}.0" for major in range(_OLDEST_MAJOR, int(float(API_V
 # --------------------------------------------------------------------------------------------
 
 
-def sign_notification(payload: bytes, secret: str) -> str:
-    """The ``X-Standin-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of the raw body."""
-    digest = hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest()
+def sign_notification(payload: bytes, secret: str, timestamp: str) -> str:
+    """The ``X-Standin-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of
+    ``timestamp + "." + body`` (``timestamp``: the ``X-Standin-Timestamp``, unix seconds)."""
+    signed = timestamp.encode("ascii") + b"." + payload
+    digest = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
 
 
@@ -635,6 +660,8 @@ class OutboundDelivery:
     """The exact body; the signature covers these bytes."""
     signature: str
     """The ``X-Standin-Signature`` header value (``sha256=<hex>``)."""
+    timestamp: str
+    """The ``X-Standin-Timestamp`` header value the signature covers."""
     status: int | None
     """The receiver's status; None when it could not be reached."""
     response_body: bytes
@@ -1618,17 +1645,20 @@ class SalesforceStandIn:
                 record["OwnerId"] = owner
             if status == CONVERTED_STATUS:
                 record.update(IsConverted=True, ConvertedDate=now.date().isoformat())
+            pending_id = str(uuid.uuid4())
             notification = {
+                "NotificationId": pending_id,
                 "sobject": "Lead",
                 "id": record_id,
                 LEAD_EXTERNAL_ID: record[LEAD_EXTERNAL_ID],
+                HANDOFF_FIELD: _number(record.get(HANDOFF_FIELD)),
                 "Status": status,
                 "Reason": reason,
                 "OwnerId": record["OwnerId"],
                 "LastModifiedDate": stamp,
             }
             pending = _Pending(
-                notification_id=str(uuid.uuid4()),
+                notification_id=pending_id,
                 payload=json.dumps(notification, separators=(",", ":")).encode("utf-8"),
             )
             self._state.pending.append(pending)
@@ -1666,11 +1696,13 @@ class SalesforceStandIn:
             attempt = pending.attempts
         if url is None:
             raise RuntimeError("no outbound URL; call set_outbound(url, secret) first")
-        signature = sign_notification(pending.payload, secret)
+        timestamp = str(int(time.time()))
+        signature = sign_notification(pending.payload, secret, timestamp)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "SalesforceStandIn-Outbound/1.0",
             SIGNATURE_HEADER: signature,
+            TIMESTAMP_HEADER: timestamp,
             NOTIFICATION_ID_HEADER: pending.notification_id,
         }
         status: int | None = None
@@ -1685,6 +1717,7 @@ class SalesforceStandIn:
             url=url,
             payload=pending.payload,
             signature=signature,
+            timestamp=timestamp,
             status=status,
             response_body=body,
             error=error,
