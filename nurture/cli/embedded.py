@@ -27,7 +27,7 @@ from temporalio.service import RPCError
 
 from activities.email import MailerSettings
 from nurture.consent import PUBLIC_URL_ENV, LinkSigner
-from nurture.db import database_url_from_env, make_engine
+from nurture.db import database_url_from_env, keep_private, make_engine
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.temporal import TemporalSettings, connect, installed_binary, search_attribute_flags
 from nurture.web.app import WebSettings, create_app, serving
@@ -149,6 +149,7 @@ async def run_embedded(
 
     # A broken config or template stops here, before any server is started.
     source = RulesSource(options.config_dir, options.templates_dir, options.time_scale)
+    keep_private(options.data_dir)  # before the dev server, the database or the secret exist
     _check_free(options.port, "Temporal gRPC", "--port")
     if not options.headless:
         _check_free(options.ui_port, "Temporal Web UI", "--ui-port")
