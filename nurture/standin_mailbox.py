@@ -57,7 +57,8 @@ td.when { white-space: nowrap; color: #5b6472; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dt { color: #5b6472; } dd { margin: 0; }
 iframe { width: 100%; height: 32rem; border: 1px solid #d5d9e0; background: #fff; }
-pre { white-space: pre-wrap; background: #fff; border: 1px solid #d5d9e0; padding: .8rem; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #fff; padding: .8rem;
+      border: 1px solid #d5d9e0; }
 ul.links a { word-break: break-all; }
 .empty { color: #5b6472; }
 """
@@ -90,6 +91,10 @@ def _category(message: RecordedMessage) -> str:
     return message.custom_args.get("category") or ", ".join(message.categories)
 
 
+def _tag(text: str) -> str:
+    return f'<span class="tag">{escape(text)}</span>' if text else ""
+
+
 def mailbox_page(messages: Sequence[RecordedMessage], token: str | None) -> bytes:
     """Every accepted message, newest first, each linking to its page."""
     rows = []
@@ -100,7 +105,7 @@ def mailbox_page(messages: Sequence[RecordedMessage], token: str | None) -> byte
             f"<td>{escape(', '.join(message.to))}</td>"
             f'<td><a href="{escape(message_path(message.message_id, token))}">'
             f"{escape(message.subject or '(no subject)')}</a></td>"
-            f'<td><span class="tag">{escape(_category(message))}</span></td></tr>'
+            f"<td>{_tag(_category(message))}</td></tr>"
         )
     table = (
         "<table><thead><tr><th>Received (UTC)</th><th>To</th><th>Subject</th><th>Kind</th>"
