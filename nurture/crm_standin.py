@@ -52,8 +52,9 @@ stays pending until :meth:`~SalesforceStandIn.redeliver`.
 Test controls, none of them Salesforce: fault injection (:meth:`~SalesforceStandIn.fail_next`,
 :meth:`~SalesforceStandIn.delay_after_commit`), an outage (:meth:`~SalesforceStandIn.down` /
 :meth:`~SalesforceStandIn.up`), session expiry, and inspection of records and requests. Over
-HTTP, without auth, for demos: ``POST /_standin/leads/<id or external id>/status`` with
-``{"Status", "Reason", "OwnerId"}``.
+HTTP, for demos: ``POST /_standin/leads/<id or external id>/status`` with
+``{"Status", "Reason", "OwnerId"}``; open in tests, and given a ``control_token`` (the command
+line always gives one) only with it, in ``X-Standin-Token`` or ``?token=``.
 
 Standard library only; runs inside a sync CLI, an asyncio test, or on its own::
 
@@ -91,6 +92,7 @@ from nurture.standin_cli import serve_until_stopped
 
 __all__ = [
     "API_VERSION",
+    "CONTROL_TOKEN_HEADER",
     "DEFAULT_ACCESS_TOKEN",
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
@@ -138,6 +140,7 @@ TASK_SUBJECTS = ("Call", "Send Letter", "Send Quote", "Other")
 
 SIGNATURE_HEADER = "X-Standin-Signature"
 NOTIFICATION_ID_HEADER = "X-Standin-Notification-Id"
+CONTROL_TOKEN_HEADER = "X-Standin-Token"
 TIMESTAMP_HEADER = "X-Standin-Timestamp"
 HANDOFF_FIELD = "Nurture_Handoff__c"
 
@@ -877,6 +880,7 @@ class _Handler(BaseHTTPRequestHandler):
                     ],
                 )
             elif path.startswith("/_standin/"):
+                self._check_control_token(split.query)
                 self._control(path, raw)
             else:
                 match = _DATA_RE.match(path)
@@ -1070,6 +1074,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- POST /_standin/leads/<key>/status (demo control, not Salesforce) ----------------
 
+    def _check_control_token(self, query: str) -> None:
+        """Without its control token (when it has one) the stand-in signs nothing for a
+        caller: any local process could otherwise have it post status changes to the engine."""
+        expected = self.server.standin.control_token
+        if expected is None:
+            return
+        given = self.headers.get(CONTROL_TOKEN_HEADER) or (parse_qs(query).get("token") or [""])[-1]
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+            raise _ApiError(
+                HTTPStatus.UNAUTHORIZED,
+                [
+                    _error(
+                        f"this stand-in control needs its token: the {CONTROL_TOKEN_HEADER} "
+                        "header or ?token=",
+                        "INVALID_SESSION_ID",
+                    )
+                ],
+            )
+
     def _control(self, path: str, raw: bytes) -> None:
         match = re.match(r"^/_standin/leads/(?P<key>[^/]+)/status$", path)
         if match is None:
@@ -1165,9 +1188,12 @@ class SalesforceStandIn:
         access_token: str = DEFAULT_ACCESS_TOKEN,
         client_id: str = DEFAULT_CLIENT_ID,
         client_secret: str = DEFAULT_CLIENT_SECRET,
+        control_token: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.control_token = control_token
+        """Needed by the ``/_standin/`` demo control when set (the command line sets one)."""
         self.client_id = client_id
         self.client_secret = client_secret
         self._access_token = access_token
@@ -1748,13 +1774,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     parser.add_argument("--outbound-url", default=None, help="where status changes are posted")
     parser.add_argument("--outbound-secret", default=None, help="HMAC secret for --outbound-url")
+    parser.add_argument(
+        "--control-token",
+        default=None,
+        help=f"needed by the /_standin/ demo control ({CONTROL_TOKEN_HEADER} header or ?token=); "
+        "default: a new random one, printed at start",
+    )
     args = parser.parse_args(argv)
+    token = args.control_token or secrets.token_urlsafe(24)
     standin = SalesforceStandIn(
         host=args.host,
         port=args.port,
         access_token=args.access_token,
         client_id=args.client_id,
         client_secret=args.client_secret,
+        control_token=token,
     )
     if args.outbound_url:
         try:
@@ -1767,6 +1801,7 @@ def main(argv: list[str] | None = None) -> int:
         "Salesforce stand-in",
         f"{args.host}:{args.port}",
         lambda: f"{len(standin.leads)} lead(s), {len(standin.tasks)} task(s)",
+        notes=lambda: [f"The /_standin/ control needs the header {CONTROL_TOKEN_HEADER}: {token}"],
     )
 
 

@@ -945,3 +945,24 @@ def test_command_line_serves_until_interrupted() -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert "1 lead(s), 0 task(s)" in out
+
+
+def test_the_demo_control_needs_the_token_when_the_standin_has_one(
+    receiver: PostReceiver,
+) -> None:
+    """Finding 19 of issue 13, for the CRM stand-in too: with a control token (the command
+    line always has one) no local caller gets a signed status change posted without it."""
+    with SalesforceStandIn(control_token="t0ken") as guarded:
+        headers = {"Authorization": f"Bearer {guarded.access_token}"}
+        with httpx.Client(base_url=guarded.url, headers=headers, timeout=5.0) as api:
+            upsert_lead(api, "ada")
+        guarded.set_outbound(receiver.url, SECRET)
+        control = f"{guarded.url}/_standin/leads/ada/status"
+        change = {"Status": "Working - Contacted"}
+
+        refused = httpx.post(control, json=change)
+        assert refused.status_code == 401
+        assert "X-Standin-Token" in refused.json()[0]["message"]
+        assert receiver.posts == []
+        allowed = httpx.post(control, json=change, headers={"X-Standin-Token": "t0ken"})
+        assert allowed.status_code == 200 and len(receiver.posts) == 1
