@@ -117,6 +117,16 @@ async def test_a_replayed_or_earlier_handoff_crm_change_does_not_touch_the_new_h
         assert earlier.status_code == 409, earlier.text
         assert "hand-off 1" in earlier.json()["detail"] and "hand-off 2" in earlier.json()["detail"]
 
+        # One that does not say which hand-off (a record pushed by an older version): only a
+        # lead handed off once could be meant, and this one was handed off twice.
+        vague = json.loads(late_body) | {"NotificationId": str(uuid.uuid4())}
+        vague.pop("Nurture_Handoff__c")
+        vague_body = json.dumps(vague).encode()
+        unsure = await asyncio.to_thread(
+            post, hook, vague_body, signed(vague_body, str(int(time.time())))
+        )
+        assert unsure.status_code == 409, unsure.text
+
         state = await wait_for_state(handle, lambda s: True)
         assert (state.stage, state.owner, state.handoffs) == ("assigned", second.owner, 2)
         assert len(state.rejections) == 1  # the new owner is not blamed

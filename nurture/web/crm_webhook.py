@@ -66,10 +66,12 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 class CrmStatusChange(BaseModel):
     notification_id: str = Field(alias="NotificationId", min_length=1, max_length=200)
     lead_id: str = Field(alias="Nurture_Lead_Id__c", min_length=1)
-    handoff: int = Field(
+    handoff: int | None = Field(
+        default=None,
         alias=crm.HANDOFF_FIELD,
         ge=1,
-        description="the hand-off Nurture wrote on the CRM record; the change is about that one",
+        description="the hand-off Nurture wrote on the CRM record; the change is about that one "
+        "(empty on records pushed before Nurture wrote it: then only a lead handed off once)",
     )
     status: str = Field(alias="Status")
     reason: str | None = Field(default=None, alias="Reason")
@@ -198,6 +200,17 @@ def _refuse_other_handoff(change: CrmStatusChange, state: LeadState) -> None:
 
     The workflow's updates do not take a hand-off number (``nurture.messages.RepAction``), so
     the comparison is made here, against the lead's state just read."""
+    if change.handoff is None:
+        # A record pushed before Nurture wrote the field: unambiguous only for a lead that
+        # was handed off once.
+        if state.handoffs > 1:
+            raise HTTPException(
+                409,
+                f"this change does not say which hand-off of lead {change.lead_id} it is about "
+                f"({crm.HANDOFF_FIELD} is empty) and the lead was handed off {state.handoffs} "
+                "times: not applied",
+            )
+        return
     if change.handoff != state.handoffs:
         raise HTTPException(
             409,
