@@ -34,7 +34,7 @@ from activities.email import MailerSettings
 from nurture.bytecode import cache_bytecode
 from nurture.config_loader import config_dir_from_env, templates_dir_from_env
 from nurture.consent import ConsentConfigError, LinkSigner
-from nurture.db import database_url_from_env, make_engine
+from nurture.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
 from nurture.messages import TASK_QUEUE
 from workflows.lead import LeadWorkflow
 
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configure_logging()
+    keep_private(data_dir_from_env())  # the database, secret key and logs: this user's only
     try:
         options = WorkerOptions(
             config_dir=config_dir_from_env(args.config),

@@ -12,6 +12,7 @@ OPEN = "Open - Not Contacted"
 WORKING = "Working - Contacted"
 CONVERTED = "Closed - Converted"
 NOT_CONVERTED = "Closed - Not Converted"
+HANDOFF_FIELD = "Nurture_Handoff__c"
 
 
 def lead_fields(state: LeadState, routing: RoutingRules, status: str) -> dict[str, Any]:
@@ -29,6 +30,9 @@ def lead_fields(state: LeadState, routing: RoutingRules, status: str) -> dict[st
         "Rating": crm.ratings.get(state.grade),
         "Status": status,
         "Description": story_text(state),
+        # Which hand-off the record is about: a status change made in the CRM carries it back,
+        # so one about an earlier hand-off is refused (nurture.web.crm_webhook).
+        HANDOFF_FIELD: state.handoffs or None,
     }
     if owner is not None and owner.crm_user_id:
         fields["OwnerId"] = owner.crm_user_id

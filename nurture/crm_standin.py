@@ -26,8 +26,9 @@ client written against the stand-in works against a real org:
 
 The org it models: Lead with the standard fields FirstName, LastName (required), Company
 (required), Title, Email, Phone, LeadSource, Rating and Status (restricted picklists; Status
-defaults to "Open - Not Contacted"), OwnerId, Description, plus two custom fields: the external
-id ``Nurture_Lead_Id__c`` (unique, case-insensitive, the Salesforce default) and
+defaults to "Open - Not Contacted"), OwnerId, Description, plus three custom fields: the external
+id ``Nurture_Lead_Id__c`` (unique, case-insensitive, the Salesforce default),
+``Nurture_Handoff__c`` (a number: which hand-off of the lead the record is about) and
 ``Status_Reason__c``, where a rep writes why a lead was rejected. Task with WhoId (a Lead),
 Subject (required in this org), Description, Status, Priority, Type, ActivityDate, OwnerId and
 the external id ``Nurture_Event_Id__c``. Field names are case-insensitive, like Salesforce's;
@@ -39,18 +40,21 @@ converted a lead. A real org would send an Outbound Message (SOAP, from a workfl
 flow), publish a Platform Event / Change Data Capture event, or call out over HTTP from a
 record-triggered Flow. The stand-in's equivalent is one signed JSON POST per status change:
 :meth:`SalesforceStandIn.rep_changes_status` updates the lead as the rep would in the UI and
-posts ``{"sobject", "id", "Nurture_Lead_Id__c", "Status", "Reason", "OwnerId",
-"LastModifiedDate"}`` to the URL given to :meth:`~SalesforceStandIn.set_outbound`, with
-``X-Standin-Signature: sha256=<hex HMAC-SHA256 of the raw body under the shared secret>`` and
-an ``X-Standin-Notification-Id`` that stays the same on redelivery. Like Outbound Messages,
-an unacknowledged notification (no connection or a non-2xx answer) stays pending until
-:meth:`~SalesforceStandIn.redeliver`.
+posts ``{"NotificationId", "sobject", "id", "Nurture_Lead_Id__c", "Nurture_Handoff__c",
+"Status", "Reason", "OwnerId", "LastModifiedDate"}`` to the URL given to
+:meth:`~SalesforceStandIn.set_outbound`, with ``X-Standin-Timestamp: <unix seconds>`` and
+``X-Standin-Signature: sha256=<hex HMAC-SHA256 of timestamp + "." + raw body under the shared
+secret>`` (signed again at each attempt, so a receiver can refuse old posts) and an
+``X-Standin-Notification-Id`` that stays the same on redelivery, as does ``NotificationId``.
+Like Outbound Messages, an unacknowledged notification (no connection or a non-2xx answer)
+stays pending until :meth:`~SalesforceStandIn.redeliver`.
 
 Test controls, none of them Salesforce: fault injection (:meth:`~SalesforceStandIn.fail_next`,
 :meth:`~SalesforceStandIn.delay_after_commit`), an outage (:meth:`~SalesforceStandIn.down` /
 :meth:`~SalesforceStandIn.up`), session expiry, and inspection of records and requests. Over
-HTTP, without auth, for demos: ``POST /_standin/leads/<id or external id>/status`` with
-``{"Status", "Reason", "OwnerId"}``.
+HTTP, for demos: ``POST /_standin/leads/<id or external id>/status`` with
+``{"Status", "Reason", "OwnerId"}``; open in tests, and given a ``control_token`` (the command
+line always gives one) only with it, in ``X-Standin-Token`` or ``?token=``.
 
 Standard library only; runs inside a sync CLI, an asyncio test, or on its own::
 
@@ -88,6 +92,7 @@ from nurture.standin_cli import serve_until_stopped
 
 __all__ = [
     "API_VERSION",
+    "CONTROL_TOKEN_HEADER",
     "DEFAULT_ACCESS_TOKEN",
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
@@ -98,6 +103,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TASK_EXTERNAL_ID",
     "TASK_STATUSES",
+    "TIMESTAMP_HEADER",
     "OutboundDelivery",
     "OutboundDeliveryError",
     "RecordedRequest",
@@ -134,6 +140,9 @@ TASK_SUBJECTS = ("Call", "Send Letter", "Send Quote", "Other")
 
 SIGNATURE_HEADER = "X-Standin-Signature"
 NOTIFICATION_ID_HEADER = "X-Standin-Notification-Id"
+CONTROL_TOKEN_HEADER = "X-Standin-Token"
+TIMESTAMP_HEADER = "X-Standin-Timestamp"
+HANDOFF_FIELD = "Nurture_Handoff__c"
 
 _TOKEN_PATH = "/services/oauth2/token"
 _JSON_TYPE = "application/json;charset=UTF-8"
@@ -229,7 +238,7 @@ class _Field:
     label: str
     type: str
     """Salesforce field type: id, string, email, phone, picklist, combobox, textarea,
-    reference, boolean, date, datetime."""
+    reference, boolean, date, datetime, double (stored as its text)."""
     length: int = 0
     required: bool = False
     """Non-nillable with no default: missing on create, or set to null, is
@@ -380,6 +389,7 @@ LEAD = _SObject(
         _Field("ConvertedDate", "Converted Date", "date", writable=False),
         *_audit_fields(),
         _Field(LEAD_EXTERNAL_ID, "Nurture Lead Id", "string", 255, external_id=True, custom=True),
+        _Field(HANDOFF_FIELD, "Nurture Handoff", "double", custom=True),
         _Field("Status_Reason__c", "Status Reason", "string", 255, custom=True),
     ),
 )
@@ -478,13 +488,24 @@ def _sf_datetime(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
+_JSON_TYPES = {"date": "date", "double": "double"}
+
+
+def _number(text: str | None) -> int | float | None:
+    """A number field's stored text as JSON gives it back (``2``, not ``"2"``)."""
+    if text is None:
+        return None
+    number = float(text)
+    return int(number) if number.is_integer() else number
+
+
 def _coerce(f: _Field, value: object) -> str | None:
     """A JSON value as Salesforce deserialises it into the field: numbers and booleans become
     text, ``""`` becomes null, objects and arrays are parser errors."""
     if value is None:
         return None
     if isinstance(value, dict | list):
-        raise _parser_error("date" if f.type == "date" else "string", value)
+        raise _parser_error(_JSON_TYPES.get(f.type, "string"), value)
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, int | float):
@@ -493,6 +514,11 @@ def _coerce(f: _Field, value: object) -> str | None:
         text = str(value)
     if text == "":
         return None
+    if f.type == "double":
+        try:
+            float(text)
+        except ValueError:
+            raise _parser_error("double", text) from None
     if f.type == "date":
         try:
             if len(text) != 10:
@@ -614,9 +640,11 @@ _VERSIONS = tuple(f"{major}.0" for major in range(_OLDEST_MAJOR, int(float(API_V
 # --------------------------------------------------------------------------------------------
 
 
-def sign_notification(payload: bytes, secret: str) -> str:
-    """The ``X-Standin-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of the raw body."""
-    digest = hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest()
+def sign_notification(payload: bytes, secret: str, timestamp: str) -> str:
+    """The ``X-Standin-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of
+    ``timestamp + "." + body`` (``timestamp``: the ``X-Standin-Timestamp``, unix seconds)."""
+    signed = timestamp.encode("ascii") + b"." + payload
+    digest = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
 
 
@@ -635,6 +663,8 @@ class OutboundDelivery:
     """The exact body; the signature covers these bytes."""
     signature: str
     """The ``X-Standin-Signature`` header value (``sha256=<hex>``)."""
+    timestamp: str
+    """The ``X-Standin-Timestamp`` header value the signature covers."""
     status: int | None
     """The receiver's status; None when it could not be reached."""
     response_body: bytes
@@ -850,6 +880,7 @@ class _Handler(BaseHTTPRequestHandler):
                     ],
                 )
             elif path.startswith("/_standin/"):
+                self._check_control_token(split.query)
                 self._control(path, raw)
             else:
                 match = _DATA_RE.match(path)
@@ -1043,6 +1074,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- POST /_standin/leads/<key>/status (demo control, not Salesforce) ----------------
 
+    def _check_control_token(self, query: str) -> None:
+        """Without its control token (when it has one) the stand-in signs nothing for a
+        caller: any local process could otherwise have it post status changes to the engine."""
+        expected = self.server.standin.control_token
+        if expected is None:
+            return
+        given = self.headers.get(CONTROL_TOKEN_HEADER) or (parse_qs(query).get("token") or [""])[-1]
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+            raise _ApiError(
+                HTTPStatus.UNAUTHORIZED,
+                [
+                    _error(
+                        f"this stand-in control needs its token: the {CONTROL_TOKEN_HEADER} "
+                        "header or ?token=",
+                        "INVALID_SESSION_ID",
+                    )
+                ],
+            )
+
     def _control(self, path: str, raw: bytes) -> None:
         match = re.match(r"^/_standin/leads/(?P<key>[^/]+)/status$", path)
         if match is None:
@@ -1138,9 +1188,12 @@ class SalesforceStandIn:
         access_token: str = DEFAULT_ACCESS_TOKEN,
         client_id: str = DEFAULT_CLIENT_ID,
         client_secret: str = DEFAULT_CLIENT_SECRET,
+        control_token: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.control_token = control_token
+        """Needed by the ``/_standin/`` demo control when set (the command line sets one)."""
         self.client_id = client_id
         self.client_secret = client_secret
         self._access_token = access_token
@@ -1618,17 +1671,20 @@ class SalesforceStandIn:
                 record["OwnerId"] = owner
             if status == CONVERTED_STATUS:
                 record.update(IsConverted=True, ConvertedDate=now.date().isoformat())
+            pending_id = str(uuid.uuid4())
             notification = {
+                "NotificationId": pending_id,
                 "sobject": "Lead",
                 "id": record_id,
                 LEAD_EXTERNAL_ID: record[LEAD_EXTERNAL_ID],
+                HANDOFF_FIELD: _number(record.get(HANDOFF_FIELD)),
                 "Status": status,
                 "Reason": reason,
                 "OwnerId": record["OwnerId"],
                 "LastModifiedDate": stamp,
             }
             pending = _Pending(
-                notification_id=str(uuid.uuid4()),
+                notification_id=pending_id,
                 payload=json.dumps(notification, separators=(",", ":")).encode("utf-8"),
             )
             self._state.pending.append(pending)
@@ -1666,11 +1722,13 @@ class SalesforceStandIn:
             attempt = pending.attempts
         if url is None:
             raise RuntimeError("no outbound URL; call set_outbound(url, secret) first")
-        signature = sign_notification(pending.payload, secret)
+        timestamp = str(int(time.time()))
+        signature = sign_notification(pending.payload, secret, timestamp)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "SalesforceStandIn-Outbound/1.0",
             SIGNATURE_HEADER: signature,
+            TIMESTAMP_HEADER: timestamp,
             NOTIFICATION_ID_HEADER: pending.notification_id,
         }
         status: int | None = None
@@ -1685,6 +1743,7 @@ class SalesforceStandIn:
             url=url,
             payload=pending.payload,
             signature=signature,
+            timestamp=timestamp,
             status=status,
             response_body=body,
             error=error,
@@ -1715,13 +1774,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     parser.add_argument("--outbound-url", default=None, help="where status changes are posted")
     parser.add_argument("--outbound-secret", default=None, help="HMAC secret for --outbound-url")
+    parser.add_argument(
+        "--control-token",
+        default=None,
+        help=f"needed by the /_standin/ demo control ({CONTROL_TOKEN_HEADER} header or ?token=); "
+        "default: a new random one, printed at start",
+    )
     args = parser.parse_args(argv)
+    token = args.control_token or secrets.token_urlsafe(24)
     standin = SalesforceStandIn(
         host=args.host,
         port=args.port,
         access_token=args.access_token,
         client_id=args.client_id,
         client_secret=args.client_secret,
+        control_token=token,
     )
     if args.outbound_url:
         try:
@@ -1734,6 +1801,7 @@ def main(argv: list[str] | None = None) -> int:
         "Salesforce stand-in",
         f"{args.host}:{args.port}",
         lambda: f"{len(standin.leads)} lead(s), {len(standin.tasks)} task(s)",
+        notes=lambda: [f"The /_standin/ control needs the header {CONTROL_TOKEN_HEADER}: {token}"],
     )
 
 

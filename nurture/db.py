@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event
+import structlog
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel, create_engine
 
@@ -141,13 +143,72 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+def data_dir_from_env() -> Path:
+    return Path(os.environ.get("NURTURE_DATA_DIR", DEFAULT_DATA_DIR))
+
+
 def database_url_from_env(data_dir: Path | None = None) -> str:
     explicit = os.environ.get("NURTURE_DATABASE_URL")
     if explicit:
         return explicit
-    directory = data_dir or Path(os.environ.get("NURTURE_DATA_DIR", DEFAULT_DATA_DIR))
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = data_dir or data_dir_from_env()
+    directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
     return f"sqlite:///{(directory / 'nurture.db').resolve()}"
+
+
+# --- only the user running Nurture may read what it keeps -----------------------------------
+# The data dir holds outbox rows (addresses, subjects), API key hashes, the link-signing
+# secret and Temporal's histories: nothing another local account should read.
+
+PRIVATE_UMASK = 0o077
+PRIVATE_DIR_MODE = 0o700
+_GROUP_AND_OTHER = 0o077
+
+
+def keep_private(data_dir: Path, *, create: bool = True) -> None:
+    """Make this process and its children create files 0600 and directories 0700 (umask 077:
+    SQLite's WAL/SHM files, the Temporal dev server's database, logs, the secret key), and
+    make ``data_dir`` and what an earlier version left in it private (dir 0700, files without
+    group/other bits). Entry points that create or serve the data call this first."""
+    os.umask(PRIVATE_UMASK)
+    if create:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    if data_dir.is_dir():
+        _restrict_tree(data_dir)
+
+
+def _restrict_tree(top: Path) -> None:
+    _restrict(top)
+    for root, dirs, files in os.walk(top):  # symlinks are not followed nor changed
+        for name in [*dirs, *files]:
+            _restrict(Path(root) / name)
+
+
+def _restrict(path: Path) -> None:
+    """Take group and other permissions away from ``path`` (not through a symlink)."""
+    try:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode) or not mode & _GROUP_AND_OTHER:
+            return
+        path.chmod(stat.S_IMODE(mode) & ~_GROUP_AND_OTHER)
+    except FileNotFoundError:
+        return  # e.g. a SQLite -shm file removed meanwhile
+    except PermissionError as exc:  # another user's file: say so, do not fail the start
+        structlog.get_logger(__name__).warning(
+            "cannot make a data file private", path=str(path), problem=str(exc)
+        )
+
+
+def _restrict_sqlite_files(url: str) -> None:
+    """The SQLite file and its WAL/SHM files private, whichever command created them (SQLite
+    gives the WAL and SHM files the mode of the database file)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        candidate = Path(database + suffix)
+        if candidate.exists():
+            _restrict(candidate)
 
 
 def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
@@ -194,4 +255,6 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
         from nurture.migrations import migrate as run_migrations
 
         run_migrations(engine)
+    if is_sqlite:
+        _restrict_sqlite_files(url)
     return engine

@@ -16,6 +16,14 @@ API the engine uses, on loopback, answering the way SendGrid answers, so that th
   with signature verification on, and :meth:`SendGridStandIn.emit_events` posts SendGrid-shaped,
   signed event batches for accepted messages to the configured URL (over HTTP for demos:
   ``POST /_standin/messages/<X-Message-Id>/events``, a test control, not a SendGrid API).
+* A mailbox, as Mailpit or MailHog give developers: ``GET /_standin/mailbox`` lists what was
+  sent and ``GET /_standin/mailbox/<X-Message-Id>`` shows a message's HTML (sandboxed), text
+  and links (``nurture.standin_mailbox``).
+
+The ``/_standin/`` routes are open in tests; given a ``control_token`` (``nurture up`` and
+the command line always give one) they need it, in the ``X-Standin-Token`` header or as
+``?token=``: otherwise any local process could have signed webhook events posted to the
+engine.
 
 Standard library plus ``cryptography`` (which ``sendgrid`` itself needs to verify the Event
 Webhook), so it runs inside a sync CLI, an asyncio test or on its own::
@@ -28,9 +36,11 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import hmac
 import http.client
 import json
 import re
+import secrets
 import sys
 import threading
 import time
@@ -49,8 +59,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from nurture.standin_cli import serve_until_stopped
+from nurture.standin_mailbox import (
+    MAILBOX_PATH,
+    PAGE_HEADERS,
+    mailbox_page,
+    mailbox_path,
+    message_page,
+    not_found_page,
+)
 
 __all__ = [
+    "CONTROL_TOKEN_HEADER",
     "EVENT_WEBHOOK_USER_AGENT",
     "MAX_CUSTOM_ARGS_BYTES",
     "MAX_PERSONALIZATIONS",
@@ -1064,8 +1083,12 @@ _ROUTES: dict[str, frozenset[str]] = {
     _SIGNED_SETTINGS_PATH: frozenset({"GET", "PATCH"}),
 }
 
-# Test control, not part of SendGrid: no auth, so a demo can drive it with curl.
+# Test and demo controls, not part of SendGrid. Open when the stand-in has no control token
+# (tests); with one (``nurture up``, the CLI), only for whoever holds it.
+_CONTROL_PREFIX = "/_standin/"
 _EMIT_PATH_RE = re.compile(r"^/_standin/messages/(?P<message_id>[^/]+)/events$")
+_MAILBOX_MESSAGE_RE = re.compile(r"^/_standin/mailbox/(?P<message_id>[^/]+)$")
+CONTROL_TOKEN_HEADER = "X-Standin-Token"
 
 
 class _Server(ThreadingHTTPServer):
@@ -1156,9 +1179,67 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- dispatch ------------------------------------------------------------------------
 
+    def _control_token_given(self) -> bool:
+        """True when the stand-in has no control token, or the request carries it (header,
+        or ``?token=`` for the mailbox pages a browser opens); else answer 401."""
+        expected = self.server.standin.control_token
+        if expected is None:
+            return True
+        given = (
+            self.headers.get(CONTROL_TOKEN_HEADER)
+            or (parse_qs(urlsplit(self.path).query).get("token") or [""])[-1]
+        )
+        if hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+            return True
+        self._send(
+            HTTPStatus.UNAUTHORIZED,
+            _simple_errors_body(
+                f"this stand-in control needs its token: the {CONTROL_TOKEN_HEADER} header or "
+                "?token= (nurture up keeps it in <data dir>/sendgrid-standin.token)"
+            ),
+        )
+        return False
+
+    def _mailbox(self, path: str) -> None:
+        standin = self.server.standin
+        token = standin.control_token
+        if path == MAILBOX_PATH:
+            self._send_page(HTTPStatus.OK, mailbox_page(standin.messages, token))
+            return
+        match = _MAILBOX_MESSAGE_RE.match(path)
+        message = standin._find_message(unquote(match.group("message_id"))) if match else None
+        if message is None:
+            self._send_page(HTTPStatus.NOT_FOUND, not_found_page(token))
+            return
+        self._send_page(HTTPStatus.OK, message_page(message, token))
+
+    def _send_page(self, status: int, page: bytes) -> None:
+        try:
+            self.send_response(status)
+            for name, value in {**PAGE_HEADERS, "Content-Length": str(len(page))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(page)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
     def _dispatch(self) -> None:
         raw, length = self._read_body()
         path = urlsplit(self.path).path
+        if path.startswith(_CONTROL_PREFIX) and not self._control_token_given():
+            return
+        if path == MAILBOX_PATH or path.startswith(MAILBOX_PATH + "/"):
+            if self.command not in ("GET", "HEAD"):
+                self._send(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    _simple_errors_body("method not allowed"),
+                    {"Allow": "GET, HEAD"},
+                )
+                return
+            self._mailbox(path)
+            return
         emit = _EMIT_PATH_RE.match(path)
         if emit is not None:
             if self.command != "POST":
@@ -1401,10 +1482,18 @@ class SendGridStandIn:
     (disabled), every event type switched on and signature verification on.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        control_token: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.api_key = api_key
+        self.control_token = control_token
+        """Needed by the ``/_standin/`` controls (emit signed events, mailbox) when set."""
         self.accepted_event = threading.Event()
         """Set each time a message is recorded; only :meth:`clear` clears it."""
         self._lock = threading.Lock()
@@ -1475,6 +1564,11 @@ class SendGridStandIn:
         return f"http://{shown}:{self._server.server_port}"
 
     # -- recorded traffic ----------------------------------------------------------------
+
+    @property
+    def mailbox_url(self) -> str:
+        """The mailbox page (with the control token, if any): what was sent, readable."""
+        return f"{self.url}{mailbox_path(self.control_token)}"
 
     @property
     def messages(self) -> list[RecordedMessage]:
@@ -1775,13 +1869,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--api-key", default=None, help="accept only this key (default: any non-empty key)"
     )
+    parser.add_argument(
+        "--control-token",
+        default=None,
+        help=f"needed by the /_standin/ controls ({CONTROL_TOKEN_HEADER} header or ?token=); "
+        "default: a new random one, printed at start",
+    )
     args = parser.parse_args(argv)
-    standin = SendGridStandIn(host=args.host, port=args.port, api_key=args.api_key)
+    token = args.control_token or secrets.token_urlsafe(24)
+    standin = SendGridStandIn(
+        host=args.host, port=args.port, api_key=args.api_key, control_token=token
+    )
     return serve_until_stopped(
         standin,
         "SendGrid stand-in",
         f"{args.host}:{args.port}",
         lambda: f"{len(standin.messages)} message(s) accepted",
+        notes=lambda: [
+            f"Mailbox: {standin.mailbox_url}",
+            f"Controls need the header {CONTROL_TOKEN_HEADER}: {token}",
+        ],
     )
 
 

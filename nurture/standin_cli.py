@@ -24,9 +24,16 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def serve_until_stopped(standin: StandIn, name: str, where: str, summary: Callable[[], str]) -> int:
-    """Start ``standin``, serve until interrupted, stop it and print ``summary()``.
-    Exit status 1 when it cannot listen on ``where``."""
+def serve_until_stopped(
+    standin: StandIn,
+    name: str,
+    where: str,
+    summary: Callable[[], str],
+    notes: Callable[[], list[str]] = list,
+) -> int:
+    """Start ``standin``, serve until interrupted, stop it and print ``summary()``; the
+    ``notes()`` lines are printed after the "listening on" line. Exit status 1 when it cannot
+    listen on ``where``."""
     try:
         standin.start()
     except OSError as exc:
@@ -35,6 +42,8 @@ def serve_until_stopped(standin: StandIn, name: str, where: str, summary: Callab
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:  # a Ctrl-C right after the line below appears (as a caller reacting to it) stops too
         print(f"{name} listening on {standin.url} (Ctrl-C stops)", flush=True)
+        for line in notes():
+            print(line, flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

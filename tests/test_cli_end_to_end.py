@@ -148,7 +148,11 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
         emit = urllib.request.Request(
             f"{sendgrid}/_standin/messages/{alert['msg_id'].split('.')[0]}/events",
             data=json.dumps([{"event": "delivered"}]).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                # the stand-in's controls need the token `up` keeps in the data dir (finding 19)
+                "X-Standin-Token": (data_dir / "sendgrid-standin.token").read_text().strip(),
+            },
         )
         with urllib.request.urlopen(emit, timeout=10) as answer:
             delivery = json.loads(answer.read())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
@@ -26,6 +27,7 @@ from nurture.crm_standin import (
     LEAD_EXTERNAL_ID,
     NOTIFICATION_ID_HEADER,
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     OutboundDeliveryError,
     RecordedRequest,
     SalesforceStandIn,
@@ -73,8 +75,12 @@ def receiver() -> Iterator[PostReceiver]:
 
 
 def verify(received: ReceivedPost, secret: str = SECRET) -> dict[str, Any]:
-    """What an engine's receiver does: check the HMAC of the raw body, then parse it."""
-    expected = "sha256=" + hmac.new(secret.encode(), received.body, hashlib.sha256).hexdigest()
+    """What an engine's receiver does: check the HMAC of timestamp + "." + raw body and that
+    the timestamp is recent, then parse the body."""
+    timestamp = received.headers[TIMESTAMP_HEADER]
+    assert abs(time.time() - int(timestamp)) < 60
+    signed = timestamp.encode() + b"." + received.body
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(received.headers[SIGNATURE_HEADER], expected)
     parsed: dict[str, Any] = json.loads(received.body)
     return parsed
@@ -729,7 +735,7 @@ def test_down_refuses_connections_and_up_serves_the_same_url_with_the_data(
 def test_a_rejection_is_posted_signed_to_the_engine(
     crm: SalesforceStandIn, api: httpx.Client, receiver: PostReceiver
 ) -> None:
-    lead_id = upsert_lead(api, "ada").json()["id"]
+    lead_id = upsert_lead(api, "ada", **ADA, Nurture_Handoff__c=2).json()["id"]
     crm.set_outbound(receiver.url, SECRET)
 
     status = crm.rep_changes_status(
@@ -740,9 +746,11 @@ def test_a_rejection_is_posted_signed_to_the_engine(
     [post] = receiver.posts
     notification = verify(post)
     assert notification == {
+        "NotificationId": post.headers[NOTIFICATION_ID_HEADER],
         "sobject": "Lead",
         "id": lead_id,
         LEAD_EXTERNAL_ID: "ada",
+        "Nurture_Handoff__c": 2,
         "Status": "Closed - Not Converted",
         "Reason": "No budget this year",
         "OwnerId": REP,
@@ -773,6 +781,10 @@ def test_a_tampered_notification_fails_verification(
         verify(ReceivedPost(post.path, post.headers, post.body.replace(b"Working", b"Closed!")))
     with pytest.raises(AssertionError):
         verify(post, secret="another-secret")
+    redated = copy.copy(post.headers)
+    redated.replace_header(TIMESTAMP_HEADER, str(int(post.headers[TIMESTAMP_HEADER]) - 1))
+    with pytest.raises(AssertionError):  # the timestamp is signed too
+        verify(ReceivedPost(post.path, redated, post.body))
 
 
 def test_an_unacknowledged_notification_stays_pending_until_redelivered(
@@ -933,3 +945,24 @@ def test_command_line_serves_until_interrupted() -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert "1 lead(s), 0 task(s)" in out
+
+
+def test_the_demo_control_needs_the_token_when_the_standin_has_one(
+    receiver: PostReceiver,
+) -> None:
+    """Finding 19 of issue 13, for the CRM stand-in too: with a control token (the command
+    line always has one) no local caller gets a signed status change posted without it."""
+    with SalesforceStandIn(control_token="t0ken") as guarded:
+        headers = {"Authorization": f"Bearer {guarded.access_token}"}
+        with httpx.Client(base_url=guarded.url, headers=headers, timeout=5.0) as api:
+            upsert_lead(api, "ada")
+        guarded.set_outbound(receiver.url, SECRET)
+        control = f"{guarded.url}/_standin/leads/ada/status"
+        change = {"Status": "Working - Contacted"}
+
+        refused = httpx.post(control, json=change)
+        assert refused.status_code == 401
+        assert "X-Standin-Token" in refused.json()[0]["message"]
+        assert receiver.posts == []
+        allowed = httpx.post(control, json=change, headers={"X-Standin-Token": "t0ken"})
+        assert allowed.status_code == 200 and len(receiver.posts) == 1

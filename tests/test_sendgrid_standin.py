@@ -1221,3 +1221,27 @@ def test_http_control_endpoint_emits_events_for_demos(
     missing = f"{standin.url}/_standin/messages/no-such-id/events"
     assert control_post(missing, [{"event": "open"}])[0] == 404
     assert len(receiver.posts) == 1
+
+
+def test_http_controls_need_the_token_when_the_standin_has_one(receiver: PostReceiver) -> None:
+    """Finding 19 of issue 13: outside tests (``nurture up``, the command line) the stand-in
+    has a control token, and without it no local caller gets webhook events signed."""
+    with SendGridStandIn(control_token="t0ken") as guarded:
+        client = SendGridAPIClient(api_key="SG.test-key", host=guarded.url)
+        message_id = send_welcome(client)
+        configure_webhook(client, receiver.url)
+        url = f"{guarded.url}/_standin/messages/{message_id}/events"
+
+        status, answer = control_post(url, [{"event": "open"}])
+        assert status == 401 and "X-Standin-Token" in answer["errors"][0]["message"]
+        assert control_post(f"{url}?token=wrong", [{"event": "open"}])[0] == 401
+        assert receiver.posts == []
+        assert control_post(f"{url}?token=t0ken", [{"event": "open"}])[0] == 200
+        assert len(receiver.posts) == 1
+        mailbox = urllib.request.Request(f"{guarded.url}/_standin/mailbox")
+        with pytest.raises(urllib.error.HTTPError) as shut:
+            urllib.request.urlopen(mailbox, timeout=10)
+        assert shut.value.code == 401
+        mailbox.add_header("X-Standin-Token", "t0ken")
+        with urllib.request.urlopen(mailbox, timeout=10) as page:
+            assert "Welcome aboard" in page.read().decode()

@@ -85,13 +85,18 @@ def up(
     templates: TemplatesOpt = None,
     port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
-    sendgrid_port: Annotated[int, typer.Option(help="SendGrid stand-in port")] = 3030,
-    http_port: Annotated[int, typer.Option(help="HTTP service port (webhook, links)")] = 8080,
+    sendgrid_port: Annotated[
+        int, typer.Option(help="SendGrid stand-in port (its mailbox page too)")
+    ] = 3030,
+    http_port: Annotated[
+        int, typer.Option(help="HTTP service port (API, rep inbox, dashboard, webhooks)")
+    ] = 8080,
     time_scale: Annotated[float, typer.Option(help="divide rule durations (demo: 3600)")] = 1.0,
     headless: Annotated[bool, typer.Option(help="no Web UI")] = False,
 ) -> None:
     """Run the engine on its embedded default: Temporal dev server + Web UI, SendGrid stand-in
-    and a worker. Ctrl-C stops them all."""
+    (with a mailbox page to read what was sent), the HTTP service (API, rep inbox, dashboard,
+    webhooks, unsubscribe links; --http-port) and a worker. Ctrl-C stops them all."""
     from nurture.cli.embedded import EmbeddedOptions, PortBusyError, run_embedded
 
     configure_logging()
@@ -125,6 +130,9 @@ def up(
             "      nurture audit      (Ctrl-C here stops everything)",
         ]
         console.print(Panel("\n".join(lines), title="Nurture is up", expand=False))
+        if info.get("mailbox"):
+            # Outside the panel and never wrapped: the link (with its token) stays clickable.
+            console.print(f"Mailbox (every email sent): {info['mailbox']}", soft_wrap=True)
 
     async def main() -> int:
         try:

@@ -2,8 +2,9 @@
 
 Starts the Temporal dev server (Web UI, SQLite file under the data dir so leads survive a
 restart, lead search attributes registered), the SendGrid stand-in (unless a real key is set)
-with its signed Event Webhook pointed at our HTTP service, the HTTP service (webhook,
-unsubscribe links) and a worker; Ctrl-C stops them all, worker first.
+with its signed Event Webhook pointed at our HTTP service and its mailbox page, the HTTP
+service (API, rep inbox, dashboard, webhooks, unsubscribe links) and a worker; Ctrl-C stops
+them all, worker first. The data dir and everything in it are this user's only (0700/0600).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,7 +29,7 @@ from temporalio.service import RPCError
 
 from activities.email import MailerSettings
 from nurture.consent import PUBLIC_URL_ENV, LinkSigner
-from nurture.db import database_url_from_env, make_engine
+from nurture.db import database_url_from_env, keep_private, make_engine
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.temporal import TemporalSettings, connect, installed_binary, search_attribute_flags
 from nurture.web.app import WebSettings, create_app, serving
@@ -123,6 +125,21 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+STANDIN_TOKEN_FILE = "sendgrid-standin.token"
+
+
+def new_standin_token(data_dir: Path) -> str:
+    """A fresh token for the SendGrid stand-in's controls (signed test events, the mailbox),
+    written to ``<data dir>/sendgrid-standin.token`` (0600) for demo scripts to read: without
+    it, any local process could have the stand-in sign webhook events for the engine."""
+    token = secrets.token_urlsafe(24)
+    path = data_dir / STANDIN_TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token
+
+
 def point_standin_webhook(standin: SendGridStandIn, webhook_url: str) -> str:
     """Configure the stand-in's Event Webhook through SendGrid's own API, as one would in the
     SendGrid console, and return its verification key."""
@@ -149,6 +166,7 @@ async def run_embedded(
 
     # A broken config or template stops here, before any server is started.
     source = RulesSource(options.config_dir, options.templates_dir, options.time_scale)
+    keep_private(options.data_dir)  # before the dev server, the database or the secret exist
     _check_free(options.port, "Temporal gRPC", "--port")
     if not options.headless:
         _check_free(options.ui_port, "Temporal Web UI", "--ui-port")
@@ -169,7 +187,9 @@ async def run_embedded(
         if real_key:
             mailer = MailerSettings.from_env()
         else:
-            standin = SendGridStandIn(port=options.sendgrid_port).start()
+            standin = SendGridStandIn(
+                port=options.sendgrid_port, control_token=new_standin_token(options.data_dir)
+            ).start()
             mailer = MailerSettings.standin(standin.url)
             web_settings.webhook_public_key = point_standin_webhook(
                 standin, f"{http_url}/webhooks/sendgrid"
@@ -196,6 +216,7 @@ async def run_embedded(
                     "temporal": address,
                     "ui": None if options.headless else f"http://127.0.0.1:{options.ui_port}",
                     "sendgrid": mailer.base_url,
+                    "mailbox": standin.mailbox_url if standin is not None else None,
                     "http": http_url,
                     "data_dir": str(options.data_dir),
                     "database": worker_options.database_url,

@@ -11,7 +11,7 @@ from activities.rules import RulesSource
 from nurture.cli.output import connect_client, fail
 from nurture.config_loader import ConfigError, config_dir_from_env, templates_dir_from_env
 from nurture.consent import ConsentConfigError, LinkSigner
-from nurture.db import database_url_from_env, make_engine
+from nurture.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
 from nurture.sales import LeadActionError
 from nurture.web.app import WebSettings, create_app, serving
 
@@ -19,6 +19,7 @@ log = structlog.get_logger(__name__)
 
 
 async def serve_forever(host: str | None, port: int | None) -> int:
+    keep_private(data_dir_from_env(), create=False)  # the database and secret: this user's only
     try:
         settings = WebSettings.from_env()
         settings.host = host or settings.host

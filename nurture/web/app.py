@@ -103,7 +103,7 @@ def create_app(
     )
     links = RepLinks(signer.secret, signer.public_url, settings.rep_link_max_age)
     app.include_router(RepInbox(client, links, pages, task_queue).router())
-    app.include_router(CrmWebhook(client, settings.crm_webhook_secret).router())
+    app.include_router(CrmWebhook(client, settings.crm_webhook_secret, store).router())
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
 
     @app.get("/healthz", tags=["operations"])
