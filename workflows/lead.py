@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from nurture import cadence, crm, routing, scoring, send_window, sla
@@ -113,6 +115,7 @@ RETRY_FOREVER = RetryPolicy(
     non_retryable_error_types=["TemplateError", "SendGridRejected", "ConfigError", "CrmRejected"],
 )
 SUPPRESSING_EVENTS = frozenset(SYSTEM_EVENT_TYPES)
+# --- patches: every change to the commands of running leads, decided once per run ------------
 PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
 """Touches wait for the send window and the frequency cap. Runs started before this change
 send as they did (their histories replay unchanged) until their next continue-as-new."""
@@ -126,10 +129,81 @@ PATCH_STEADY_TIMER = "steady-wake-timer"
 thing due (waking early is harmless: the loop checks what is due and sleeps again). Before, every
 event cancelled the timer and started a new one: two commands and two history events per event.
 Runs started before this change keep doing that until their next continue-as-new."""
+PATCH_VISIBLE_UPDATES = "visibility-after-every-update"
+"""Every rep action (accept, contact, reject, outcome, task done) publishes the search
+attributes it changed before it returns, instead of leaving LeadStage/LeadOwner/SlaDueAt stale
+until the lead's next timer or event; events dated in the future count from when they arrived.
+Runs started before this change publish only after queued work, as they did."""
+PATCH_SLA_LADDER = "sla-ladder-and-held-touches"
+"""An SLA miss never hands the lead back to its owner or to a rep who already missed on it;
+once the ladder (rep, manager, head of sales) is climbed, the owner keeps the lead and the
+escalation repeats daily, not every SLA period. A touch whose template cannot be rendered is
+held in place (re-checked hourly, sent again once the rules version changes) instead of being
+dropped. Runs started before this change keep the old SLA chase and skip such touches."""
+PATCHES = (
+    PATCH_SEND_WINDOWS,
+    PATCH_READ_MODEL,
+    PATCH_STEADY_TIMER,
+    PATCH_VISIBLE_UPDATES,
+    PATCH_SLA_LADDER,
+)
+"""In the order a run asks for them (first thing in the run, before any local activity)."""
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
 SNAPSHOT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FACTS_CARRIED_MAX = 1000  # ~300 bytes each: well inside a run's input
+
+CONTROL_FLOW_ERRORS = (
+    workflow.NondeterminismError,  # also RestrictedWorkflowAccessError: a bug to see, not skip
+    workflow.ReadOnlyContextError,
+    CancelledError,
+)
+"""Temporal's own errors: never swallowed as a bad input (asyncio's cancellation and
+continue-as-new are BaseExceptions and pass anyway)."""
+
+RepRequest = TypeVar("RepRequest", bound=RepAction)
+
+
+def rep_action(
+    handler: Callable[[LeadWorkflow, RepRequest], ActionResult],
+) -> Callable[[LeadWorkflow, RepRequest], ActionResult]:
+    """Every rep action (an update) goes through here, so none can forget that what it changed
+    must be visible at once (search attributes, read model) and that one bad action must not
+    fail the workflow task: the failure is recorded on the lead and refused to the caller."""
+
+    @functools.wraps(handler)
+    def applied(self: LeadWorkflow, request: RepRequest) -> ActionResult:
+        try:
+            return handler(self, request)
+        except (*CONTROL_FLOW_ERRORS, ApplicationError):  # ApplicationError: a refusal
+            raise
+        except Exception as err:
+            what = f"{handler.__name__} by {request.rep}"
+            self._bad_input(what, err)
+            raise ApplicationError(
+                f"lead {self._state.lead_id}: {what} could not be applied: {err}",
+                type="LeadActionFailed",
+                non_retryable=True,
+            ) from None
+        finally:
+            if self._with_visible_updates:
+                self._publish()
+
+    return applied
+
+
+def event_time(at: datetime | None, received: datetime) -> datetime:
+    """When an event counts as having happened: its own time in UTC, but never later than when
+    the lead received it (a browser clock ahead, or 9999-12-31, must not push the lead's decay
+    clock past the end of the calendar) and ``received`` when its time has no UTC equivalent
+    (9999-12-31T23:59:59-14:00)."""
+    if at is None:
+        return received
+    try:
+        utc = at.astimezone(UTC)
+    except OverflowError:
+        return received
+    return min(utc, received)
 
 
 @workflow.defn
@@ -155,6 +229,8 @@ class LeadWorkflow:
         self._with_windows = False
         self._with_ledger = False
         self._with_steady_timer = False
+        self._with_visible_updates = False
+        self._with_sla_ladder = False
         self._wake_timer: asyncio.Task[None] | None = None
         self._wake_timer_at: datetime | None = None
         self._rules: Rules | None = None
@@ -169,9 +245,12 @@ class LeadWorkflow:
         # Decided once, first thing in the run (before any local activity, so a replay meets
         # the marker where the original run wrote it): runs begun before send windows existed
         # keep sending as they did until their next continue-as-new.
-        self._with_windows = workflow.patched(PATCH_SEND_WINDOWS)
-        self._with_ledger = workflow.patched(PATCH_READ_MODEL)
-        self._with_steady_timer = workflow.patched(PATCH_STEADY_TIMER)
+        patched = {patch: workflow.patched(patch) for patch in PATCHES}
+        self._with_windows = patched[PATCH_SEND_WINDOWS]
+        self._with_ledger = patched[PATCH_READ_MODEL]
+        self._with_steady_timer = patched[PATCH_STEADY_TIMER]
+        self._with_visible_updates = patched[PATCH_VISIBLE_UPDATES]
+        self._with_sla_ladder = patched[PATCH_SLA_LADDER]
         await self._refresh_rules()
         self._start_crm_pump()
         if inp.state is None:
@@ -237,14 +316,38 @@ class LeadWorkflow:
         """Apply queued profiles/events and carry out queued side effects, in order."""
         while (self._inbox or self._effects) and not self._should_continue_as_new():
             if self._inbox:
-                item = self._inbox.pop(0)
-                if isinstance(item, LeadProfile):
-                    await self._apply_profile(item)
-                else:
-                    await self._apply_event(item)
+                await self._apply(self._inbox.pop(0))
             else:
                 await self._carry_out(self._effects.pop(0))
         self._publish()
+
+    async def _apply(self, item: LeadEvent | LeadProfile) -> None:
+        """Apply one profile or event; one that cannot be applied is recorded and skipped, so
+        it never fails the workflow task (which would be retried, and fail, forever)."""
+        try:
+            if isinstance(item, LeadProfile):
+                await self._apply_profile(item)
+            else:
+                await self._apply_event(item)
+        except CONTROL_FLOW_ERRORS:
+            raise
+        except Exception as err:
+            what = (
+                "profile update"
+                if isinstance(item, LeadProfile)
+                else f"event {item.type}" + (f" ({item.event_id})" if item.event_id else "")
+            )
+            self._bad_input(what, err)
+
+    def _bad_input(self, what: str, err: Exception) -> None:
+        """Record on the lead that ``what`` could not be applied and was skipped."""
+        state = self._state
+        state.last_error = f"{what} skipped: {type(err).__name__}: {err}"
+        state.note(self._now(), "error", state.last_error)
+        # The error text may quote the lead's data: the log names only its kind.
+        workflow.logger.warning(
+            "%s skipped for lead %s: %s", what, state.lead_id, type(err).__name__
+        )
 
     async def _run_due_timers(self) -> None:
         state, now = self._state, self._now()
@@ -262,10 +365,8 @@ class LeadWorkflow:
         self._publish()
 
     def _next_wakeup(self) -> datetime | None:
-        state, rules = self._state, self._rules_now()
-        candidates: list[datetime | None] = [
-            scoring.next_decay_at(state.score, rules.scoring.decay),
-        ]
+        state = self._state
+        candidates: list[datetime | None] = [self._next_decay_at()]
         if state.stage == "assigned" and state.handoff:
             candidates.append(state.handoff.sla_due_at)
         if state.stage in MARKETING_STAGES and state.cadence:
@@ -321,6 +422,8 @@ class LeadWorkflow:
             del state.seen_event_markers[:-SEEN_EVENT_IDS_KEPT]
         state.events_applied += 1
         self._events_this_run += 1
+        if self._with_visible_updates:
+            event = event.model_copy(update={"at": event_time(event.at, now)})
         if event.campaign and not state.profile.campaign:
             state.profile = state.profile.model_copy(update={"campaign": event.campaign})
         if event.type in SUPPRESSING_EVENTS:
@@ -354,11 +457,20 @@ class LeadWorkflow:
         if state.stage in ("nurturing", "recycled"):
             self._move("suppressed", by="system", reason=f"email {reason}")
 
+    def _next_decay_at(self) -> datetime | None:
+        try:
+            return scoring.next_decay_at(self._state.score, self._rules_now().scoring.decay)
+        except OverflowError:  # an activity dated near 9999-12-31 (before events were capped)
+            return None
+
     def _apply_decay(self, now: datetime) -> None:
         state = self._state
-        state.score, entries = scoring.apply_decay(
-            state.score, self._rules_now().scoring.decay, now
-        )
+        try:
+            state.score, entries = scoring.apply_decay(
+                state.score, self._rules_now().scoring.decay, now
+            )
+        except OverflowError:  # as in _next_decay_at: no decay is due before year 10000
+            return
         for entry in entries:
             state.note(now, "decay", f"{entry.points:+d} ({entry.detail})")
         if entries:
@@ -572,6 +684,7 @@ class LeadWorkflow:
         )
 
     @workflow.update
+    @rep_action
     def complete_task(self, done: TaskCompletion) -> ActionResult:
         state, now = self._state, self._now()
         task = state.task(done.task_key)
@@ -792,6 +905,7 @@ class LeadWorkflow:
     # --- rep actions (updates) -----------------------------------------------------------
 
     @workflow.update
+    @rep_action
     def accept(self, action: RepAction) -> ActionResult:
         return self._contacted(action, "accepted")
 
@@ -800,6 +914,7 @@ class LeadWorkflow:
         self._check("accept", action.rep)
 
     @workflow.update
+    @rep_action
     def contact(self, action: RepAction) -> ActionResult:
         return self._contacted(action, "contacted")
 
@@ -808,6 +923,7 @@ class LeadWorkflow:
         self._check("contact", action.rep)
 
     @workflow.update
+    @rep_action
     def reject(self, request: RejectRequest) -> ActionResult:
         state, rules, now = self._state, self._rules_now(), self._now()
         state.rejections.append(Rejection(at=now, rep=request.rep, reason=request.reason))
@@ -834,6 +950,7 @@ class LeadWorkflow:
         self._check("reject", request.rep)
 
     @workflow.update
+    @rep_action
     def outcome(self, request: OutcomeRequest) -> ActionResult:
         state, now = self._state, self._now()
         state.outcome = Outcome(
