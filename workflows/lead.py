@@ -173,11 +173,13 @@ def rep_action(
 
     @functools.wraps(handler)
     def applied(self: LeadWorkflow, request: RepRequest) -> ActionResult:
+        undo = self._undo_point()
         try:
             return handler(self, request)
         except (*CONTROL_FLOW_ERRORS, ApplicationError):  # ApplicationError: a refusal
             raise
         except Exception as err:
+            undo()  # all or nothing: the action changed nothing
             what = f"{handler.__name__} by {request.rep}"
             self._bad_input(what, err)
             raise ApplicationError(
@@ -338,6 +340,21 @@ class LeadWorkflow:
                 else f"event {item.type}" + (f" ({item.event_id})" if item.event_id else "")
             )
             self._bad_input(what, err)
+
+    def _undo_point(self) -> Callable[[], None]:
+        """A way back to the lead as it is now, for a rep action that fails half-way (it runs
+        no activity, so its state and the work it queued are all it changed)."""
+        before = self._state.model_copy(deep=True)
+        queues: list[list[Any]] = [self._inbox, self._effects, self._crm, self._ledger]
+        lengths = [len(queue) for queue in queues]
+
+        def undo() -> None:
+            for name in type(before).model_fields:  # in place: the run loop holds the object
+                setattr(self._state, name, getattr(before, name))
+            for queue, length in zip(queues, lengths, strict=True):
+                del queue[length:]
+
+        return undo
 
     def _bad_input(self, what: str, err: Exception) -> None:
         """Record on the lead that ``what`` could not be applied and was skipped."""
