@@ -254,6 +254,9 @@ class AssignRequest(BaseModel):
     (``nurture.routing.rep_limits``); empty (requests from before): nobody is skipped."""
     fallback_owner: str | None = None
     """Takes the lead when every candidate and the first one's manager are unavailable."""
+    exclude: list[str] = Field(default_factory=list)
+    """Reps who must not get the lead whatever else holds: its owner and those who already
+    missed its SLA. With everyone excluded the activity answers None (nobody takes it)."""
 
 
 class TransitionRecord(BaseModel):

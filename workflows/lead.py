@@ -823,7 +823,11 @@ class LeadWorkflow:
         )
 
     async def _assign(
-        self, candidates: list[str], decision: RouteDecision, attempt: str
+        self,
+        candidates: list[str],
+        decision: RouteDecision,
+        attempt: str,
+        exclude: list[str] | None = None,
     ) -> str | None:
         state, rules = self._state, self._rules_now()
         request = AssignRequest(
@@ -835,12 +839,13 @@ class LeadWorkflow:
             # Who is away or full is decided by the activity, with today's date and counts.
             reps=routing.rep_limits(rules.routing, candidates),
             fallback_owner=rules.routing.fallback_owner,
+            exclude=exclude or [],
         )
         try:
             return await workflow.execute_activity(
                 ASSIGN_REP,
                 request,
-                result_type=str,
+                result_type=str | None,  # type: ignore[arg-type]  # the converter takes unions
                 start_to_close_timeout=self._activity_timeout(),
                 retry_policy=RETRY_FOREVER,
             )
@@ -864,14 +869,22 @@ class LeadWorkflow:
             candidates = routing.candidates_after_miss(
                 handoff.route, handoff.missed_by, rules.routing
             )
+            # Never back to the owner or to anyone who already missed on this lead (the
+            # activity's manager and fallback-owner choices included).
+            excluded = list(dict.fromkeys([missed_by, *handoff.missed_by]))
             if candidates:
                 new_owner = await self._assign(
-                    candidates, handoff.route, f"h{handoff.number}-miss{miss_number}"
+                    candidates,
+                    handoff.route,
+                    f"h{handoff.number}-miss{miss_number}",
+                    exclude=excluded if self._with_sla_ladder else None,
                 )
                 if state.stage != "assigned" or state.owner != missed_by:
                     # The rep accepted or rejected while the next rep was being picked: the
                     # rep's action stands; the miss is still escalated.
                     new_owner = None
+                if self._with_sla_ladder and new_owner in excluded:
+                    new_owner = None  # an older worker's answer: the owner keeps the lead
         turn = self._current_assignment()
         if turn is not None and turn.rep == missed_by:
             turn.misses += 1
@@ -915,8 +928,13 @@ class LeadWorkflow:
                 extra={"missed_by": missed_by, "miss_number": miss_number},
             )
         elif state.stage == "assigned":
-            # Nobody left to take it: keep the owner and chase again after another period.
-            handoff.sla_due_at = sla.sla_due_at(now, rules.routing)
+            # Nobody left to take it: keep the owner and chase again after another period,
+            # or once a day when the whole escalation ladder already knows.
+            handoff.sla_due_at = (
+                sla.next_chase_at(now, miss_number, rules.routing)
+                if self._with_sla_ladder
+                else sla.sla_due_at(now, rules.routing)
+            )
             self._record("assigned", "assigned", by="sla", reason=f"SLA missed by {missed_by}")
 
     # --- rep actions (updates) -----------------------------------------------------------
