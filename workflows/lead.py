@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from nurture.leads import LeadEvent, LeadProfile, dedupe_marker
     from nurture.ledger import (
         FACTS_PER_BATCH,
+        HELD_SUFFIX,
         RECORD_FACTS,
         AssignmentFact,
         EventFact,
@@ -70,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         EmailResult,
         Escalation,
         Handoff,
+        HeldTouch,
         LeadInput,
         LeadState,
         LoadRulesRequest,
@@ -148,6 +150,7 @@ PATCHES = (
     PATCH_SLA_LADDER,
 )
 """In the order a run asks for them (first thing in the run, before any local activity)."""
+HELD_TOUCH_RECHECK = timedelta(hours=1)  # a held touch looks at the rules this often
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
 SNAPSHOT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -192,6 +195,15 @@ def rep_action(
                 self._publish()
 
     return applied
+
+
+def unrenderable(err: ActivityError) -> str | None:
+    """Why the email could not be rendered, when that is why the send failed (a template
+    error is the marketer's to fix, not the lead's: the touch waits for the fix)."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == "TemplateError":
+        return cause.message
+    return None
 
 
 def event_time(at: datetime | None, received: datetime) -> datetime:
@@ -499,6 +511,7 @@ class LeadWorkflow:
 
     def _enrol(self, chosen: Cadence, reason: str) -> None:
         state = self._state
+        self._drop_held(f"enrolled in {chosen.id}")
         state.enrolments += 1
         state.cadence = cadence.enrol(chosen, state.enrolments, self._now())
         if not chosen.recycle:
@@ -537,7 +550,10 @@ class LeadWorkflow:
         if step.channel != "email":
             await self._start_task(current, progress, step, label)
             return
+        key = cadence.touch_key(state.lead_id, progress, step)
         if state.email_suppressed or not state.profile.email:
+            if state.held_touch is not None and state.held_touch.key == key:
+                state.held_touch = None  # skipped with its reason below: no longer waiting
             state.touches_skipped += 1
             why = (
                 f"email suppressed ({state.email_suppressed})"
@@ -549,9 +565,11 @@ class LeadWorkflow:
         else:
             if self._with_windows and self._deferred(progress, current, label):
                 return
+            if self._still_held(key, progress):
+                return
             assert step.template is not None and step.subject is not None
             request = EmailRequest(
-                key=cadence.touch_key(state.lead_id, progress, step),
+                key=key,
                 lead_id=state.lead_id,
                 category="touch",
                 to_email=state.profile.email,
@@ -561,7 +579,18 @@ class LeadWorkflow:
                 subject=step.subject,
                 context=self._step_context(current, progress, step),
             )
-            result = await self._send(request)
+            try:
+                result: EmailResult | None = await self._send_now(request)
+            except ActivityError as err:
+                reason = unrenderable(err) if self._with_sla_ladder else None
+                if reason is not None and state.cadence is progress:
+                    self._hold(progress, current, step, label, reason)
+                    return
+                self._failed(f"{request.category} email", err)
+                result = None
+            if state.held_touch is not None and state.held_touch.key == key:
+                state.held_touch = None  # its outcome is reported below
+                state.note(now, "touch released", f"{label}: tried again after a rules change")
             if result is None:
                 self._report_touch(progress, current, step, "failed", state.last_error)
             elif result.status == "suppressed":
@@ -577,6 +606,68 @@ class LeadWorkflow:
                 self._report_touch(progress, current, step, "sent", None)
         if state.cadence is progress:  # a handoff during the send replaced the cadence
             self._advance(progress, current)
+
+    def _hold(
+        self,
+        progress: cadence.CadenceProgress,
+        current: Cadence,
+        step: CadenceStep,
+        label: str,
+        reason: str,
+    ) -> None:
+        """Keep the touch in its place: its email cannot be rendered (a marketer's template
+        error). Checked again hourly; sent once the rules (and with them the templates)
+        change. Never skipped unseen: it is on the lead, in the read model and in the audit."""
+        state, now = self._state, self._now()
+        key = cadence.touch_key(state.lead_id, progress, step)
+        earlier = state.held_touch if state.held_touch and state.held_touch.key == key else None
+        state.held_touch = HeldTouch(
+            key=key,
+            cadence=current.id,
+            step=step.name,
+            cycle=progress.cycle,
+            label=label,
+            reason=reason,
+            since=earlier.since if earlier else now,
+            rules_version=self._rules_now().version,
+        )
+        state.cadence = progress.model_copy(update={"due_at": now + HELD_TOUCH_RECHECK})
+        state.last_error = f"touch {label} held: {reason}"
+        state.note(now, "touch held", f"{label}: {reason} (sent once the rules change)")
+        workflow.logger.warning("touch held for lead %s: template error", state.lead_id)
+        if earlier is None:
+            self._report_touch(progress, current, step, "held", reason, suffix=HELD_SUFFIX)
+
+    def _still_held(self, key: str, progress: cadence.CadenceProgress) -> bool:
+        """Whether the held touch ``key`` stays held: nothing changed that could fix it."""
+        state, held = self._state, self._state.held_touch
+        if held is None or held.key != key or held.rules_version != self._rules_now().version:
+            return False
+        held.checks += 1
+        state.cadence = progress.model_copy(update={"due_at": self._now() + HELD_TOUCH_RECHECK})
+        return True
+
+    def _drop_held(self, why: str) -> None:
+        """The cadence the held touch belongs to ends (a handoff, a new cadence): the touch
+        is skipped, with its reason, rather than left waiting for ever."""
+        state, held = self._state, self._state.held_touch
+        if held is None:
+            return
+        state.held_touch = None
+        state.touches_skipped += 1
+        state.note(self._now(), "touch skipped", f"{held.label}: held touch dropped ({why})")
+        self._report(
+            TouchFact(
+                key=held.key,
+                at=self._now(),
+                cadence=held.cadence,
+                step=held.step,
+                cycle=held.cycle,
+                channel="email",
+                status="skipped",
+                detail=f"held ({held.reason}); dropped: {why}",
+            )
+        )
 
     def _advance(self, progress: cadence.CadenceProgress, current: Cadence) -> None:
         state = self._state
@@ -787,6 +878,7 @@ class LeadWorkflow:
         )
         if state.cadence is not None and state.cadence.waiting_task is not None:
             self._close_task(state.cadence.waiting_task, "cancelled", by="routing")
+        self._drop_held("handed off to sales")
         state.cadence = None
         rep = await self._assign(decision.pool, decision, f"h{state.handoffs}")
         self._give_to(rep or decision.pool[0], f"handoff: {qualified_by}", "handoff")
@@ -1200,16 +1292,19 @@ class LeadWorkflow:
 
     async def _send(self, request: EmailRequest) -> EmailResult | None:
         try:
-            return await workflow.execute_activity(
-                SEND_EMAIL,
-                request,
-                result_type=EmailResult,
-                start_to_close_timeout=self._activity_timeout(),
-                retry_policy=RETRY_FOREVER,
-            )
+            return await self._send_now(request)
         except ActivityError as err:
             self._failed(f"{request.category} email", err)
             return None
+
+    async def _send_now(self, request: EmailRequest) -> EmailResult:
+        return await workflow.execute_activity(
+            SEND_EMAIL,
+            request,
+            result_type=EmailResult,
+            start_to_close_timeout=self._activity_timeout(),
+            retry_policy=RETRY_FOREVER,
+        )
 
     def _failed(self, what: str, err: ActivityError) -> None:
         cause = err.cause
@@ -1385,10 +1480,11 @@ class LeadWorkflow:
         step: CadenceStep,
         status: TouchStatus,
         detail: str | None,
+        suffix: str = "",
     ) -> None:
         self._report(
             TouchFact(
-                key=cadence.touch_key(self._state.lead_id, progress, step),
+                key=cadence.touch_key(self._state.lead_id, progress, step) + suffix,
                 at=self._now(),
                 cadence=current.id,
                 step=step.name,
