@@ -115,3 +115,39 @@ def test_the_assignment_never_returns_an_excluded_rep() -> None:
         choose_available(["ines", "bob"], 0, "first", reps, {}, TODAY, "maria", ["ines"])[0]
         == "bob"
     )
+
+
+def test_the_sla_report_counts_a_lead_handed_back_to_its_owner_once(tmp_path: Path) -> None:
+    """Finding 2 in the report: leads from before the fix have turns "reassigned" to the rep
+    who already held them. Such a turn is no new lead received and no reassignment away;
+    its misses still count, and an answer on it is late."""
+    from tests.test_reports_funnel_sla_influence import day, lead_life, turn, write
+
+    maria = [
+        turn("M1", "maria", day(3, 2, 10), day(3, 2, 14), None, 1, 1, "maria"),
+        turn("M1", "maria", day(3, 2, 14), day(3, 2, 18), None, 1, 1, "maria", number=2),
+        turn("M1", "maria", day(3, 2, 18), day(3, 2, 22), day(3, 2, 19), number=3),
+    ]
+    handed_on = [
+        turn("M2", "alice", day(3, 3, 10), day(3, 3, 14), None, 1, 1, "maria"),
+        turn("M2", "maria", day(3, 3, 14), day(3, 3, 18), day(3, 3, 15), number=2),
+    ]
+    engine = write(
+        f"sqlite:///{tmp_path / 'report.db'}",
+        [
+            lead_life("M1", day(3, 1), [(day(3, 2, 10), "assigned")], maria),
+            lead_life("M2", day(3, 1), [(day(3, 3, 10), "assigned")], handed_on),
+        ],
+    )
+    report = run_report(engine, "sla", ReportQuery(since=day(3, 1), until=day(4, 1)))
+    by_rep = {
+        row[0]: dict(zip(report.tables[0].columns, row, strict=True))
+        for row in report.tables[0].rows
+    }
+    assert by_rep["maria"]["received"] == 2  # M1 once, M2 from alice
+    assert by_rep["maria"]["reassigned_away"] == 0
+    assert by_rep["maria"]["misses"] == 2
+    assert by_rep["maria"]["responded_in_time"] == 1  # M2
+    assert by_rep["maria"]["responded_late"] == 1  # M1, answered after two misses
+    assert by_rep["alice"]["received"] == by_rep["alice"]["reassigned_away"] == 1
+    assert report.summary["received"] == 3
