@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.cli.audit import held_touches
+from nurture.cli.audit import audit, held_touches
 from nurture.db import make_engine
 from nurture.leads import workflow_id_for
 from nurture.read_model import TouchRecord, table_of
@@ -107,3 +107,30 @@ async def test_a_touch_that_cannot_be_rendered_is_held_and_sent_once_the_templat
     assert not [
         row for row in held_touches(make_engine(engine.database_url)) if row["lead_id"] == lead
     ]
+
+
+async def test_nurture_audit_lists_a_held_touch_as_blocked_with_its_reason(
+    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    """Finding 3: ``nurture audit`` (with the read model) counts the held touch and lists it
+    among the leads at risk, with the template error as the reason (exit status 1)."""
+    config, templates = _copies(tmp_path)
+    lead = lead_id("blocked")
+    async with running_engine(
+        dev_env.client, standin, tmp_path, config_dir=config, templates_dir=templates
+    ) as engine:
+        handle = await engine.profile(
+            lead_id=lead, email=f"{lead}@corp.example", company="Held Touch Co", company_size=900
+        )
+        await wait_for_state(handle, lambda s: s.held_touch is not None and s.ledger_flushes > 0)
+        read_model = make_engine(engine.database_url)
+        for _ in range(40):  # the read model is written by the lead's own local activity
+            report = await audit(dev_env.client, timedelta(0), read_model)
+            mine = [p for p in report.problems if p["lead_id"] == lead]
+            if mine:
+                break
+            await asyncio.sleep(0.25)
+    assert report.held_touches >= 1 and not report.as_json()["ok"]
+    assert len(mine) == 1 and mine[0]["stage"] == "nurturing"
+    assert mine[0]["problem"].startswith("touch enterprise/s01 held since ")
+    assert "rep_name" in mine[0]["problem"] and "blocked" in mine[0]["problem"]
