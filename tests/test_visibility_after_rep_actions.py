@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from temporalio import workflow
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -14,7 +15,7 @@ from nurture.messages import OutcomeRequest, RejectRequest, RepAction
 from nurture.sales import act
 from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import Engine, lead_id, running_engine, wait_for_state
-from workflows.lead import OWNER, SCORE, SLA_DUE, STAGE
+from workflows.lead import OWNER, SCORE, SLA_DUE, STAGE, LeadWorkflow
 
 
 async def _assigned(engine: Engine) -> tuple[str, str]:
@@ -79,3 +80,16 @@ async def test_accept_contact_outcome_and_reject_show_in_visibility_at_once(
         )
     assert shown["owner"] is None and shown["sla_due"] is None
     assert shown["score"] == state.score.total  # the behaviour reset is visible too
+
+
+def test_every_update_handler_goes_through_rep_action() -> None:
+    """Finding 1, made hard to ship again: an update handler added later without the
+    ``rep_action`` wrapper (publish on return, a failure recorded and refused) fails here."""
+    updates = workflow._Definition.must_from_class(LeadWorkflow).updates
+    assert updates, "no update handlers found"
+    unwrapped = [
+        name
+        for name, definition in updates.items()
+        if definition.fn.__code__.co_qualname != "rep_action.<locals>.applied"
+    ]
+    assert unwrapped == []
