@@ -76,8 +76,10 @@ class RoutingActivities:
         self.today = today  # the activity's wall clock (UTC day); tests pass their own
 
     @activity.defn(name=ASSIGN_REP)
-    def assign_rep(self, request: AssignRequest) -> str:
-        """Pick the rep for this assignment; a retry returns the same rep and takes no turn."""
+    def assign_rep(self, request: AssignRequest) -> str | None:
+        """Pick the rep for this assignment; a retry returns the same rep and takes no turn.
+        None when everyone who could take the lead is excluded (its owner and the reps who
+        missed its SLA): the lead stays where it is."""
         with Session(self.engine) as session:
             done = session.get(RepAssignment, request.key)
             if done is not None:
@@ -87,7 +89,8 @@ class RoutingActivities:
             open_counts = open_lead_counts(session, capped)
             turn = self._take_turn(session, request.pool) if request.strategy != "first" else 0
             today = self.today()
-            if request.reps:
+            rep: str | None
+            if request.reps or request.exclude:
                 rep, reasons = choose_available(
                     request.candidates,
                     turn,
@@ -96,9 +99,20 @@ class RoutingActivities:
                     open_counts,
                     today,
                     request.fallback_owner,
+                    request.exclude,
                 )
             else:  # a request from before availability existed: exactly the old choice
                 rep, reasons = pick_rep(request.candidates, request.strategy, turn), []
+            if rep is None:
+                log.info(
+                    "nobody left to take the lead",
+                    lead_id=request.lead_id,
+                    workflow_id=activity.info().workflow_id,
+                    key=request.key,
+                    pool=request.pool,
+                    excluded=request.exclude,
+                )
+                return None
             session.add(
                 RepAssignment(
                     key=request.key, lead_id=request.lead_id, pool=request.pool, rep_id=rep

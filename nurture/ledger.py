@@ -19,9 +19,12 @@ FACTS_PER_BATCH = 200
 
 HandoffStatus = Literal["open", "accepted", "rejected", "won", "lost"]
 TouchStatus = Literal[
-    "sent", "skipped", "suppressed", "failed", "task", "task_done", "task_skipped"
+    "sent", "skipped", "suppressed", "failed", "task", "task_done", "task_skipped", "held"
 ]
-"""``task`` when a call/voicemail/direct-mail task is queued, ``task_done`` when someone did it."""
+"""``task`` when a call/voicemail/direct-mail task is queued, ``task_done`` when someone did it;
+``held`` (key ``<touch key>:held``) when its email could not be rendered: the touch waits for a
+template fix, and its own key is written once it is sent (or deliberately skipped)."""
+HELD_SUFFIX = ":held"
 ScoreCause = Literal["event", "decay", "fit", "reset"]
 
 

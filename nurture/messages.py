@@ -108,6 +108,22 @@ class Outcome(BaseModel):
     rep: str
 
 
+class HeldTouch(BaseModel):
+    """A touch whose email cannot be rendered (a template error): it keeps its place in the
+    cadence and is tried again once the rules version changes (checked hourly)."""
+
+    key: str
+    cadence: str
+    step: str
+    cycle: int
+    label: str
+    reason: str
+    since: datetime
+    rules_version: str
+    checks: int = 0
+    """Hourly checks since it was held (tries again only when the rules changed)."""
+
+
 class TaskRef(BaseModel):
     """A task of this lead in the inside-sales queue, as the workflow knows it."""
 
@@ -144,6 +160,8 @@ class LeadState(BaseModel):
     touches_sent: int = 0
     touches_skipped: int = 0
     touches_deferred: int = 0
+    held_touch: HeldTouch | None = None
+    """The touch waiting for a template fix, if any (shown by ``nurture show`` and audit)."""
     marketing_sends: list[datetime] = Field(default_factory=list)
     tasks: list[TaskRef] = Field(default_factory=list)
     events_applied: int = 0
@@ -254,6 +272,9 @@ class AssignRequest(BaseModel):
     (``nurture.routing.rep_limits``); empty (requests from before): nobody is skipped."""
     fallback_owner: str | None = None
     """Takes the lead when every candidate and the first one's manager are unavailable."""
+    exclude: list[str] = Field(default_factory=list)
+    """Reps who must not get the lead whatever else holds: its owner and those who already
+    missed its SLA. With everyone excluded the activity answers None (nobody takes it)."""
 
 
 class TransitionRecord(BaseModel):

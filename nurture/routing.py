@@ -4,7 +4,7 @@ fallback owner takes the lead)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 
 from pydantic import BaseModel, Field
@@ -117,7 +117,8 @@ def choose_available(
     open_counts: Mapping[str, int],
     today: date,
     fallback_owner: str | None,
-) -> tuple[str, list[str]]:
+    exclude: Collection[str] = (),
+) -> tuple[str | None, list[str]]:
     """The rep who gets the lead, and why others were passed over (empty when nobody was).
 
     Starts at the rep :func:`pick_rep` would pick (the ``turn``-th for round robin, the first
@@ -126,27 +127,38 @@ def choose_available(
     candidate is unavailable the first candidate's manager takes the lead if available, else
     ``fallback_owner`` takes it whatever their load or absence: a lead is never left without an
     owner. Without ``limits`` (requests from before availability existed) nobody is skipped.
+
+    Reps in ``exclude`` (the lead's owner and whoever missed its SLA) are never chosen, not
+    even as manager or fallback owner: when only they are left the answer is None.
     """
-    start = pick_rep(list(candidates), strategy, turn)
-    index = 0 if strategy == "first" else turn % len(candidates)
+    if not candidates:
+        raise ValueError("no candidate reps to pick from")
+    allowed = [rep for rep in candidates if rep not in exclude]
     by_id = {limit.id: limit for limit in limits}
     reasons: list[str] = []
-    for step in range(len(candidates)):
-        rep = candidates[(index + step) % len(candidates)]
-        why = unavailable_because(rep, by_id, open_counts, today)
-        if why is None:
-            return rep, reasons
-        if why not in reasons:  # a pool may list a rep twice
-            reasons.append(why)
+    start: str | None = None  # whose turn it was
+    if allowed:
+        index = 0 if strategy == "first" else turn % len(allowed)
+        start = allowed[index]
+        for step in range(len(allowed)):
+            rep = allowed[(index + step) % len(allowed)]
+            why = unavailable_because(rep, by_id, open_counts, today)
+            if why is None:
+                return rep, reasons
+            if why not in reasons:  # a pool may list a rep twice
+                reasons.append(why)
     first = by_id.get(candidates[0])
     manager = first.manager if first is not None else None
-    if manager is not None and manager not in candidates:
+    if manager is not None and manager not in candidates and manager not in exclude:
         why = unavailable_because(manager, by_id, open_counts, today)
         if why is None:
             reasons.append(f"every candidate is unavailable: {manager} ({candidates[0]}'s manager)")
             return manager, reasons
         reasons.append(f"{why} ({candidates[0]}'s manager)")
     owner = fallback_owner or start
+    if owner is None or owner in exclude:
+        reasons.append("nobody left: the owner and everyone who missed are excluded")
+        return None, reasons
     role = "the fallback owner" if fallback_owner else "whose turn it was (no fallback owner)"
     why = unavailable_because(owner, by_id, open_counts, today)
     reasons.append(

@@ -320,11 +320,14 @@ class RoutingRule(_Strict):
 class SlaPolicy(_Strict):
     """Sales must contact an assigned lead within ``contact_within``. On a miss the rep's
     manager is alerted and the lead goes to the next rep of its pool; from the second miss on,
-    ``second_escalation`` (e.g. the head of sales) is alerted too."""
+    ``second_escalation`` (e.g. the head of sales) is alerted too. Once that ladder is climbed
+    and nobody is left to take the lead, the owner keeps it and the alerts repeat every
+    ``remind_every`` (not every SLA period)."""
 
     contact_within: Duration = timedelta(hours=4)
     reassign_on_miss: bool = True
     second_escalation: str | None = None
+    remind_every: Duration = timedelta(days=1)
 
 
 class CrmPush(_Strict):

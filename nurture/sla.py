@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from nurture.rules import RoutingRules
 
@@ -27,3 +27,19 @@ def escalation_recipients(missed_by: str, miss_number: int, routing: RoutingRule
     if not recipients:
         recipients.append(routing.fallback_owner)
     return list(dict.fromkeys(recipients))
+
+
+def ladder_climbed(miss_number: int, routing: RoutingRules) -> bool:
+    """Whether miss ``miss_number`` reached the top of the escalation ladder: the manager hears
+    of the first miss, the head of sales (``sla.second_escalation``) from the second on."""
+    return miss_number >= (2 if routing.sla.second_escalation else 1)
+
+
+def next_chase_at(now: datetime, miss_number: int, routing: RoutingRules) -> datetime:
+    """When an owner who kept the lead after miss ``miss_number`` is chased again: after
+    another SLA period while the ladder has rungs left, then every ``sla.remind_every``
+    (a daily reminder, never more often than the SLA period itself)."""
+    period: timedelta = routing.sla.contact_within
+    if ladder_climbed(miss_number, routing):
+        period = max(period, routing.sla.remind_every)
+    return now + period

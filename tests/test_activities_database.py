@@ -24,7 +24,7 @@ def test_round_robin_gives_every_turn_once_under_concurrency(database_url: str) 
     routing = RoutingActivities(make_engine(database_url))
     env = ActivityEnvironment()
 
-    def assign(n: int) -> str:
+    def assign(n: int) -> str | None:
         return env.run(
             routing.assign_rep,
             AssignRequest(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
@@ -16,7 +17,10 @@ from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
 from workflows.lead import (
     PATCH_READ_MODEL,
     PATCH_SEND_WINDOWS,
+    PATCH_SLA_LADDER,
     PATCH_STEADY_TIMER,
+    PATCH_VISIBLE_UPDATES,
+    PATCHES,
     LeadWorkflow,
 )
 
@@ -26,8 +30,15 @@ PATCHES_BY_VERSION = {
     "v2": [PATCH_SEND_WINDOWS],
     "v3": [PATCH_SEND_WINDOWS, PATCH_READ_MODEL],
     "v4": [PATCH_SEND_WINDOWS, PATCH_READ_MODEL, PATCH_STEADY_TIMER],
+    "v5": [
+        PATCH_SEND_WINDOWS,
+        PATCH_READ_MODEL,
+        PATCH_STEADY_TIMER,
+        PATCH_VISIBLE_UPDATES,
+        PATCH_SLA_LADDER,
+    ],
 }
-CURRENT = "v4"
+CURRENT = "v5"
 
 
 def _replayer() -> Replayer:
@@ -90,3 +101,35 @@ async def test_a_fresh_life_replays_deterministically(
     assert len(_patches(history)) == len(PATCHES_BY_VERSION[CURRENT])
     result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
+
+
+def test_the_current_version_asks_for_every_patch_in_order() -> None:
+    assert PATCHES_BY_VERSION[CURRENT] == list(PATCHES)
+
+
+@pytest.mark.parametrize("name", ["lead-full-life-v4", "lead-crm-v4"])
+async def test_without_the_visibility_gate_v4_histories_fail_replay(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, finding 1: publishing search attributes from the rep-action updates adds
+    upsert commands to running leads, so it must be gated. Taking the gate away (the patch
+    answered "yes" for a history recorded without it) makes the v4 histories with an accept
+    or an outcome fail replay with a non-determinism error; with the gate they replay (above).
+    (In the multichannel life the update queues an event, so its loop published in the same
+    workflow task anyway: the same commands either way.)"""
+    path = next(p for p in HISTORIES if p.stem == name)
+    real_patched = workflow.patched
+
+    def ungated(patch_id: str) -> bool:
+        return True if patch_id == PATCH_VISIBLE_UPDATES else real_patched(patch_id)
+
+    monkeypatch.setattr(workflow, "patched", ungated)
+    replayer = Replayer(
+        workflows=[LeadWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=UnsandboxedWorkflowRunner(),  # so the monkeypatch reaches the workflow
+    )
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "nondetermin" in str(result.replay_failure).lower()

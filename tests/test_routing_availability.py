@@ -40,7 +40,7 @@ def choose(
     strategy: str = "round_robin",
     fallback_owner: str | None = "maria",
     today: date = TODAY,
-) -> tuple[str, list[str]]:
+) -> tuple[str | None, list[str]]:
     return choose_available(
         candidates, turn, strategy, reps, open_counts or {}, today, fallback_owner
     )

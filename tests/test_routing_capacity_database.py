@@ -148,7 +148,7 @@ def test_skipping_under_concurrency_still_gives_every_turn_once(database_url):
     reps = [RepLimits(id="alice", away=[XMAS]), RepLimits(id="bob"), RepLimits(id="chen")]
     env = ActivityEnvironment()
 
-    def assign(n: int) -> str:
+    def assign(n: int) -> str | None:
         return env.run(routing.assign_rep, request(n, ["alice", "bob", "chen"], reps))
 
     with ThreadPoolExecutor(8) as pool:

@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from nurture import cadence, crm, routing, scoring, send_window, sla
     from nurture.leads import LeadEvent, LeadProfile, dedupe_marker
     from nurture.ledger import (
         FACTS_PER_BATCH,
+        HELD_SUFFIX,
         RECORD_FACTS,
         AssignmentFact,
         EventFact,
@@ -68,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         EmailResult,
         Escalation,
         Handoff,
+        HeldTouch,
         LeadInput,
         LeadState,
         LoadRulesRequest,
@@ -113,6 +117,7 @@ RETRY_FOREVER = RetryPolicy(
     non_retryable_error_types=["TemplateError", "SendGridRejected", "ConfigError", "CrmRejected"],
 )
 SUPPRESSING_EVENTS = frozenset(SYSTEM_EVENT_TYPES)
+# --- patches: every change to the commands of running leads, decided once per run ------------
 PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
 """Touches wait for the send window and the frequency cap. Runs started before this change
 send as they did (their histories replay unchanged) until their next continue-as-new."""
@@ -126,10 +131,93 @@ PATCH_STEADY_TIMER = "steady-wake-timer"
 thing due (waking early is harmless: the loop checks what is due and sleeps again). Before, every
 event cancelled the timer and started a new one: two commands and two history events per event.
 Runs started before this change keep doing that until their next continue-as-new."""
+PATCH_VISIBLE_UPDATES = "visibility-after-every-update"
+"""Every rep action (accept, contact, reject, outcome, task done) publishes the search
+attributes it changed before it returns, instead of leaving LeadStage/LeadOwner/SlaDueAt stale
+until the lead's next timer or event; events dated in the future count from when they arrived.
+Runs started before this change publish only after queued work, as they did."""
+PATCH_SLA_LADDER = "sla-ladder-and-held-touches"
+"""An SLA miss never hands the lead back to its owner or to a rep who already missed on it;
+once the ladder (rep, manager, head of sales) is climbed, the owner keeps the lead and the
+escalation repeats daily, not every SLA period. A touch whose template cannot be rendered is
+held in place (re-checked hourly, sent again once the rules version changes) instead of being
+dropped. Runs started before this change keep the old SLA chase and skip such touches."""
+PATCHES = (
+    PATCH_SEND_WINDOWS,
+    PATCH_READ_MODEL,
+    PATCH_STEADY_TIMER,
+    PATCH_VISIBLE_UPDATES,
+    PATCH_SLA_LADDER,
+)
+"""In the order a run asks for them (first thing in the run, before any local activity)."""
+HELD_TOUCH_RECHECK = timedelta(hours=1)  # a held touch looks at the rules this often
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
 SNAPSHOT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FACTS_CARRIED_MAX = 1000  # ~300 bytes each: well inside a run's input
+
+CONTROL_FLOW_ERRORS = (
+    workflow.NondeterminismError,  # also RestrictedWorkflowAccessError: a bug to see, not skip
+    workflow.ReadOnlyContextError,
+    CancelledError,
+)
+"""Temporal's own errors: never swallowed as a bad input (asyncio's cancellation and
+continue-as-new are BaseExceptions and pass anyway)."""
+
+RepRequest = TypeVar("RepRequest", bound=RepAction)
+
+
+def rep_action(
+    handler: Callable[[LeadWorkflow, RepRequest], ActionResult],
+) -> Callable[[LeadWorkflow, RepRequest], ActionResult]:
+    """Every rep action (an update) goes through here, so none can forget that what it changed
+    must be visible at once (search attributes, read model) and that one bad action must not
+    fail the workflow task: the failure is recorded on the lead and refused to the caller."""
+
+    @functools.wraps(handler)
+    def applied(self: LeadWorkflow, request: RepRequest) -> ActionResult:
+        undo = self._undo_point()
+        try:
+            return handler(self, request)
+        except (*CONTROL_FLOW_ERRORS, ApplicationError):  # ApplicationError: a refusal
+            raise
+        except Exception as err:
+            undo()  # all or nothing: the action changed nothing
+            what = f"{handler.__name__} by {request.rep}"
+            self._bad_input(what, err)
+            raise ApplicationError(
+                f"lead {self._state.lead_id}: {what} could not be applied: {err}",
+                type="LeadActionFailed",
+                non_retryable=True,
+            ) from None
+        finally:
+            if self._with_visible_updates:
+                self._publish()
+
+    return applied
+
+
+def unrenderable(err: ActivityError) -> str | None:
+    """Why the email could not be rendered, when that is why the send failed (a template
+    error is the marketer's to fix, not the lead's: the touch waits for the fix)."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == "TemplateError":
+        return cause.message
+    return None
+
+
+def event_time(at: datetime | None, received: datetime) -> datetime:
+    """When an event counts as having happened: its own time in UTC, but never later than when
+    the lead received it (a browser clock ahead, or 9999-12-31, must not push the lead's decay
+    clock past the end of the calendar) and ``received`` when its time has no UTC equivalent
+    (9999-12-31T23:59:59-14:00)."""
+    if at is None:
+        return received
+    try:
+        utc = at.astimezone(UTC)
+    except OverflowError:
+        return received
+    return min(utc, received)
 
 
 @workflow.defn
@@ -155,6 +243,8 @@ class LeadWorkflow:
         self._with_windows = False
         self._with_ledger = False
         self._with_steady_timer = False
+        self._with_visible_updates = False
+        self._with_sla_ladder = False
         self._wake_timer: asyncio.Task[None] | None = None
         self._wake_timer_at: datetime | None = None
         self._rules: Rules | None = None
@@ -169,9 +259,12 @@ class LeadWorkflow:
         # Decided once, first thing in the run (before any local activity, so a replay meets
         # the marker where the original run wrote it): runs begun before send windows existed
         # keep sending as they did until their next continue-as-new.
-        self._with_windows = workflow.patched(PATCH_SEND_WINDOWS)
-        self._with_ledger = workflow.patched(PATCH_READ_MODEL)
-        self._with_steady_timer = workflow.patched(PATCH_STEADY_TIMER)
+        patched = {patch: workflow.patched(patch) for patch in PATCHES}
+        self._with_windows = patched[PATCH_SEND_WINDOWS]
+        self._with_ledger = patched[PATCH_READ_MODEL]
+        self._with_steady_timer = patched[PATCH_STEADY_TIMER]
+        self._with_visible_updates = patched[PATCH_VISIBLE_UPDATES]
+        self._with_sla_ladder = patched[PATCH_SLA_LADDER]
         await self._refresh_rules()
         self._start_crm_pump()
         if inp.state is None:
@@ -237,14 +330,53 @@ class LeadWorkflow:
         """Apply queued profiles/events and carry out queued side effects, in order."""
         while (self._inbox or self._effects) and not self._should_continue_as_new():
             if self._inbox:
-                item = self._inbox.pop(0)
-                if isinstance(item, LeadProfile):
-                    await self._apply_profile(item)
-                else:
-                    await self._apply_event(item)
+                await self._apply(self._inbox.pop(0))
             else:
                 await self._carry_out(self._effects.pop(0))
         self._publish()
+
+    async def _apply(self, item: LeadEvent | LeadProfile) -> None:
+        """Apply one profile or event; one that cannot be applied is recorded and skipped, so
+        it never fails the workflow task (which would be retried, and fail, forever)."""
+        try:
+            if isinstance(item, LeadProfile):
+                await self._apply_profile(item)
+            else:
+                await self._apply_event(item)
+        except CONTROL_FLOW_ERRORS:
+            raise
+        except Exception as err:
+            what = (
+                "profile update"
+                if isinstance(item, LeadProfile)
+                else f"event {item.type}" + (f" ({item.event_id})" if item.event_id else "")
+            )
+            self._bad_input(what, err)
+
+    def _undo_point(self) -> Callable[[], None]:
+        """A way back to the lead as it is now, for a rep action that fails half-way (it runs
+        no activity, so its state and the work it queued are all it changed)."""
+        before = self._state.model_copy(deep=True)
+        queues: list[list[Any]] = [self._inbox, self._effects, self._crm, self._ledger]
+        lengths = [len(queue) for queue in queues]
+
+        def undo() -> None:
+            for name in type(before).model_fields:  # in place: the run loop holds the object
+                setattr(self._state, name, getattr(before, name))
+            for queue, length in zip(queues, lengths, strict=True):
+                del queue[length:]
+
+        return undo
+
+    def _bad_input(self, what: str, err: Exception) -> None:
+        """Record on the lead that ``what`` could not be applied and was skipped."""
+        state = self._state
+        state.last_error = f"{what} skipped: {type(err).__name__}: {err}"
+        state.note(self._now(), "error", state.last_error)
+        # The error text may quote the lead's data: the log names only its kind.
+        workflow.logger.warning(
+            "%s skipped for lead %s: %s", what, state.lead_id, type(err).__name__
+        )
 
     async def _run_due_timers(self) -> None:
         state, now = self._state, self._now()
@@ -262,10 +394,8 @@ class LeadWorkflow:
         self._publish()
 
     def _next_wakeup(self) -> datetime | None:
-        state, rules = self._state, self._rules_now()
-        candidates: list[datetime | None] = [
-            scoring.next_decay_at(state.score, rules.scoring.decay),
-        ]
+        state = self._state
+        candidates: list[datetime | None] = [self._next_decay_at()]
         if state.stage == "assigned" and state.handoff:
             candidates.append(state.handoff.sla_due_at)
         if state.stage in MARKETING_STAGES and state.cadence:
@@ -321,6 +451,8 @@ class LeadWorkflow:
             del state.seen_event_markers[:-SEEN_EVENT_IDS_KEPT]
         state.events_applied += 1
         self._events_this_run += 1
+        if self._with_visible_updates:
+            event = event.model_copy(update={"at": event_time(event.at, now)})
         if event.campaign and not state.profile.campaign:
             state.profile = state.profile.model_copy(update={"campaign": event.campaign})
         if event.type in SUPPRESSING_EVENTS:
@@ -354,11 +486,20 @@ class LeadWorkflow:
         if state.stage in ("nurturing", "recycled"):
             self._move("suppressed", by="system", reason=f"email {reason}")
 
+    def _next_decay_at(self) -> datetime | None:
+        try:
+            return scoring.next_decay_at(self._state.score, self._rules_now().scoring.decay)
+        except OverflowError:  # an activity dated near 9999-12-31 (before events were capped)
+            return None
+
     def _apply_decay(self, now: datetime) -> None:
         state = self._state
-        state.score, entries = scoring.apply_decay(
-            state.score, self._rules_now().scoring.decay, now
-        )
+        try:
+            state.score, entries = scoring.apply_decay(
+                state.score, self._rules_now().scoring.decay, now
+            )
+        except OverflowError:  # as in _next_decay_at: no decay is due before year 10000
+            return
         for entry in entries:
             state.note(now, "decay", f"{entry.points:+d} ({entry.detail})")
         if entries:
@@ -370,6 +511,7 @@ class LeadWorkflow:
 
     def _enrol(self, chosen: Cadence, reason: str) -> None:
         state = self._state
+        self._drop_held(f"enrolled in {chosen.id}")
         state.enrolments += 1
         state.cadence = cadence.enrol(chosen, state.enrolments, self._now())
         if not chosen.recycle:
@@ -408,7 +550,10 @@ class LeadWorkflow:
         if step.channel != "email":
             await self._start_task(current, progress, step, label)
             return
+        key = cadence.touch_key(state.lead_id, progress, step)
         if state.email_suppressed or not state.profile.email:
+            if state.held_touch is not None and state.held_touch.key == key:
+                state.held_touch = None  # skipped with its reason below: no longer waiting
             state.touches_skipped += 1
             why = (
                 f"email suppressed ({state.email_suppressed})"
@@ -420,9 +565,11 @@ class LeadWorkflow:
         else:
             if self._with_windows and self._deferred(progress, current, label):
                 return
+            if self._still_held(key, progress):
+                return
             assert step.template is not None and step.subject is not None
             request = EmailRequest(
-                key=cadence.touch_key(state.lead_id, progress, step),
+                key=key,
                 lead_id=state.lead_id,
                 category="touch",
                 to_email=state.profile.email,
@@ -432,7 +579,18 @@ class LeadWorkflow:
                 subject=step.subject,
                 context=self._step_context(current, progress, step),
             )
-            result = await self._send(request)
+            try:
+                result: EmailResult | None = await self._send_now(request)
+            except ActivityError as err:
+                reason = unrenderable(err) if self._with_sla_ladder else None
+                if reason is not None and state.cadence is progress:
+                    self._hold(progress, current, step, label, reason)
+                    return
+                self._failed(f"{request.category} email", err)
+                result = None
+            if state.held_touch is not None and state.held_touch.key == key:
+                state.held_touch = None  # its outcome is reported below
+                state.note(now, "touch released", f"{label}: tried again after a rules change")
             if result is None:
                 self._report_touch(progress, current, step, "failed", state.last_error)
             elif result.status == "suppressed":
@@ -448,6 +606,68 @@ class LeadWorkflow:
                 self._report_touch(progress, current, step, "sent", None)
         if state.cadence is progress:  # a handoff during the send replaced the cadence
             self._advance(progress, current)
+
+    def _hold(
+        self,
+        progress: cadence.CadenceProgress,
+        current: Cadence,
+        step: CadenceStep,
+        label: str,
+        reason: str,
+    ) -> None:
+        """Keep the touch in its place: its email cannot be rendered (a marketer's template
+        error). Checked again hourly; sent once the rules (and with them the templates)
+        change. Never skipped unseen: it is on the lead, in the read model and in the audit."""
+        state, now = self._state, self._now()
+        key = cadence.touch_key(state.lead_id, progress, step)
+        earlier = state.held_touch if state.held_touch and state.held_touch.key == key else None
+        state.held_touch = HeldTouch(
+            key=key,
+            cadence=current.id,
+            step=step.name,
+            cycle=progress.cycle,
+            label=label,
+            reason=reason,
+            since=earlier.since if earlier else now,
+            rules_version=self._rules_now().version,
+        )
+        state.cadence = progress.model_copy(update={"due_at": now + HELD_TOUCH_RECHECK})
+        state.last_error = f"touch {label} held: {reason}"
+        state.note(now, "touch held", f"{label}: {reason} (sent once the rules change)")
+        workflow.logger.warning("touch held for lead %s: template error", state.lead_id)
+        if earlier is None:
+            self._report_touch(progress, current, step, "held", reason, suffix=HELD_SUFFIX)
+
+    def _still_held(self, key: str, progress: cadence.CadenceProgress) -> bool:
+        """Whether the held touch ``key`` stays held: nothing changed that could fix it."""
+        state, held = self._state, self._state.held_touch
+        if held is None or held.key != key or held.rules_version != self._rules_now().version:
+            return False
+        held.checks += 1
+        state.cadence = progress.model_copy(update={"due_at": self._now() + HELD_TOUCH_RECHECK})
+        return True
+
+    def _drop_held(self, why: str) -> None:
+        """The cadence the held touch belongs to ends (a handoff, a new cadence): the touch
+        is skipped, with its reason, rather than left waiting for ever."""
+        state, held = self._state, self._state.held_touch
+        if held is None:
+            return
+        state.held_touch = None
+        state.touches_skipped += 1
+        state.note(self._now(), "touch skipped", f"{held.label}: held touch dropped ({why})")
+        self._report(
+            TouchFact(
+                key=held.key,
+                at=self._now(),
+                cadence=held.cadence,
+                step=held.step,
+                cycle=held.cycle,
+                channel="email",
+                status="skipped",
+                detail=f"held ({held.reason}); dropped: {why}",
+            )
+        )
 
     def _advance(self, progress: cadence.CadenceProgress, current: Cadence) -> None:
         state = self._state
@@ -572,6 +792,7 @@ class LeadWorkflow:
         )
 
     @workflow.update
+    @rep_action
     def complete_task(self, done: TaskCompletion) -> ActionResult:
         state, now = self._state, self._now()
         task = state.task(done.task_key)
@@ -657,6 +878,7 @@ class LeadWorkflow:
         )
         if state.cadence is not None and state.cadence.waiting_task is not None:
             self._close_task(state.cadence.waiting_task, "cancelled", by="routing")
+        self._drop_held("handed off to sales")
         state.cadence = None
         rep = await self._assign(decision.pool, decision, f"h{state.handoffs}")
         self._give_to(rep or decision.pool[0], f"handoff: {qualified_by}", "handoff")
@@ -693,7 +915,11 @@ class LeadWorkflow:
         )
 
     async def _assign(
-        self, candidates: list[str], decision: RouteDecision, attempt: str
+        self,
+        candidates: list[str],
+        decision: RouteDecision,
+        attempt: str,
+        exclude: list[str] | None = None,
     ) -> str | None:
         state, rules = self._state, self._rules_now()
         request = AssignRequest(
@@ -705,12 +931,13 @@ class LeadWorkflow:
             # Who is away or full is decided by the activity, with today's date and counts.
             reps=routing.rep_limits(rules.routing, candidates),
             fallback_owner=rules.routing.fallback_owner,
+            exclude=exclude or [],
         )
         try:
             return await workflow.execute_activity(
                 ASSIGN_REP,
                 request,
-                result_type=str,
+                result_type=str | None,  # type: ignore[arg-type]  # the converter takes unions
                 start_to_close_timeout=self._activity_timeout(),
                 retry_policy=RETRY_FOREVER,
             )
@@ -734,14 +961,22 @@ class LeadWorkflow:
             candidates = routing.candidates_after_miss(
                 handoff.route, handoff.missed_by, rules.routing
             )
+            # Never back to the owner or to anyone who already missed on this lead (the
+            # activity's manager and fallback-owner choices included).
+            excluded = list(dict.fromkeys([missed_by, *handoff.missed_by]))
             if candidates:
                 new_owner = await self._assign(
-                    candidates, handoff.route, f"h{handoff.number}-miss{miss_number}"
+                    candidates,
+                    handoff.route,
+                    f"h{handoff.number}-miss{miss_number}",
+                    exclude=excluded if self._with_sla_ladder else None,
                 )
                 if state.stage != "assigned" or state.owner != missed_by:
                     # The rep accepted or rejected while the next rep was being picked: the
                     # rep's action stands; the miss is still escalated.
                     new_owner = None
+                if self._with_sla_ladder and new_owner in excluded:
+                    new_owner = None  # an older worker's answer: the owner keeps the lead
         turn = self._current_assignment()
         if turn is not None and turn.rep == missed_by:
             turn.misses += 1
@@ -785,13 +1020,19 @@ class LeadWorkflow:
                 extra={"missed_by": missed_by, "miss_number": miss_number},
             )
         elif state.stage == "assigned":
-            # Nobody left to take it: keep the owner and chase again after another period.
-            handoff.sla_due_at = sla.sla_due_at(now, rules.routing)
+            # Nobody left to take it: keep the owner and chase again after another period,
+            # or once a day when the whole escalation ladder already knows.
+            handoff.sla_due_at = (
+                sla.next_chase_at(now, miss_number, rules.routing)
+                if self._with_sla_ladder
+                else sla.sla_due_at(now, rules.routing)
+            )
             self._record("assigned", "assigned", by="sla", reason=f"SLA missed by {missed_by}")
 
     # --- rep actions (updates) -----------------------------------------------------------
 
     @workflow.update
+    @rep_action
     def accept(self, action: RepAction) -> ActionResult:
         return self._contacted(action, "accepted")
 
@@ -800,6 +1041,7 @@ class LeadWorkflow:
         self._check("accept", action.rep)
 
     @workflow.update
+    @rep_action
     def contact(self, action: RepAction) -> ActionResult:
         return self._contacted(action, "contacted")
 
@@ -808,6 +1050,7 @@ class LeadWorkflow:
         self._check("contact", action.rep)
 
     @workflow.update
+    @rep_action
     def reject(self, request: RejectRequest) -> ActionResult:
         state, rules, now = self._state, self._rules_now(), self._now()
         state.rejections.append(Rejection(at=now, rep=request.rep, reason=request.reason))
@@ -834,6 +1077,7 @@ class LeadWorkflow:
         self._check("reject", request.rep)
 
     @workflow.update
+    @rep_action
     def outcome(self, request: OutcomeRequest) -> ActionResult:
         state, now = self._state, self._now()
         state.outcome = Outcome(
@@ -1048,16 +1292,19 @@ class LeadWorkflow:
 
     async def _send(self, request: EmailRequest) -> EmailResult | None:
         try:
-            return await workflow.execute_activity(
-                SEND_EMAIL,
-                request,
-                result_type=EmailResult,
-                start_to_close_timeout=self._activity_timeout(),
-                retry_policy=RETRY_FOREVER,
-            )
+            return await self._send_now(request)
         except ActivityError as err:
             self._failed(f"{request.category} email", err)
             return None
+
+    async def _send_now(self, request: EmailRequest) -> EmailResult:
+        return await workflow.execute_activity(
+            SEND_EMAIL,
+            request,
+            result_type=EmailResult,
+            start_to_close_timeout=self._activity_timeout(),
+            retry_policy=RETRY_FOREVER,
+        )
 
     def _failed(self, what: str, err: ActivityError) -> None:
         cause = err.cause
@@ -1233,10 +1480,11 @@ class LeadWorkflow:
         step: CadenceStep,
         status: TouchStatus,
         detail: str | None,
+        suffix: str = "",
     ) -> None:
         self._report(
             TouchFact(
-                key=cadence.touch_key(self._state.lead_id, progress, step),
+                key=cadence.touch_key(self._state.lead_id, progress, step) + suffix,
                 at=self._now(),
                 cadence=current.id,
                 step=step.name,

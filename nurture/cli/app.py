@@ -430,10 +430,15 @@ def audit(
 ) -> None:
     """Every lead's stage and owner; exit 1 if any lead is at risk of being lost."""
     from nurture.cli.audit import audit as run_audit
+    from nurture.db import database_url_from_env, make_engine
 
     async def main() -> int:
         try:
-            report = await run_audit(await connect_client(), timedelta(seconds=grace))
+            report = await run_audit(
+                await connect_client(),
+                timedelta(seconds=grace),
+                make_engine(database_url_from_env()),  # held touches are in the read model
+            )
         except LeadActionError as exc:
             return fail(str(exc), EXIT_USAGE)
         if as_json:

@@ -1,6 +1,7 @@
 """``nurture audit``: every lead's stage and owner from Temporal visibility, and the leads that
 are at risk of being lost (in sales with no owner, past the SLA with no escalation, or whose
-workflow is no longer running)."""
+workflow is no longer running) or blocked (a touch held because its email cannot be rendered,
+from the read model)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from nurture.ledger import HELD_SUFFIX
+from nurture.read_model import LeadRecord, TouchRecord, table_of
 from nurture.stages import SALES_STAGES, STAGES
 from workflows.lead import OWNER, SCORE, SLA_DUE, STAGE
 
@@ -21,17 +26,63 @@ class AuditReport:
     per_stage: Counter[str] = field(default_factory=Counter)
     problems: list[dict[str, Any]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    held_touches: int = 0
+    """Touches blocked because their email cannot be rendered (each also a problem)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
             "leads": self.leads,
             "per_stage": dict(self.per_stage),
+            "held_touches": self.held_touches,
             "problems": self.problems,
             "ok": not self.problems,
         }
 
 
-async def audit(client: Client, grace: timedelta = timedelta(minutes=1)) -> AuditReport:
+def held_touches(engine: Engine) -> list[dict[str, Any]]:
+    """Touches held (their email cannot be rendered) and not sent or skipped since, oldest
+    first: a ``<key>:held`` row without a row under the touch's own key."""
+    touch, lead = table_of(TouchRecord), table_of(LeadRecord)
+    outcome = touch.alias("outcome")
+    own_key = func.substr(touch.c.key, 1, func.length(touch.c.key) - len(HELD_SUFFIX))
+    query = (
+        select(
+            touch.c.lead_id,
+            lead.c.stage,
+            lead.c.owner,
+            touch.c.cadence,
+            touch.c.step,
+            touch.c.cycle,
+            touch.c.at,
+            touch.c.detail,
+        )
+        .select_from(touch.outerjoin(lead, lead.c.lead_id == touch.c.lead_id))
+        .where(
+            touch.c.status == "held",
+            ~exists().where(and_(outcome.c.key == own_key, outcome.c.lead_id == touch.c.lead_id)),
+        )
+        .order_by(touch.c.at, touch.c.lead_id)
+    )
+    with engine.connect() as conn:
+        return [
+            {
+                "lead_id": row.lead_id,
+                "stage": row.stage,
+                "owner": row.owner,
+                "touch": f"{row.cadence}/{row.step} (cycle {row.cycle})",
+                "held_since": row.at.isoformat(),
+                "reason": row.detail,
+                "problem": f"touch {row.cadence}/{row.step} held since {row.at:%Y-%m-%d %H:%M}: "
+                f"{row.detail} (blocked until the template is fixed)",
+            }
+            for row in conn.execute(query)
+        ]
+
+
+async def audit(
+    client: Client, grace: timedelta = timedelta(minutes=1), engine: Engine | None = None
+) -> AuditReport:
+    """With ``engine`` (the read model) held touches are listed as problems too."""
     report = AuditReport()
     now = datetime.now(UTC)
     newest: dict[str, Any] = {}
@@ -77,4 +128,8 @@ async def audit(client: Client, grace: timedelta = timedelta(minutes=1)) -> Audi
             report.problems.append({**row, "problem": "past its SLA deadline, not escalated"})
         elif stage == "assigned" and due is None:
             report.problems.append({**row, "problem": "assigned with no SLA deadline"})
+    if engine is not None:
+        held = held_touches(engine)
+        report.held_touches = len(held)
+        report.problems.extend(held)
     return report

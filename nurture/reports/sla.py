@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.engine import Engine
 
 from nurture.reports.base import (
@@ -22,20 +22,40 @@ from nurture.reports.base import (
 )
 from nurture.reports.tables import TURN
 
+EARLIER = TURN.alias("earlier")
+#: A turn that only continues the rep's own earlier one: the SLA handed the lead back to its
+#: owner (leads from before issue 13 did). Not a new lead received; its misses still count.
+SAME_OWNER_AGAIN = exists().where(
+    EARLIER.c.lead_id == TURN.c.lead_id,
+    EARLIER.c.handoff == TURN.c.handoff,
+    EARLIER.c.rep == TURN.c.rep,
+    EARLIER.c.reassigned_to == TURN.c.rep,
+    EARLIER.c.at <= TURN.c.at,
+    EARLIER.c.key != TURN.c.key,
+)
+RECEIVED = ~SAME_OWNER_AGAIN
+#: Reassigned to someone else (a reassignment to the rep themself is no handoff away).
+REASSIGNED_AWAY = and_(TURN.c.reassigned_to.is_not(None), TURN.c.reassigned_to != TURN.c.rep)
 RESPONDED = TURN.c.responded_at.is_not(None)
 #: Answered before the deadline (a turn without one cannot be late) and never missed.
 IN_TIME = and_(
+    RECEIVED,
     RESPONDED,
     TURN.c.misses == 0,
     or_(TURN.c.due_at.is_(None), TURN.c.responded_at <= TURN.c.due_at),
 )
-#: Answered, but after the deadline or after a miss was recorded.
+#: Answered, but after the deadline or after a miss was recorded (a continued turn always
+#: follows a miss).
 LATE = and_(
     RESPONDED,
-    or_(TURN.c.misses > 0, and_(TURN.c.due_at.is_not(None), TURN.c.responded_at > TURN.c.due_at)),
+    or_(
+        SAME_OWNER_AGAIN,
+        TURN.c.misses > 0,
+        and_(TURN.c.due_at.is_not(None), TURN.c.responded_at > TURN.c.due_at),
+    ),
 )
 #: Not answered and not missed yet: the clock is still running.
-OPEN = and_(TURN.c.responded_at.is_(None), TURN.c.misses == 0)
+OPEN = and_(RECEIVED, TURN.c.responded_at.is_(None), TURN.c.misses == 0)
 
 COLUMNS = [
     "rep",
@@ -51,7 +71,8 @@ COLUMNS = [
 ]
 
 NOTES = [
-    "A rep's turn counts when the lead was assigned to the rep in the period. In time: the rep "
+    "A rep's turn counts when the lead was assigned to the rep in the period (once per "
+    "handoff to them: a lead handed back to the rep who held it is no new one). In time: the rep "
     "accepted, contacted or rejected the lead before the SLA deadline and no miss was recorded; "
     "late: the response came after the deadline or after a miss; open: no response and no "
     "miss yet.",
@@ -70,12 +91,12 @@ def sla_report(engine: Engine, query: ReportQuery) -> Report:
     per_rep = (
         select(
             TURN.c.rep,
-            func.count().label("received"),
+            _count(RECEIVED).label("received"),
             _count(IN_TIME).label("in_time"),
             _count(LATE).label("late"),
             func.coalesce(func.sum(TURN.c.misses), 0).label("misses"),
             func.coalesce(func.sum(TURN.c.escalations), 0).label("escalations"),
-            _count(TURN.c.reassigned_to.is_not(None)).label("reassigned_away"),
+            _count(REASSIGNED_AWAY).label("reassigned_away"),
             _count(OPEN).label("open"),
         )
         .where(in_period)
