@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import shutil
@@ -162,7 +163,7 @@ def never_reassigned_to_themself(lead: str, state: LeadState) -> None:
     """Consecutive turns of one handoff go to different reps; a miss never hands the lead to
     a rep who already missed on it (finding 2)."""
     turns = state.assignments
-    for before, after in zip(turns, turns[1:], strict=False):
+    for before, after in itertools.pairwise(turns):
         assert not (before.handoff == after.handoff and before.rep == after.rep), (
             f"{lead}: handoff {after.handoff} given to {after.rep} again, who already owned it "
             f"({after.reason}); turns: {[(t.rep, t.reason) for t in turns]}"
@@ -183,7 +184,7 @@ def every_touch_accounted_for(lead: str, state: LeadState, rules: Rules) -> None
     timeline = state.timeline
     for entry in timeline:
         if entry.kind.startswith("touch") and entry.kind != "touch":
-            label, _, reason = entry.detail.partition(": ")
+            _, _, reason = entry.detail.partition(": ")
             assert reason.strip(), f"{lead}: '{entry.kind}' without a reason: {entry.detail!r}"
         assert not (entry.kind == "error" and "touch" in entry.detail), (
             f"{lead}: a touch failed and the cadence moved on: {entry.detail!r}"
