@@ -249,6 +249,7 @@ class Walk:
     rng: random.Random = field(init=False)
     leads: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    slowest_catch_up: float = 0.0  # seconds the slowest check waited for visibility
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -370,14 +371,24 @@ class Walk:
             )
         return f"{what}: {before.stage} -> {outcome.stage}"
 
-    async def keep_histories(self, folder: Path) -> None:
-        """Save each lead's history for a failed walk (replay it, or read it in the UI)."""
+    async def keep_histories(self, folder: Path) -> list[str]:
+        """Save each lead's history for a failed walk (replay it, or read it in the UI) and
+        return its failed workflow tasks (a query to such a lead times out instead of saying
+        why)."""
         folder.mkdir(parents=True, exist_ok=True)
+        failed_tasks = []
         for lead in self.leads:
             with contextlib.suppress(Exception):
                 history = await self.handle(lead).fetch_history()
                 (folder / f"{lead}.json").write_text(history.to_json())
+                failed_tasks += [
+                    f"{lead}: workflow task {e.event_id} failed: "
+                    f"{e.workflow_task_failed_event_attributes.failure.message}"
+                    for e in history.events
+                    if e.HasField("workflow_task_failed_event_attributes")
+                ]
         (folder / "walk.txt").write_text("\n".join(self.log) + "\n")
+        return failed_tasks
 
     # --- invariants ---
 
@@ -394,8 +405,12 @@ class Walk:
         )
 
     async def eventually(self, mismatches: Callable[[], Awaitable[list[str]]], what: str) -> None:
-        deadline = asyncio.get_running_loop().time() + SETTLED_WITHIN
+        began = asyncio.get_running_loop().time()
+        deadline = began + SETTLED_WITHIN
         while wrong := await mismatches():
+            self.slowest_catch_up = max(
+                self.slowest_catch_up, asyncio.get_running_loop().time() - began
+            )
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(
                     f"{what} did not hold within {SETTLED_WITHIN:g} s:\n  " + "\n  ".join(wrong)
@@ -493,13 +508,15 @@ async def live(seed: int, client: Client, tmp_path: Path) -> None:
                     walk.log.append(f"step {number} (at {at:.1f} s): " + await walk.step())
                     await walk.check()
                 except Exception as err:
-                    await walk.keep_histories(ARTIFACTS / f"random-life-seed-{seed}")
-                    story = "\n".join(walk.log)
+                    kept = ARTIFACTS / f"random-life-seed-{seed}"
+                    failed_tasks = await walk.keep_histories(kept)
+                    story = "\n".join([*failed_tasks, "the walk so far:", *walk.log])
                     raise AssertionError(
-                        f"seed {seed}, step {number}: {err}\nthe walk so far:\n{story}"
+                        f"seed {seed}, step {number}: {err}\n{story}\n(histories in {kept})"
                     ) from err
         finally:
             print(f"seed {seed}:\n" + "\n".join(walk.log))
+            print(f"seed {seed}: the slowest check waited {walk.slowest_catch_up:.1f} s")
             await engine.stop()
 
 
