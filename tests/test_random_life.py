@@ -5,8 +5,11 @@ invariants below must hold for every lead of the walk. They catch finding 1 (sea
 stale after accept/contact/outcome) and finding 2 (an SLA miss "reassigns" a lead to the rep who
 already owns it).
 
-A failure names the seed and the step, with the walk so far; replay one walk with
-``NURTURE_LIFE_SEEDS=7 pytest tests/test_random_life.py``.
+The seeds' walks run side by side, each with its own task queue, worker, stand-in and database.
+A failure names the seed and the step, with the walk so far and any failed workflow tasks, and
+keeps the leads' histories under test-artifacts/; replay one walk with
+``NURTURE_LIFE_SEEDS=7 pytest tests/test_random_life.py``. The seed fixes every choice; the
+clocks (timers, visibility) are real, so a timing-dependent failure may take a few runs.
 """
 
 from __future__ import annotations
