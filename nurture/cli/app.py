@@ -86,12 +86,22 @@ def up(
     port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
     sendgrid_port: Annotated[int, typer.Option(help="SendGrid stand-in port")] = 3030,
-    http_port: Annotated[int, typer.Option(help="HTTP service port (webhook, links)")] = 8080,
+    http_port: Annotated[
+        int,
+        typer.Option(
+            envvar="NURTURE_HTTP_PORT",
+            help="HTTP service port (API, rep inbox, dashboard, webhooks, the links' port)",
+        ),
+    ] = 8080,
     time_scale: Annotated[float, typer.Option(help="divide rule durations (demo: 3600)")] = 1.0,
     headless: Annotated[bool, typer.Option(help="no Web UI")] = False,
 ) -> None:
-    """Run the engine on its embedded default: Temporal dev server + Web UI, SendGrid stand-in
-    and a worker. Ctrl-C stops them all."""
+    """Run the engine on its embedded default: Temporal dev server + Web UI, SendGrid stand-in,
+    the HTTP service (API, rep inbox, dashboard, webhooks, unsubscribe links) and a worker.
+    Ctrl-C stops them all.
+
+    Links in emails and from 'nurture inbox-link' point at http://127.0.0.1:<http-port>; set
+    NURTURE_PUBLIC_URL when they must open from another machine."""
     from nurture.cli.embedded import EmbeddedOptions, PortBusyError, run_embedded
 
     configure_logging()
