@@ -272,6 +272,12 @@ def show(lead_id: str, as_json: JsonOpt = False) -> None:
     run(main())
 
 
+def _who(profile: LeadProfile) -> str:
+    """``Tess Ng, CTO @ Typo Co``: the parts the lead has, one space between them."""
+    person = ", ".join(part for part in (profile.display_name, profile.title) if part)
+    return f"{person} @ {profile.company}" if profile.company else person
+
+
 def _print_state(state: LeadState) -> None:
     p = state.profile
     due = state.handoff.sla_due_at if state.handoff and state.stage == "assigned" else None
@@ -284,7 +290,7 @@ def _print_state(state: LeadState) -> None:
             f"{state.score.behaviour_points})",
         ],
         ["grade", state.grade],
-        ["who", f"{p.display_name} {p.title or ''} @ {p.company or '-'}"],
+        ["who", _who(p)],
         ["campaign", p.campaign or "-"],
         ["segment", state.segment or "-"],
         [
