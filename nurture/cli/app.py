@@ -206,15 +206,18 @@ def _ingest(
         if as_json:
             print_json(report.as_json())
         else:
-            console.print(f"{report.applied} of {report.read} lines applied", highlight=False)
+            console.print(
+                f"{report.applied} of {report.read} {report.unit} applied", highlight=False
+            )
             for r in report.rejected[:20]:
                 errors.print(f"  line {r.line}: {r.reason}", highlight=False)
             if len(report.rejected) > 20:
                 errors.print(f"  … and {len(report.rejected) - 20} more")
             if report.rejects_file:
                 errors.print(
-                    f"{len(report.rejected)} rejected lines kept in "
-                    f"{report.rejects_file}: fix them and send that file again"
+                    f"{len(report.rejected)} rejected {report.unit} kept in "
+                    f"{report.rejects_file}: fix them and send that file again",
+                    highlight=False,
                 )
         return EXIT_REJECTED_LINES if report.rejected else 0
 
