@@ -20,7 +20,12 @@ from itsdangerous import BadData, URLSafeSerializer
 
 SECRET_ENV = "NURTURE_SECRET_KEY"
 PUBLIC_URL_ENV = "NURTURE_PUBLIC_URL"
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
+HTTP_HOST_ENV = "NURTURE_HTTP_HOST"
+HTTP_PORT_ENV = "NURTURE_HTTP_PORT"
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_PUBLIC_URL = f"http://{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}"
+_ANY_ADDRESS = ("", "0.0.0.0", "::")
 _SALT = "nurture.unsubscribe.v1"
 
 
@@ -60,8 +65,16 @@ class LinkSigner:
             raise ValueError(f"{SECRET_ENV} must be at least 16 characters long")
 
     @classmethod
-    def from_env(cls, data_dir: Path | None = None, *, create: bool = True) -> LinkSigner:
-        """``NURTURE_SECRET_KEY`` and ``NURTURE_PUBLIC_URL``.
+    def from_env(
+        cls,
+        data_dir: Path | None = None,
+        *,
+        create: bool = True,
+        http_host: str | None = None,
+        http_port: int | None = None,
+    ) -> LinkSigner:
+        """``NURTURE_SECRET_KEY`` and the links' base (see :func:`public_url_from_env`;
+        ``http_host``/``http_port`` are where this process serves HTTP, when it does).
 
         Without a key, the one in ``<data dir>/secret.key`` is used (generated on first use
         when ``create``), so links stay valid across restarts of one machine. With a real
@@ -88,7 +101,7 @@ class LinkSigner:
         if not secret:
             secret = _secret_file(directory, create)
         try:
-            return cls(secret=secret, public_url=public_url or DEFAULT_PUBLIC_URL)
+            return cls(secret=secret, public_url=public_url_from_env(http_host, http_port))
         except ValueError as exc:
             raise ConsentConfigError([str(exc)]) from None
 
@@ -123,6 +136,35 @@ class LinkSigner:
 
     def __repr__(self) -> str:  # never let the secret reach a log line
         return f"LinkSigner(public_url={self.public_url!r}, secret='***')"
+
+
+def public_url_from_env(http_host: str | None = None, http_port: int | None = None) -> str:
+    """The base of every link we hand out (rep inbox, accept/reject, dashboard, unsubscribe):
+    ``NURTURE_PUBLIC_URL`` when set, else where the HTTP service listens on this machine
+    (``http_host``/``http_port`` if given, else ``NURTURE_HTTP_HOST``/``NURTURE_HTTP_PORT``,
+    the settings 'nurture serve' listens on). One function, so that the CLI, the worker's
+    emails and the service itself never disagree about where a link points."""
+    public_url = os.environ.get(PUBLIC_URL_ENV, "").strip()
+    if public_url:
+        return public_url.rstrip("/")
+    host = http_host if http_host is not None else os.environ.get(HTTP_HOST_ENV, "")
+    if http_port is None:
+        port = os.environ.get(HTTP_PORT_ENV, "").strip() or str(DEFAULT_HTTP_PORT)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{HTTP_PORT_ENV} must be a port number, not {port!r}")
+        http_port = int(port)
+    return local_url(host, http_port)
+
+
+def local_url(host: str, port: int) -> str:
+    """The address a browser on this machine reaches a service listening on ``host:port``
+    at (a wildcard address such as 0.0.0.0 is not one a browser can open)."""
+    host = host.strip()
+    if host in _ANY_ADDRESS:
+        host = DEFAULT_HTTP_HOST
+    if ":" in host and not host.startswith("["):  # an IPv6 address
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _secret_file(data_dir: Path, create: bool) -> str:

@@ -162,7 +162,7 @@ def test_instant_handoffs_do_not_sway_the_recommendation(engine: Engine) -> None
     assert result.summary["rejected"] == 15 + 20
     assert result.summary["recommended_threshold"] == 50
     assert [row[0] for row in result.table("thresholds").rows] == [50, 60, 70, 80, 90]
-    assert [row[0] for row in result.table("by_band").rows][:2] == ["20-29", "30-39"]
+    assert [row[0] for row in result.table("by_band").rows][:2] == ["20 to 29", "30 to 39"]
     assert any("instant handoffs (20 here)" in note for note in result.notes)
 
 
@@ -271,7 +271,7 @@ def test_returns_figures_match_an_independent_count(engine: Engine) -> None:
     assert -10 in bands
     assert result.table("by_band").rows == [
         [
-            f"{b}-{b + width - 1}",
+            f"{b} to {b + width - 1}",
             sum(h.score // width * width == b for h in period),
             sum(h.score // width * width == b for h in rejected),
             rate([h for h in period if h.score // width * width == b]),

@@ -89,14 +89,21 @@ def up(
         int, typer.Option(help="SendGrid stand-in port (its mailbox page too)")
     ] = 3030,
     http_port: Annotated[
-        int, typer.Option(help="HTTP service port (API, rep inbox, dashboard, webhooks)")
+        int,
+        typer.Option(
+            envvar="NURTURE_HTTP_PORT",
+            help="HTTP service port (API, rep inbox, dashboard, webhooks, the links' port)",
+        ),
     ] = 8080,
     time_scale: Annotated[float, typer.Option(help="divide rule durations (demo: 3600)")] = 1.0,
     headless: Annotated[bool, typer.Option(help="no Web UI")] = False,
 ) -> None:
     """Run the engine on its embedded default: Temporal dev server + Web UI, SendGrid stand-in
     (with a mailbox page to read what was sent), the HTTP service (API, rep inbox, dashboard,
-    webhooks, unsubscribe links; --http-port) and a worker. Ctrl-C stops them all."""
+    webhooks, unsubscribe links; --http-port) and a worker. Ctrl-C stops them all.
+
+    Links in emails and from 'nurture inbox-link' point at http://127.0.0.1:<http-port>; set
+    NURTURE_PUBLIC_URL when they must open from another machine."""
     from nurture.cli.embedded import EmbeddedOptions, PortBusyError, run_embedded
 
     configure_logging()
@@ -204,15 +211,18 @@ def _ingest(
         if as_json:
             print_json(report.as_json())
         else:
-            console.print(f"{report.applied} of {report.read} lines applied", highlight=False)
+            console.print(
+                f"{report.applied} of {report.read} {report.unit} applied", highlight=False
+            )
             for r in report.rejected[:20]:
                 errors.print(f"  line {r.line}: {r.reason}", highlight=False)
             if len(report.rejected) > 20:
                 errors.print(f"  … and {len(report.rejected) - 20} more")
             if report.rejects_file:
                 errors.print(
-                    f"{len(report.rejected)} rejected lines kept in "
-                    f"{report.rejects_file}: fix them and send that file again"
+                    f"{len(report.rejected)} rejected {report.unit} kept in "
+                    f"{report.rejects_file}: fix them and send that file again",
+                    highlight=False,
                 )
         return EXIT_REJECTED_LINES if report.rejected else 0
 
@@ -270,6 +280,12 @@ def show(lead_id: str, as_json: JsonOpt = False) -> None:
     run(main())
 
 
+def _who(profile: LeadProfile) -> str:
+    """``Tess Ng, CTO @ Typo Co``: the parts the lead has, one space between them."""
+    person = ", ".join(part for part in (profile.display_name, profile.title) if part)
+    return f"{person} @ {profile.company}" if profile.company else person
+
+
 def _print_state(state: LeadState) -> None:
     p = state.profile
     due = state.handoff.sla_due_at if state.handoff and state.stage == "assigned" else None
@@ -282,7 +298,7 @@ def _print_state(state: LeadState) -> None:
             f"{state.score.behaviour_points})",
         ],
         ["grade", state.grade],
-        ["who", f"{p.display_name} {p.title or ''} @ {p.company or '-'}"],
+        ["who", _who(p)],
         ["campaign", p.campaign or "-"],
         ["segment", state.segment or "-"],
         [

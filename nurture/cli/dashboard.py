@@ -19,7 +19,11 @@ def dashboard_link(
 ) -> None:
     """Print a signed link to the dashboard (every report as charts, with a period picker).
     Whoever holds the link sees the dashboard until it expires: share it like a password.
-    Changing NURTURE_SECRET_KEY revokes every link."""
+    Changing NURTURE_SECRET_KEY revokes every link.
+
+    The link points at NURTURE_PUBLIC_URL, else at this machine's HTTP service
+    (http://NURTURE_HTTP_HOST:NURTURE_HTTP_PORT, default 127.0.0.1:8080): set
+    NURTURE_PUBLIC_URL when the dashboard is opened from another machine."""
     try:
         signer = LinkSigner.from_env(create=False)
     except ConsentConfigError as exc:

@@ -28,7 +28,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.email import MailerSettings
-from nurture.consent import PUBLIC_URL_ENV, LinkSigner
+from nurture.consent import LinkSigner
 from nurture.db import database_url_from_env, keep_private, make_engine
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.temporal import TemporalSettings, connect, installed_binary, search_attribute_flags
@@ -175,9 +175,9 @@ async def run_embedded(
     if not real_key:
         _check_free(options.sendgrid_port, "SendGrid stand-in", "--sendgrid-port")
     http_url = f"http://127.0.0.1:{options.http_port}"
-    signer = LinkSigner.from_env(options.data_dir)
-    if not os.environ.get(PUBLIC_URL_ENV):
-        signer = LinkSigner(secret=signer.secret, public_url=http_url)
+    signer = LinkSigner.from_env(
+        options.data_dir, http_host="127.0.0.1", http_port=options.http_port
+    )
     web_settings = WebSettings.from_env()
     address = f"127.0.0.1:{options.port}"
     server = start_dev_server(options)

@@ -69,7 +69,11 @@ def revoke(key_id: str) -> None:
 
 
 def inbox_link(rep: Annotated[str, typer.Option("--rep", help="the rep id")]) -> None:
-    """Print a rep's signed inbox link (valid for a week), e.g. to send it by hand."""
+    """Print a rep's signed inbox link (valid for a week), e.g. to send it by hand.
+
+    The link points at NURTURE_PUBLIC_URL, else at this machine's HTTP service
+    (http://NURTURE_HTTP_HOST:NURTURE_HTTP_PORT, default 127.0.0.1:8080): set
+    NURTURE_PUBLIC_URL when reps open links from another machine."""
     if not REP_ID.fullmatch(rep):
         raise typer.Exit(fail(f"{rep!r} is not a rep id (letters, digits, . _ -)", 2))
     try:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -61,10 +64,59 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    out = Table(title=title, title_justify="left")
-    for column in columns:
-        out.add_column(column)
-    for row in rows:
-        out.add_row(*("" if v is None else str(v) for v in row))
-    return out
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> FittedTable:
+    """A table for the terminal. Cells wrap rather than being cut; a header is never cut:
+    when the columns cannot all fit the width (the terminal's, ``COLUMNS``, or 80 when the
+    output is not a terminal), each row is printed as a block of ``header  value`` lines."""
+    return FittedTable(title, columns, [["" if v is None else str(v) for v in row] for row in rows])
+
+
+#: A column is never narrower than this many characters of its widest word (nor its header).
+_MIN_CELL_WIDTH = 12
+
+
+@dataclass(frozen=True)
+class FittedTable:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if any(self.columns) and self._min_width() > options.max_width:
+            yield from self._records()
+        else:
+            yield self._table()
+
+    def _column_min_widths(self) -> list[int]:
+        widths = []
+        for index, header in enumerate(self.columns):
+            words = (word for row in self.rows if index < len(row) for word in row[index].split())
+            widest_word = max((len(word) for word in words), default=0)
+            widths.append(max(len(header), min(widest_word, _MIN_CELL_WIDTH)))
+        return widths
+
+    def _min_width(self) -> int:
+        # A heavy-head box: one rule per column plus the right edge, one space either side.
+        return sum(self._column_min_widths()) + 3 * len(self.columns) + 1
+
+    def _table(self) -> Table:
+        out = Table(title=self.title, title_justify="left", show_header=any(self.columns))
+        for header, min_width in zip(self.columns, self._column_min_widths(), strict=True):
+            out.add_column(header, min_width=min_width, overflow="fold")
+        for row in self.rows:
+            out.add_row(*row)
+        return out
+
+    def _records(self) -> Iterator[RenderableType]:
+        """One block per row (like psql's expanded display): the full headers down the left."""
+        yield Text(self.title, style="table.title")
+        if not self.rows:
+            yield Text("(none)", style="dim")
+        for number, row in enumerate(self.rows, start=1):
+            record = Table.grid(padding=(0, 2))
+            record.add_column(style="bold", no_wrap=True)
+            record.add_column(overflow="fold")
+            for header, value in zip(self.columns, row, strict=False):
+                record.add_row(header, value)
+            yield Rule(f"{number} of {len(self.rows)}", align="left", style="dim")
+            yield record

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -78,6 +78,40 @@ def report_command(
     lines = [f"{key}: {value}" for key, value in result.summary.items()]
     console.print(Panel("\n".join(lines) or "(no data)", title=f"{result.title}  ({period})"))
     for t in result.tables:
-        console.print(table(t.title, t.columns, t.rows))
+        columns, rows = readable_durations(t.columns, t.rows)
+        console.print(table(t.title, columns, rows))
     for note in result.notes:
         console.print(f"[dim]{note}[/]")
+
+
+HOURS_SUFFIX = "_hours"
+
+
+def readable_durations(
+    columns: list[str], rows: list[list[Any]]
+) -> tuple[list[str], list[list[Any]]]:
+    """Columns in hours (``median_hours``) shown with a unit chosen from each value's size
+    (``12 s``, ``4.5 min``, ``3.2 h``, ``6.5 d``): under ``--time-scale`` a stay lasts seconds,
+    which read ``0.0`` hours. JSON and CSV keep the hours."""
+    in_hours = [c.endswith(HOURS_SUFFIX) for c in columns]
+    if not any(in_hours):
+        return columns, rows
+    headers = [
+        c.removesuffix(HOURS_SUFFIX) if h else c for c, h in zip(columns, in_hours, strict=True)
+    ]
+    shown = [
+        [duration_text(v) if h and v is not None else v for v, h in zip(row, in_hours, strict=True)]
+        for row in rows
+    ]
+    return headers, shown
+
+
+def duration_text(hours: float) -> str:
+    seconds = float(hours) * 3600
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

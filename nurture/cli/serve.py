@@ -25,7 +25,7 @@ async def serve_forever(host: str | None, port: int | None) -> int:
         settings.host = host or settings.host
         settings.port = port if port is not None else settings.port
         # Never a new secret here: links must verify with the secret the workers sign with.
-        signer = LinkSigner.from_env(create=False)
+        signer = LinkSigner.from_env(create=False, http_host=settings.host, http_port=settings.port)
         source = RulesSource(config_dir_from_env(), templates_dir_from_env())  # for ingest
         client = await connect_client()
         app = create_app(

@@ -50,14 +50,14 @@ def list_tasks(
     console.print(
         table(
             f"Tasks ({status})",
-            ["id", "lead", "channel", "title", "phone / address", "due", "status", "outcome"],
+            ["id", "lead", "channel", "title", "call / send to", "due", "status", "outcome"],
             [
                 [
                     row.id,
                     row.lead_id,
                     row.channel,
                     row.title,
-                    row.phone or row.address,
+                    _reach_at(row),
                     _due(row.due_at, now),
                     row.status,
                     row.outcome,
@@ -66,6 +66,12 @@ def list_tasks(
             ],
         )
     )
+
+
+def _reach_at(task: SalesTask) -> str | None:
+    """Where the rep does the task: the postal address for direct mail, else the phone (a
+    lead usually has both on file; the queue shows the one the task needs)."""
+    return task.address if task.channel == "direct_mail" else task.phone
 
 
 def _due(due_at: datetime, now: datetime) -> str:

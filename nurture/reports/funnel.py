@@ -202,5 +202,6 @@ def _time_in_stage(conn: Connection, query: ReportQuery) -> list[list[Any]]:
 
 
 def hours(seconds: float | None) -> float | None:
-    """Seconds (from SQL) as hours, to two decimals."""
-    return None if seconds is None else round(float(seconds) / 3600, 2)
+    """Seconds (from SQL) as hours, to four decimals (about a second: under --time-scale a
+    stay lasts seconds, which two decimals showed as 0.0)."""
+    return None if seconds is None else round(float(seconds) / 3600, 4)

@@ -28,6 +28,7 @@ from nurture.reports.base import (
     ratio,
     report,
 )
+from nurture.reports.funnel import hours
 from nurture.reports.tables import HANDOFF, LEAD, OUTCOME, TOUCH, TRANSITION
 from nurture.stages import STAGES
 
@@ -160,7 +161,7 @@ def influence_report(engine: Engine, query: ReportQuery) -> Report:
         )
     stage_order = {stage: i for i, stage in enumerate(STAGES)}
     stage_rows = [
-        [GROUPS[flag], stage, n, rounded(None if p50 is None else float(p50) / 3600)]
+        [GROUPS[flag], stage, n, hours(p50)]
         for (flag, stage), (n, p50) in sorted(
             in_stage.items(),
             key=lambda item: (-item[0][0], stage_order.get(item[0][1], len(STAGES)), item[0][1]),

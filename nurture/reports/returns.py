@@ -138,7 +138,8 @@ def _current_threshold(engine: Engine) -> int | None:
 
 
 def _label(band: int, width: int) -> str:
-    return str(band) if width == 1 else f"{band}-{band + width - 1}"
+    # "to", not "-": a band of negative scores would read "-30--21".
+    return str(band) if width == 1 else f"{band} to {band + width - 1}"
 
 
 def _percent(value: float, target: float | None = None) -> str:
