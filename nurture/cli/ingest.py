@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.client import Client
 
 from nurture.csv_import import rows_as_json
-from nurture.leads import LeadEvent, LeadProfile
+from nurture.leads import EDGE, LeadEvent, LeadProfile
 
 IN_FLIGHT = 64
 
@@ -74,7 +74,7 @@ def parse_line(
     if "_csv_error" in data:
         raise ValueError(str(data["_csv_error"]))
     try:
-        item = model.model_validate(data)
+        item = model.model_validate(data, context=EDGE)  # the edge bounds, as over HTTP
     except ValidationError as exc:
         raise ValueError(describe_validation(exc)) from None
     if isinstance(item, LeadEvent):
