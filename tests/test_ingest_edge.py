@@ -119,7 +119,7 @@ async def test_temporal_refusing_an_item_is_a_permanent_rejection_not_a_retry(ap
     )
     huge = LeadProfile(lead_id=lead_id("huge"), company="x" * 2_500_000)
     answer = await ingest._deliver([(0, huge)], send_profile)
-    body = json.loads(answer.body)
+    body = json.loads(bytes(answer.body))
     assert answer.status_code == 422, body
     assert body["items"][0]["status"] == "rejected" and body["failed"] == 0
     assert "do not retry" in body["items"][0]["errors"][0]["msg"]
