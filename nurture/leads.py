@@ -114,6 +114,12 @@ def _check_lead_id(value: str) -> str:
 def _check_text(value: str, limit: int) -> str:
     if len(value) > limit:
         raise ValueError(f"too long: {len(value):,} characters, at most {limit:,}")
+    return check_plain_text(value)
+
+
+def check_plain_text(value: str) -> str:
+    """Refuse what no lead, database or payload can hold: C0 control characters other than
+    tab and line breaks (PostgreSQL refuses NUL), and lone surrogates (not UTF-8)."""
     bad = _FORBIDDEN_CHARACTERS.search(value)
     if bad:
         raise ValueError(

@@ -377,3 +377,46 @@ async def test_hostile_csv_rows_are_refused_or_reach_the_lead(api: Api) -> None:
     outcomes: Counter[str] = Counter()
     await asyncio.to_thread(property_)
     assert outcomes["accepted"], outcomes
+
+
+@st.composite
+def action_bodies(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    action = draw(st.sampled_from(["accept", "contact", "reject", "outcome"]))
+    body: dict[str, Any] = {}
+    fields: dict[str, st.SearchStrategy[Any]] = {
+        "note": st.one_of(hostile_text, text_at_the_limits(2000)),
+        "reason": st.one_of(hostile_text, text_at_the_limits(2000)),
+        "result": st.sampled_from(["won", "lost", "draw", ""]),
+        "amount": st.one_of(st.floats(), st.integers(-(2**70), 2**70)),
+        "rep": st.one_of(st.just("OWNER"), hostile_text),
+    }
+    for name in draw(st.sets(st.sampled_from(sorted(fields)), max_size=4)):
+        body[name] = draw(fields[name])
+    return action, body
+
+
+async def test_hostile_rep_action_bodies_are_answered_without_a_server_error(api: Api) -> None:
+    """Rep actions carry a rep's text to the lead: refused (4xx) or applied, never a 5xx, and
+    the lead keeps answering."""
+    run = on_this_loop()
+    lead = lead_id("ha")
+    await api.engine.profile(lead_id=lead, email="ha@corp.example", region="EMEA")
+    owner = (await api.engine.request_call(lead)).owner
+
+    async def check(action: str, body: dict[str, Any]) -> str:
+        if body.get("rep") == "OWNER":
+            body = {**body, "rep": owner}
+        answer = await post_json(api, f"/api/leads/{lead}/{action}", body, who="operator")
+        assert answer.status_code < 500, answer.text[:500]
+        seen = await api.http.get(f"/api/leads/{lead}", headers=api.auth("marketer"))
+        assert seen.status_code == 200, seen.text[:500]
+        return "accepted" if answer.status_code < 300 else "refused"
+
+    @BOUNDED
+    @given(case=action_bodies())
+    def property_(case: tuple[str, dict[str, Any]]) -> None:
+        outcomes[run(check(*case))] += 1
+
+    outcomes: Counter[str] = Counter()
+    await asyncio.to_thread(property_)
+    assert outcomes["refused"], outcomes
