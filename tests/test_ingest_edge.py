@@ -223,7 +223,8 @@ def test_no_personal_data_in_lead_ids_or_campaign_names() -> None:
 
 
 def test_the_cli_refuses_what_the_http_edge_refuses() -> None:
-    """Findings 4, 11, 27: `nurture event` and `nurture lead add` validate lines the same way."""
+    """Findings 4, 11, 12, 13, 27: `nurture event` and `nurture lead add` validate lines the
+    same way as the HTTP edge."""
     line = json.dumps({"lead_id": "l1", "type": "page_view", "at": "9999-12-31T23:59:59Z"})
     with pytest.raises(ValueError, match=r"^at: more than a day in the future"):
         parse_line(line, LeadEvent, None)
@@ -231,6 +232,10 @@ def test_the_cli_refuses_what_the_http_edge_refuses() -> None:
         parse_line(json.dumps({"lead_id": "l1", "timezone": "Mars/Olympus"}), LeadProfile, None)
     with pytest.raises(ValueError, match=r"^lead_id: a lead id must not contain '@'"):
         parse_line(json.dumps({"lead_id": "a@b.example"}), LeadProfile, None)
+    with pytest.raises(ValueError, match=r"^props: nested deeper than 8 levels"):
+        parse_line(json.dumps({"lead_id": "l1", "type": "x", "props": nested(9)}), LeadEvent, None)
+    with pytest.raises(ValueError, match="nested too deeply to read"):
+        parse_line("[" * 100_000, LeadEvent, None)  # a crash of the command, before
 
 
 async def test_deep_props_and_long_csv_cells_are_4xx_saying_what_is_wrong(api: Api) -> None:
