@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from temporalio.testing import WorkflowEnvironment
 
+from nurture.db import make_engine
 from nurture.leads import (
     CUSTOM_KEYS_MAX,
     CUSTOM_TEXT_MAX,
@@ -38,10 +40,11 @@ from nurture.leads import (
 )
 from nurture.messages import LeadState
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.web.event_store import EventStore
 from tests.conftest import lead_id, wait_for_state
 from tests.web_api import Api, running_api
 
-EXAMPLES = int(os.environ.get("NURTURE_HOSTILE_EXAMPLES", "25"))  # more to explore locally
+EXAMPLES = int(os.environ.get("NURTURE_HOSTILE_EXAMPLES", "40"))  # more to explore locally
 BOUNDED = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -420,3 +423,17 @@ async def test_hostile_rep_action_bodies_are_answered_without_a_server_error(api
     outcomes: Counter[str] = Counter()
     await asyncio.to_thread(property_)
     assert outcomes["refused"], outcomes
+
+
+@BOUNDED
+@given(text=hostile_text)
+def test_webhook_records_take_any_text(database_url: str, text: str) -> None:
+    """What a webhook post carries is recorded whatever its text: a lone surrogate (not
+    UTF-8) or NUL (refused by PostgreSQL) failed the whole post with a 500."""
+    store = EventStore(make_engine(database_url))
+    key = f"sg-{uuid.uuid4().hex}{text}"[:100]
+    item = {"event": text, "email": f"{text}@corp.example", "sg_message_id": text}
+    assert store.claim(key, item, lead_id=text or None)
+    store.finish(key, "recorded", detail=text)
+    store.suppress(f"{text}@corp.example", "bounce", "sendgrid bounce", None)
+    assert not store.claim(key, item, lead_id=None)  # once, by the same id
