@@ -20,7 +20,7 @@ import math
 import re
 import zoneinfo
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from pydantic import (
     BaseModel,
@@ -111,6 +111,16 @@ def _check_lead_id(value: str) -> str:
     return value
 
 
+def _check_campaign(value: str | None) -> str | None:
+    """Campaign names become the LeadCampaign search attribute: a slug, never free text."""
+    if value is not None and not re.match(CAMPAIGN_PATTERN, value):
+        raise ValueError(
+            "a campaign name is a slug: 1 to 64 letters, digits, '.', '_' or '-', e.g. "
+            "webinar-q4 (it is visible in Temporal search, so never a person's data)"
+        )
+    return value
+
+
 def _check_text(value: str, limit: int) -> str:
     if len(value) > limit:
         raise ValueError(f"too long: {len(value):,} characters, at most {limit:,}")
@@ -164,13 +174,32 @@ def _text_problem(value: str) -> str | None:
     return None
 
 
-class LeadProfile(BaseModel):
+class _FromOutside(BaseModel):
+    """What both kinds of input share: the lead id and campaign rules, and ``from_edge``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_edge(cls, raw: object) -> Self:
+        """Input from outside (HTTP, CLI, CSV), under the edge bounds."""
+        return cls.model_validate(raw, context=EDGE)
+
+    @field_validator("lead_id", check_fields=False)
+    @classmethod
+    def _no_personal_id(cls, value: str, info: ValidationInfo) -> str:
+        return _check_lead_id(value) if _at_edge(info) else value
+
+    @field_validator("campaign", check_fields=False)
+    @classmethod
+    def _campaign_slug(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _check_campaign(value) if _at_edge(info) else value
+
+
+class LeadProfile(_FromOutside):
     """Who the lead is. ``custom`` holds any extra field a marketer wants to match on.
 
     As an update (a ``profile`` signal), only the fields in ``sent_fields`` change: see
-    ``merged``."""
-
-    model_config = ConfigDict(extra="forbid")
+    ``merged``. From the edge, ``sent_fields`` is filled in with the fields sent."""
 
     lead_id: str = Field(pattern=LEAD_ID_PATTERN)
     email: str | None = None
@@ -199,12 +228,6 @@ class LeadProfile(BaseModel):
         "recorded before partial updates existed have none and replace every field.",
     )
 
-    @classmethod
-    def from_edge(cls, raw: object) -> LeadProfile:
-        """A profile (update) from outside: the edge bounds apply and ``sent_fields`` records
-        which fields it carries."""
-        return cls.model_validate(raw, context=EDGE)
-
     @model_validator(mode="before")
     @classmethod
     def _record_sent_fields(cls, data: Any, info: ValidationInfo) -> Any:
@@ -213,11 +236,6 @@ class LeadProfile(BaseModel):
         if "sent_fields" in data:
             raise ValueError("sent_fields is set by the service from the fields you send")
         return {**data, "sent_fields": sorted(k for k in data if k != "lead_id")}
-
-    @field_validator("lead_id")
-    @classmethod
-    def _no_personal_id(cls, value: str, info: ValidationInfo) -> str:
-        return _check_lead_id(value) if _at_edge(info) else value
 
     @field_validator("email")
     @classmethod
@@ -235,11 +253,6 @@ class LeadProfile(BaseModel):
             return value
         assert info.field_name is not None
         return _check_text(value, TEXT_MAX[info.field_name])
-
-    @field_validator("campaign")
-    @classmethod
-    def _campaign_slug(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return _check_campaign(value) if _at_edge(info) else value
 
     @field_validator("timezone")
     @classmethod
@@ -345,20 +358,8 @@ class LeadProfile(BaseModel):
         return name or self.email or self.lead_id
 
 
-def _check_campaign(value: str | None) -> str | None:
-    """Campaign names become the LeadCampaign search attribute: a slug, never free text."""
-    if value is not None and not re.match(CAMPAIGN_PATTERN, value):
-        raise ValueError(
-            "a campaign name is a slug: 1 to 64 letters, digits, '.', '_' or '-', e.g. "
-            "webinar-q4 (it is visible in Temporal search, so never a person's data)"
-        )
-    return value
-
-
-class LeadEvent(BaseModel):
+class LeadEvent(_FromOutside):
     """One behaviour: a page view, a download, an email click, a call request…"""
-
-    model_config = ConfigDict(extra="forbid")
 
     lead_id: str = Field(pattern=LEAD_ID_PATTERN)
     type: str = Field(pattern=EVENT_TYPE_PATTERN)
@@ -374,16 +375,6 @@ class LeadEvent(BaseModel):
         f"{PROPS_BYTES_MAX // 1024} KiB as JSON",
     )
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
-
-    @classmethod
-    def from_edge(cls, raw: object) -> LeadEvent:
-        """An event from outside, under the edge bounds."""
-        return cls.model_validate(raw, context=EDGE)
-
-    @field_validator("lead_id")
-    @classmethod
-    def _no_personal_id(cls, value: str, info: ValidationInfo) -> str:
-        return _check_lead_id(value) if _at_edge(info) else value
 
     @field_validator("at")
     @classmethod
@@ -407,11 +398,6 @@ class LeadEvent(BaseModel):
         if value > datetime.now(UTC) + FUTURE_TOLERANCE:
             raise ValueError("more than a day in the future: send when the event happened")
         return value
-
-    @field_validator("campaign")
-    @classmethod
-    def _campaign_slug(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return _check_campaign(value) if _at_edge(info) else value
 
     @field_validator("url")
     @classmethod

@@ -18,16 +18,13 @@ import math
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from temporalio.testing import WorkflowEnvironment
 
 from nurture.db import make_engine
 from nurture.leads import (
@@ -39,10 +36,13 @@ from nurture.leads import (
     URL_MAX,
 )
 from nurture.messages import LeadState
-from nurture.sendgrid_standin import SendGridStandIn
 from nurture.web.event_store import EventStore
 from tests.conftest import lead_id, wait_for_state
-from tests.web_api import Api, running_api
+
+if TYPE_CHECKING:
+    from tests.web_api import Api
+
+pytest_plugins = ["tests.web_api"]  # the `api` fixture: the service with a worker
 
 EXAMPLES = int(os.environ.get("NURTURE_HOSTILE_EXAMPLES", "40"))  # more to explore locally
 BOUNDED = settings(
@@ -212,14 +212,6 @@ TEMPLATE_AND_HTML_PROFILE = {
     "address": "Zoë 👩‍💻 日本語\r\n<i>x</i>",
     "custom": {"note": "{{ nope }}", "html": "<a href='https://evil.example'>x</a>"},
 }
-
-
-@pytest.fixture
-async def api(
-    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
-) -> AsyncIterator[Api]:
-    async with running_api(dev_env, standin, tmp_path) as running:
-        yield running
 
 
 def on_this_loop() -> Callable[[Coroutine[Any, Any, str]], str]:

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 from pydantic import ValidationError
-from temporalio.testing import WorkflowEnvironment
 
 from nurture.cli.ingest import parse_line
 from nurture.leads import (
@@ -26,20 +23,15 @@ from nurture.leads import (
     LeadEvent,
     LeadProfile,
 )
-from nurture.sendgrid_standin import SendGridStandIn
 from nurture.starting import send_profile
 from nurture.web.app import BODY_MAX, BULK_BODY_MAX, WEBHOOK_BODY_MAX
 from nurture.web.ingest_api import IngestApi
 from tests.conftest import lead_id, wait_for_state
-from tests.web_api import Api, running_api
 
+if TYPE_CHECKING:
+    from tests.web_api import Api
 
-@pytest.fixture
-async def api(
-    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
-) -> AsyncIterator[Api]:
-    async with running_api(dev_env, standin, tmp_path) as running:
-        yield running
+pytest_plugins = ["tests.web_api"]  # the `api` fixture: the service with a worker
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -54,6 +46,11 @@ def only_error(answer: Any) -> dict[str, Any]:
     assert item["status"] == "rejected", item
     (error,) = item["errors"]
     return dict(error)
+
+
+async def post_csv(api: Api, text: str) -> Any:
+    headers = {**api.auth("marketer"), "Content-Type": "text/csv"}
+    return await api.http.post("/api/leads/import", content=text, headers=headers)
 
 
 async def post_events(api: Api, items: object, **headers: str) -> Any:
@@ -176,11 +173,7 @@ async def test_a_partial_update_changes_only_the_fields_sent(api: Api) -> None:
     assert state.profile.custom == {"seats": 5} and state.profile.email == full["email"]
 
     csv = f"lead_id,email,title,company\n{lead},,VP,\n"
-    answer = await api.http.post(
-        "/api/leads/import",
-        content=csv,
-        headers={**api.auth("marketer"), "Content-Type": "text/csv"},
-    )
+    answer = await post_csv(api, csv)
     assert answer.status_code == 200, answer.text
     state = await wait_for_state(handle, lambda s: s.profile.title == "VP")
     assert state.profile.email == full["email"] and state.profile.region == "EMEA"
@@ -254,20 +247,12 @@ async def test_deep_props_and_long_csv_cells_are_4xx_saying_what_is_wrong(api: A
 
     other = lead_id("csv")
     csv = f"lead_id,company\n{lead},{'x' * 140_000}\n{other},Corp\n"
-    answer = await api.http.post(
-        "/api/leads/import",
-        content=csv,
-        headers={**api.auth("marketer"), "Content-Type": "text/csv"},
-    )
+    answer = await post_csv(api, csv)
     assert answer.status_code == 200, answer.text
     bad, good = answer.json()["items"]
     assert bad["status"] == "rejected" and "field limit (131072)" in bad["errors"][0]["msg"]
     assert good["status"] == "accepted"
-    only_bad = await api.http.post(
-        "/api/leads/import",
-        content=f"lead_id,company\n{lead},{'x' * 140_000}\n",
-        headers={**api.auth("marketer"), "Content-Type": "text/csv"},
-    )
+    only_bad = await post_csv(api, f"lead_id,company\n{lead},{'x' * 140_000}\n")
     assert only_bad.status_code == 422, only_bad.text
 
 

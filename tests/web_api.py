@@ -1,5 +1,5 @@
-"""The HTTP service on a real dev server with a worker, and an API key per role: the support
-the HTTP tests share (tests/test_ingest_edge.py, tests/test_hostile_values.py)."""
+"""The HTTP service on a real dev server with a worker, and an API key per role (and for reps
+alice and bob): the support the HTTP tests share."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.auth import create_key
@@ -37,6 +38,17 @@ async def running_api(
             "ingest": create_key(db, "ingest", "tracker")[1],
             "marketer": create_key(db, "marketer", "mia")[1],
             "operator": create_key(db, "operator", "ops")[1],
+            "alice": create_key(db, "rep", "alice", rep_id="alice")[1],
+            "bob": create_key(db, "rep", "bob", rep_id="bob")[1],
         }
         async with httpx.AsyncClient(base_url=engine.web_url or "", timeout=30) as http:
             yield Api(engine, http, keys)
+
+
+@pytest.fixture
+async def api(
+    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> AsyncIterator[Api]:
+    """The service with a worker; import it into a test module to use it there."""
+    async with running_api(dev_env, standin, tmp_path) as running:
+        yield running

@@ -216,19 +216,13 @@ class IngestApi:
                 error = ItemError(
                     loc=[], msg=f"refused by Temporal, do not retry: {exc.message}", type="refused"
                 )
-                return ItemResult(
-                    index=index,
-                    status="rejected",
-                    lead_id=item.lead_id,
-                    event_id=event_id,
-                    errors=[error],
+            else:
+                error = ItemError(
+                    loc=[], msg=f"not delivered, retry: {exc.message}", type="unavailable"
                 )
-            error = ItemError(
-                loc=[], msg=f"not delivered, retry: {exc.message}", type="unavailable"
-            )
             return ItemResult(
                 index=index,
-                status="failed",
+                status="rejected" if error.type == "refused" else "failed",
                 lead_id=item.lead_id,
                 event_id=event_id,
                 errors=[error],
