@@ -1,8 +1,10 @@
 """Existing leads from a CSV export (a CRM, a spreadsheet) as profile records.
 
 The header names profile fields (``email``, ``first_name``, ``company_size``…, or
-``custom.<name>`` for your own); empty cells are left out so they never blank a field a lead
-already has. Each row becomes one JSON object, validated like any other profile.
+``custom.<name>`` for your own); an empty cell means "not sent", so it never blanks a field a
+lead already has. Each row becomes one JSON object, validated like any other profile (a row
+that cannot even be read as CSV, e.g. a cell over the csv module's 131,072 characters, is
+reported as that row's error and the rest are read on).
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ def rows_as_json(lines: Iterable[str]) -> Iterator[str]:
         return
     check_header(header)
     yield ""
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield json.dumps({"_csv_error": f"unreadable row: {exc}"})
+            continue
         if not any(cell.strip() for cell in row):
             yield ""
             continue

@@ -1,22 +1,78 @@
 """What comes in from outside: lead profiles and behaviour events, validated at the edge.
 
-These models are the contract for ``nurture lead add``/``nurture event`` input lines and for the
-workflow's signals, so a malformed line is refused with a reason before it reaches a lead.
+These models are the contract for ``nurture lead add``/``nurture event`` input lines, for the
+HTTP ingest API and for the workflow's signals, so a malformed line is refused with a reason
+before it reaches a lead.
+
+Two kinds of checks. The field types hold everywhere. The *edge bounds* (sizes, dates, time
+zones, no personal data in ids…) hold for input from outside, validated with
+``context=EDGE`` (``LeadEvent.from_edge``/``LeadProfile.from_edge``): they keep out what a lead
+cannot take (a date its arithmetic overflows on, a payload over Temporal's 2 MB limit, nesting
+the worker cannot deserialize). Payloads already recorded in workflow histories are read
+without them, so a running lead replays what it was once sent exactly as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from datetime import datetime
-from typing import Any
+import zoneinfo
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 LEAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+CAMPAIGN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+CUSTOM_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"
 _EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# C0 controls (NUL, ESC…) and lone surrogates: PostgreSQL refuses NUL in text, and a lone
+# surrogate cannot be encoded as UTF-8 for a Temporal payload. Tab and line breaks are text.
+_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+EDGE: Final[dict[str, bool]] = {"edge": True}
+"""Validation context for input from outside: ``Model.model_validate(raw, context=EDGE)``."""
+
+# --- edge bounds -------------------------------------------------------------------------------
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=1)  # clocks of websites and trackers drift; years do not
+UTC_OFFSETS = (timedelta(hours=-12), timedelta(hours=14))  # the offsets real zones use
+TEXT_MAX: Final[dict[str, int]] = {
+    "email": 254,
+    "first_name": 100,
+    "last_name": 100,
+    "company": 200,
+    "title": 200,
+    "industry": 100,
+    "region": 64,
+    "country": 64,
+    "timeframe": 64,
+    "campaign": 64,
+    "timezone": 64,
+    "phone": 40,
+    "address": 500,
+}
+COMPANY_SIZE_MAX = 10_000_000
+AMOUNT_MAX = 1e15  # budgets and custom numbers: finite, and exact enough as a float
+CUSTOM_KEYS_MAX = 50
+CUSTOM_TEXT_MAX = 1000
+URL_MAX = 2048
+PROPS_DEPTH_MAX = 8
+PROPS_BYTES_MAX = 16 * 1024
+PROFILE_BYTES_MAX = 64 * 1024
+"""The largest a lead's profile can get (all fields and CUSTOM_KEYS_MAX custom fields at their
+limits serialize to ~60 KiB): a profile travels in signals, activity inputs and the lead's
+state, all under Temporal's 2 MB payload limit."""
 
 PROFILE_FIELDS = (
     "email",
@@ -37,10 +93,113 @@ PROFILE_FIELDS = (
 )
 
 
-class LeadProfile(BaseModel):
-    """Who the lead is. ``custom`` holds any extra field a marketer wants to match on."""
+def _at_edge(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("edge"))
+
+
+def _check_lead_id(value: str) -> str:
+    """Lead ids become workflow ids and are visible in Temporal's UI and search, which are not
+    encrypted: an id made of an email address is personal data there. (A leading '+', as in
+    a phone number, is already refused by LEAD_ID_PATTERN.)"""
+    if "@" in value:
+        raise ValueError(
+            "a lead id must not contain '@': it is visible in Temporal (workflow ids, search), "
+            "where personal data such as an email address must not go; use your CRM's record "
+            "id or another opaque id (e.g. a hash of the address), and send the address as "
+            "'email'"
+        )
+    return value
+
+
+def _check_campaign(value: str | None) -> str | None:
+    """Campaign names become the LeadCampaign search attribute: a slug, never free text."""
+    if value is not None and not re.match(CAMPAIGN_PATTERN, value):
+        raise ValueError(
+            "a campaign name is a slug: 1 to 64 letters, digits, '.', '_' or '-', e.g. "
+            "webinar-q4 (it is visible in Temporal search, so never a person's data)"
+        )
+    return value
+
+
+def _check_text(value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise ValueError(f"too long: {len(value):,} characters, at most {limit:,}")
+    return check_plain_text(value)
+
+
+def check_plain_text(value: str) -> str:
+    """Refuse what no lead, database or payload can hold: C0 control characters other than
+    tab and line breaks (PostgreSQL refuses NUL), and lone surrogates (not UTF-8)."""
+    bad = _FORBIDDEN_CHARACTERS.search(value)
+    if bad:
+        raise ValueError(
+            f"contains the control character or lone surrogate U+{ord(bad.group()):04X} at "
+            f"position {bad.start()}: send plain text"
+        )
+    return value
+
+
+def _check_number(value: float) -> float:
+    if not math.isfinite(value) or abs(value) > AMOUNT_MAX:
+        raise ValueError(f"must be a finite number between -{AMOUNT_MAX:g} and {AMOUNT_MAX:g}")
+    return value
+
+
+def _props_problem(value: object, depth: int = 1) -> str | None:
+    """What is wrong with a ``props`` value, if anything (stops below the depth limit, so
+    hostile nesting costs nothing)."""
+    if isinstance(value, dict | list):
+        if depth > PROPS_DEPTH_MAX:
+            return f"nested deeper than {PROPS_DEPTH_MAX} levels: flatten it"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            problem = (_text_problem(key) if isinstance(key, str) else None) or _props_problem(
+                item, depth + 1
+            )
+            if problem:
+                return problem
+        return None
+    if isinstance(value, str):
+        return _text_problem(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "numbers must be finite (no NaN or Infinity)"
+    return None
+
+
+def _text_problem(value: str) -> str | None:
+    try:
+        _check_text(value, PROPS_BYTES_MAX)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+class _FromOutside(BaseModel):
+    """What both kinds of input share: the lead id and campaign rules, and ``from_edge``."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_edge(cls, raw: object) -> Self:
+        """Input from outside (HTTP, CLI, CSV), under the edge bounds."""
+        return cls.model_validate(raw, context=EDGE)
+
+    @field_validator("lead_id", check_fields=False)
+    @classmethod
+    def _no_personal_id(cls, value: str, info: ValidationInfo) -> str:
+        return _check_lead_id(value) if _at_edge(info) else value
+
+    @field_validator("campaign", check_fields=False)
+    @classmethod
+    def _campaign_slug(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _check_campaign(value) if _at_edge(info) else value
+
+
+class LeadProfile(_FromOutside):
+    """Who the lead is. ``custom`` holds any extra field a marketer wants to match on.
+
+    As an update (a ``profile`` signal), only the fields in ``sent_fields`` change: see
+    ``merged``. From the edge, ``sent_fields`` is filled in with the fields sent."""
 
     lead_id: str = Field(pattern=LEAD_ID_PATTERN)
     email: str | None = None
@@ -54,24 +213,138 @@ class LeadProfile(BaseModel):
     country: str | None = None
     budget: float | None = Field(default=None, ge=0)
     timeframe: str | None = None
-    campaign: str | None = None
+    campaign: str | None = Field(default=None, description="a slug, e.g. webinar-q4")
     timezone: str | None = Field(default=None, description="IANA zone, e.g. Europe/Berlin")
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()./-]{4,40}$")
     address: str | None = Field(default=None, max_length=500, description="for direct mail")
-    custom: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    custom: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        description=f"your own fields (at most {CUSTOM_KEYS_MAX} per lead); in an update, "
+        "null removes one",
+    )
+    sent_fields: list[str] | None = Field(
+        default=None,
+        description="set by the service, never sent: the fields this update carries. Updates "
+        "recorded before partial updates existed have none and replace every field.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _record_sent_fields(cls, data: Any, info: ValidationInfo) -> Any:
+        if not _at_edge(info) or not isinstance(data, dict):
+            return data
+        if "sent_fields" in data:
+            raise ValueError("sent_fields is set by the service from the fields you send")
+        return {**data, "sent_fields": sorted(k for k in data if k != "lead_id")}
 
     @field_validator("email")
     @classmethod
     def _email_shape(cls, value: str | None) -> str | None:
         if value is not None and not re.match(_EMAIL_PATTERN, value):
-            raise ValueError(f"not a valid email address: {value!r} (expected name@domain.tld)")
+            raise ValueError(
+                f"not a valid email address: {value[:100]!r} (expected name@domain.tld)"
+            )
+        return value
+
+    @field_validator(*TEXT_MAX)
+    @classmethod
+    def _bounded_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not _at_edge(info):
+            return value
+        assert info.field_name is not None
+        return _check_text(value, TEXT_MAX[info.field_name])
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not _at_edge(info):
+            return value
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin, "
+                "America/New_York or UTC"
+            ) from None
+        return value
+
+    @field_validator("company_size")
+    @classmethod
+    def _bounded_size(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and _at_edge(info) and value > COMPANY_SIZE_MAX:
+            raise ValueError(f"at most {COMPANY_SIZE_MAX:,} employees")
+        return value
+
+    @field_validator("budget")
+    @classmethod
+    def _finite_budget(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _check_number(value) if value is not None and _at_edge(info) else value
+
+    @field_validator("custom")
+    @classmethod
+    def _bounded_custom(
+        cls, value: dict[str, str | int | float | bool | None], info: ValidationInfo
+    ) -> dict[str, str | int | float | bool | None]:
+        if not _at_edge(info):
+            return value
+        if len(value) > CUSTOM_KEYS_MAX:
+            raise ValueError(f"{len(value)} custom fields; at most {CUSTOM_KEYS_MAX} per lead")
+        for key, item in value.items():
+            if not re.match(CUSTOM_KEY_PATTERN, key):
+                raise ValueError(
+                    f"custom field name {key[:64]!r}: use 1 to 64 letters, digits, '_' or '-' "
+                    "(first not '-')"
+                )
+            try:
+                if isinstance(item, str):
+                    _check_text(item, CUSTOM_TEXT_MAX)
+                elif isinstance(item, int | float) and not isinstance(item, bool):
+                    _check_number(item)
+            except ValueError as exc:
+                raise ValueError(f"custom field {key!r}: {exc}") from None
         return value
 
     def merged(self, update: LeadProfile) -> LeadProfile:
-        """This profile with every field the update sets (custom fields merged too)."""
-        changes = update.model_dump(exclude_unset=True, exclude={"lead_id", "custom"})
-        custom = {**self.custom, **update.custom}
-        return self.model_copy(update={**changes, "custom": custom})
+        """This profile with the update applied.
+
+        An update with ``sent_fields`` (everything from the edge) changes only those fields;
+        a field sent as null is cleared. Custom fields merge one by one: a null value removes
+        one; a new one is added while the lead has fewer than ``CUSTOM_KEYS_MAX`` and ignored
+        beyond that (see ``custom_overflow``), so a profile never outgrows
+        ``PROFILE_BYTES_MAX`` however many updates it gets.
+
+        An update without ``sent_fields`` (recorded in histories before partial updates
+        existed) is applied as it always was: every field it holds replaces the lead's, and
+        custom fields merge without a limit. Replays of those histories depend on it.
+        """
+        if update.sent_fields is None:
+            changes = update.model_dump(
+                exclude_unset=True, exclude={"lead_id", "custom", "sent_fields"}
+            )
+            custom = {**self.custom, **update.custom}
+            return self.model_copy(update={**changes, "custom": custom})
+        sent = set(update.sent_fields)
+        changes = {name: getattr(update, name) for name in PROFILE_FIELDS if name in sent}
+        custom = self._merged_custom(update.custom) if "custom" in sent else dict(self.custom)
+        return self.model_copy(update={**changes, "custom": custom, "sent_fields": None})
+
+    def custom_overflow(self, update: LeadProfile) -> list[str]:
+        """The custom fields ``merged`` leaves out of this lead (it has CUSTOM_KEYS_MAX)."""
+        if update.sent_fields is None or "custom" not in update.sent_fields:
+            return []
+        kept = self._merged_custom(update.custom)
+        return [k for k, v in update.custom.items() if v is not None and k not in kept]
+
+    def _merged_custom(
+        self, changes: dict[str, str | int | float | bool | None]
+    ) -> dict[str, str | int | float | bool | None]:
+        custom = dict(self.custom)
+        for key, value in changes.items():
+            if value is None:
+                custom.pop(key, None)
+            elif key in custom or len(custom) < CUSTOM_KEYS_MAX:
+                custom[key] = value
+        return custom
 
     def fields(self) -> dict[str, Any]:
         """Flat view for conditions: profile fields plus ``custom.<name>``."""
@@ -85,17 +358,22 @@ class LeadProfile(BaseModel):
         return name or self.email or self.lead_id
 
 
-class LeadEvent(BaseModel):
+class LeadEvent(_FromOutside):
     """One behaviour: a page view, a download, an email click, a call request…"""
-
-    model_config = ConfigDict(extra="forbid")
 
     lead_id: str = Field(pattern=LEAD_ID_PATTERN)
     type: str = Field(pattern=EVENT_TYPE_PATTERN)
-    at: datetime | None = None
-    campaign: str | None = None
+    at: datetime | None = Field(
+        default=None,
+        description="when it happened, with a UTC offset; from 2000 to a day ahead of now",
+    )
+    campaign: str | None = Field(default=None, description="a slug, e.g. webinar-q4")
     url: str | None = None
-    props: dict[str, Any] = Field(default_factory=dict)
+    props: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"anything else: at most {PROPS_DEPTH_MAX} levels deep, "
+        f"{PROPS_BYTES_MAX // 1024} KiB as JSON",
+    )
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("at")
@@ -103,6 +381,47 @@ class LeadEvent(BaseModel):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("needs a time zone, e.g. 2026-11-24T10:00:00Z")
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        """A lead does date arithmetic on ``at`` (decay, windows, timers): year 9999, or an
+        offset that pushes it past the datetime range, would fail every workflow task."""
+        if value is None or not _at_edge(info):
+            return value
+        offset = value.utcoffset() or timedelta(0)
+        if not UTC_OFFSETS[0] <= offset <= UTC_OFFSETS[1]:
+            raise ValueError("UTC offset out of range: real zones are from -12:00 to +14:00")
+        if value < EARLIEST_EVENT:
+            raise ValueError("before 2000-01-01: send when the event really happened")
+        if value > datetime.now(UTC) + FUTURE_TOLERANCE:
+            raise ValueError("more than a day in the future: send when the event happened")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _bounded_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _check_text(value, URL_MAX) if value is not None and _at_edge(info) else value
+
+    @field_validator("event_id")
+    @classmethod
+    def _plain_event_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _check_text(value, 200) if value is not None and _at_edge(info) else value
+
+    @field_validator("props")
+    @classmethod
+    def _bounded_props(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Deep nesting cannot be serialized (past ~250 levels) or deserialized by the worker
+        (past ~200): the signal would be dropped. Bounded well inside both."""
+        if not _at_edge(info):
+            return value
+        problem = _props_problem(value)
+        if problem:
+            raise ValueError(problem)
+        size = len(json.dumps(value, ensure_ascii=False).encode())
+        if size > PROPS_BYTES_MAX:
+            raise ValueError(f"{size:,} bytes as JSON; at most {PROPS_BYTES_MAX:,}")
         return value
 
     def with_identity(self) -> LeadEvent:

@@ -9,48 +9,22 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
-from nurture.auth import create_key, revoke_key
+from nurture.auth import revoke_key
 from nurture.db import make_engine
 from nurture.logging import configure_logging
-from nurture.sendgrid_standin import SendGridStandIn
-from tests.conftest import Engine, lead_id, running_engine, wait_for_state
+from tests.conftest import lead_id, wait_for_state
+
+if TYPE_CHECKING:
+    from tests.web_api import Api
+
+pytest_plugins = ["tests.web_api"]  # the `api` fixture: the service with a worker
 
 ROOT = Path(__file__).parent.parent
-
-
-@dataclass
-class Api:
-    engine: Engine
-    http: httpx.AsyncClient
-    keys: dict[str, str]
-
-    def auth(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[who]}"}
-
-
-@pytest.fixture
-async def api(
-    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
-) -> AsyncIterator[Api]:
-    async with running_engine(dev_env.client, standin, tmp_path, web=True) as engine:
-        db = make_engine(engine.database_url)
-        keys = {
-            "ingest": create_key(db, "ingest", "tracker")[1],
-            "marketer": create_key(db, "marketer", "mia")[1],
-            "operator": create_key(db, "operator", "ops")[1],
-            "alice": create_key(db, "rep", "alice", rep_id="alice")[1],
-            "bob": create_key(db, "rep", "bob", rep_id="bob")[1],
-        }
-        async with httpx.AsyncClient(base_url=engine.web_url or "", timeout=30) as http:
-            yield Api(engine, http, keys)
 
 
 async def test_a_mixed_batch_applies_good_items_once_even_when_posted_twice(api: Api) -> None:

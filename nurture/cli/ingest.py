@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.client import Client
 
 from nurture.csv_import import rows_as_json
-from nurture.leads import LeadEvent, LeadProfile
+from nurture.leads import EDGE, LeadEvent, LeadProfile
 
 IN_FLIGHT = 64
 
@@ -80,12 +80,14 @@ def parse_line(
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     if "_csv_error" in data:
         raise ValueError(str(data["_csv_error"]))
     try:
-        item = model.model_validate(data)
+        item = model.model_validate(data, context=EDGE)  # the edge bounds, as over HTTP
     except ValidationError as exc:
         raise ValueError(describe_validation(exc)) from None
     if isinstance(item, LeadEvent):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,9 +13,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from nurture.consent import LinkSigner
@@ -36,6 +42,16 @@ from nurture.web.webhook_verify import PUBLIC_KEY_ENV, WebhookVerifier
 PAGES_DIR = Path(__file__).parent / "pages"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+
+MiB = 1024 * 1024
+BULK_PATHS = frozenset({"/api/events", "/api/leads", "/api/leads/import"})
+BULK_BODY_MAX = 16 * MiB  # a batch of 10,000 typical items, or a CSV of as many rows
+WEBHOOK_BODY_MAX = 8 * MiB  # SendGrid posts events in batches
+BODY_MAX = 1 * MiB  # everything else: an action, a form, a CRM notification
+JSON_API_PREFIX = "/api/"
+NOT_JSON_PATHS = frozenset({"/api/leads/import"})  # CSV
+# What `curl -d` and hand-written clients send with a JSON body: read it as JSON all the same.
+JSON_LOOKALIKES = frozenset({"", "text/plain", "application/x-www-form-urlencoded"})
 
 
 @dataclass
@@ -86,6 +102,8 @@ def create_app(
         version="0.1.0",
     )
     webhook = SendGridWebhook(client, store, verifier, signer.is_unsubscribe_link)
+    app.add_middleware(RequestBodyLimits)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(webhook.router())
     ingest = IngestApi(
         client,
@@ -111,6 +129,120 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, with what it echoes made encodable: a body may hold a lone surrogate
+    (valid JSON, not UTF-8) or Infinity (Python's JSON), and echoing those as such made the
+    answer itself a 500."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, 422)
+
+
+def _encodable(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    return value
+
+
+def body_limit_for(path: str) -> int:
+    """The largest request body ``path`` takes, in bytes."""
+    if path in BULK_PATHS:
+        return BULK_BODY_MAX
+    if path.startswith("/webhooks/"):
+        return WEBHOOK_BODY_MAX
+    return BODY_MAX
+
+
+class BodyTooLargeError(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            f"the request body is over this endpoint's limit of {limit // MiB} MiB: "
+            "split it into smaller requests",
+            # The rest of the body is never read: the connection cannot carry another request.
+            headers={"Connection": "close"},
+        )
+
+
+class RequestBodyLimits:
+    """Two things every request body goes through before anything parses it.
+
+    Size: a body over its route's limit is refused with 413, by ``Content-Length`` before a
+    byte is read, and while it streams when it has none (chunked), so a huge upload never
+    sits in memory. Content type: the JSON API reads a body sent as ``text/plain``,
+    ``application/x-www-form-urlencoded`` (what ``curl -d`` sends) or without a type as
+    JSON, as the README's curl examples expect; the OpenAPI spec declares JSON, which stays
+    true.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit_for(scope["path"])
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await _refuse(BodyTooLargeError(limit), scope, receive, send)
+            return
+        if _reads_json(scope) and _media_type(headers) in JSON_LOOKALIKES:
+            scope = _with_json_content_type(scope)
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLargeError(limit)
+            return message
+
+        async def noting_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, noting_send)
+        except BodyTooLargeError as exc:  # raised where no handler turned it into an answer
+            if started:
+                raise
+            await _refuse(exc, scope, receive, send)
+
+
+async def _refuse(exc: HTTPException, scope: Scope, receive: Receive, send: Send) -> None:
+    answer = JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+    await answer(scope, receive, send)
+
+
+def _reads_json(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return (
+        scope["method"] in ("POST", "PUT", "PATCH")
+        and path.startswith(JSON_API_PREFIX)
+        and path not in NOT_JSON_PATHS
+    )
+
+
+def _media_type(headers: Headers) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _with_json_content_type(scope: Scope) -> Scope:
+    raw = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+    return {**scope, "headers": [*raw, (b"content-type", b"application/json")]}
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -14,6 +14,7 @@ from sqlmodel import Session, col
 
 from nurture.db import OutboxMessage, Suppression, WebhookEvent, WebhookPost
 
+EMAIL_MAX = 320  # the column's size; RFC 5321 allows 254
 FINAL_STATUSES = frozenset({"applied", "unknown_lead", "recorded", "invalid"})
 
 
@@ -24,6 +25,7 @@ class EventStore:
     def claim(self, sg_event_id: str, item: dict[str, Any], lead_id: str | None) -> bool:
         """Record the event; False when it was already handled (a duplicate delivery).
         An event recorded but never finished (Temporal was down) is handed out again."""
+        sg_event_id, lead_id = _storable(sg_event_id)[:100], _text(lead_id, 200)
         with Session(self.engine) as session:
             existing = session.get(WebhookEvent, sg_event_id)
             if existing is not None:
@@ -31,7 +33,7 @@ class EventStore:
             session.add(
                 WebhookEvent(
                     sg_event_id=sg_event_id,
-                    event=str(item.get("event", ""))[:40],
+                    event=_text(item.get("event"), 40) or "",
                     email=_text(item.get("email"), 320),
                     lead_id=lead_id,
                     message_id=_text(item.get("sg_message_id"), 200),
@@ -46,6 +48,7 @@ class EventStore:
             return True
 
     def finish(self, sg_event_id: str, status: str, detail: str | None = None) -> None:
+        sg_event_id, detail = _storable(sg_event_id)[:100], _text(detail, 10_000)
         with Session(self.engine) as session:
             row = session.get(WebhookEvent, sg_event_id)
             if row is not None:
@@ -84,7 +87,10 @@ class EventStore:
 
     def suppress(self, email: str, reason: str, source: str, lead_id: str | None) -> None:
         """Put the address on the do-not-email list (the first reason is kept)."""
-        address = email.strip().lower()
+        address = _storable(email.strip().lower())
+        if len(address) > EMAIL_MAX:  # no address we send to is that long
+            return
+        lead_id = _text(lead_id, 200)
         with Session(self.engine) as session:
             if session.get(Suppression, address) is not None:
                 return
@@ -96,4 +102,10 @@ class EventStore:
 
 
 def _text(value: object, limit: int) -> str | None:
-    return str(value)[:limit] if value is not None else None
+    return _storable(str(value))[:limit] if value is not None else None
+
+
+def _storable(text: str) -> str:
+    """What a webhook sent, as text every database takes: a lone surrogate cannot be encoded
+    and PostgreSQL refuses NUL, either of which would fail the whole post."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")

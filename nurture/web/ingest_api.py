@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from nurture.csv_import import CsvHeaderError, rows_as_json
 from nurture.leads import LeadEvent, LeadProfile
@@ -53,9 +53,21 @@ class BatchResult(BaseModel):
 
 def _errors(exc: ValidationError) -> list[ItemError]:
     return [
-        ItemError(loc=list(e["loc"]), msg=e["msg"].removeprefix("Value error, "), type=e["type"])
+        ItemError(
+            loc=[_printable(p) for p in e["loc"]],
+            msg=e["msg"].removeprefix("Value error, "),
+            type=e["type"],
+        )
         for e in exc.errors()
     ]
+
+
+def _printable(part: str | int) -> str | int:
+    """A location as the client sent it, short, and encodable as UTF-8 (a key may hold a lone
+    surrogate; echoing it would make the answer itself fail)."""
+    if isinstance(part, int):
+        return part
+    return part[:100].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 Parsed = tuple[int, LeadEvent | LeadProfile | ItemResult]
@@ -117,7 +129,7 @@ class IngestApi:
         parsed: list[Parsed] = []
         for index, raw in enumerate(items):
             try:
-                event = LeadEvent.model_validate(raw)
+                event = LeadEvent.from_edge(raw)
             except ValidationError as exc:
                 parsed.append(
                     (index, ItemResult(index=index, status="rejected", errors=_errors(exc)))
@@ -200,17 +212,28 @@ class IngestApi:
         try:
             await send(self.client, item, task_queue=self.task_queue)
         except RPCError as exc:
-            error = ItemError(
-                loc=[], msg=f"not delivered, retry: {exc.message}", type="unavailable"
-            )
+            if _permanent(exc):
+                error = ItemError(
+                    loc=[], msg=f"refused by Temporal, do not retry: {exc.message}", type="refused"
+                )
+            else:
+                error = ItemError(
+                    loc=[], msg=f"not delivered, retry: {exc.message}", type="unavailable"
+                )
             return ItemResult(
                 index=index,
-                status="failed",
+                status="rejected" if error.type == "refused" else "failed",
                 lead_id=item.lead_id,
                 event_id=event_id,
                 errors=[error],
             )
         return ItemResult(index=index, status="accepted", lead_id=item.lead_id, event_id=event_id)
+
+
+def _permanent(exc: RPCError) -> bool:
+    """Temporal refused the item itself (e.g. "Blob data size exceeds limit"): sending it again
+    cannot help, so it is the client's error (4xx), not an outage (503)."""
+    return exc.status == RPCStatusCode.INVALID_ARGUMENT or "exceeds limit" in exc.message
 
 
 def _not_sent(index: int, item: LeadEvent | LeadProfile) -> ItemResult:
@@ -237,7 +260,7 @@ def _profiles(items: Iterable[tuple[int, Any]]) -> list[Parsed]:
             parsed.append((index, ItemResult(index=index, status="rejected", errors=[error])))
             continue
         try:
-            parsed.append((index, LeadProfile.model_validate(raw)))
+            parsed.append((index, LeadProfile.from_edge(raw)))
         except ValidationError as exc:
             parsed.append((index, ItemResult(index=index, status="rejected", errors=_errors(exc))))
     return parsed

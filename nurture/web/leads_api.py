@@ -4,7 +4,7 @@ sees and acts on its own leads only; the workflow refuses illegal transitions.""
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from nurture.auth import Principal
 from nurture.db import SalesTask
+from nurture.leads import AMOUNT_MAX, check_plain_text
 from nurture.messages import (
     ActionResult,
     LeadState,
@@ -31,23 +32,33 @@ from nurture.sales import (
 from nurture.scoring import explain
 from nurture.web.security import requires
 
+# What a rep writes travels to the lead as an update payload and into the read model: plain
+# text of bounded size, so no action can fail on its way (a lone surrogate cannot be encoded,
+# PostgreSQL refuses NUL) or outgrow a payload.
+RepName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(check_plain_text)]
+Note = Annotated[str, Field(max_length=2000), AfterValidator(check_plain_text)]
+
 
 class ActionBody(BaseModel):
-    rep: str | None = Field(default=None, description="operators only: the rep who acted")
-    note: str | None = None
+    rep: RepName | None = Field(default=None, description="operators only: the rep who acted")
+    note: Note | None = None
 
 
 class RejectBody(ActionBody):
-    reason: str = Field(min_length=3, description="why sales returns the lead")
+    reason: Annotated[
+        str, Field(min_length=3, max_length=2000), AfterValidator(check_plain_text)
+    ] = Field(description="why sales returns the lead")
 
 
 class OutcomeBody(ActionBody):
     result: Literal["won", "lost"]
-    amount: float | None = Field(default=None, ge=0)
+    amount: float | None = Field(default=None, ge=0, le=AMOUNT_MAX, allow_inf_nan=False)
 
 
 class TaskBody(ActionBody):
-    outcome: str = Field(min_length=1, description="e.g. connected, wrong_number, sent")
+    outcome: Annotated[
+        str, Field(min_length=1, max_length=100), AfterValidator(check_plain_text)
+    ] = Field(description="e.g. connected, wrong_number, sent")
 
 
 class ScoreLine(BaseModel):
