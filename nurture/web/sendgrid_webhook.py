@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from nurture.leads import LeadEvent
+from nurture.leads import URL_MAX, LeadEvent
 from nurture.web.event_store import EventStore
 from nurture.web.lead_signals import signal_existing_lead
 from nurture.web.webhook_verify import (
@@ -84,18 +85,29 @@ def to_lead_event(item: dict[str, Any], kind: str) -> LeadEvent:
         if kind == "unsubscribe" and touch_id
         else f"sg:{item['sg_event_id']}"
     )
+    # SendGrid reports on our own emails, so nothing is refused; what it echoes is cut to the
+    # sizes the lead takes at the edge (a click's URL, a bounce reason) and cleaned of control
+    # characters, so one odd event cannot exceed what a lead's signal carries.
     return LeadEvent(
         lead_id=str(item.get("lead_id")),
         type=kind,
         at=at,
-        url=item.get("url") if isinstance(item.get("url"), str) else None,
+        url=plain(item["url"], URL_MAX) if isinstance(item.get("url"), str) else None,
         event_id=event_id[:200],
         props={
-            key: item[key]
+            key: plain(item[key], WEBHOOK_TEXT_MAX)
             for key in ("touch_id", "sg_message_id", "reason", "type")
             if isinstance(item.get(key), str)
         },
     )
+
+
+WEBHOOK_TEXT_MAX = 1000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def plain(text: str, limit: int) -> str:
+    return _CONTROL.sub("", text)[:limit]
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
