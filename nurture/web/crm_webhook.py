@@ -30,6 +30,7 @@ from nurture.sales import (
     act,
     read_state,
 )
+from nurture.web.responses import errors
 from nurture.web.sendgrid_webhook import read_limited
 
 log = structlog.get_logger(__name__)
@@ -61,6 +62,7 @@ class CrmWebhook:
             self.receive,
             methods=["POST"],
             response_model=CrmAnswer,
+            responses=errors(403, 404, 413, 422, 503),
             summary="A rep changed a lead's status in the CRM (HMAC-signed)",
         )
         return router

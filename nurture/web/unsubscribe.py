@@ -23,6 +23,7 @@ from nurture.consent import InvalidLinkError, LinkSigner, UnsubscribeClaim
 from nurture.leads import LeadEvent
 from nurture.web.event_store import EventStore
 from nurture.web.lead_signals import signal_existing_lead
+from nurture.web.responses import errors, html_errors
 
 log = structlog.get_logger(__name__)
 
@@ -36,11 +37,20 @@ class UnsubscribePages:
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["consent"])
+        invalid_link = {**html_errors(400), **errors(422)}
         router.add_api_route(
-            "/u/{token}", self.confirm, methods=["GET"], response_class=HTMLResponse
+            "/u/{token}",
+            self.confirm,
+            methods=["GET"],
+            response_class=HTMLResponse,
+            responses=invalid_link,
         )
         router.add_api_route(
-            "/u/{token}", self.unsubscribe, methods=["POST"], response_class=HTMLResponse
+            "/u/{token}",
+            self.unsubscribe,
+            methods=["POST"],
+            response_class=HTMLResponse,
+            responses=invalid_link,
         )
         return router
 
