@@ -127,12 +127,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def allowed_methods(request: Request, known: set[str]) -> list[str]:
-    """Every method some route of the app answers on this request's path."""
-    methods = {method for method in known if method}
+    """Every method the app answers on this request's path, by its most specific route
+    (``/api/leads/import`` is not ``/api/leads/{lead_id}``), else what Starlette ``known``."""
+    by_path: dict[str, set[str]] = {}
     for route in iter_route_contexts(request.app.routes):
         if route.path and route.methods and _path_pattern(route.path).match(request.url.path):
-            methods.update(route.methods)
-    return sorted(methods)
+            by_path.setdefault(route.path, set()).update(route.methods)
+    if not by_path:
+        return sorted(method for method in known if method)
+    most_specific = min(by_path, key=lambda path: (path.count("{"), -len(path)))
+    return sorted(by_path[most_specific])
 
 
 @functools.cache
@@ -140,7 +144,39 @@ def _path_pattern(path: str) -> re.Pattern[str]:
     return compile_path(path)[0]
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Answer every refusal as :class:`ApiError` (what the spec declares)."""
+REQUEST_SCHEMA = "x-request-schema"
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra=`` of a route that takes its JSON body raw (to validate it item by item):
+    the schema its body must have. FastAPI merges ``openapi_extra`` into the generated body
+    schema key by key (adding to its ``anyOf``), so :func:`install_api_contract` puts this one
+    in place of the generated one instead."""
+    return {REQUEST_SCHEMA: schema}
+
+
+def one_or_many(item: dict[str, Any], max_items: int) -> dict[str, Any]:
+    """A body of one ``item`` or an array of up to ``max_items`` of them."""
+    return {"anyOf": [item, {"type": "array", "items": item, "maxItems": max_items}]}
+
+
+def _with_declared_bodies(spec: dict[str, Any]) -> dict[str, Any]:
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            schema = operation.pop(REQUEST_SCHEMA, None)
+            if schema is not None:
+                operation["requestBody"]["content"]["application/json"]["schema"] = schema
+    return spec
+
+
+def install_api_contract(app: FastAPI) -> None:
+    """Answer every refusal as :class:`ApiError`, and serve the request bodies routes declare
+    with :func:`json_body`: what ``/openapi.json`` says is what the service does."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return _with_declared_bodies(generate())  # generate() caches; the rewrite is idempotent
+
+    app.openapi = openapi  # type: ignore[method-assign]

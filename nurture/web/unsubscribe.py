@@ -37,7 +37,7 @@ class UnsubscribePages:
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["consent"])
-        invalid_link = {**html_errors(400), **errors(422)}
+        invalid_link = {**html_errors(403), **errors(422)}
         router.add_api_route(
             "/u/{token}",
             self.confirm,
@@ -71,14 +71,14 @@ class UnsubscribePages:
         try:
             _, email = await self._claim(token)
         except InvalidLinkError as exc:
-            return self._page(400, state="invalid", message=str(exc))
+            return self._page(403, state="invalid", message=str(exc))
         return self._page(200, state="confirm", email=email, action=f"/u/{token}")
 
     async def unsubscribe(self, token: str) -> HTMLResponse:
         try:
             claim, email = await self._claim(token)
         except InvalidLinkError as exc:
-            return self._page(400, state="invalid", message=str(exc))
+            return self._page(403, state="invalid", message=str(exc))
         await run_in_threadpool(
             self.store.suppress, email, "unsubscribe", "unsubscribe link", claim.lead_id
         )
