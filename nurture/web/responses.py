@@ -50,6 +50,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     503: "Temporal is unavailable: nothing was changed; send the same request again later",
 }
 
+UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 for a body not UTF-8
 AUTHENTICATED = (401, 403)  # every route behind an API key
 JSON_BODY = (400, 413, 422)  # every route that reads a JSON body
 
@@ -123,6 +124,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         exc = StarletteHTTPException(
             405, f"{request.method} is not allowed here; use {allowed}", {"Allow": allowed}
         )
+    elif exc.status_code == 400 and exc.detail == UNREADABLE_BODY:  # FastAPI's own words
+        exc = StarletteHTTPException(400, "the body could not be read: send UTF-8 JSON")
     return await http_exception_handler(request, exc)
 
 
