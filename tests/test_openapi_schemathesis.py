@@ -170,6 +170,21 @@ async def test_every_operation_of_the_spec_has_a_role(service: Service) -> None:
     assert labels == PUBLIC | INGEST | MARKETING | REP_WORK
 
 
+async def test_a_refusal_names_the_field_and_a_405_names_every_method(service: Service) -> None:
+    """Finding 20: 422 is ``{"detail": words, "errors": [...]}`` as declared (not FastAPI's bare
+    list), and OPTIONS on a path with a route per method is 405 with all of them in Allow."""
+    operator = {"Authorization": f"Bearer {service.keys['operator']}"}
+    async with httpx.AsyncClient(base_url=service.url) as http:
+        short = await http.post("/api/leads/x/reject", json={"reason": "no"}, headers=operator)
+        options = await http.options("/u/some-token")
+        import_options = await http.options("/api/leads/import", headers=operator)
+    assert short.status_code == 422
+    assert short.json()["detail"] == "body.reason: String should have at least 3 characters"
+    assert short.json()["errors"][0]["loc"] == ["body", "reason"]
+    assert options.status_code == 405 and options.headers["Allow"] == "GET, POST"
+    assert import_options.headers["Allow"] == "POST"  # not GET /api/leads/{lead_id}'s
+
+
 @pytest.mark.parametrize("role", ROLES, ids=[role or "no-key" for role in ROLES])
 async def test_the_openapi_spec_is_what_the_service_does(
     service: Service, role: str | None

@@ -92,12 +92,20 @@ def _flat(codes: Iterable[int | Iterable[int]]) -> list[int]:
 def field_problems(exc: RequestValidationError) -> list[FieldError]:
     return [
         FieldError(
-            loc=[part for part in error["loc"] if isinstance(part, str | int)],
-            msg=str(error["msg"]).removeprefix("Value error, "),
+            # A body that is not JSON is refused at a character position, not at a field.
+            loc=["body"] if error["type"] == "json_invalid" else list(error["loc"]),
+            msg=_expected(error),
             type=str(error["type"]),
         )
         for error in exc.errors()
     ]
+
+
+def _expected(error: dict[str, Any]) -> str:
+    if error["type"] == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"not valid JSON ({reason} at character {error['loc'][-1]})"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def in_words(problems: list[FieldError]) -> str:
