@@ -34,6 +34,7 @@ from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
 from nurture.web.leads_api import leads_router
 from nurture.web.reports_api import reports_router
+from nurture.web.responses import install_api_contract
 from nurture.web.security import requires
 from nurture.web.sendgrid_webhook import SendGridWebhook
 from nurture.web.unsubscribe import UnsubscribePages
@@ -101,6 +102,7 @@ def create_app(
         summary="Lead-nurture engine: ingest, leads and rep actions, SendGrid events, consent",
         version="0.1.0",
     )
+    install_api_contract(app)
     webhook = SendGridWebhook(client, store, verifier, signer.is_unsubscribe_link)
     app.add_middleware(RequestBodyLimits)
     app.add_exception_handler(RequestValidationError, _validation_error)

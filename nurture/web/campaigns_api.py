@@ -22,6 +22,7 @@ from nurture.campaigns import (
     save_campaign,
     summary_of,
 )
+from nurture.web.responses import AUTHENTICATED, JSON_BODY, errors
 from nurture.web.security import requires
 
 
@@ -47,12 +48,19 @@ def campaigns_router(engine: Engine) -> APIRouter:
     router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
     Marketer = Annotated[Principal, Depends(requires(engine, "marketer", "operator"))]
 
-    @router.get("", response_model=list[CampaignSummary])
+    @router.get("", response_model=list[CampaignSummary], responses=errors(AUTHENTICATED))
     def get_campaigns(_who: Marketer) -> list[CampaignSummary]:
         """Every campaign with the number and total of its recorded costs."""
         return list_campaigns(engine)
 
-    @router.put("/{name}", response_model=CampaignSummary)
+    @router.put(
+        "/{name}",
+        response_model=CampaignSummary,
+        responses={
+            201: {"model": CampaignSummary, "description": "Added"},
+            **errors(AUTHENTICATED, JSON_BODY, 404),
+        },
+    )
     def put_campaign(
         name: str, body: CampaignIn, response: Response, _who: Marketer
     ) -> CampaignSummary:
@@ -67,7 +75,14 @@ def campaigns_router(engine: Engine) -> APIRouter:
         response.status_code = 201 if created else 200
         return summary
 
-    @router.post("/{name}/costs", response_model=RecordedCost)
+    @router.post(
+        "/{name}/costs",
+        response_model=RecordedCost,
+        responses={
+            201: {"model": RecordedCost, "description": "Recorded"},
+            **errors(AUTHENTICATED, JSON_BODY),
+        },
+    )
     def post_cost(name: str, body: CostIn, response: Response, _who: Marketer) -> RecordedCost:
         """Record what a campaign cost over a period (201); the same campaign and period again
         replaces the amount (200). A new campaign name adds the campaign."""

@@ -48,6 +48,7 @@ from nurture.sales import (
     read_state,
 )
 from nurture.web.event_store import EventStore
+from nurture.web.responses import errors
 from nurture.web.sendgrid_webhook import read_limited
 
 log = structlog.get_logger(__name__)
@@ -99,6 +100,7 @@ class CrmWebhook:
             self.receive,
             methods=["POST"],
             response_model=CrmAnswer,
+            responses=errors(403, 404, 409, 413, 422, 503),
             summary="A rep changed a lead's status in the CRM (signed, timestamped, once)",
         )
         return router

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from nurture.reports.base import Report, ReportError, ReportQuery, query_problems, run_report
+from nurture.web.responses import AUTHENTICATED, errors
 from nurture.web.security import requires
 
 log = structlog.get_logger(__name__)
@@ -720,6 +721,7 @@ class DashboardPages:
             methods=["GET"],
             tags=["reports"],
             dependencies=[Depends(requires(self.engine, "marketer", "operator"))],
+            responses=errors(AUTHENTICATED, 422),
         )
         return router
 

@@ -23,6 +23,7 @@ from nurture.csv_import import CsvHeaderError, rows_as_json
 from nurture.leads import LeadEvent, LeadProfile
 from nurture.messages import TASK_QUEUE
 from nurture.starting import send_event, send_profile
+from nurture.web.responses import AUTHENTICATED, errors, errors_or, json_body, one_or_many
 
 log = structlog.get_logger(__name__)
 
@@ -84,12 +85,20 @@ class IngestApi:
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/api", tags=["ingest"])
         ingest, importing = [Depends(self.may_ingest)], [Depends(self.may_import)]
+        # 422: every item refused (the batch result) or the request itself (an error);
+        # 503: an item not delivered (the batch result says which).
+        batch_errors = {**errors(AUTHENTICATED, 400, 413), **errors_or(BatchResult, 422, 503)}
+        event = LeadEvent.model_json_schema()
+        if known := self.known_event_types():  # the types the rules know at startup
+            event["properties"]["type"] = {"type": "string", "enum": sorted(known)}
         router.add_api_route(
             "/events",
             self.events,
             methods=["POST"],
             response_model=BatchResult,
             dependencies=ingest,
+            responses=batch_errors,
+            openapi_extra=json_body(one_or_many(event, MAX_ITEMS)),
             summary="Behaviour events: one object or an array (up to 10,000)",
         )
         router.add_api_route(
@@ -98,6 +107,8 @@ class IngestApi:
             methods=["POST"],
             response_model=BatchResult,
             dependencies=ingest,
+            responses=batch_errors,
+            openapi_extra=json_body(one_or_many(LeadProfile.model_json_schema(), MAX_ITEMS)),
             summary="Lead profiles (create or update): one object or an array",
         )
         router.add_api_route(
@@ -106,6 +117,7 @@ class IngestApi:
             methods=["POST"],
             response_model=BatchResult,
             dependencies=importing,
+            responses=batch_errors,
             summary="Existing leads as CSV (header: lead_id, email, …, custom.<name>)",
             openapi_extra={
                 "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}

@@ -30,6 +30,7 @@ from nurture.sales import (
     read_state,
 )
 from nurture.scoring import explain
+from nurture.web.responses import AUTHENTICATED, JSON_BODY, errors
 from nurture.web.security import requires
 
 # What a rep writes travels to the lead as an update payload and into the read model: plain
@@ -37,6 +38,8 @@ from nurture.web.security import requires
 # PostgreSQL refuses NUL) or outgrow a payload.
 RepName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(check_plain_text)]
 Note = Annotated[str, Field(max_length=2000), AfterValidator(check_plain_text)]
+# A rep action: 404 no such lead, 409 not in this stage, 503 Temporal unavailable.
+ACTION_ERRORS = errors(AUTHENTICATED, JSON_BODY, 404, 409, 503)
 
 
 class ActionBody(BaseModel):
@@ -130,37 +133,42 @@ def leads_router(client: Client, engine: Engine) -> APIRouter:
         except LeadActionError as exc:
             raise _lead_error(exc) from None
 
-    @router.get("/leads/{lead_id}", response_model=LeadView, summary="State, score, timeline")
+    @router.get(
+        "/leads/{lead_id}",
+        response_model=LeadView,
+        responses=errors(AUTHENTICATED, 404, 422, 503),
+        summary="State, score, timeline",
+    )
     async def lead(lead_id: str, who: Reader) -> LeadView:
         state = await state_for(who, lead_id)
         lines = [ScoreLine(rule=r, points=p, times=t) for r, p, t in explain(state.score)]
         return LeadView(score=state.score.total, explanation=lines, state=state)
 
-    @router.post("/leads/{lead_id}/accept", response_model=ActionResult)
+    @router.post("/leads/{lead_id}/accept", response_model=ActionResult, responses=ACTION_ERRORS)
     async def accept(lead_id: str, who: Actor, body: ActionBody | None = None) -> ActionResult:
         body = body or ActionBody()
         request = RepAction(rep=_acting_rep(who, body), note=body.note)
         return await perform(who, lead_id, "accept", request)
 
-    @router.post("/leads/{lead_id}/contact", response_model=ActionResult)
+    @router.post("/leads/{lead_id}/contact", response_model=ActionResult, responses=ACTION_ERRORS)
     async def contact(lead_id: str, who: Actor, body: ActionBody | None = None) -> ActionResult:
         body = body or ActionBody()
         request = RepAction(rep=_acting_rep(who, body), note=body.note)
         return await perform(who, lead_id, "contact", request)
 
-    @router.post("/leads/{lead_id}/reject", response_model=ActionResult)
+    @router.post("/leads/{lead_id}/reject", response_model=ActionResult, responses=ACTION_ERRORS)
     async def reject(lead_id: str, who: Actor, body: RejectBody) -> ActionResult:
         request = RejectRequest(rep=_acting_rep(who, body), reason=body.reason, note=body.note)
         return await perform(who, lead_id, "reject", request)
 
-    @router.post("/leads/{lead_id}/outcome", response_model=ActionResult)
+    @router.post("/leads/{lead_id}/outcome", response_model=ActionResult, responses=ACTION_ERRORS)
     async def outcome(lead_id: str, who: Actor, body: OutcomeBody) -> ActionResult:
         request = OutcomeRequest(
             rep=_acting_rep(who, body), result=body.result, amount=body.amount, note=body.note
         )
         return await perform(who, lead_id, "outcome", request)
 
-    @router.get("/tasks", summary="The inside-sales queue")
+    @router.get("/tasks", responses=errors(AUTHENTICATED, 422), summary="The inside-sales queue")
     async def tasks(
         who: Actor, status: Literal["open", "done", "expired", "cancelled"] = "open"
     ) -> list[dict[str, object]]:
@@ -175,7 +183,7 @@ def leads_router(client: Client, engine: Engine) -> APIRouter:
 
         return await run_in_threadpool(load)
 
-    @router.post("/tasks/{task_id}/complete", response_model=ActionResult)
+    @router.post("/tasks/{task_id}/complete", response_model=ActionResult, responses=ACTION_ERRORS)
     async def complete(task_id: int, who: Actor, body: TaskBody) -> ActionResult:
         def load() -> SalesTask | None:
             with Session(engine) as session:

@@ -19,6 +19,7 @@ from nurture.reports.base import (
     run_report,
     to_csv,
 )
+from nurture.web.responses import AUTHENTICATED, also_as, errors
 from nurture.web.security import requires
 
 
@@ -26,7 +27,11 @@ def reports_router(engine: Engine) -> APIRouter:
     router = APIRouter(prefix="/api/reports", tags=["reports"])
     Reader = Annotated[Principal, Depends(requires(engine, "marketer", "operator"))]
 
-    @router.get("/{name}", response_model=Report)
+    @router.get(
+        "/{name}",
+        response_model=Report,
+        responses={**also_as("text/csv"), **errors(AUTHENTICATED, 404, 422)},
+    )
     async def get_report(
         name: str,
         _who: Reader,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +27,11 @@ def requires(engine: Engine, *roles: Role) -> Callable[[Request], Awaitable[Prin
     """A dependency: the caller's principal, if its key is valid (else 401) and its role is
     one of ``roles`` (else 403)."""
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(
+        request: Request,
+        _bearer: object = Security(BEARER),  # in the spec: either header carries the key
+        _api_key: object = Security(API_KEY),
+    ) -> Principal:
         key = presented_key(request)
         if not key:
             raise HTTPException(

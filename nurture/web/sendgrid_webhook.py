@@ -28,6 +28,7 @@ from temporalio.service import RPCError
 from nurture.leads import URL_MAX, LeadEvent
 from nurture.web.event_store import EventStore
 from nurture.web.lead_signals import signal_existing_lead
+from nurture.web.responses import errors
 from nurture.web.webhook_verify import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -147,6 +148,7 @@ class SendGridWebhook:
             self.receive,
             methods=["POST"],
             response_model=WebhookSummary,
+            responses=errors(400, 403, 413, 503),
             summary="SendGrid Event Webhook (signed)",
         )
         return router

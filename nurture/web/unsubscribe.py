@@ -23,6 +23,7 @@ from nurture.consent import InvalidLinkError, LinkSigner, UnsubscribeClaim
 from nurture.leads import LeadEvent
 from nurture.web.event_store import EventStore
 from nurture.web.lead_signals import signal_existing_lead
+from nurture.web.responses import errors, html_errors
 
 log = structlog.get_logger(__name__)
 
@@ -36,11 +37,20 @@ class UnsubscribePages:
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=["consent"])
+        invalid_link = {**html_errors(403), **errors(422)}
         router.add_api_route(
-            "/u/{token}", self.confirm, methods=["GET"], response_class=HTMLResponse
+            "/u/{token}",
+            self.confirm,
+            methods=["GET"],
+            response_class=HTMLResponse,
+            responses=invalid_link,
         )
         router.add_api_route(
-            "/u/{token}", self.unsubscribe, methods=["POST"], response_class=HTMLResponse
+            "/u/{token}",
+            self.unsubscribe,
+            methods=["POST"],
+            response_class=HTMLResponse,
+            responses=invalid_link,
         )
         return router
 
@@ -61,14 +71,14 @@ class UnsubscribePages:
         try:
             _, email = await self._claim(token)
         except InvalidLinkError as exc:
-            return self._page(400, state="invalid", message=str(exc))
+            return self._page(403, state="invalid", message=str(exc))
         return self._page(200, state="confirm", email=email, action=f"/u/{token}")
 
     async def unsubscribe(self, token: str) -> HTMLResponse:
         try:
             claim, email = await self._claim(token)
         except InvalidLinkError as exc:
-            return self._page(400, state="invalid", message=str(exc))
+            return self._page(403, state="invalid", message=str(exc))
         await run_in_threadpool(
             self.store.suppress, email, "unsubscribe", "unsubscribe link", claim.lead_id
         )
