@@ -26,6 +26,9 @@ from nurture.read_model import Campaign, CampaignCost
 MONTH = re.compile(r"(\d{4})-(\d{2})")
 CURRENCY = re.compile(r"[A-Z]{3}")
 NAME_MAX = 200
+# The largest amount of money Nurture records (a campaign's cost, a deal's value): far beyond any
+# real one, and small enough that adding up millions of them stays a finite float.
+MAX_AMOUNT = 1e12
 
 
 class CampaignError(ValueError):
@@ -140,8 +143,8 @@ def record_cost(
     """Record what ``campaign`` cost over a period; the same period again replaces it."""
     name = _name(campaign)
     start, end = cost_period(period_start, period_end, month)
-    if not math.isfinite(amount) or amount < 0:
-        raise CampaignError(f"a cost is an amount of 0 or more, not {amount}")
+    if not math.isfinite(amount) or not 0 <= amount <= MAX_AMOUNT:
+        raise CampaignError(f"a cost is an amount from 0 to {MAX_AMOUNT:,.0f}, not {amount}")
     code = currency.strip().upper()
     if not CURRENCY.fullmatch(code):
         raise CampaignError(f"{currency!r} is not a currency code; use three letters like USD")

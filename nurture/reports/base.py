@@ -14,9 +14,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.engine import Engine
+
+# Reports cover what the engine can have recorded: nothing before 1970 or after 2200. Bounding
+# the period here (the one place the CLI, the API and the dashboard share) also keeps every
+# conversion to UTC inside what ``datetime`` can hold: 0001-01-01T00:00+14:00 is before year 1.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class ReportError(ValueError):
@@ -41,6 +47,19 @@ class ReportQuery(BaseModel):
     )
     band_width: int = Field(default=10, ge=1, le=1000, description="returns: score band size")
     now: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("since", "until")
+    @classmethod
+    def _sane(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        utc = _utc_or_none(value)
+        if utc is None or not EARLIEST <= utc < LATEST:
+            raise ValueError(
+                f"{value.isoformat()} is outside the dates reports cover: give a date from "
+                f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (2026-11-01, or 2026-11-01T09:00+01:00)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> ReportQuery:
@@ -150,6 +169,14 @@ def to_csv(report: Report, table: str | None = None) -> str:
 # --- SQL helpers ------------------------------------------------------------------------------
 
 
+def _utc_or_none(value: datetime) -> datetime | None:
+    """``value`` in UTC, or None when that is beyond what ``datetime`` can hold."""
+    try:
+        return aware(value).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
 def aware(value: datetime) -> datetime:
     """A time with a zone (a naive one is read as UTC), as the read model's columns expect."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -183,3 +210,32 @@ def ratio(part: float | None, whole: float | None) -> float | None:
     if not whole:
         return None
     return round((part or 0) / whole, 4)
+
+
+# --- durations for people ---------------------------------------------------------------------
+
+# (unit, seconds in it, the largest span shown in it): 90 s, not 1.5 min; 3 h, not 0.1 d. Under
+# --time-scale a lead's stays last seconds, which a fixed unit (hours) would show as 0.0.
+DURATION_UNITS: tuple[tuple[str, float, float], ...] = (
+    ("s", 1.0, 120.0),
+    ("min", 60.0, 120 * 60.0),
+    ("h", 3600.0, 72 * 3600.0),
+    ("d", 86400.0, float("inf")),
+)
+
+
+def duration_unit(seconds: float) -> tuple[str, float]:
+    """The unit to show ``seconds`` (the largest of a set) in, and how many seconds it has."""
+    for unit, size, largest in DURATION_UNITS:
+        if abs(seconds) < largest:
+            return unit, size
+    return DURATION_UNITS[-1][0], DURATION_UNITS[-1][1]
+
+
+def format_duration(seconds: float | None) -> str | None:
+    """``4.2 h``, ``35 min``, ``12 s``, ``3.5 d``: three significant digits in a unit that
+    suits the magnitude."""
+    if seconds is None:
+        return None
+    unit, size = duration_unit(seconds)
+    return f"{seconds / size:.3g} {unit}"

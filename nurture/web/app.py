@@ -28,7 +28,7 @@ from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
 from nurture.web.leads_api import leads_router
 from nurture.web.reports_api import reports_router
-from nurture.web.security import requires
+from nurture.web.security import PageSecurityHeaders, requires
 from nurture.web.sendgrid_webhook import SendGridWebhook
 from nurture.web.unsubscribe import UnsubscribePages
 from nurture.web.webhook_verify import PUBLIC_KEY_ENV, WebhookVerifier
@@ -85,6 +85,7 @@ def create_app(
         summary="Lead-nurture engine: ingest, leads and rep actions, SendGrid events, consent",
         version="0.1.0",
     )
+    app.add_middleware(PageSecurityHeaders)  # one set of headers on every HTML page
     webhook = SendGridWebhook(client, store, verifier, signer.is_unsubscribe_link)
     app.include_router(webhook.router())
     ingest = IngestApi(

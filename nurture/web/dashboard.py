@@ -693,13 +693,6 @@ def _presets(today: date) -> list[tuple[str, str, str]]:
     ]
 
 
-PRIVATE = {
-    "Cache-Control": "private, no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-}
-
-
 @dataclass
 class DashboardPages:
     engine: Engine
@@ -743,7 +736,7 @@ class DashboardPages:
 
     def _render(self, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.pages.get_template("dashboard.html").render(**context)
-        return HTMLResponse(html, status_code=status, headers=PRIVATE)
+        return HTMLResponse(html, status_code=status)  # security headers: PageSecurityHeaders
 
     async def page(
         self, token: str, since: str | None = None, until: str | None = None
@@ -754,7 +747,7 @@ class DashboardPages:
             html = self.pages.get_template("message.html").render(
                 title="Link refused", message=str(exc)
             )
-            return HTMLResponse(html, status_code=403, headers=PRIVATE)
+            return HTMLResponse(html, status_code=403)
         started = time.monotonic()
         context: dict[str, Any] = {
             "since": since or "",
