@@ -41,7 +41,8 @@ class CampaignSummary(BaseModel):
     description: str
     created_at: datetime
     costs: int
-    total_cost: float
+    total_cost: float | None
+    """None only when amounts entered before they were bounded add up beyond a float."""
     currencies: list[str]
 
 
@@ -230,12 +231,16 @@ def list_campaigns(engine: Engine, name: str | None = None) -> list[CampaignSumm
                 description=row.description,
                 created_at=row.created_at,
                 costs=int(n or 0),
-                total_cost=round(float(total or 0), 2),
+                total_cost=_finite(round(float(total or 0), 2)),
                 currencies=seen.get(row.name, []),
             )
             for row, n, total in session.execute(statement)
         ]
     return sorted(found, key=lambda c: c.name)  # the same order whatever the collation
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def summary_of(engine: Engine, name: str) -> CampaignSummary | None:

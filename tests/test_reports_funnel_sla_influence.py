@@ -232,7 +232,7 @@ def test_funnel_counts_stages_entries_cohort_and_stays(database_url: str) -> Non
     # [2, 24, 4, 96] -> sorted 2 4 24 96: median rank 2 = 4, p90 rank 4 = 96; working
     # [168, 264] (L5's 744 ends at `until`): median rank 1 = 168, p90 rank 2 = 264.
     assert rows(result, "time_in_stage") == [
-        ["recycled", 1, 48.0, 48.0, "2 d", "2 d"],
+        ["recycled", 1, 48.0, 48.0, "48 h", "48 h"],
         ["assigned", 4, 4.0, 96.0, "4 h", "4 d"],
         ["working", 2, 168.0, 264.0, "7 d", "11 d"],
     ]

@@ -14,6 +14,7 @@ page needs nothing from the internet.
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,14 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from nurture.reports.base import Report, ReportError, ReportQuery, query_problems, run_report
+from nurture.reports.base import (
+    Report,
+    ReportError,
+    ReportQuery,
+    duration_unit,
+    query_problems,
+    run_report,
+)
 from nurture.web.security import requires
 
 log = structlog.get_logger(__name__)
@@ -202,8 +210,12 @@ def _rows(report: Report | None, table: str) -> list[dict[str, Any]]:
 
 
 def _label(value: Any) -> str:
+    """A value from the data (a rep, a campaign, a reject reason a rep typed) as plain text
+    for a chart. plotly.js draws a subset of HTML in every label, tick and hover (``<a href>``
+    becomes a live link, ``<br>`` a line break), so markup is escaped here: every value that
+    reaches a chart goes through this one function. plotly shows ``&lt;`` as ``<``."""
     text = "(none)" if value is None or value == "" else str(value)
-    return text.replace("_", " ")
+    return html.escape(text.replace("_", " "), quote=False)
 
 
 def _tiles(reports: dict[str, Report | None]) -> list[Tile]:
@@ -361,12 +373,16 @@ def _funnel(reports: dict[str, Report | None]) -> Chart:
     )
 
 
+UNIT_WORDS = {"s": "seconds", "min": "minutes", "h": "hours", "d": "days"}
+
+
 def _time_in_stage(reports: dict[str, Report | None]) -> Chart:
     rows = [r for r in _rows(reports["funnel"], "time_in_stage") if r.get("stays")]
     figure = None
     if rows:
         longest = max((r.get("p90_hours") or r.get("median_hours") or 0) for r in rows)
-        unit, per = ("days", 24.0) if longest > 72 else ("hours", 1.0)
+        unit, seconds_per_unit = duration_unit(longest * 3600)
+        per = seconds_per_unit / 3600  # hours in one unit
         stages = [_label(r["stage"]) for r in rows]
         figure = go.Figure()
         for key, name, color in (("median_hours", "median", BLUE), ("p90_hours", "p90", GREY)):
@@ -380,10 +396,10 @@ def _time_in_stage(reports: dict[str, Report | None]) -> Chart:
                 texttemplate="%{y:.1f}",
                 textposition="outside",
                 cliponaxis=False,
-                hovertemplate=f"%{{x}}: {name} %{{y:.1f}} {unit}"
+                hovertemplate=f"%{{x}}: {name} %{{y:.1f}} {UNIT_WORDS[unit]}"
                 "<br>%{customdata:,} stays<extra></extra>",
             )
-        figure.update_layout(barmode="group", yaxis_title=unit)
+        figure.update_layout(barmode="group", yaxis_title=UNIT_WORDS[unit])
     return _chart(
         "time-in-stage",
         "Time in stage",
@@ -579,13 +595,16 @@ def _influence(reports: dict[str, Report | None]) -> Chart:
                     textposition="outside",
                     cliponaxis=False,
                     customdata=[row.get("win_rate")],
-                    hovertemplate=f"{group}: {title.replace('<br>', ' ').lower()} "
+                    hovertemplate=f"%{{fullData.name}}: {title.replace('<br>', ' ').lower()} "
                     f"%{{y:{hover}}}<br>win rate %{{customdata:.0%}}<extra></extra>",
                     row=1,
                     col=col,
                 )
         figure.update_xaxes(showticklabels=False)
         figure.update_yaxes(rangemode="tozero", tickformat="~s")
+        for col, (key, _, _, _) in enumerate(metrics, start=1):
+            if all(row.get(key) is None for row in rows):
+                _say_no_data(figure, col)
         figure.update_annotations(font_size=13)  # the subplot titles
         figure.update_layout(
             bargap=0.3,
@@ -605,6 +624,22 @@ def _influence(reports: dict[str, Report | None]) -> Chart:
         "big and how fast they closed.",
         figure,
         wide=True,
+    )
+
+
+def _say_no_data(figure: go.Figure, col: int) -> None:
+    """An empty subplot says so instead of drawing a made-up axis (plotly's -1..1 reads as
+    ``500m``)."""
+    figure.update_yaxes(visible=False, row=1, col=col)
+    axis = "" if col == 1 else str(col)
+    figure.add_annotation(
+        text="no data yet",
+        showarrow=False,
+        xref=f"x{axis} domain",
+        yref=f"y{axis} domain",
+        x=0.5,
+        y=0.5,
+        font={"size": 13, "color": MUTED},
     )
 
 
