@@ -170,7 +170,7 @@ class RepInbox:
             "inbox.html",
             rep=claim.rep,
             cards=[self._card(s, token) for s in states],
-            flash=self._flash_text(done, claim.rep, states),
+            flash=await self._flash_text(done, states),
         )
 
     async def confirm(self, token: str, action: str) -> HTMLResponse:
@@ -280,7 +280,8 @@ class RepInbox:
         # Signed, so a crafted link cannot make the inbox say anything, nor name another's lead.
         return URLSafeSerializer(self.links.secret, salt=_FLASH_SALT)
 
-    def _flash_text(self, done: str | None, rep: str, states: list[LeadState]) -> str | None:
+    async def _flash_text(self, done: str | None, states: list[LeadState]) -> str | None:
+        """What the last action did, from the signed ``done`` of the redirect to here."""
         if not done:
             return None
         try:
@@ -290,9 +291,12 @@ class RepInbox:
         if action not in DONE:
             return None
         names = {s.lead_id: s.profile.display_name for s in states}
-        who = names.get(lead_id) or f"Lead {lead_id}"
-        where = "it stays in your inbox" if lead_id in names else "it has left your inbox"
-        return f"{who}: {DONE[action]}. Now {stage}; {where}."
+        if lead_id in names:
+            return f"{names[lead_id]}: {DONE[action]}. Now {stage}; it stays in your inbox."
+        # Signed: the rep acted on this lead a moment ago, so its name is theirs to see.
+        state = await self._state_of(lead_id)
+        who = state.profile.display_name if state else f"Lead {lead_id}"
+        return f"{who}: {DONE[action]}. Now {stage}; it has left your inbox."
 
 
 def _update_for(action: str, rep: str, reason: str | None, amount: str | None) -> RepAction:

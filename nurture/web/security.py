@@ -63,7 +63,9 @@ def requires(engine: Engine, *roles: Role) -> Callable[[Request], Awaitable[Prin
 # Accept/Reject/Unsubscribe buttons), never indexed.
 PAGE_HEADERS: dict[str, str] = {
     "Cache-Control": "private, no-store",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: browsers then send "Origin: null" with our own forms. same-origin
+    # sends the URL (its token) to nobody else.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -100,18 +102,23 @@ class CrossSiteRequestError(Exception):
 
 def refuse_cross_site(request: Request, public_url: str | None = None) -> None:
     """Raise :class:`CrossSiteRequestError` when a browser says the form was posted from
-    another site: ``Sec-Fetch-Site: cross-site``, or an ``Origin`` that is neither this host
-    nor ``public_url``. A request with neither header (curl, a mailbox provider's RFC 8058
-    one-click unsubscribe) is not a browser's and is let through."""
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        raise CrossSiteRequestError("this form was sent from another site")
+    another site's page. Browsers that send ``Sec-Fetch-Site`` are believed: only
+    ``same-origin`` (our own page) and ``none`` (the user's own doing) pass. Older ones are
+    judged by ``Origin``: this host or ``public_url`` (behind a proxy). A request with
+    neither header (curl, a mailbox provider's RFC 8058 one-click unsubscribe) is not a
+    browser's and is let through."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        if site not in ("same-origin", "none"):
+            raise CrossSiteRequestError("this form was sent from another site")
+        return
     origin = request.headers.get("origin")
     if origin is None:
         return
     allowed = {_origin_of(str(request.base_url))}
     if public_url:
         allowed.add(_origin_of(public_url))
-    if origin.rstrip("/").lower() not in allowed:
+    if origin.rstrip("/").lower() not in allowed:  # "null" too: an opaque origin
         raise CrossSiteRequestError("this form was sent from another site")
 
 
