@@ -32,6 +32,7 @@ from jinja2 import Environment
 from plotly.subplots import make_subplots
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from nurture.reports.base import (
@@ -42,6 +43,7 @@ from nurture.reports.base import (
     query_problems,
     run_report,
 )
+from nurture.reports.held import HeldTouch, held_touches
 from nurture.web.security import requires
 
 log = structlog.get_logger(__name__)
@@ -131,6 +133,11 @@ class Dashboard:
     tiles: list[Tile] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    held_total: int = 0
+    """Touches held now because their email cannot be rendered (whatever the period)."""
+    held: list[HeldTouch] = field(default_factory=list)
+    rules_notice: str | None = None
+    """Set while the workers refuse the newest rules edit and keep sending the last good one."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -143,6 +150,11 @@ class Dashboard:
                 for c in self.charts
             },
             "problems": self.problems,
+            "held_touches": {
+                "total": self.held_total,
+                "oldest": [{**h.__dict__, "since": h.since.isoformat()} for h in self.held],
+            },
+            "rules_notice": self.rules_notice,
         }
 
 
@@ -158,11 +170,42 @@ def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
             reports[name] = None
             problems.append(f"{name}: {exc}")
             log.warning("dashboard report not made", report=name, error=str(exc))
+    held_total, held = held_touches(engine)
     return Dashboard(
         query=query,
         tiles=_tiles(reports),
         charts=[builder(reports) for builder in CHARTS],
         problems=problems,
+        held_total=held_total,
+        held=held,
+        rules_notice=rules_notice(engine),
+    )
+
+
+def rules_notice(engine: Engine) -> str | None:
+    """ "The last rules edit was rejected: …" while the workers keep the last good rules.
+
+    Reads :mod:`nurture.rules_status` (the workers record there the version in force and
+    the last edit they refused). Until that module and its table are in this deployment
+    there is nothing to tell, and the dashboard says nothing."""
+    try:
+        from nurture.rules_status import (  # type: ignore[import-not-found,unused-ignore]
+            read_rules_status,
+        )
+    except ImportError:
+        return None
+    try:
+        status = read_rules_status(engine)
+    except SQLAlchemyError:  # the table's migration has not run on this database yet
+        return None
+    if status is None or not status.rejection_pending:
+        return None
+    problems: list[str] = list(status.rejected_problems)
+    shown = "; ".join(problems[:3]) or "see 'nurture config status'"
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return (
+        f"The last rules edit was rejected: {shown}{more}. Emails still go out with the "
+        f"last good rules ({status.version}); 'nurture config status' lists every problem."
     )
 
 
