@@ -27,9 +27,10 @@ from nurture.db import make_engine
 from nurture.ledger import FactBatch, LeadSnapshot
 from nurture.read_model import CampaignCost
 from nurture.rep_links import RepClaim, RepLinks
-from nurture.reports import ReportQuery, run_report
+from nurture.reports import Report, ReportQuery, run_report
+from nurture.reports.base import ReportTable, format_duration
 from nurture.web.app import WebSettings, create_app
-from nurture.web.dashboard import DashboardLinks, build_dashboard
+from nurture.web.dashboard import DashboardLinks, _influence, _time_in_stage, build_dashboard
 from nurture.web.security import PAGE_HEADERS
 from tests.conftest import TEST_SECRET
 
@@ -206,3 +207,80 @@ def test_every_html_page_has_the_security_headers_and_cross_site_posts_are_refus
             answer = http.post(path, data=form, headers=headers)
             assert answer.status_code == 403, (path, headers, answer.text[:300])
             assert "another site" in answer.text
+
+
+def _report(name: str, table: str, columns: list[str], rows: list[list[object]]) -> Report:
+    return Report(
+        name=name,
+        title=name,
+        since=None,
+        until=None,
+        generated_at=datetime.now(UTC),
+        tables=[ReportTable(name=table, title=table, columns=columns, rows=rows)],
+    )
+
+
+def test_charts_pick_a_time_unit_and_an_empty_subplot_says_no_data() -> None:
+    """Finding 29: stays of seconds (under --time-scale) showed as 0.0 hours; an influence
+    chart with no median days to close drew a made-up ``500m`` axis."""
+    stays = _report(
+        "funnel",
+        "time_in_stage",
+        ["stage", "stays", "median_hours", "p90_hours", "median", "p90"],
+        [["assigned", 3, 12 / 3600, 40 / 3600, "12 s", "40 s"]],
+    )
+    chart = _time_in_stage({"funnel": stays})
+    layout = chart.figure["layout"]
+    assert layout["yaxis"]["title"]["text"] == "seconds"
+    assert [round(v) for v in chart.figure["data"][0]["y"]] == [12]
+    assert format_duration(12) == "12 s" and format_duration(5400) == "90 min"
+    assert format_duration(30 * 3600) == "30 h" and format_duration(4 * 86400) == "4 d"
+
+    deals = _report(
+        "influence",
+        "deals",
+        [
+            "group",
+            "deals",
+            "won",
+            "lost",
+            "win_rate",
+            "won_amount",
+            "avg_deal_size",
+            "median_days_to_close",
+        ],
+        [["influenced", 2, 0, 2, 0.0, 0.0, None, None]],
+    )
+    figure = _influence({"influence": deals}).figure
+    notes = [a["text"] for a in figure["layout"]["annotations"]]
+    assert notes.count("no data yet") == 2  # average deal size and median days: nothing won
+    assert figure["layout"]["yaxis3"]["visible"] is False
+
+
+def test_with_no_cost_entered_cost_per_deal_is_unknown_not_zero(engine: Engine) -> None:
+    """Finding 29: the dashboard tile said "Cost per deal 0" when no cost was entered."""
+    at = datetime(2026, 11, 3, tzinfo=UTC)
+    write_batches(
+        engine,
+        [
+            FactBatch(
+                lead_id="d1",
+                lead=LeadSnapshot(
+                    lead_id="d1",
+                    workflow_id="lead-d1",
+                    version=1,
+                    campaign="webinar",
+                    stage="nurturing",
+                    score=0,
+                    grade="D",
+                    created_at=at,
+                    updated_at=at,
+                ),
+                facts=[],
+            )
+        ],
+    )
+    summary = run_report(engine, "cost", ReportQuery()).summary
+    assert summary["cost_per_lead"] is None and summary["cost_per_deal"] is None
+    tiles = {t.id: t.value for t in build_dashboard(engine, ReportQuery()).tiles}
+    assert tiles["cost-per-deal"] == "–"

@@ -179,6 +179,8 @@ def cost_report(engine: Engine, query: ReportQuery) -> Report:
         "Costs are prorated by the days of each cost period inside the report period; an open "
         "bound takes the whole cost period.",
     ]
+    # With no cost entered at all nothing is known about cost per lead: not zero.
+    known_cost = total_cost if costs else None
     if unknown:
         notes.append(
             f"No cost is entered for {', '.join(unknown)} in the period: its cost per lead, "
@@ -199,9 +201,9 @@ def cost_report(engine: Engine, query: ReportQuery) -> Report:
             "deals": totals["deals"],
             "won_amount": round(float(totals["won_amount"]), 2),
             "currency": next(iter(currencies)) if len(currencies) == 1 else None,
-            "cost_per_lead": _per(total_cost, int(totals["leads"])),
-            "cost_per_opportunity": _per(total_cost, int(totals["opportunities"])),
-            "cost_per_deal": _per(total_cost, int(totals["deals"])),
+            "cost_per_lead": _per(known_cost, int(totals["leads"])),
+            "cost_per_opportunity": _per(known_cost, int(totals["opportunities"])),
+            "cost_per_deal": _per(known_cost, int(totals["deals"])),
         },
         tables=[
             ReportTable(
