@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.engine import Engine
+
+from nurture.campaigns import MAX_AMOUNT
 
 # Reports cover what the engine can have recorded: nothing before 1970 or after 2200. Bounding
 # the period here (the one place the CLI, the API and the dashboard share) also keeps every
@@ -141,7 +144,26 @@ def run_report(engine: Engine, name: str, query: ReportQuery) -> Report:
         raise UnknownReportError(
             f"no report {name!r}; the reports are: {', '.join(sorted(REPORTS))}"
         )
-    return REPORTS[name][1](engine, query)
+    return _finite(REPORTS[name][1](engine, query))
+
+
+def _finite(result: Report) -> Report:
+    """Refuse a report whose sums overflowed (amounts entered before they were bounded): an
+    ``inf`` would reach JSON as null and a tile as "USD inf"."""
+    values = [*result.summary.items()] + [
+        (f"{table.name}.{column}", value)
+        for table in result.tables
+        for row in table.rows
+        for column, value in zip(table.columns, row, strict=True)
+    ]
+    beyond = sorted({k for k, v in values if isinstance(v, float) and not math.isfinite(v)})
+    if beyond:
+        raise ReportError(
+            f"the {result.name} report adds up amounts beyond what can be counted "
+            f"({', '.join(beyond[:5])}): correct the amounts entered over {MAX_AMOUNT:,.0f} "
+            "(campaign costs, deal amounts)"
+        )
+    return result
 
 
 def new_report(name: str, query: ReportQuery, **fields: Any) -> Report:

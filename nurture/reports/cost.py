@@ -8,7 +8,6 @@ report period (an open bound takes the whole cost period).
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -17,11 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from nurture.campaigns import MAX_AMOUNT
 from nurture.read_model import CampaignCost, DealOutcome, HandoffRecord, LeadRecord
 from nurture.reports.base import (
     Report,
-    ReportError,
     ReportQuery,
     ReportTable,
     aware,
@@ -167,11 +164,6 @@ def cost_report(engine: Engine, query: ReportQuery) -> Report:
         totals["deals"] += deals
         totals["won_amount"] += won_amount
     total_cost = float(totals["cost"])
-    if not math.isfinite(total_cost):  # only amounts entered before they were bounded
-        raise ReportError(
-            f"the campaign costs of the period add up beyond what can be counted: correct the "
-            f"amounts over {MAX_AMOUNT:,.0f} with 'nurture campaign cost'"
-        )
     notes = [
         "Leads are those each campaign captured in the period (the lead's first campaign), "
         "followed to today: opportunities (handed off and accepted by sales) and deals (won) "
