@@ -26,6 +26,9 @@ from nurture.read_model import Campaign, CampaignCost
 MONTH = re.compile(r"(\d{4})-(\d{2})")
 CURRENCY = re.compile(r"[A-Z]{3}")
 NAME_MAX = 200
+# The largest amount of money Nurture records (a campaign's cost, a deal's value): far beyond any
+# real one, and small enough that adding up millions of them stays a finite float.
+MAX_AMOUNT = 1e12
 
 
 class CampaignError(ValueError):
@@ -38,7 +41,8 @@ class CampaignSummary(BaseModel):
     description: str
     created_at: datetime
     costs: int
-    total_cost: float
+    total_cost: float | None
+    """None only when amounts entered before they were bounded add up beyond a float."""
     currencies: list[str]
 
 
@@ -140,8 +144,8 @@ def record_cost(
     """Record what ``campaign`` cost over a period; the same period again replaces it."""
     name = _name(campaign)
     start, end = cost_period(period_start, period_end, month)
-    if not math.isfinite(amount) or amount < 0:
-        raise CampaignError(f"a cost is an amount of 0 or more, not {amount}")
+    if not math.isfinite(amount) or not 0 <= amount <= MAX_AMOUNT:
+        raise CampaignError(f"a cost is an amount from 0 to {MAX_AMOUNT:,.0f}, not {amount}")
     code = currency.strip().upper()
     if not CURRENCY.fullmatch(code):
         raise CampaignError(f"{currency!r} is not a currency code; use three letters like USD")
@@ -227,12 +231,16 @@ def list_campaigns(engine: Engine, name: str | None = None) -> list[CampaignSumm
                 description=row.description,
                 created_at=row.created_at,
                 costs=int(n or 0),
-                total_cost=round(float(total or 0), 2),
+                total_cost=_finite(round(float(total or 0), 2)),
                 currencies=seen.get(row.name, []),
             )
             for row, n, total in session.execute(statement)
         ]
     return sorted(found, key=lambda c: c.name)  # the same order whatever the collation
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def summary_of(engine: Engine, name: str) -> CampaignSummary | None:

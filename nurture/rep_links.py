@@ -34,8 +34,11 @@ class RepLinks:
     def _serializer(self) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(self.secret, salt=_SALT)
 
+    def token(self, claim: RepClaim) -> str:
+        return str(self._serializer().dumps([claim.rep, claim.action, claim.lead_id]))
+
     def url(self, claim: RepClaim) -> str:
-        token = self._serializer().dumps([claim.rep, claim.action, claim.lead_id])
+        token = self.token(claim)
         base = self.public_url.rstrip("/")
         if claim.action == "inbox":
             return f"{base}/inbox/{token}"

@@ -2,17 +2,22 @@
 a synthetic month of leads is written to the read model the way workflows write it
 (``write_batches``); the signed link shows the headline figures and every chart drawn by
 plotly.js served offline; an empty period says "no data yet"; expired and altered links are
-refused. The page data is also checked on PostgreSQL."""
+refused. The page data is also checked on PostgreSQL. User text in charts stays text, touches
+held by a broken template are listed, and no other site can frame the page."""
 
 from __future__ import annotations
 
 import random
 import re
+import sys
+import threading
 import time
+import types
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,6 +26,7 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from playwright.async_api import Browser, Page
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from temporalio.client import Client
 from typer.testing import CliRunner
 
@@ -40,6 +46,7 @@ from nurture.ledger import (
     TouchFact,
     TransitionFact,
 )
+from nurture.read_model import TouchRecord
 from nurture.reports import ReportQuery, run_report
 from nurture.web.app import WebSettings, create_app, serving
 from nurture.web.dashboard import NO_DATA, DashboardLinks, build_dashboard
@@ -554,3 +561,151 @@ def test_dashboard_link_command(monkeypatch: pytest.MonkeyPatch) -> None:
     assert timedelta(days=13, hours=23) < left <= timedelta(days=14)
     refused = CliRunner().invoke(app, ["dashboard-link", "--days", "0"])
     assert refused.exit_code == 2
+
+
+PHISH = '<a href="https://evil.example/phish">Claim your <b>refund</b></a>'
+FRAMER = """<!DOCTYPE html><title>Not Nurture</title>
+<iframe id="dashboard" src="{dashboard}" width="800" height="300"></iframe>
+<iframe id="control" src="{control}" width="800" height="100"></iframe>"""
+
+
+@contextmanager
+def serving_page(html: str) -> Iterator[str]:
+    """Another site: ``html`` served at http://localhost:<port>/ by a real server."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def held_touch(lead: str, step: str, at: datetime, detail: str, sent: bool = False) -> list[Any]:
+    """Read-model rows the workflow writes for a touch it held (and for it once sent)."""
+    key = f"{lead}:default:{step}:1"
+    rows = [
+        TouchRecord(
+            key=f"{key}:held",
+            lead_id=lead,
+            at=at,
+            cadence="default",
+            step=step,
+            cycle=1,
+            channel="email",
+            status="held",
+            detail=detail,
+        )
+    ]
+    if sent:
+        rows.append(
+            TouchRecord(
+                key=key,
+                lead_id=lead,
+                at=at + timedelta(hours=1),
+                cadence="default",
+                step=step,
+                cycle=1,
+                channel="email",
+                status="sent",
+            )
+        )
+    return rows
+
+
+async def test_reject_reasons_are_plain_text_held_touches_show_and_no_framing_in_chromium(
+    engine: Engine, browser: Browser
+) -> None:
+    """Finding 15: a reject reason with a link stays text in the plotly chart (no live link).
+    Finding 3 (display): a touch held because its template cannot be rendered is listed with
+    its reason until a sent row follows. Finding 18: another site cannot frame the page."""
+    rng = random.Random(15)
+    lives = [live(rng, n, PERIOD[0] + timedelta(hours=9 * n), None) for n in range(40)]
+    phished = 0
+    for life in lives:
+        for fact in life.facts:
+            if isinstance(fact, HandoffFact) and fact.status == "rejected":
+                fact.reject_reason, phished = PHISH, phished + 1
+    assert phished
+    write_batches(engine, [life.batch() for life in lives])
+    problem = "template enterprise/04_security.html line 3: 'rep_name' is undefined"
+    with Session(engine) as session:
+        session.add_all(held_touch("dash-001", "step-2", PERIOD[0] + timedelta(days=3), problem))
+        session.add_all(
+            held_touch("dash-002", "step-1", PERIOD[0], "fixed since", sent=True)  # released
+        )
+        session.commit()
+
+    async with web_service(engine) as url:
+        link = DashboardLinks(TEST_SECRET, url).url()
+        page = await browser.new_page(viewport={"width": 1360, "height": 900})
+        answer = await page.goto(f"{link}?since=2026-10-01&until=2026-11-01")
+        assert answer is not None and answer.status == 200
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        await page.wait_for_function("document.body.dataset.plotted === 'true'", timeout=20_000)
+
+        reasons = page.locator("#return-reasons")
+        assert await reasons.locator(".main-svg").count()
+        assert await page.locator("a[href*='evil.example']").count() == 0  # no live link
+        assert await reasons.locator("a").count() == 0
+        shown = await reasons.evaluate("(el) => el.textContent")
+        assert 'href="https://evil.example/phish"' in shown  # the rep's words, as text
+
+        held = await page.locator("#held").inner_text()
+        assert held.startswith("1 touch held"), held
+        assert "dash-001, default/step-2" in held and "'rep_name' is undefined" in held
+        assert "dash-002" not in held  # sent since: no longer blocked
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-held-and-text.png"), full_page=True)
+
+        # Another site frames the dashboard: the browser refuses; the control frame loads.
+        # (That site is a real server on loopback: Chromium lets no public page frame it.)
+        framer = FRAMER.format(dashboard=link, control=f"{url}/static/plotly.min.js")
+        with serving_page(framer) as other_site:
+            await page.goto(other_site)
+            control = page.frame_locator("#control").locator("body")
+            await control.wait_for(timeout=10_000)
+            assert "plotly" in (await control.inner_text())[:2000]
+            framed = page.frame_locator("#dashboard")
+            await page.wait_for_timeout(500)
+            assert await framed.locator("#period, .tile").count() == 0
+
+
+def test_a_rejected_rules_edit_is_told_on_the_dashboard(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 3 (display): the dashboard says the last rules edit was rejected, from what
+    the workers record (nurture.rules_status; stood in for here until it is merged)."""
+
+    @dataclass
+    class Status:
+        version: str = "r-1234"
+        rejection_pending: bool = True
+        rejected_problems: tuple[str, ...] = (
+            "templates/enterprise/04_security.html:3: 'rep_name' is undefined",
+        )
+
+    module = types.ModuleType("nurture.rules_status")
+    module.read_rules_status = lambda _engine: Status()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "nurture.rules_status", module)
+    notice = build_dashboard(engine, ReportQuery()).rules_notice
+    assert notice is not None
+    assert notice.startswith("The last rules edit was rejected: templates/enterprise/04_")
+    assert "r-1234" in notice
+    module.read_rules_status = lambda _engine: Status(rejection_pending=False)  # type: ignore[attr-defined]
+    assert build_dashboard(engine, ReportQuery()).rules_notice is None

@@ -159,9 +159,14 @@ async def test_keys_and_roles_and_a_rep_sees_and_acts_on_own_leads_only(
         ("POST", f"{url}/reject", reject),
         ("POST", f"{url}/outcome", {"result": "won"}),
     ]:
+        # Finding 17: another rep's lead is answered exactly as a lead that does not exist.
         answer = await api.http.request(method, path, json=body, headers=api.auth(other))
-        assert answer.status_code == 403, (path, answer.text)
-        assert "not one of rep" in answer.json()["detail"]
+        unknown = await api.http.request(
+            method, path.replace(lead, "no-such-lead"), json=body, headers=api.auth(other)
+        )
+        assert answer.status_code == unknown.status_code == 404, (path, answer.text)
+        assert answer.json()["detail"] == unknown.json()["detail"].replace("no-such-lead", lead)
+        assert owner not in answer.text
     as_other = await api.http.post(f"{url}/accept", json={"rep": other}, headers=api.auth(owner))
     assert as_other.status_code == 403
 

@@ -73,17 +73,22 @@ async def test_a_rep_rejects_a_lead_from_the_inbox_in_chromium(
 
         await card.locator("textarea[name=reason]").fill("no budget until next year")
         await card.locator("button.reject").click()
-        message = await page.locator("#message").inner_text()
-        assert f"{lead} is now recycled" in message
+        # Back in the inbox, told what became of the lead (finding 30: no dead end).
+        await page.wait_for_url(re.compile(r"/inbox/[^/]+\?done="))
+        flash = await page.locator("#flash").inner_text()
+        assert "Ines: returned to marketing. Now recycled" in flash, flash
+        assert await page.locator(f"#lead-{lead}").count() == 0
         state = await wait_for_state(handle, lambda s: s.stage == "recycled")
         assert state.rejections[-1].reason == "no budget until next year"
         assert state.rejections[-1].rep == alert.to[0].split("@")[0]
         assert state.cadence is not None and state.cadence.cadence_id == "recycle"
 
-        # The alert's own reject link no longer applies: the lead is not the rep's any more.
+        # The alert's own reject link no longer applies: the lead is not the rep's any more,
+        # answered as if it did not exist and naming no owner (finding 17).
         answer = await page.goto(reject_url.group(1))
-        assert answer is not None and answer.status == 403
-        assert "is no longer yours" in await page.locator("#message").inner_text()
+        assert answer is not None and answer.status == 404
+        assert "is not in your inbox" in await page.locator("#message").inner_text()
+        assert await page.locator("#back").count() == 1
 
         old = URLSafeTimedSerializer(TEST_SECRET, salt="nurture.rep-links.v1", signer=_EightDaysAgo)
         expired = f"{engine.web_url}/inbox/{old.dumps([state.assignments[-1].rep, 'inbox', None])}"
@@ -94,3 +99,89 @@ async def test_a_rep_rejects_a_lead_from_the_inbox_in_chromium(
         answer = await page.goto(tampered)
         assert answer is not None and answer.status == 403
         assert "damaged" in await page.locator("#message").inner_text()
+
+
+EVIL_PAGE = """<!DOCTYPE html><title>Win a prize</title>
+<form id="evil" method="post" action="{action}"><button>Claim your prize</button></form>"""
+
+
+async def test_a_rep_accepts_contacts_and_wins_a_lead_from_the_inbox_in_chromium(
+    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path, browser: Browser
+) -> None:
+    """Finding 30: contact details and Accept / Contacted / Won (with an amount) / Lost in
+    the inbox, each through the workflow update the API uses, each landing back in the inbox
+    with a flash message. Finding 18: a form posted from another site is refused."""
+    lead = lead_id("win")
+    async with running_engine(dev_env.client, standin, tmp_path, web=True) as engine:
+        await engine.profile(
+            lead_id=lead,
+            email="wanda@widgets.example",
+            phone="+49 30 1234567",
+            first_name="Wanda",
+            company="Widgets",
+            region="EMEA",
+        )
+        handle = await engine.event(lead, "requested_call")
+        await wait_for_state(handle, lambda s: s.stage == "assigned")
+        (alert,) = await wait_for_email(standin, lead, "handoff")
+        inbox_url = re.search(r'href="([^"]*/inbox/[^"/]+)"', alert.contents["text/html"])
+        assert inbox_url
+
+        page = await browser.new_page()
+        answer = await page.goto(inbox_url.group(1))
+        assert answer is not None
+        assert answer.headers["cache-control"] == "private, no-store"
+        assert answer.headers["x-frame-options"] == "DENY"
+        await open_inbox(page, inbox_url.group(1), lead)
+        card = page.locator(f"#lead-{lead}")
+        assert await card.locator("a.email").get_attribute("href") == "mailto:wanda@widgets.example"
+        assert await card.locator("a.phone").get_attribute("href") == "tel:+49301234567"
+        assert await card.locator("button.won").count() == 0  # not before it is accepted
+
+        # Another site's page posting to the rep's Accept button is refused (finding 18).
+        accept_form = card.locator("form:has(button.accept)")
+        action = f"{engine.web_url}{await accept_form.get_attribute('action')}"
+        await page.route(
+            "https://evil.example/**",
+            lambda route: route.fulfill(
+                body=EVIL_PAGE.format(action=action), content_type="text/html"
+            ),
+        )
+        await page.goto("https://evil.example/prize")
+        async with page.expect_response(action) as refused:
+            await page.click("#evil button")
+        assert (await refused.value).status == 403
+        await wait_for_state(handle, lambda s: s.stage == "assigned")
+
+        await open_inbox(page, inbox_url.group(1), lead)
+        await card.locator("button.accept").click()
+        await page.wait_for_url(re.compile(r"\?done="))
+        assert (
+            "Wanda: accepted. Now working; it stays in your inbox"
+            in await page.locator("#flash").inner_text()
+        )
+        await wait_for_state(handle, lambda s: s.stage == "working")
+        await open_inbox(page, inbox_url.group(1), lead)
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "rep-inbox-working.png"), full_page=True)
+
+        await open_inbox(page, inbox_url.group(1), lead)
+        await card.locator("button.contact").click()
+        await page.wait_for_url(re.compile(r"\?done="))
+        assert "Wanda: marked as contacted" in await page.locator("#flash").inner_text()
+
+        await open_inbox(page, inbox_url.group(1), lead)
+        await card.locator("input[name=amount]").fill("999,999,999,999,999")
+        await card.locator("button.won").click()
+        assert "Check the amount" in await page.locator("header").inner_text()
+        await page.locator("#back").click()
+
+        await open_inbox(page, inbox_url.group(1), lead)
+        await card.locator("input[name=amount]").fill("12,500")
+        await card.locator("button.won").click()
+        await page.wait_for_url(re.compile(r"\?done="))
+        flash = await page.locator("#flash").inner_text()
+        assert "Wanda: marked as won. Now won; it has left your inbox" in flash, flash
+        await page.screenshot(path=str(ARTIFACTS / "rep-inbox-after-won.png"), full_page=True)
+        state = await wait_for_state(handle, lambda s: s.stage == "won")
+        assert state.outcome is not None and state.outcome.amount == 12_500

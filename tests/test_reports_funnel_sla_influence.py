@@ -232,9 +232,9 @@ def test_funnel_counts_stages_entries_cohort_and_stays(database_url: str) -> Non
     # [2, 24, 4, 96] -> sorted 2 4 24 96: median rank 2 = 4, p90 rank 4 = 96; working
     # [168, 264] (L5's 744 ends at `until`): median rank 1 = 168, p90 rank 2 = 264.
     assert rows(result, "time_in_stage") == [
-        ["recycled", 1, 48.0, 48.0],
-        ["assigned", 4, 4.0, 96.0],
-        ["working", 2, 168.0, 264.0],
+        ["recycled", 1, 48.0, 48.0, "48 h", "48 h"],
+        ["assigned", 4, 4.0, 96.0, "4 h", "4 d"],
+        ["working", 2, 168.0, 264.0, "7 d", "11 d"],
     ]
     assert result.notes
 
@@ -263,18 +263,21 @@ def test_funnel_time_in_stage_uses_nearest_rank_percentiles(database_url: str) -
     # ceil(9.9) = 10th = 9. working: Q's 0.5.
     engine = make_engine(database_url)
     assert rows(result, "time_in_stage") == [
-        ["assigned", 11, 5.0, 9.0],
-        ["working", 1, 0.5, 0.5],
+        ["assigned", 11, 5.0, 9.0, "5 h", "9 h"],
+        ["working", 1, 0.5, 0.5, "30 min", "30 min"],
     ]
     # The P stays alone (Q's assigned stay ended at 00:30, before `since`): 1..10, median
     # rank 5 = 5, p90 rank 9 = 9; Q's working stay ended at 01:00.
     late = run_report(engine, "funnel", ReportQuery(since=day(3, 2, 0, 31), until=UNTIL))
-    assert rows(late, "time_in_stage") == [["assigned", 10, 5.0, 9.0], ["working", 1, 0.5, 0.5]]
+    assert rows(late, "time_in_stage") == [
+        ["assigned", 10, 5.0, 9.0, "5 h", "9 h"],
+        ["working", 1, 0.5, 0.5, "30 min", "30 min"],
+    ]
     # `until` is exclusive: Q's assigned stay, ending at 00:30, is out until a second later.
     before = run_report(engine, "funnel", ReportQuery(since=SINCE, until=day(3, 2, 0, 30)))
     assert rows(before, "time_in_stage") == []
     just = run_report(engine, "funnel", ReportQuery(since=SINCE, until=day(3, 2, 0, 30, 1)))
-    assert rows(just, "time_in_stage") == [["assigned", 1, 0.5, 0.5]]
+    assert rows(just, "time_in_stage") == [["assigned", 1, 0.5, 0.5, "30 min", "30 min"]]
 
 
 # --- sla ---------------------------------------------------------------------------------------

@@ -509,7 +509,7 @@ def test_recording_costs_creates_campaigns_replaces_amounts_and_refuses_bad_inpu
 
     with pytest.raises(CampaignError, match="on or before it starts"):
         record_cost(engine, "ads", 1, period_start=date(2026, 11, 2), period_end=date(2026, 11, 2))
-    with pytest.raises(CampaignError, match="0 or more"):
+    with pytest.raises(CampaignError, match="from 0 to"):
         record_cost(engine, "ads", -1, month="2026-11")
     with pytest.raises(CampaignError, match="not a month"):
         record_cost(engine, "ads", 1, month="2026-13")

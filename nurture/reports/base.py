@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.engine import Engine
+
+from nurture.campaigns import MAX_AMOUNT
+
+# Reports cover what the engine can have recorded: nothing before 1970 or after 2200. Bounding
+# the period here (the one place the CLI, the API and the dashboard share) also keeps every
+# conversion to UTC inside what ``datetime`` can hold: 0001-01-01T00:00+14:00 is before year 1.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class ReportError(ValueError):
@@ -41,6 +50,19 @@ class ReportQuery(BaseModel):
     )
     band_width: int = Field(default=10, ge=1, le=1000, description="returns: score band size")
     now: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("since", "until")
+    @classmethod
+    def _sane(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        utc = _utc_or_none(value)
+        if utc is None or not EARLIEST <= utc < LATEST:
+            raise ValueError(
+                f"{value.isoformat()} is outside the dates reports cover: give a date from "
+                f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (2026-11-01, or 2026-11-01T09:00+01:00)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> ReportQuery:
@@ -122,7 +144,26 @@ def run_report(engine: Engine, name: str, query: ReportQuery) -> Report:
         raise UnknownReportError(
             f"no report {name!r}; the reports are: {', '.join(sorted(REPORTS))}"
         )
-    return REPORTS[name][1](engine, query)
+    return _finite(REPORTS[name][1](engine, query))
+
+
+def _finite(result: Report) -> Report:
+    """Refuse a report whose sums overflowed (amounts entered before they were bounded): an
+    ``inf`` would reach JSON as null and a tile as "USD inf"."""
+    values = [*result.summary.items()] + [
+        (f"{table.name}.{column}", value)
+        for table in result.tables
+        for row in table.rows
+        for column, value in zip(table.columns, row, strict=True)
+    ]
+    beyond = sorted({k for k, v in values if isinstance(v, float) and not math.isfinite(v)})
+    if beyond:
+        raise ReportError(
+            f"the {result.name} report adds up amounts beyond what can be counted "
+            f"({', '.join(beyond[:5])}): correct the amounts entered over {MAX_AMOUNT:,.0f} "
+            "(campaign costs, deal amounts)"
+        )
+    return result
 
 
 def new_report(name: str, query: ReportQuery, **fields: Any) -> Report:
@@ -148,6 +189,14 @@ def to_csv(report: Report, table: str | None = None) -> str:
 
 
 # --- SQL helpers ------------------------------------------------------------------------------
+
+
+def _utc_or_none(value: datetime) -> datetime | None:
+    """``value`` in UTC, or None when that is beyond what ``datetime`` can hold."""
+    try:
+        return aware(value).astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def aware(value: datetime) -> datetime:
@@ -183,3 +232,32 @@ def ratio(part: float | None, whole: float | None) -> float | None:
     if not whole:
         return None
     return round((part or 0) / whole, 4)
+
+
+# --- durations for people ---------------------------------------------------------------------
+
+# (unit, seconds in it, the largest span shown in it): 90 s, not 1.5 min; 3 h, not 0.1 d. Under
+# --time-scale a lead's stays last seconds, which a fixed unit (hours) would show as 0.0.
+DURATION_UNITS: tuple[tuple[str, float, float], ...] = (
+    ("s", 1.0, 120.0),
+    ("min", 60.0, 120 * 60.0),
+    ("h", 3600.0, 72 * 3600.0),
+    ("d", 86400.0, float("inf")),
+)
+
+
+def duration_unit(seconds: float) -> tuple[str, float]:
+    """The unit to show ``seconds`` (the largest of a set) in, and how many seconds it has."""
+    for unit, size, largest in DURATION_UNITS:
+        if abs(seconds) < largest:
+            return unit, size
+    return DURATION_UNITS[-1][0], DURATION_UNITS[-1][1]
+
+
+def format_duration(seconds: float | None) -> str | None:
+    """``4.2 h``, ``35 min``, ``12 s``, ``3.5 d``: three significant digits in a unit that
+    suits the magnitude."""
+    if seconds is None:
+        return None
+    unit, size = duration_unit(seconds)
+    return f"{seconds / size:.3g} {unit}"

@@ -17,7 +17,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from nurture.read_model import CampaignCost, DealOutcome, HandoffRecord, LeadRecord
-from nurture.reports.base import Report, ReportQuery, ReportTable, aware, new_report, report
+from nurture.reports.base import (
+    Report,
+    ReportQuery,
+    ReportTable,
+    aware,
+    new_report,
+    report,
+)
 
 NO_CAMPAIGN = "(none)"
 WORKED = ("accepted", "won", "lost")
@@ -109,8 +116,10 @@ def _funnel(engine: Engine, query: ReportQuery) -> dict[str, dict[str, Any]]:
         return {str(r["campaign"]): dict(r) for r in conn.execute(statement).mappings()}
 
 
-def _per(cost: float, count: int) -> float | None:
-    return round(cost / count, 2) if count else None
+def _per(cost: float | None, count: int) -> float | None:
+    """Cost per unit; None when the cost is unknown (none entered) or there is nothing to
+    divide by: unknown is not free."""
+    return round(cost / count, 2) if cost is not None and count else None
 
 
 @report("cost", "Cost per lead, opportunity and deal")
@@ -122,8 +131,13 @@ def cost_report(engine: Engine, query: ReportQuery) -> Report:
         names.append(NO_CAMPAIGN)  # last: leads nobody paid for
     rows: list[list[Any]] = []
     totals = {"cost": 0.0, "leads": 0, "opportunities": 0, "deals": 0, "won_amount": 0.0}
+    unknown: list[str] = []
     for name in names:
-        cost = 0.0 if name == NO_CAMPAIGN else costs.get(name, 0.0)
+        # Leads of no campaign cost nothing; a campaign with no cost entered for the period
+        # has an unknown cost, shown as such rather than as free.
+        cost: float | None = 0.0 if name == NO_CAMPAIGN else costs.get(name)
+        if cost is None:
+            unknown.append(name)
         f = funnel.get(name, {})
         leads, opportunities, deals = (
             int(f.get("leads", 0)),
@@ -134,7 +148,7 @@ def cost_report(engine: Engine, query: ReportQuery) -> Report:
         rows.append(
             [
                 name,
-                round(cost, 2),
+                None if cost is None else round(cost, 2),
                 leads,
                 opportunities,
                 deals,
@@ -144,7 +158,7 @@ def cost_report(engine: Engine, query: ReportQuery) -> Report:
                 _per(cost, deals),
             ]
         )
-        totals["cost"] += cost
+        totals["cost"] += cost or 0.0
         totals["leads"] += leads
         totals["opportunities"] += opportunities
         totals["deals"] += deals
@@ -157,6 +171,13 @@ def cost_report(engine: Engine, query: ReportQuery) -> Report:
         "Costs are prorated by the days of each cost period inside the report period; an open "
         "bound takes the whole cost period.",
     ]
+    # With no cost entered at all nothing is known about cost per lead: not zero.
+    known_cost = total_cost if costs else None
+    if unknown:
+        notes.append(
+            f"No cost is entered for {', '.join(unknown)} in the period: its cost per lead, "
+            "opportunity and deal is unknown, and the totals count its leads at no cost."
+        )
     if len(currencies) > 1:
         notes.append(
             f"Costs are recorded in several currencies ({', '.join(sorted(currencies))}) and "
@@ -172,9 +193,9 @@ def cost_report(engine: Engine, query: ReportQuery) -> Report:
             "deals": totals["deals"],
             "won_amount": round(float(totals["won_amount"]), 2),
             "currency": next(iter(currencies)) if len(currencies) == 1 else None,
-            "cost_per_lead": _per(total_cost, int(totals["leads"])),
-            "cost_per_opportunity": _per(total_cost, int(totals["opportunities"])),
-            "cost_per_deal": _per(total_cost, int(totals["deals"])),
+            "cost_per_lead": _per(known_cost, int(totals["leads"])),
+            "cost_per_opportunity": _per(known_cost, int(totals["opportunities"])),
+            "cost_per_deal": _per(known_cost, int(totals["deals"])),
         },
         tables=[
             ReportTable(

@@ -16,6 +16,7 @@ from nurture.reports.base import (
     Report,
     ReportQuery,
     ReportTable,
+    format_duration,
     new_report,
     percentiles,
     ratio,
@@ -35,7 +36,8 @@ NOTES = [
     "so far. 'Entered' counts the distinct leads that moved into each stage during the period "
     "(a new lead enters its first stage when it is created).",
     "Time in stage covers the stays that ended in the period (the lead moved on); median and "
-    "p90 are nearest-rank, in hours.",
+    "p90 are nearest-rank, in hours (median_hours, p90_hours) and in a unit that suits them "
+    "(median, p90).",
 ]
 
 
@@ -84,7 +86,7 @@ def funnel_report(engine: Engine, query: ReportQuery) -> Report:
             ReportTable(
                 name="time_in_stage",
                 title="Time in stage (stays that ended in the period)",
-                columns=["stage", "stays", "median_hours", "p90_hours"],
+                columns=["stage", "stays", "median_hours", "p90_hours", "median", "p90"],
                 rows=stays,
             ),
         ],
@@ -194,14 +196,17 @@ def _time_in_stage(conn: Connection, query: ReportQuery) -> list[list[Any]]:
             percentiles(stays, ["stage"], "seconds", [0.5, 0.9])
         ).all()
     }
-    return [
-        [stage, by_stage[stage][0], hours(by_stage[stage][1]), hours(by_stage[stage][2])]
-        for stage in _in_stage_order(by_stage)
-        if stage in by_stage
-    ]
+    rows: list[list[Any]] = []
+    for stage in _in_stage_order(by_stage):
+        if stage in by_stage:
+            n, p50, p90 = by_stage[stage]
+            # The hours for machines; the same in a unit that suits them for people.
+            rows.append(
+                [stage, n, hours(p50), hours(p90), format_duration(p50), format_duration(p90)]
+            )
+    return rows
 
 
 def hours(seconds: float | None) -> float | None:
-    """Seconds (from SQL) as hours, to four decimals (about a second: under --time-scale a
-    stay lasts seconds, which two decimals showed as 0.0)."""
-    return None if seconds is None else round(float(seconds) / 3600, 4)
+    """Seconds (from SQL) as hours, to the second (stays under --time-scale last seconds)."""
+    return None if seconds is None else round(float(seconds) / 3600, 6)

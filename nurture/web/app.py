@@ -35,7 +35,7 @@ from nurture.web.ingest_api import IngestApi
 from nurture.web.leads_api import leads_router
 from nurture.web.reports_api import reports_router
 from nurture.web.responses import install_api_contract
-from nurture.web.security import requires
+from nurture.web.security import PageSecurityHeaders, requires
 from nurture.web.sendgrid_webhook import SendGridWebhook
 from nurture.web.unsubscribe import UnsubscribePages
 from nurture.web.webhook_verify import PUBLIC_KEY_ENV, WebhookVerifier
@@ -103,6 +103,7 @@ def create_app(
         version="0.1.0",
     )
     install_api_contract(app)
+    app.add_middleware(PageSecurityHeaders)  # one set of headers on every HTML page
     webhook = SendGridWebhook(client, store, verifier, signer.is_unsubscribe_link)
     app.add_middleware(RequestBodyLimits)
     app.add_exception_handler(RequestValidationError, _validation_error)

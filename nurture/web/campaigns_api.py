@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from nurture.auth import Principal
 from nurture.campaigns import (
+    MAX_AMOUNT,
     CampaignError,
     CampaignSummary,
     RecordedCost,
@@ -36,7 +37,7 @@ class CampaignIn(BaseModel):
 class CostIn(BaseModel):
     """A month ("2026-11") or a period [period_start, period_end)."""
 
-    amount: float = Field(ge=0, allow_inf_nan=False)
+    amount: float = Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     month: str | None = Field(default=None, examples=["2026-11"])
     period_start: date | None = None
     period_end: date | None = Field(default=None, description="exclusive")

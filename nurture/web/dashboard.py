@@ -14,6 +14,7 @@ page needs nothing from the internet.
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from dataclasses import dataclass, field
@@ -31,9 +32,18 @@ from jinja2 import Environment
 from plotly.subplots import make_subplots
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from nurture.reports.base import Report, ReportError, ReportQuery, query_problems, run_report
+from nurture.reports.base import (
+    Report,
+    ReportError,
+    ReportQuery,
+    duration_unit,
+    query_problems,
+    run_report,
+)
+from nurture.reports.held import HeldTouch, held_touches
 from nurture.web.responses import AUTHENTICATED, errors
 from nurture.web.security import requires
 
@@ -124,6 +134,11 @@ class Dashboard:
     tiles: list[Tile] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    held_total: int = 0
+    """Touches held now because their email cannot be rendered (whatever the period)."""
+    held: list[HeldTouch] = field(default_factory=list)
+    rules_notice: str | None = None
+    """Set while the workers refuse the newest rules edit and keep sending the last good one."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -136,6 +151,11 @@ class Dashboard:
                 for c in self.charts
             },
             "problems": self.problems,
+            "held_touches": {
+                "total": self.held_total,
+                "oldest": [{**h.__dict__, "since": h.since.isoformat()} for h in self.held],
+            },
+            "rules_notice": self.rules_notice,
         }
 
 
@@ -151,11 +171,42 @@ def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
             reports[name] = None
             problems.append(f"{name}: {exc}")
             log.warning("dashboard report not made", report=name, error=str(exc))
+    held_total, held = held_touches(engine)
     return Dashboard(
         query=query,
         tiles=_tiles(reports),
         charts=[builder(reports) for builder in CHARTS],
         problems=problems,
+        held_total=held_total,
+        held=held,
+        rules_notice=rules_notice(engine),
+    )
+
+
+def rules_notice(engine: Engine) -> str | None:
+    """ "The last rules edit was rejected: …" while the workers keep the last good rules.
+
+    Reads :mod:`nurture.rules_status` (the workers record there the version in force and
+    the last edit they refused). Until that module and its table are in this deployment
+    there is nothing to tell, and the dashboard says nothing."""
+    try:
+        from nurture.rules_status import (  # type: ignore[import-not-found,unused-ignore]
+            read_rules_status,
+        )
+    except ImportError:
+        return None
+    try:
+        status = read_rules_status(engine)
+    except SQLAlchemyError:  # the table's migration has not run on this database yet
+        return None
+    if status is None or not status.rejection_pending:
+        return None
+    problems: list[str] = list(status.rejected_problems)
+    shown = "; ".join(problems[:3]) or "see 'nurture config status'"
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return (
+        f"The last rules edit was rejected: {shown}{more}. Emails still go out with the "
+        f"last good rules ({status.version}); 'nurture config status' lists every problem."
     )
 
 
@@ -203,8 +254,12 @@ def _rows(report: Report | None, table: str) -> list[dict[str, Any]]:
 
 
 def _label(value: Any) -> str:
+    """A value from the data (a rep, a campaign, a reject reason a rep typed) as plain text
+    for a chart. plotly.js draws a subset of HTML in every label, tick and hover (``<a href>``
+    becomes a live link, ``<br>`` a line break), so markup is escaped here: every value that
+    reaches a chart goes through this one function. plotly shows ``&lt;`` as ``<``."""
     text = "(none)" if value is None or value == "" else str(value)
-    return text.replace("_", " ")
+    return html.escape(text.replace("_", " "), quote=False)
 
 
 def _tiles(reports: dict[str, Report | None]) -> list[Tile]:
@@ -362,12 +417,16 @@ def _funnel(reports: dict[str, Report | None]) -> Chart:
     )
 
 
+UNIT_WORDS = {"s": "seconds", "min": "minutes", "h": "hours", "d": "days"}
+
+
 def _time_in_stage(reports: dict[str, Report | None]) -> Chart:
     rows = [r for r in _rows(reports["funnel"], "time_in_stage") if r.get("stays")]
     figure = None
     if rows:
         longest = max((r.get("p90_hours") or r.get("median_hours") or 0) for r in rows)
-        unit, per = ("days", 24.0) if longest > 72 else ("hours", 1.0)
+        unit, seconds_per_unit = duration_unit(longest * 3600)
+        per = seconds_per_unit / 3600  # hours in one unit
         stages = [_label(r["stage"]) for r in rows]
         figure = go.Figure()
         for key, name, color in (("median_hours", "median", BLUE), ("p90_hours", "p90", GREY)):
@@ -381,10 +440,10 @@ def _time_in_stage(reports: dict[str, Report | None]) -> Chart:
                 texttemplate="%{y:.1f}",
                 textposition="outside",
                 cliponaxis=False,
-                hovertemplate=f"%{{x}}: {name} %{{y:.1f}} {unit}"
+                hovertemplate=f"%{{x}}: {name} %{{y:.1f}} {UNIT_WORDS[unit]}"
                 "<br>%{customdata:,} stays<extra></extra>",
             )
-        figure.update_layout(barmode="group", yaxis_title=unit)
+        figure.update_layout(barmode="group", yaxis_title=UNIT_WORDS[unit])
     return _chart(
         "time-in-stage",
         "Time in stage",
@@ -580,13 +639,16 @@ def _influence(reports: dict[str, Report | None]) -> Chart:
                     textposition="outside",
                     cliponaxis=False,
                     customdata=[row.get("win_rate")],
-                    hovertemplate=f"{group}: {title.replace('<br>', ' ').lower()} "
+                    hovertemplate=f"%{{fullData.name}}: {title.replace('<br>', ' ').lower()} "
                     f"%{{y:{hover}}}<br>win rate %{{customdata:.0%}}<extra></extra>",
                     row=1,
                     col=col,
                 )
         figure.update_xaxes(showticklabels=False)
         figure.update_yaxes(rangemode="tozero", tickformat="~s")
+        for col, (key, _, _, _) in enumerate(metrics, start=1):
+            if all(row.get(key) is None for row in rows):
+                _say_no_data(figure, col)
         figure.update_annotations(font_size=13)  # the subplot titles
         figure.update_layout(
             bargap=0.3,
@@ -606,6 +668,22 @@ def _influence(reports: dict[str, Report | None]) -> Chart:
         "big and how fast they closed.",
         figure,
         wide=True,
+    )
+
+
+def _say_no_data(figure: go.Figure, col: int) -> None:
+    """An empty subplot says so instead of drawing a made-up axis (plotly's -1..1 reads as
+    ``500m``)."""
+    figure.update_yaxes(visible=False, row=1, col=col)
+    axis = "" if col == 1 else str(col)
+    figure.add_annotation(
+        text="no data yet",
+        showarrow=False,
+        xref=f"x{axis} domain",
+        yref=f"y{axis} domain",
+        x=0.5,
+        y=0.5,
+        font={"size": 13, "color": MUTED},
     )
 
 
@@ -694,13 +772,6 @@ def _presets(today: date) -> list[tuple[str, str, str]]:
     ]
 
 
-PRIVATE = {
-    "Cache-Control": "private, no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-}
-
-
 @dataclass
 class DashboardPages:
     engine: Engine
@@ -745,7 +816,7 @@ class DashboardPages:
 
     def _render(self, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.pages.get_template("dashboard.html").render(**context)
-        return HTMLResponse(html, status_code=status, headers=PRIVATE)
+        return HTMLResponse(html, status_code=status)  # security headers: PageSecurityHeaders
 
     async def page(
         self, token: str, since: str | None = None, until: str | None = None
@@ -756,7 +827,7 @@ class DashboardPages:
             html = self.pages.get_template("message.html").render(
                 title="Link refused", message=str(exc)
             )
-            return HTMLResponse(html, status_code=403, headers=PRIVATE)
+            return HTMLResponse(html, status_code=403)
         started = time.monotonic()
         context: dict[str, Any] = {
             "since": since or "",

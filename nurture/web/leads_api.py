@@ -89,6 +89,12 @@ def _acting_rep(who: Principal, body: ActionBody) -> str:
     return body.rep
 
 
+def _not_the_reps(who: Principal, lead_id: str) -> HTTPException:
+    """One answer for a lead that does not exist and another rep's lead: a rep key learns
+    neither that the lead exists nor who owns it."""
+    return HTTPException(404, f"rep {who.rep_id!r} has no lead {lead_id!r}")
+
+
 def _lead_error(exc: LeadActionError) -> HTTPException:
     if isinstance(exc, UnknownLeadError):
         return HTTPException(404, str(exc))
@@ -110,10 +116,11 @@ def leads_router(client: Client, engine: Engine) -> APIRouter:
         try:
             state = await read_state(client, lead_id)
         except LeadActionError as exc:
+            if who.role == "rep" and isinstance(exc, UnknownLeadError):
+                raise _not_the_reps(who, lead_id) from None
             raise _lead_error(exc) from None
         if who.role == "rep" and state.owner != who.rep_id:
-            # Not "not found": the lead exists, this key may not see it.
-            raise HTTPException(403, f"lead {lead_id} is not one of rep {who.rep_id!r}'s leads")
+            raise _not_the_reps(who, lead_id)
         return state
 
     async def perform(
@@ -127,7 +134,7 @@ def leads_router(client: Client, engine: Engine) -> APIRouter:
             except LeadActionError as exc:
                 raise _lead_error(exc) from None
             if owner not in (None, who.rep_id):
-                raise HTTPException(403, f"lead {lead_id} is with rep {owner!r} now")
+                raise _not_the_reps(who, lead_id)
         try:
             return await act(client, lead_id, action, request)
         except LeadActionError as exc:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +24,7 @@ from nurture.leads import LeadEvent
 from nurture.web.event_store import EventStore
 from nurture.web.lead_signals import signal_existing_lead
 from nurture.web.responses import errors, html_errors
+from nurture.web.security import CrossSiteRequestError, refuse_cross_site
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +75,11 @@ class UnsubscribePages:
             return self._page(403, state="invalid", message=str(exc))
         return self._page(200, state="confirm", email=email, action=f"/u/{token}")
 
-    async def unsubscribe(self, token: str) -> HTMLResponse:
+    async def unsubscribe(self, request: Request, token: str) -> HTMLResponse:
+        try:
+            refuse_cross_site(request, self.signer.public_url)
+        except CrossSiteRequestError as exc:
+            return self._page(403, state="invalid", message=str(exc))
         try:
             claim, email = await self._claim(token)
         except InvalidLinkError as exc:
