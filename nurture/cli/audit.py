@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
-from nurture.ledger import HELD_SUFFIX
-from nurture.read_model import LeadRecord, TouchRecord, table_of
+from nurture.reports.held import held_touches as held_touches_now
 from nurture.stages import SALES_STAGES, STAGES
 from workflows.lead import OWNER, SCORE, SLA_DUE, STAGE
 
@@ -41,42 +39,21 @@ class AuditReport:
 
 def held_touches(engine: Engine) -> list[dict[str, Any]]:
     """Touches held (their email cannot be rendered) and not sent or skipped since, oldest
-    first: a ``<key>:held`` row without a row under the touch's own key."""
-    touch, lead = table_of(TouchRecord), table_of(LeadRecord)
-    outcome = touch.alias("outcome")
-    own_key = func.substr(touch.c.key, 1, func.length(touch.c.key) - len(HELD_SUFFIX))
-    query = (
-        select(
-            touch.c.lead_id,
-            lead.c.stage,
-            lead.c.owner,
-            touch.c.cadence,
-            touch.c.step,
-            touch.c.cycle,
-            touch.c.at,
-            touch.c.detail,
-        )
-        .select_from(touch.outerjoin(lead, lead.c.lead_id == touch.c.lead_id))
-        .where(
-            touch.c.status == "held",
-            ~exists().where(and_(outcome.c.key == own_key, outcome.c.lead_id == touch.c.lead_id)),
-        )
-        .order_by(touch.c.at, touch.c.lead_id)
-    )
-    with engine.connect() as conn:
-        return [
-            {
-                "lead_id": row.lead_id,
-                "stage": row.stage,
-                "owner": row.owner,
-                "touch": f"{row.cadence}/{row.step} (cycle {row.cycle})",
-                "held_since": row.at.isoformat(),
-                "reason": row.detail,
-                "problem": f"touch {row.cadence}/{row.step} held since {row.at:%Y-%m-%d %H:%M}: "
-                f"{row.detail} (blocked until the template is fixed)",
-            }
-            for row in conn.execute(query)
-        ]
+    first, as audit problems."""
+    _, held = held_touches_now(engine, limit=None)
+    return [
+        {
+            "lead_id": touch.lead_id,
+            "stage": touch.stage,
+            "owner": touch.owner,
+            "touch": f"{touch.cadence}/{touch.step} (cycle {touch.cycle})",
+            "held_since": touch.since.isoformat(),
+            "reason": touch.reason,
+            "problem": f"touch {touch.cadence}/{touch.step} held since "
+            f"{touch.since:%Y-%m-%d %H:%M}: {touch.reason} (blocked until the template is fixed)",
+        }
+        for touch in held
+    ]
 
 
 async def audit(

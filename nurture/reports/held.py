@@ -14,12 +14,10 @@ from datetime import datetime
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.engine import Engine
 
+from nurture.ledger import HELD_SUFFIX
 from nurture.reports.base import aware
-from nurture.reports.tables import TOUCH
+from nurture.reports.tables import LEAD, TOUCH
 
-# The suffix of a held touch's row key: nurture.ledger.HELD_SUFFIX once the workflow change
-# that writes these rows is merged (import it from there then; one definition).
-HELD_SUFFIX = ":held"
 MAX_LISTED = 50
 
 
@@ -31,10 +29,12 @@ class HeldTouch:
     cycle: int
     since: datetime
     reason: str
+    stage: str | None = None
+    owner: str | None = None
 
 
-def held_touches(engine: Engine, limit: int = MAX_LISTED) -> tuple[int, list[HeldTouch]]:
-    """How many touches are held now, and the oldest ``limit`` of them."""
+def held_touches(engine: Engine, limit: int | None = MAX_LISTED) -> tuple[int, list[HeldTouch]]:
+    """How many touches are held now, and the oldest ``limit`` of them (all with None)."""
     touch, outcome = TOUCH, TOUCH.alias("outcome")
     own_key = func.substr(touch.c.key, 1, func.length(touch.c.key) - len(HELD_SUFFIX))
     still_held = and_(
@@ -44,7 +44,11 @@ def held_touches(engine: Engine, limit: int = MAX_LISTED) -> tuple[int, list[Hel
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(touch).where(still_held)).scalar()
         rows = conn.execute(
-            select(touch).where(still_held).order_by(touch.c.at, touch.c.lead_id).limit(limit)
+            select(touch, LEAD.c.stage, LEAD.c.owner)
+            .select_from(touch.outerjoin(LEAD, LEAD.c.lead_id == touch.c.lead_id))
+            .where(still_held)
+            .order_by(touch.c.at, touch.c.lead_id)
+            .limit(limit)
         ).all()
     return int(total or 0), [
         HeldTouch(
@@ -54,6 +58,8 @@ def held_touches(engine: Engine, limit: int = MAX_LISTED) -> tuple[int, list[Hel
             cycle=row.cycle,
             since=aware(row.at),
             reason=row.detail or "the email could not be rendered",
+            stage=row.stage,
+            owner=row.owner,
         )
         for row in rows
     ]
