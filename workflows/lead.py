@@ -1393,8 +1393,9 @@ class LeadWorkflow:
         task's start time, a replay reads the marker's completion time; a touch due in between
         is sent on one and not the other, and the lead can never be replayed again (issue 13,
         replay after a slow local activity). ``at``, the time read before the activity was
-        asked for, is the same on both; when the activity resolves in its own workflow task
-        (the usual case) it is only the activity's duration (milliseconds) earlier.
+        asked for, is the same on both; when the result arrives in the workflow task that asked
+        for it (the usual case) it is only the activity's duration (milliseconds) earlier, and
+        after retries (rules unreadable for a while) it is when the step began.
 
         Only this task sees it (an update or signal handler running meanwhile reads its own
         workflow task's time, as on replay), and only until the task next waits: the release
@@ -1682,6 +1683,8 @@ class LeadWorkflow:
                 facts=facts,
             )
             try:
+                # Not held to the time it was asked at (``_hold_clock``): after it, the time
+                # only versions rows, never decides a command.
                 # Milliseconds inside the workflow task normally. A slow or unavailable
                 # database holds the lead's next command for at most ~10 s: retries after
                 # that wait on durable timers, and the lead carries on meanwhile.
