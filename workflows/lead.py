@@ -250,6 +250,7 @@ class LeadWorkflow:
         self._rules: Rules | None = None
         self._published: dict[str, Any] = {}
         self._events_this_run = 0
+        self._held_clock: tuple[asyncio.Task[Any] | None, datetime] | None = None
 
     # --- the life of a lead ------------------------------------------------------------------
 
@@ -1317,6 +1318,7 @@ class LeadWorkflow:
 
     async def _refresh_rules(self) -> None:
         known = self._rules.version if self._rules else ""
+        asked_at = self._now()
         fresh = await workflow.execute_local_activity(
             LOAD_RULES,
             LoadRulesRequest(known_version=known),
@@ -1324,6 +1326,7 @@ class LeadWorkflow:
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RETRY_FOREVER,
         )
+        self._hold_clock(asked_at)
         if fresh is not None:
             if self._rules is not None:
                 self._state.note(self._now(), "rules", f"rules changed to {fresh.version}")
@@ -1374,7 +1377,38 @@ class LeadWorkflow:
         return workflow.info().is_continue_as_new_suggested() or self._events_this_run >= limit
 
     def _now(self) -> datetime:
+        held = self._held_clock
+        if held is not None:
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing is held
+                if asyncio.current_task() is held[0]:
+                    return held[1]
         return workflow.now()
+
+    def _hold_clock(self, at: datetime) -> None:
+        """Read the time as ``at`` in this task until it next waits for anything.
+
+        Called as a local activity resolves. The workflow clock there is not the same on replay:
+        when the result reaches the workflow in a later workflow task than the one that recorded
+        its marker (a busy worker, a query during the activity), the first run reads that later
+        task's start time, a replay reads the marker's completion time; a touch due in between
+        is sent on one and not the other, and the lead can never be replayed again (issue 13,
+        replay after a slow local activity). ``at``, the time read before the activity was
+        asked for, is the same on both; when the result arrives in the workflow task that asked
+        for it (the usual case) it is only the activity's duration (milliseconds) earlier, and
+        after retries (rules unreadable for a while) it is when the step began.
+
+        Only this task sees it (an update or signal handler running meanwhile reads its own
+        workflow task's time, as on replay), and only until the task next waits: the release
+        is queued behind the running step, so it runs before anything the task awaits can
+        resume it (after an activity, the time of the task that delivered it is the same on
+        replay)."""
+        hold = (asyncio.current_task(), at)
+        self._held_clock = hold
+        asyncio.get_running_loop().call_soon(self._release_clock, hold)
+
+    def _release_clock(self, hold: tuple[asyncio.Task[Any] | None, datetime]) -> None:
+        if self._held_clock is hold:
+            self._held_clock = None
 
     def _publish(self) -> None:
         """Upsert search attributes that changed, so operators can filter in the UI."""
@@ -1649,6 +1683,8 @@ class LeadWorkflow:
                 facts=facts,
             )
             try:
+                # Not held to the time it was asked at (``_hold_clock``): after it, the time
+                # only versions rows, never decides a command.
                 # Milliseconds inside the workflow task normally. A slow or unavailable
                 # database holds the lead's next command for at most ~10 s: retries after
                 # that wait on durable timers, and the lead carries on meanwhile.
