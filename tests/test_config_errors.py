@@ -6,6 +6,7 @@ Every broken variant is a copy of tests/fixtures/{rules,templates} in tmp_path w
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,13 +55,14 @@ def only_problem(config: Path, templates: Path | None = None) -> str:
 
 
 def in_file(problem: str, path: Path) -> str:
-    """Check the problem starts with the file's path; return the rest ("key: what is wrong").
+    """Check the problem starts with the file's path (and line, when the key is in the file);
+    return the rest ("key: what is wrong").
 
     Assertions look at the rest only: tmp_path holds the test's name, which would otherwise
     let a word from the name satisfy a check on the message.
     """
-    assert problem.startswith(f"{path}: "), f"{problem!r} does not start with {path}"
-    return problem.removeprefix(f"{path}: ")
+    assert re.match(rf"{re.escape(str(path))}(:\d+)?: ", problem), f"{problem!r} not in {path}"
+    return re.sub(rf"^{re.escape(str(path))}(:\d+)?: ", "", problem)
 
 
 # --- the shipped fixture rules ------------------------------------------------------------
@@ -125,7 +127,7 @@ def test_a_duration_written_in_words_is_refused_with_the_expected_form(dirs):
     edit(config / "scoring.yaml", "inactive_after: 14d", "inactive_after: 3 days")
     problem = in_file(only_problem(config), config / "scoring.yaml")
     assert "decay.inactive_after" in problem
-    assert "'3 days'" in problem and "'4h'" in problem
+    assert "'3 days'" in problem and "4h" in problem
 
 
 def test_a_problem_quotes_the_bad_value_once(dirs):
@@ -175,8 +177,7 @@ def test_duplicate_step_names_are_refused(dirs):
     config, _ = dirs
     edit(config / "cadences.yaml", "{name: s03,", "{name: s02,")
     problem = in_file(only_problem(config), config / "cadences.yaml")
-    assert problem.startswith("cadences.0: ")
-    assert "'enterprise'" in problem and "unique" in problem
+    assert problem == 'cadence "enterprise": step names must be unique', problem
 
 
 def test_a_routing_pool_naming_an_unknown_rep_is_refused(dirs):
@@ -213,7 +214,7 @@ def test_a_fit_rule_on_an_unknown_profile_field_is_refused(dirs):
         "when: {job_title: {contains: [vp]}}",
     )
     problem = in_file(only_problem(config), config / "scoring.yaml")
-    assert "fit.0" in problem and "'senior title'" in problem
+    assert problem.startswith('fit rule "senior title": ')
     assert "unknown profile field 'job_title'" in problem and "custom.<name>" in problem
 
 
@@ -225,8 +226,8 @@ def test_a_segment_on_an_unknown_profile_field_is_refused(dirs):
         "segment: {employees: {min: 500}}",
     )
     problem = in_file(only_problem(config), config / "cadences.yaml")
-    assert problem.startswith("cadences.0: ")
-    assert "'enterprise' segment" in problem and "unknown profile field 'employees'" in problem
+    assert problem.startswith('cadence "enterprise": segment: ')
+    assert "unknown profile field 'employees'" in problem
 
 
 def test_custom_fields_may_be_used_in_fit_rules(dirs):
@@ -334,6 +335,37 @@ def test_time_scale_does_not_shrink_the_activity_timeout():
     # still takes real time, so activity timeouts must not shrink with it (10s -> 0.17s).
     rules = load_rules(TEST_RULES, time_scale=60)
     assert rules.engine.activity_timeout == timedelta(seconds=10)
+
+
+def test_a_problem_says_the_file_line_and_the_names_of_the_cadence_and_step(dirs):
+    """Finding 25: not ``cadences.yaml: cadences.0.steps.1.delay: ...`` but the line and the
+    names a marketer knows the cadence and step by."""
+    config, _ = dirs
+    cadences = config / "cadences.yaml"
+    edit(cadences, "{name: s02, delay: 1w,", "{name: s02, delay: 3dd,")
+    edit(cadences, "{name: s03, delay: 1w,", "{name: s03, colour: red, delay: 1w,")
+    line = (
+        cadences.read_text()
+        .splitlines()
+        .index(next(t for t in cadences.read_text().splitlines() if "delay: 3dd" in t))
+    )
+    assert problems_of(config) == [
+        f'{cadences}:{line + 1}: cadence "enterprise", step 2 "s02": '
+        "delay '3dd' is not a duration (use 90s, 4h, 3d, 2w or 1h30m)",
+        f'{cadences}:{line + 2}: cadence "enterprise", step 3 "s03": '
+        "colour: unknown key (check the spelling)",
+    ]
+
+
+def test_a_problem_in_a_rep_names_the_rep_and_its_line(dirs):
+    config, _ = dirs
+    routing = config / "routing.yaml"
+    edit(routing, "max_open_leads: 2", "max_open_leads: two")
+    problem = only_problem(config)
+    lines = routing.read_text().splitlines()
+    number = next(i for i, t in enumerate(lines, 1) if "max_open_leads: two" in t)
+    assert problem.startswith(f"{routing}:{number}: rep "), problem
+    assert "max_open_leads" in problem and "'two'" in problem
 
 
 # --- templates ----------------------------------------------------------------------------
