@@ -221,8 +221,9 @@ def test_a_broken_template_edit_is_refused_the_last_good_version_is_sent_and_sta
 
     status = read_rules_status(engine)
     assert status is not None and status.version == good and status.rejection_pending
-    assert any("templates/t/touch.html:2: " in p and "rep_name" in p for p in status.rejected_problems)
-    assert any("templates/t/touch.html:3: " in p and "offer" in p for p in status.rejected_problems)
+    problems = status.rejected_problems
+    assert any("templates/t/touch.html:2: " in p and "rep_name" in p for p in problems)
+    assert any("templates/t/touch.html:3: " in p and "offer" in p for p in problems)
     shown = _config_status(database_url)
     assert shown.returncode == 1, shown.stderr
     reported = json.loads(shown.stdout)
