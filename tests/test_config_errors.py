@@ -386,6 +386,32 @@ def test_a_template_using_an_undefined_variable_is_refused_with_file_line_and_na
     assert any("cadence general step hello" in p for p in problems)
 
 
+def test_every_undefined_variable_of_every_template_is_reported_in_one_run(dirs):
+    """Finding 24: not one undefined name per template per run: all of them, each with its
+    file:line, in the touch template and in a notification alike."""
+    config, templates = dirs
+    (templates / "t" / "touch.html").write_text(
+        '{% extends "layout.html" %}\n'
+        "{% block content %}\n"
+        "<p>{{ offer_code }}</p>\n"
+        "<p>{{ lead.nickname }}</p>\n"
+        "<p>{% for x in coupons %}{{ x }}{% endfor %}</p>{% endblock %}\n",
+        encoding="utf-8",
+    )
+    handoff = templates / "notifications" / "handoff.html"
+    handoff.write_text(
+        handoff.read_text().replace("{% block content %}", "{% block content %}{{ rep_name }}")
+    )
+    problems = problems_of(config, templates)
+    for where, name in (
+        ("templates/t/touch.html:3: ", "offer_code"),
+        ("templates/t/touch.html:4: ", "nickname"),
+        ("templates/t/touch.html:5: ", "coupons"),
+        ("templates/notifications/handoff.html:2: ", "rep_name"),
+    ):
+        assert any(p.startswith(where) and name in p for p in problems), (where, problems)
+
+
 def test_an_undefined_variable_in_one_steps_own_template_names_that_step(dirs):
     config, templates = dirs
     (templates / "t" / "promo.html").write_text(
