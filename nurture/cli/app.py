@@ -540,7 +540,7 @@ def templates_check(
     config: ConfigOpt = None, templates: TemplatesOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Render every template of every cadence (and every notification) against sample leads;
-    fail with file:line and the missing variable. The rules are validated too."""
+    list every undefined variable with its file:line. The rules are validated too."""
     config_check(config, templates, as_json)
 
 
