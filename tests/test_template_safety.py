@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities import EmailActivities, Mailer
 from activities.email import MailerSettings
@@ -34,18 +34,20 @@ from nurture.rules import Sender
 from nurture.rules_status import read_rules_status
 from nurture.sendgrid_standin import SendGridStandIn
 from nurture.templating import TemplateSource
-from tests.conftest import TEST_RULES, TEST_SECRET, TEST_TEMPLATES
+from tests.conftest import (
+    TEST_RULES,
+    TEST_SECRET,
+    TEST_TEMPLATES,
+    lead_id,
+    lead_state,
+    running_engine,
+    wait_for_email,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_URL = "https://nurture.test"
 NESTED_RANGE = "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}"
 HOSTILE_NAMES = ["{{ 7*7 }}", "{{ nope }}", "{{ accept_url }}", NESTED_RANGE]
-
-
-@pytest.fixture
-def standin() -> SendGridStandIn:  # type: ignore[misc]
-    with SendGridStandIn() as running:
-        yield running
 
 
 def emails(
@@ -252,3 +254,20 @@ def test_the_rules_version_covers_the_templates(tmp_path: Path) -> None:
     page = templates / "t" / "touch.html"
     _touch_later(page, page.read_text(encoding="utf-8") + "\n")
     assert source.current().version != before
+
+
+async def test_a_lead_named_like_a_template_still_gets_its_rep_alert_end_to_end(
+    time_skipping_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    """Finding 6, through the workflow: the hand-off alert of a lead whose last name is
+    ``{{ nope }}`` is sent (the SLA clock runs), its subject holds the name as text."""
+    lead = lead_id("hostile")
+    async with running_engine(time_skipping_env.client, standin, tmp_path) as engine:
+        handle = await engine.profile(
+            lead_id=lead, email="h@corp.example", first_name="Ada", last_name="{{ nope }}"
+        )
+        state = await engine.request_call(lead)
+        assert state.owner is not None
+        (alert,) = await wait_for_email(standin, lead, "handoff")
+        assert alert.subject == "New sales-ready lead: Ada {{ nope }}"
+        assert (await lead_state(handle)).last_error is None
