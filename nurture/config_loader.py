@@ -184,6 +184,8 @@ class _YamlPlaces:
 
     def describe(self, error: Any) -> str:
         items, keys, node = self._walk(error["loc"])
+        if not items and not keys:  # a file-wide check that names the item it is about
+            items, node = self._named_in_message(error["msg"].removeprefix("Value error, "))
         line = f":{node.start_mark.line + 1}" if node is not None and node is not self.root else ""
         what = _what(error, ".".join(keys))
         if items:  # a validator's message may start with the same name: say it once
@@ -191,6 +193,20 @@ class _YamlPlaces:
             what = what.removeprefix(f"{label} {name!r}").lstrip(": ")
         where = ", ".join(_item_text(*item) for item in items)
         return f"{self.path}{line}: " + ": ".join(part for part in (where, what) if part)
+
+    def _named_in_message(
+        self, message: str
+    ) -> tuple[list[tuple[str, int, str | None]], yaml.Node | None]:
+        """``routing rule 'emea' pool: …`` is about the top-level item named emea: its line."""
+        for key, (label, name_key) in NAMED_LISTS.items():
+            if name_key is None or not message.startswith(f"{label} '"):
+                continue
+            wanted = message.removeprefix(f"{label} '").split("'", 1)[0]
+            listed = _child(self.root, key)
+            for index, item in enumerate(getattr(listed, "value", None) or []):
+                if getattr(_child(item, name_key), "value", None) == wanted:
+                    return [(label, index + 1, wanted)], item
+        return [], self.root
 
     def _walk(
         self, loc: tuple[Any, ...]

@@ -310,7 +310,9 @@ def test_an_unquoted_impossible_date_is_a_config_problem(tmp_path):
 def test_a_negative_cap_is_refused(tmp_path):
     config = copy_of(FIXTURE_RULES, tmp_path)
     problems = problems_after(config, "max_open_leads: 2", "max_open_leads: -1")
-    assert problems == ["reps.8.max_open_leads: Input should be greater than or equal to 0, got -1"]
+    assert problems == [
+        'rep "gus": max_open_leads: Input should be greater than or equal to 0, got -1'
+    ]
 
 
 def test_the_example_in_the_shipped_routing_yaml_works_once_uncommented(tmp_path):
