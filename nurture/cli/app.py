@@ -558,7 +558,7 @@ def config_check(
         else:
             errors.print(f"[bold red]{len(exc.problems)} problem(s):[/]")
             for problem in exc.problems:
-                errors.print(f"  {problem}", highlight=False)
+                errors.print(f"  {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     if as_json:
         print_json(
