@@ -67,12 +67,14 @@ def build_worker(client: Client, options: WorkerOptions, source: RulesSource) ->
     cache_bytecode([sys.modules[LeadWorkflow.__module__]])  # the sandbox imports it per lead
     tune_garbage_collector(options.gc_young_threshold)
     engine = make_engine(options.database_url)
+    source.record_status_in(engine)  # for `nurture config status` and the dashboard
     activities = all_activities(
         RulesActivities(source),
-        EmailActivities(engine, Mailer(options.mailer), options.templates_dir, options.signer),
+        # Templates come from the rules version in force, in memory: never a newer file.
+        EmailActivities(engine, Mailer(options.mailer), source, options.signer),
         RoutingActivities(engine),
         RecordActivities(engine),
-        TaskActivities(engine, options.templates_dir),
+        TaskActivities(engine, source),
         CrmActivities(options.crm),
     )
     log.info(

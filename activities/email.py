@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
 
 import structlog
 from python_http_client.exceptions import HTTPError
@@ -27,7 +27,14 @@ from nurture.consent import LinkSigner, UnsubscribeClaim
 from nurture.db import OutboxMessage, Suppression
 from nurture.messages import SEND_EMAIL, EmailRequest, EmailResult
 from nurture.rep_links import RepClaim, RepLinks
-from nurture.templating import RenderedEmail, TemplateProblem, make_environment, render_email
+from nurture.templating import (
+    RenderedEmail,
+    TemplateProblem,
+    TemplateSet,
+    TemplateSource,
+    render_email,
+    template_source,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -100,11 +107,17 @@ class Mailer:
 
 class EmailActivities:
     def __init__(
-        self, engine: Engine, mailer: Mailer, templates_dir: Any, signer: LinkSigner
+        self,
+        engine: Engine,
+        mailer: Mailer,
+        templates: Path | TemplateSet | TemplateSource,
+        signer: LinkSigner,
     ) -> None:
+        """``templates``: the worker's ``RulesSource`` (the templates of the rules version in
+        force, from memory), or a directory read once."""
         self.engine = engine
         self.mailer = mailer
-        self.templates = make_environment(templates_dir)
+        self.templates = template_source(templates)
         self.signer = signer
         self.rep_links = RepLinks(signer.secret, signer.public_url)
 
@@ -131,8 +144,18 @@ class EmailActivities:
         elif isinstance(context.get("rep"), dict) and context["rep"].get("id"):
             context = {**context, **self._rep_links(str(context["rep"]["id"]), request.lead_id)}
         try:
-            rendered = render_email(self.templates, request.template, request.subject, context)
+            # Only a touch's subject is a template (cadences.yaml, a marketer's). A rep alert's
+            # subject holds lead data (a name) and is plain text: lead data is never template
+            # source. Lead values reach templates as variables, escaped in HTML bodies.
+            rendered = render_email(
+                self.templates.templates().environment,
+                request.template,
+                request.subject,
+                context,
+                subject_is_template=marketing,
+            )
         except TemplateProblem as exc:
+            # Not retried as is: the workflow holds the touch until the rules change.
             raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
         with Session(self.engine) as session:
             row = session.get(OutboxMessage, request.key)

@@ -13,24 +13,29 @@ from temporalio.exceptions import ApplicationError
 
 from nurture.db import SalesTask
 from nurture.messages import CLOSE_TASK, CREATE_TASK, TaskClosure, TaskRequest
-from nurture.templating import TemplateProblem, make_environment, render_text
+from nurture.templating import (
+    TemplateProblem,
+    TemplateSet,
+    TemplateSource,
+    render_text,
+    template_source,
+)
 
 log = structlog.get_logger(__name__)
 
 
 class TaskActivities:
-    def __init__(self, engine: Engine, templates_dir: Path) -> None:
+    def __init__(self, engine: Engine, templates: Path | TemplateSet | TemplateSource) -> None:
         self.engine = engine
-        self.templates = make_environment(templates_dir)
+        self.templates = template_source(templates)
 
     @activity.defn(name=CREATE_TASK)
     def create_task(self, request: TaskRequest) -> int:
         """Queue the task; a retry finds the row by its key and returns the same task id."""
+        env = self.templates.templates().environment  # the sandbox with its limits
         try:
-            title = render_text(self.templates, request.title, request.context, "title")
-            instructions = render_text(
-                self.templates, request.instructions, request.context, "instructions"
-            )
+            title = render_text(env, request.title, request.context, "title")
+            instructions = render_text(env, request.instructions, request.context, "instructions")
         except TemplateProblem as exc:
             raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
         with Session(self.engine) as session:

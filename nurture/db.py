@@ -249,7 +249,7 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
-    import nurture.read_model  # noqa: F401  (its tables belong to the same schema)
+    from nurture import read_model, rules_status  # noqa: F401  (their tables: the same schema)
 
     if migrate:
         from nurture.migrations import migrate as run_migrations

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import Session, SQLModel, select
 
-import nurture.read_model  # noqa: F401  (every table in SQLModel.metadata)
+from nurture import read_model, rules_status  # noqa: F401  (every table in SQLModel.metadata)
 from nurture.db import ApiKey, OutboxMessage, StageTransition, make_engine
 from nurture.migrations import (
     BASELINE,

@@ -80,5 +80,5 @@ def test_config_check_passes_good_rules_and_names_file_and_key_of_bad_ones(
     )
     bad = _config_check(config)
     assert bad.returncode == 2
-    assert f"{routing}: sla.contact_within: expected a duration" in bad.stderr
-    assert "'four hours'" in bad.stderr
+    line = routing.read_text().splitlines().index("  contact_within: four hours") + 1
+    assert f"{routing}:{line}: sla.contact_within 'four hours' is not a duration" in bad.stderr

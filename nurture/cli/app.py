@@ -569,7 +569,7 @@ def templates_check(
     config: ConfigOpt = None, templates: TemplatesOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Render every template of every cadence (and every notification) against sample leads;
-    fail with file:line and the missing variable. The rules are validated too."""
+    list every undefined variable with its file:line. The rules are validated too."""
     config_check(config, templates, as_json)
 
 
@@ -587,7 +587,7 @@ def config_check(
         else:
             errors.print(f"[bold red]{len(exc.problems)} problem(s):[/]")
             for problem in exc.problems:
-                errors.print(f"  {problem}", highlight=False)
+                errors.print(f"  {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     if as_json:
         print_json(
@@ -602,3 +602,45 @@ def config_check(
             f"[green]ok[/]: {config_dir} (version {rules.version}), "
             f"{sum(len(c.steps) for c in rules.cadences.cadences)} cadence steps render"
         )
+
+
+@config_app.command("status")
+def config_status(as_json: JsonOpt = False) -> None:
+    """The rules version the workers use, when they loaded it, and the last edit they refused
+    with every problem (file:line: what). Exit 1 while the newest edit is refused (what is
+    saved is not what is sent) or before any worker ran on this database."""
+    from nurture.db import database_url_from_env, make_engine
+    from nurture.rules_status import read_rules_status
+
+    status = read_rules_status(make_engine(database_url_from_env()))
+    if status is None:
+        if as_json:
+            print_json({"version": None, "last_rejected_edit": None})
+        else:
+            errors.print("no worker has loaded rules on this database yet (start one)")
+        raise typer.Exit(1)
+    if as_json:
+        print_json(status.as_json())
+    else:
+        console.print(
+            f"rules in force: [bold]{status.version}[/] "
+            f"(loaded {status.loaded_at:%Y-%m-%d %H:%M:%S %Z}, from {status.config_dir})",
+            highlight=False,
+        )
+        if status.rejected_at is None:
+            console.print("no edit has been refused")
+        else:
+            state = (
+                "[bold red]refused: still in force is the version above[/]"
+                if status.rejection_pending
+                else "since replaced by the version above"
+            )
+            console.print(
+                f"last refused edit: {status.rejected_at:%Y-%m-%d %H:%M:%S %Z}, {state}; "
+                f"{len(status.rejected_problems)} problem(s):",
+                highlight=False,
+            )
+            for problem in status.rejected_problems:
+                console.print(f"  {problem}", highlight=False, soft_wrap=True)
+    if status.rejection_pending:
+        raise typer.Exit(1)
