@@ -28,6 +28,7 @@ from activities.email import MailerSettings
 from activities.rules import RulesSource
 from nurture.cli.embedded import point_standin_webhook
 from nurture.consent import LinkSigner
+from nurture.crm_standin import SalesforceStandIn
 from nurture.db import make_engine
 from nurture.leads import LeadEvent, LeadProfile
 from nurture.messages import LeadState
@@ -88,6 +89,13 @@ def restore_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def salesforce() -> Iterator[SalesforceStandIn]:
+    """A local Salesforce stand-in (OAuth client credentials ``nurture`` / ``s3cret``)."""
+    with SalesforceStandIn(client_id="nurture", client_secret="s3cret") as server:
+        yield server
 
 
 @pytest.fixture

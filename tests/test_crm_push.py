@@ -6,10 +6,8 @@ outage is retried, not lost."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -30,12 +28,6 @@ from tests.scenarios import crm_rules, crm_user
 from workflows.lead import LeadWorkflow
 
 CRM_SECRET = "crm-webhook-secret-123"
-
-
-@pytest.fixture
-def salesforce() -> Iterator[SalesforceStandIn]:
-    with SalesforceStandIn(client_id="nurture", client_secret="s3cret") as server:
-        yield server
 
 
 def settings(salesforce: SalesforceStandIn) -> CrmSettings:

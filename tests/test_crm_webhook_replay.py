@@ -11,11 +11,9 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.crm import CrmSettings
@@ -31,12 +29,6 @@ from tests.conftest import lead_id, running_engine, wait_for_state, wait_until
 from tests.scenarios import crm_rules
 
 SECRET = "crm-webhook-secret-replay"
-
-
-@pytest.fixture
-def salesforce() -> Iterator[SalesforceStandIn]:
-    with SalesforceStandIn(client_id="nurture", client_secret="s3cret") as server:
-        yield server
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
