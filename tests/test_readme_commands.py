@@ -167,7 +167,7 @@ def test_every_readme_command_works_as_written(tmp_path: Path) -> None:
         output = (out / f"{index}.out").read_text(errors="replace")
         rc = int(rc_file.read_text()) if rc_file.exists() else None
         expected = DOCUMENTED_EXIT.get(command.text, 0)
-        refused = command.text.startswith("curl") and '"detail"' in output
+        refused = command.text.startswith("curl") and '{"detail"' in output  # an error body
         if rc != expected or refused:
             failures.append(
                 f"README.md:{command.line}: `{command.text}` exited {rc} "
