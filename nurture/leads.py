@@ -103,7 +103,7 @@ PROFILE_FIELDS = (
 _DATETIME: Final = TypeAdapter(datetime)
 # JSON Schema's format date-time (RFC 3339); without an offset it is refused as such, by name.
 _DATE_TIME_TEXT = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
 )
 
@@ -445,10 +445,11 @@ class LeadEvent(_FromOutside):
 
     @field_validator("at", mode="before")
     @classmethod
-    def _from_text(cls, value: object) -> object:
-        """JSON has no date type: a date is ISO 8601 text, parsed here so that strict
-        validation (JSON items) takes it while refusing a number."""
-        if not isinstance(value, str):
+    def _from_text(cls, value: object, info: ValidationInfo) -> object:
+        """JSON has no date type: at the edge a date is RFC 3339 text (the schema's format
+        date-time), parsed here so that strict validation (JSON items) takes it while refusing
+        a number. Recorded payloads are read as they always were."""
+        if not isinstance(value, str) or not _at_edge(info):
             return value
         if not _DATE_TIME_TEXT.fullmatch(value):  # not "1700000000", "2026-11-24" or a week
             raise ValueError(
