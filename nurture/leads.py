@@ -303,6 +303,12 @@ class LeadProfile(_FromOutside):
             ) from None
         return value
 
+    @field_validator("company_size", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        """JSON Schema's integers include 596.0: a whole number is taken, also strictly."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
     @field_validator("company_size")
     @classmethod
     def _bounded_size(cls, value: int | None, info: ValidationInfo) -> int | None:

@@ -7,16 +7,19 @@ with bounded examples so the whole file stays well under two minutes on two core
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import schemathesis
 from schemathesis.core.failures import Failure
 from schemathesis.engine import events, from_schema
+from schemathesis.engine.recorder import Interaction
 from schemathesis.schemas import BaseSchema
 from temporalio.testing import WorkflowEnvironment
 
@@ -79,14 +82,44 @@ WAITING_FOR = {
 }
 
 
-def excused(failure: Failure, response: bytes | None) -> bool:
-    """A 422 for a rule beyond the schema, or a mismatch another helper is fixing."""
+# Batches explored: a batch of 10,000 valid items (the declared limit, a boundary the coverage
+# phase tries) starts as many leads and takes minutes. schemathesis reads the spec with this
+# bound instead, so a longer batch the service takes is no mismatch; test_ingest_edge holds the
+# service to the real limit.
+BATCH_EXPLORED = 20
+
+
+def _with_bounded_batches(spec: dict[str, Any]) -> dict[str, Any]:
+    for label in INGEST:
+        method, path = label.lower().split(" ")
+        body = spec["paths"][path][method]["requestBody"]["content"]["application/json"]
+        for schema in body["schema"]["anyOf"]:
+            if schema.get("type") == "array":
+                schema["maxItems"] = BATCH_EXPLORED
+    return spec
+
+
+def excused(failure: Failure, interaction: Interaction | None) -> bool:
+    """A 422 for a rule beyond the schema, a batch longer than explored, or a mismatch another
+    helper is fixing."""
     if (failure.code, failure.operation) in WAITING_FOR:
         return True
-    beyond = BEYOND_THE_SCHEMA.get(failure.operation, {})
+    request = interaction.request.body if interaction else None
+    if failure.code == "ST201" and failure.operation in INGEST and _longer_batch(request):
+        return True
+    response = interaction.response.content if interaction and interaction.response else None
+    beyond = BEYOND_THE_SCHEMA.get(failure.operation or "", {})
     if failure.code != "ST202" or getattr(failure, "status_code", None) != 422 or not beyond:
         return False
     return ANY in beyond or _refused_fields(response) <= set(beyond)
+
+
+def _longer_batch(body: bytes | None) -> bool:
+    try:
+        items = json.loads(body or b"")
+    except ValueError:
+        return False
+    return isinstance(items, list) and len(items) > BATCH_EXPLORED
 
 
 def _refused_fields(response: bytes | None) -> set[object]:
@@ -138,6 +171,7 @@ def run_schemathesis(openapi_url: str, role: str | None, key: str | None) -> Fin
     phase on the role's own operations, a few fuzzed cases on the others."""
     found = Findings()
     own = sorted(IN_DEPTH[role])
+    spec = _with_bounded_batches(httpx.get(openapi_url).json())
     for in_depth in (True, False):
         config = schemathesis.Config.from_dict(
             {
@@ -151,9 +185,10 @@ def run_schemathesis(openapi_url: str, role: str | None, key: str | None) -> Fin
                 "checks": {"negative_data_rejection": {"expected-statuses": REFUSED}},
                 "cache": {"enabled": False},
                 "request-timeout": 30,
+                "base-url": openapi_url.removesuffix("/openapi.json"),
             }
         )
-        schema = schemathesis.openapi.from_url(openapi_url, config=config)
+        schema = schemathesis.openapi.from_dict(copy.deepcopy(spec), config=config)
         selected = schema.include(name=own) if in_depth else schema.exclude(name=own)
         _collect(selected, found)
     return found
@@ -163,14 +198,12 @@ def _collect(schema: BaseSchema, found: Findings) -> None:
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             found.cases += len(event.recorder.cases)
-            interactions = event.recorder.interactions
             for case_id, checks in event.recorder.checks.items():
-                answer = interactions[case_id].response if case_id in interactions else None
+                interaction = event.recorder.interactions.get(case_id)
                 found.failures.extend(
                     _described(check.failure_info)
                     for check in checks
-                    if check.failure_info
-                    and not excused(check.failure_info.failure, answer and answer.content)
+                    if check.failure_info and not excused(check.failure_info.failure, interaction)
                 )
         elif isinstance(event, events.NonFatalError | events.FatalError):
             found.errors.append(str(getattr(event, "value", None) or event.exception))
