@@ -252,3 +252,22 @@ async def test_the_openapi_spec_is_what_the_service_does(
     assert not found.failures, f"{len(set(found.failures))} failures:\n" + "\n".join(
         sorted(set(found.failures))
     )
+
+
+async def test_json_items_are_the_types_the_spec_says(service: Service) -> None:
+    """Finding 20: a JSON item is validated strictly, as its schema says (``"at": 0`` was taken
+    as 1970, ``"budget": false`` as 0), and the schema states the edge's rules (no '@' in a lead
+    id, time zones by name) so that what it allows is accepted."""
+    ingest = {"Authorization": f"Bearer {service.keys['ingest']}"}
+    async with httpx.AsyncClient(base_url=service.url, headers=ingest) as http:
+        spec = (await http.get("/openapi.json")).json()
+        epoch = await http.post("/api/events", json={"lead_id": "s1", "type": "page_view", "at": 0})
+        falsy = await http.post("/api/leads", json={"lead_id": "s1", "budget": False})
+        whole = await http.post("/api/leads", json={"lead_id": "s1", "company_size": 596.0})
+    assert epoch.status_code == 422 and epoch.json()["items"][0]["errors"][0]["loc"] == ["at"]
+    assert falsy.status_code == 422 and falsy.json()["items"][0]["errors"][0]["loc"] == ["budget"]
+    assert whole.status_code == 200
+    body = spec["paths"]["/api/leads"]["post"]["requestBody"]["content"]["application/json"]
+    profile = body["schema"]["anyOf"][0]["properties"]
+    assert "@" not in profile["lead_id"]["pattern"] and "sent_fields" not in profile
+    assert "Europe/Berlin" in profile["timezone"]["anyOf"][0]["enum"]
