@@ -26,6 +26,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -36,6 +38,11 @@ EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 CAMPAIGN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 CUSTOM_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"
 _EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# The edge rules as JSON Schema (ECMA-262) patterns, for the HTTP API's request schemas.
+EDGE_LEAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,199}$"  # LEAD_ID_PATTERN without '@'
+_NOT_CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
+PLAIN_TEXT_PATTERN = rf"^[^{_NOT_CONTROL}]*$"
+EDGE_EMAIL_PATTERN = rf"^[^@\s{_NOT_CONTROL}]+@[^@\s{_NOT_CONTROL}]+\.[^@\s{_NOT_CONTROL}]+$"
 # C0 controls (NUL, ESC…) and lone surrogates: PostgreSQL refuses NUL in text, and a lone
 # surrogate cannot be encoded as UTF-8 for a Temporal payload. Tab and line breaks are text.
 _FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -93,6 +100,14 @@ PROFILE_FIELDS = (
 )
 
 
+_DATETIME: Final = TypeAdapter(datetime)
+# JSON Schema's format date-time (RFC 3339); without an offset it is refused as such, by name.
+_DATE_TIME_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+
+
 def _at_edge(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("edge"))
 
@@ -113,7 +128,7 @@ def _check_lead_id(value: str) -> str:
 
 def _check_campaign(value: str | None) -> str | None:
     """Campaign names become the LeadCampaign search attribute: a slug, never free text."""
-    if value is not None and not re.match(CAMPAIGN_PATTERN, value):
+    if value is not None and not re.fullmatch(CAMPAIGN_PATTERN, value):
         raise ValueError(
             "a campaign name is a slug: 1 to 64 letters, digits, '.', '_' or '-', e.g. "
             "webinar-q4 (it is visible in Temporal search, so never a person's data)"
@@ -180,9 +195,11 @@ class _FromOutside(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     @classmethod
-    def from_edge(cls, raw: object) -> Self:
-        """Input from outside (HTTP, CLI, CSV), under the edge bounds."""
-        return cls.model_validate(raw, context=EDGE)
+    def from_edge(cls, raw: object, *, strict: bool = False) -> Self:
+        """Input from outside (HTTP, CLI, CSV), under the edge bounds. ``strict``: JSON items,
+        whose types are what the schema says (``"at": 0`` is not a date, ``"budget": false``
+        not a number); a CSV's cells are all text and are converted."""
+        return cls.model_validate(raw, context=EDGE, strict=strict)
 
     @field_validator("lead_id", check_fields=False)
     @classmethod
@@ -193,6 +210,24 @@ class _FromOutside(BaseModel):
     @classmethod
     def _campaign_slug(cls, value: str | None, info: ValidationInfo) -> str | None:
         return _check_campaign(value) if _at_edge(info) else value
+
+
+def _constrain(schema: dict[str, Any], kind: str, **rules: Any) -> None:
+    """Add ``rules`` to the ``kind`` branch of a field's schema (``str | None`` is an anyOf)."""
+    branches = schema.get("anyOf", [schema])
+    for branch in branches:
+        if branch.get("type") == kind:
+            branch.update(rules)
+
+
+def _edge_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema with the edge rules JSON Schema can state (the rules no schema
+    can state, e.g. ``at`` relative to now, are in the field descriptions)."""
+    schema = model.model_json_schema()
+    properties = schema["properties"]
+    _constrain(properties["lead_id"], "string", pattern=EDGE_LEAD_ID_PATTERN)
+    _constrain(properties["campaign"], "string", pattern=CAMPAIGN_PATTERN)
+    return schema
 
 
 class LeadProfile(_FromOutside):
@@ -240,7 +275,7 @@ class LeadProfile(_FromOutside):
     @field_validator("email")
     @classmethod
     def _email_shape(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(_EMAIL_PATTERN, value):
+        if value is not None and not re.fullmatch(_EMAIL_PATTERN, value):
             raise ValueError(
                 f"not a valid email address: {value[:100]!r} (expected name@domain.tld)"
             )
@@ -268,6 +303,12 @@ class LeadProfile(_FromOutside):
             ) from None
         return value
 
+    @field_validator("company_size", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        """JSON Schema's integers include 596.0: a whole number is taken, also strictly."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
     @field_validator("company_size")
     @classmethod
     def _bounded_size(cls, value: int | None, info: ValidationInfo) -> int | None:
@@ -290,7 +331,7 @@ class LeadProfile(_FromOutside):
         if len(value) > CUSTOM_KEYS_MAX:
             raise ValueError(f"{len(value)} custom fields; at most {CUSTOM_KEYS_MAX} per lead")
         for key, item in value.items():
-            if not re.match(CUSTOM_KEY_PATTERN, key):
+            if not re.fullmatch(CUSTOM_KEY_PATTERN, key):
                 raise ValueError(
                     f"custom field name {key[:64]!r}: use 1 to 64 letters, digits, '_' or '-' "
                     "(first not '-')"
@@ -303,6 +344,38 @@ class LeadProfile(_FromOutside):
             except ValueError as exc:
                 raise ValueError(f"custom field {key!r}: {exc}") from None
         return value
+
+    @classmethod
+    def edge_json_schema(cls) -> dict[str, Any]:
+        """What the HTTP API takes: the JSON Schema with the edge bounds in it."""
+        schema = _edge_schema(cls)
+        properties = schema["properties"]
+        del properties["sent_fields"]  # set by the service, refused when sent
+        text = set(TEXT_MAX) - {"email", "campaign", "timezone", "phone"}
+        for name in text:
+            _constrain(
+                properties[name], "string", maxLength=TEXT_MAX[name], pattern=PLAIN_TEXT_PATTERN
+            )
+        _constrain(properties["email"], "string", maxLength=254, pattern=EDGE_EMAIL_PATTERN)
+        _constrain(properties["phone"], "string", maxLength=TEXT_MAX["phone"])
+        _constrain(properties["timezone"], "string", enum=sorted(zoneinfo.available_timezones()))
+        _constrain(properties["company_size"], "integer", maximum=COMPANY_SIZE_MAX)
+        _constrain(properties["budget"], "number", maximum=AMOUNT_MAX)
+        number = {"minimum": -AMOUNT_MAX, "maximum": AMOUNT_MAX}
+        properties["custom"] |= {
+            "maxProperties": CUSTOM_KEYS_MAX,
+            "propertyNames": {"pattern": CUSTOM_KEY_PATTERN},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": CUSTOM_TEXT_MAX, "pattern": PLAIN_TEXT_PATTERN},
+                    {"type": "integer", **number},
+                    {"type": "number", **number},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            },
+        }
+        return schema
 
     def merged(self, update: LeadProfile) -> LeadProfile:
         """This profile with the update applied.
@@ -376,6 +449,23 @@ class LeadEvent(_FromOutside):
     )
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
 
+    @field_validator("at", mode="before")
+    @classmethod
+    def _from_text(cls, value: object, info: ValidationInfo) -> object:
+        """JSON has no date type: at the edge a date is RFC 3339 text (the schema's format
+        date-time), parsed here so that strict validation (JSON items) takes it while refusing
+        a number. Recorded payloads are read as they always were."""
+        if not isinstance(value, str) or not _at_edge(info):
+            return value
+        if not _DATE_TIME_TEXT.fullmatch(value):  # not "1700000000", "2026-11-24" or a week
+            raise ValueError(
+                f"not a date and time: {value[:40]!r}; send RFC 3339, e.g. 2026-11-24T10:00:00Z"
+            )
+        try:
+            return _DATETIME.validate_python(value)
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"]) from None
+
     @field_validator("at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
@@ -423,6 +513,16 @@ class LeadEvent(_FromOutside):
         if size > PROPS_BYTES_MAX:
             raise ValueError(f"{size:,} bytes as JSON; at most {PROPS_BYTES_MAX:,}")
         return value
+
+    @classmethod
+    def edge_json_schema(cls) -> dict[str, Any]:
+        """What the HTTP API takes: the JSON Schema with the edge bounds in it (``at``'s
+        range and ``props``' depth and size are in their descriptions: no schema says them)."""
+        schema = _edge_schema(cls)
+        properties = schema["properties"]
+        _constrain(properties["url"], "string", maxLength=URL_MAX, pattern=PLAIN_TEXT_PATTERN)
+        _constrain(properties["event_id"], "string", pattern=PLAIN_TEXT_PATTERN)
+        return schema
 
     def with_identity(self) -> LeadEvent:
         """Give the event a stable id, so the same line sent twice counts once.

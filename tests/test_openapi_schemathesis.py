@@ -7,15 +7,19 @@ with bounded examples so the whole file stays well under two minutes on two core
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import schemathesis
 from schemathesis.core.failures import Failure
 from schemathesis.engine import events, from_schema
+from schemathesis.engine.recorder import Interaction
 from schemathesis.schemas import BaseSchema
 from temporalio.testing import WorkflowEnvironment
 
@@ -56,29 +60,77 @@ REFUSED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422",
 REFUSED += ["5xx"]
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis' defaults
 # Rules no JSON Schema can state, so a request the spec allows may still get a 422 naming the
-# rule. Everything else the handlers refuse, the spec forbids.
-BEYOND_THE_SCHEMA = {
-    **{operation: "an operator key names the rep it acts for" for operation in REP_WORK},
-    "POST /api/leads/import": "a CSV file: its header needs lead_id; rows are checked one by one",
-    "GET /api/reports/{name}": "since must be before until",
+# rule: by operation, the fields such a 422 may name ("*": the request as a whole). A 422 naming
+# any other field is a mismatch: everything else the handlers refuse, the spec forbids.
+ANY = "*"
+BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
+    **{op: {ANY: "an operator key names the rep it acts for"} for op in REP_WORK},
+    "POST /api/leads/import": {
+        ANY: "a CSV file: its header needs lead_id; rows checked one by one"
+    },
+    "GET /api/reports/{name}": {ANY: "since must be before until"},
+    "POST /api/events": {
+        "at": "from 2000 to a day ahead of now: relative to the clock; offsets -12:00 to +14:00",
+        "props": "at most 8 levels deep and 16 KiB as JSON, text without control characters",
+    },
 }
 # Mismatches other helpers of issue 13 are fixing in their files: (failure code, operation).
 # Remove each line once its fix is merged; the test then holds the spec to it.
 WAITING_FOR = {
-    ("ST201", "POST /api/events"): "edge: items validated laxly ('at': 0 taken as 1970)",
-    ("ST201", "POST /api/leads"): "edge: items validated laxly ('budget': false taken as 0)",
-    ("ST202", "POST /api/leads"): "edge: email checked by a validator, not a schema pattern",
     ("ST202", "GET /api/dashboard/charts"): "pages: since/until are dates; declare the format",
     ("ST202", "POST /api/campaigns/{name}/costs"): "pages: a month or a period (oneOf)",
 }
 
 
-def excused(failure: Failure) -> bool:
-    """A 422 for a rule beyond the schema, or a mismatch another helper is fixing."""
-    status = getattr(failure, "status_code", None)
-    if failure.code == "ST202" and status == 422 and failure.operation in BEYOND_THE_SCHEMA:
+# Batches explored: a batch of 10,000 valid items (the declared limit, a boundary the coverage
+# phase tries) starts as many leads and takes minutes. schemathesis reads the spec with this
+# bound instead, so a longer batch the service takes is no mismatch; test_ingest_edge holds the
+# service to the real limit.
+BATCH_EXPLORED = 20
+
+
+def _with_bounded_batches(spec: dict[str, Any]) -> dict[str, Any]:
+    for label in INGEST:
+        method, path = label.lower().split(" ")
+        body = spec["paths"][path][method]["requestBody"]["content"]["application/json"]
+        for schema in body["schema"]["anyOf"]:
+            if schema.get("type") == "array":
+                schema["maxItems"] = BATCH_EXPLORED
+    return spec
+
+
+def excused(failure: Failure, interaction: Interaction | None) -> bool:
+    """A 422 for a rule beyond the schema, a batch longer than explored, or a mismatch another
+    helper is fixing."""
+    if (failure.code, failure.operation) in WAITING_FOR:
         return True
-    return (failure.code, failure.operation) in WAITING_FOR
+    request = interaction.request.body if interaction else None
+    if failure.code == "ST201" and failure.operation in INGEST and _longer_batch(request):
+        return True
+    response = interaction.response.content if interaction and interaction.response else None
+    beyond = BEYOND_THE_SCHEMA.get(failure.operation or "", {})
+    if failure.code != "ST202" or getattr(failure, "status_code", None) != 422 or not beyond:
+        return False
+    return ANY in beyond or _refused_fields(response) <= set(beyond)
+
+
+def _longer_batch(body: bytes | None) -> bool:
+    try:
+        items = json.loads(body or b"")
+    except ValueError:
+        return False
+    return isinstance(items, list) and len(items) > BATCH_EXPLORED
+
+
+def _refused_fields(response: bytes | None) -> set[object]:
+    """The fields a 422 names: of each refused item (a batch) or of the request."""
+    try:
+        body = json.loads(response or b"")
+    except ValueError:
+        return {None}
+    errors = [e for item in body.get("items", []) for e in item["errors"]] or body["errors"]
+    locs = [e["loc"][1:] if e["loc"][:1] == ["body"] else e["loc"] for e in errors]
+    return {loc[0] if loc else None for loc in locs}
 
 
 @dataclass
@@ -119,6 +171,7 @@ def run_schemathesis(openapi_url: str, role: str | None, key: str | None) -> Fin
     phase on the role's own operations, a few fuzzed cases on the others."""
     found = Findings()
     own = sorted(IN_DEPTH[role])
+    spec = _with_bounded_batches(httpx.get(openapi_url).json())
     for in_depth in (True, False):
         config = schemathesis.Config.from_dict(
             {
@@ -132,9 +185,10 @@ def run_schemathesis(openapi_url: str, role: str | None, key: str | None) -> Fin
                 "checks": {"negative_data_rejection": {"expected-statuses": REFUSED}},
                 "cache": {"enabled": False},
                 "request-timeout": 30,
+                "base-url": openapi_url.removesuffix("/openapi.json"),
             }
         )
-        schema = schemathesis.openapi.from_url(openapi_url, config=config)
+        schema = schemathesis.openapi.from_dict(copy.deepcopy(spec), config=config)
         selected = schema.include(name=own) if in_depth else schema.exclude(name=own)
         _collect(selected, found)
     return found
@@ -144,11 +198,12 @@ def _collect(schema: BaseSchema, found: Findings) -> None:
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             found.cases += len(event.recorder.cases)
-            for checks in event.recorder.checks.values():
+            for case_id, checks in event.recorder.checks.items():
+                interaction = event.recorder.interactions.get(case_id)
                 found.failures.extend(
                     _described(check.failure_info)
                     for check in checks
-                    if check.failure_info and not excused(check.failure_info.failure)
+                    if check.failure_info and not excused(check.failure_info.failure, interaction)
                 )
         elif isinstance(event, events.NonFatalError | events.FatalError):
             found.errors.append(str(getattr(event, "value", None) or event.exception))
@@ -197,3 +252,22 @@ async def test_the_openapi_spec_is_what_the_service_does(
     assert not found.failures, f"{len(set(found.failures))} failures:\n" + "\n".join(
         sorted(set(found.failures))
     )
+
+
+async def test_json_items_are_the_types_the_spec_says(service: Service) -> None:
+    """Finding 20: a JSON item is validated strictly, as its schema says (``"at": 0`` was taken
+    as 1970, ``"budget": false`` as 0), and the schema states the edge's rules (no '@' in a lead
+    id, time zones by name) so that what it allows is accepted."""
+    ingest = {"Authorization": f"Bearer {service.keys['ingest']}"}
+    async with httpx.AsyncClient(base_url=service.url, headers=ingest) as http:
+        spec = (await http.get("/openapi.json")).json()
+        epoch = await http.post("/api/events", json={"lead_id": "s1", "type": "page_view", "at": 0})
+        falsy = await http.post("/api/leads", json={"lead_id": "s1", "budget": False})
+        whole = await http.post("/api/leads", json={"lead_id": "s1", "company_size": 596.0})
+    assert epoch.status_code == 422 and epoch.json()["items"][0]["errors"][0]["loc"] == ["at"]
+    assert falsy.status_code == 422 and falsy.json()["items"][0]["errors"][0]["loc"] == ["budget"]
+    assert whole.status_code == 200
+    body = spec["paths"]["/api/leads"]["post"]["requestBody"]["content"]["application/json"]
+    profile = body["schema"]["anyOf"][0]["properties"]
+    assert "@" not in profile["lead_id"]["pattern"] and "sent_fields" not in profile
+    assert "Europe/Berlin" in profile["timezone"]["anyOf"][0]["enum"]

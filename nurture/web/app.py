@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,9 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
@@ -106,7 +103,6 @@ def create_app(
     app.add_middleware(PageSecurityHeaders)  # one set of headers on every HTML page
     webhook = SendGridWebhook(client, store, verifier, signer.is_unsubscribe_link)
     app.add_middleware(RequestBodyLimits)
-    app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(webhook.router())
     ingest = IngestApi(
         client,
@@ -132,26 +128,6 @@ def create_app(
         return {"status": "ok"}
 
     return app
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, with what it echoes made encodable: a body may hold a lone surrogate
-    (valid JSON, not UTF-8) or Infinity (Python's JSON), and echoing those as such made the
-    answer itself a 500."""
-    assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, 422)
-
-
-def _encodable(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, list):
-        return [_encodable(item) for item in value]
-    if isinstance(value, dict):
-        return {_encodable(k): _encodable(v) for k, v in value.items()}
-    return value
 
 
 def body_limit_for(path: str) -> int:

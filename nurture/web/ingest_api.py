@@ -88,7 +88,7 @@ class IngestApi:
         # 422: every item refused (the batch result) or the request itself (an error);
         # 503: an item not delivered (the batch result says which).
         batch_errors = {**errors(AUTHENTICATED, 400, 413), **errors_or(BatchResult, 422, 503)}
-        event = LeadEvent.model_json_schema()
+        event = LeadEvent.edge_json_schema()
         if known := self.known_event_types():  # the types the rules know at startup
             event["properties"]["type"] = {"type": "string", "enum": sorted(known)}
         router.add_api_route(
@@ -108,7 +108,7 @@ class IngestApi:
             response_model=BatchResult,
             dependencies=ingest,
             responses=batch_errors,
-            openapi_extra=json_body(one_or_many(LeadProfile.model_json_schema(), MAX_ITEMS)),
+            openapi_extra=json_body(one_or_many(LeadProfile.edge_json_schema(), MAX_ITEMS)),
             summary="Lead profiles (create or update): one object or an array",
         )
         router.add_api_route(
@@ -141,7 +141,7 @@ class IngestApi:
         parsed: list[Parsed] = []
         for index, raw in enumerate(items):
             try:
-                event = LeadEvent.from_edge(raw)
+                event = LeadEvent.from_edge(raw, strict=True)
             except ValidationError as exc:
                 parsed.append(
                     (index, ItemResult(index=index, status="rejected", errors=_errors(exc)))
@@ -171,7 +171,7 @@ class IngestApi:
         self, payload: Annotated[dict[str, Any] | list[Any], Body()]
     ) -> JSONResponse:
         items = _bounded(payload if isinstance(payload, list) else [payload])
-        return await self._deliver(_profiles(enumerate(items)), send_profile)
+        return await self._deliver(_profiles(enumerate(items), strict=True), send_profile)
 
     async def import_csv(self, request: Request) -> JSONResponse:
         try:
@@ -264,7 +264,8 @@ def _bounded(items: list[Any]) -> list[Any]:
     return items
 
 
-def _profiles(items: Iterable[tuple[int, Any]]) -> list[Parsed]:
+def _profiles(items: Iterable[tuple[int, Any]], *, strict: bool = False) -> list[Parsed]:
+    """``strict``: JSON items, typed as the schema says (not a CSV's text cells)."""
     parsed: list[Parsed] = []
     for index, raw in items:
         if isinstance(raw, dict) and "_csv_error" in raw:
@@ -272,7 +273,7 @@ def _profiles(items: Iterable[tuple[int, Any]]) -> list[Parsed]:
             parsed.append((index, ItemResult(index=index, status="rejected", errors=[error])))
             continue
         try:
-            parsed.append((index, LeadProfile.from_edge(raw)))
+            parsed.append((index, LeadProfile.from_edge(raw, strict=strict)))
         except ValidationError as exc:
             parsed.append((index, ItemResult(index=index, status="rejected", errors=_errors(exc))))
     return parsed

@@ -93,12 +93,22 @@ def field_problems(exc: RequestValidationError) -> list[FieldError]:
     return [
         FieldError(
             # A body that is not JSON is refused at a character position, not at a field.
-            loc=["body"] if error["type"] == "json_invalid" else list(error["loc"]),
-            msg=_expected(error),
+            loc=["body"] if error["type"] == "json_invalid" else _echoable(error["loc"]),
+            msg=_encodable(_expected(error)),
             type=str(error["type"]),
         )
         for error in exc.errors()
     ]
+
+
+def _echoable(loc: Iterable[str | int]) -> list[str | int]:
+    return [part if isinstance(part, int) else _encodable(str(part)) for part in loc]
+
+
+def _encodable(text: str) -> str:
+    """What the client sent, as UTF-8 can carry it: a key may hold a lone surrogate (valid
+    JSON, not UTF-8), and echoing it as such would make the answer itself a 500."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _expected(error: dict[str, Any]) -> str:
