@@ -176,4 +176,6 @@ def test_every_readme_command_works_as_written(tmp_path: Path) -> None:
     assert not failures, "\n\n".join(failures)
     stopped = (out / "up.rc").read_text().strip()
     # make answers Ctrl-C with 130 (interrupted) even when its child stopped cleanly.
-    assert stopped in {"0", "130"} and "stopped:" in up_log, f"Ctrl-C did not stop make up cleanly ({stopped}):\n{up_log[-2000:]}"
+    assert stopped in {"0", "130"} and "stopped:" in up_log, (
+        f"Ctrl-C did not stop make up cleanly ({stopped}):\n{up_log[-2000:]}"
+    )
