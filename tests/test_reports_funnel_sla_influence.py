@@ -85,7 +85,9 @@ def lead_life(
     return FactBatch(lead_id=lead_id, lead=snapshot, facts=[*transitions, *facts])
 
 
-def handoff(lead_id: str, number: int, at: datetime, status: str = "open") -> HandoffFact:
+def handoff(
+    lead_id: str, number: int, at: datetime, status: str = "open", touches_before: int = 0
+) -> HandoffFact:
     return HandoffFact(
         key=f"{lead_id}:h{number}",
         version=1,
@@ -98,6 +100,7 @@ def handoff(lead_id: str, number: int, at: datetime, status: str = "open") -> Ha
         qualified_by="score",
         rep="alice",
         status=status,  # type: ignore[arg-type]
+        touches_before=touches_before,
     )
 
 
@@ -521,6 +524,31 @@ def test_influence_with_no_deals_has_both_groups_empty(database_url: str) -> Non
     ]
     assert rows(result, "time_in_stage") == []
     assert result.summary["avg_deal_size_ratio"] is None
+
+
+def test_influence_tie_at_the_handoff_instant_follows_the_workflows_count(
+    database_url: str,
+) -> None:
+    """An email whose send completed in the same workflow task as the handoff has the handoff's
+    timestamp: whether it came first is what the workflow counted (``touches_before``)."""
+    handed = day(3, 2)
+
+    def tied(lead_id: str, touches_before: int) -> FactBatch:
+        facts: list[Fact] = [
+            touch(lead_id, 0, handed, "sent"),
+            handoff(lead_id, 1, handed, "won", touches_before=touches_before),
+            outcome(lead_id, day(3, 9), "won", 100),
+        ]
+        moves = [(handed, "assigned"), (day(3, 3), "working"), (day(3, 9), "won")]
+        return lead_life(lead_id, day(3, 1), moves, facts)
+
+    result = run_report(
+        write(database_url, [tied("before", 1), tied("after", 0)]), "influence", MARCH
+    )
+    assert [row[:2] for row in rows(result, "deals")] == [
+        ["influenced", 1],
+        ["not influenced", 1],
+    ]
 
 
 # --- command line and HTTP ---------------------------------------------------------------------

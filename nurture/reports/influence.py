@@ -5,15 +5,29 @@ how fast they closed, and how long their leads stayed in each stage.
 A deal is an ``outcome`` row in the period. It is *influenced* when the lead had a nurture
 touch actually carried out (``touch.status`` 'sent', or 'task_done': a call, voicemail or
 direct-mail task someone did) before the handoff that led to
-the outcome (before the outcome itself when that handoff is not on record). The counts are
-one GROUP BY over the deals; medians use :func:`percentiles`.
+the outcome (before the outcome itself when that handoff is not on record). The handoff row's
+own ``touches_before`` (the emails the workflow had sent when it handed off) settles a tie: an
+email whose send completed in the same workflow task as the handoff carries the same timestamp,
+and only the workflow knows which came first. The counts are one GROUP BY over the deals;
+medians use :func:`percentiles`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, FunctionElement, Select, and_, case, cast, exists, func, select
+from sqlalchemy import (
+    Float,
+    FunctionElement,
+    Select,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
@@ -78,10 +92,13 @@ def deals(query: ReportQuery) -> Select[Any]:
     """One row per outcome in the period: lead, when, result, amount, influenced (1/0) and
     seconds from the lead's creation to the outcome."""
     handed_at = func.coalesce(HANDOFF.c.at, OUTCOME.c.at)
-    touched = exists().where(
-        TOUCH.c.lead_id == OUTCOME.c.lead_id,
-        TOUCH.c.status.in_(INFLUENCING),
-        TOUCH.c.at < handed_at,
+    touched = or_(
+        HANDOFF.c.touches_before > 0,
+        exists().where(
+            TOUCH.c.lead_id == OUTCOME.c.lead_id,
+            TOUCH.c.status.in_(INFLUENCING),
+            TOUCH.c.at < handed_at,
+        ),
     )
     return (
         select(
