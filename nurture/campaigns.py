@@ -23,9 +23,18 @@ from sqlmodel import Session, col
 from nurture.db import utcnow
 from nurture.read_model import Campaign, CampaignCost
 
-MONTH = re.compile(r"(\d{4})-(\d{2})")
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+"""A calendar month as ``2026-11``; what the HTTP schema states, and what :func:`month_period`
+takes (after stripping spaces)."""
+CURRENCY_PATTERN = r"^\s*[A-Za-z]{3}\s*$"
+"""Three letters (ISO 4217), stored in capitals; spaces around are dropped."""
 CURRENCY = re.compile(r"[A-Z]{3}")
+FIRST_DAY = date(1970, 1, 1)
+END_OF_DAYS = date(2200, 1, 1)
+"""Costs cover days from :data:`FIRST_DAY` up to this one (exclusive): the dates reports cover."""
 NAME_MAX = 200
+NOTE_MAX = 2000
+"""The longest note on a cost or description of a campaign, in characters."""
 # The largest amount of money Nurture records (a campaign's cost, a deal's value): far beyond any
 # real one, and small enough that adding up millions of them stays a finite float.
 MAX_AMOUNT = 1e12
@@ -72,13 +81,21 @@ def _name(name: str) -> str:
 
 def month_period(month: str) -> tuple[date, date]:
     """``"2026-11"`` → (2026-11-01, 2026-12-01)."""
-    match = MONTH.fullmatch(month.strip())
-    if match is None or not 1 <= int(match.group(2)) <= 12:
+    if re.fullmatch(MONTH_PATTERN, month.strip()) is None:
         raise CampaignError(f"{month!r} is not a month; write it as 2026-11")
-    year, number = int(match.group(1)), int(match.group(2))
+    year, number = (int(part) for part in month.strip().split("-"))
+    if not FIRST_DAY.year <= year < END_OF_DAYS.year:
+        raise CampaignError(_outside(month))
     start = date(year, number, 1)
     end = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
     return start, end
+
+
+def _outside(period: str) -> str:
+    return (
+        f"{period} is outside the dates costs cover: from {FIRST_DAY} until {END_OF_DAYS} "
+        "(the dates reports cover)"
+    )
 
 
 def cost_period(
@@ -93,6 +110,8 @@ def cost_period(
         raise CampaignError(
             "a cost needs its period: a month (2026-11) or a start and an end (end exclusive)"
         )
+    if period_start < FIRST_DAY or period_end > END_OF_DAYS:
+        raise CampaignError(_outside(f"{period_start} to {period_end}"))
     if period_end <= period_start:
         raise CampaignError(
             f"the period ends ({period_end}) on or before it starts ({period_start}); the end "
@@ -108,6 +127,8 @@ def save_campaign(
     name = _name(name)
     if channel is not None and len(channel.strip()) > 64:
         raise CampaignError("a channel has at most 64 characters")
+    if description is not None and len(description.strip()) > NOTE_MAX:
+        raise CampaignError(f"a description has at most {NOTE_MAX} characters")
     for attempt in (1, 2):
         with Session(engine) as session:
             row = session.get(Campaign, name)
@@ -146,6 +167,8 @@ def record_cost(
     start, end = cost_period(period_start, period_end, month)
     if not math.isfinite(amount) or not 0 <= amount <= MAX_AMOUNT:
         raise CampaignError(f"a cost is an amount from 0 to {MAX_AMOUNT:,.0f}, not {amount}")
+    if len(note.strip()) > NOTE_MAX:
+        raise CampaignError(f"a note has at most {NOTE_MAX} characters")
     code = currency.strip().upper()
     if not CURRENCY.fullmatch(code):
         raise CampaignError(f"{currency!r} is not a currency code; use three letters like USD")

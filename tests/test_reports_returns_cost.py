@@ -31,6 +31,7 @@ from nurture.ledger import FactBatch, HandoffFact, LeadSnapshot, OutcomeFact
 from nurture.reports import Report, ReportQuery, run_report
 from nurture.web.campaigns_api import campaigns_router
 from nurture.web.reports_api import reports_router
+from nurture.web.responses import install_api_contract
 
 T0 = datetime(2026, 10, 1, 9, tzinfo=UTC)
 DECIDED = {"accepted", "rejected", "won", "lost"}
@@ -593,6 +594,7 @@ def test_cli_records_a_cost_and_reports_cost_as_csv(engine: Engine, database_url
 @pytest.fixture
 def http(engine: Engine) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
     app = FastAPI()
+    install_api_contract(app)
     app.include_router(campaigns_router(engine))
     app.include_router(reports_router(engine))
     keys = {
@@ -703,7 +705,35 @@ def test_http_campaigns_refuse_missing_keys_wrong_roles_and_bad_costs(
     assert backwards.status_code == 422
     assert "on or before it starts" in backwards.json()["detail"]
     assert bad_month.status_code == 422
-    assert "not a month" in bad_month.json()["detail"]
+    assert bad_month.json()["errors"][0]["loc"][-1] == "month"
     assert no_period.status_code == 422
+    assert {e["loc"][-1] for e in no_period.json()["errors"]} == {"period_start", "period_end"}
     assert bad_currency.status_code == 422
+
+    # The schema's oneOf, held: a month or a period, never both, no null, no unknown field;
+    # and nothing the schema allows is a 500 (a month in year 0 or 9999 was one).
+    period = {"period_start": "2026-11-01", "period_end": "2026-12-01"}
+    refused = {
+        "both": {**good, **period},
+        "null month": {**good, "month": None},
+        "null end": {"amount": 1, "period_start": "2026-11-01", "period_end": None},
+        "misspelt": {**good, "notes": "x"},
+        "a string amount": {**good, "amount": "10"},
+        "a long note": {**good, "note": "x" * 2001},
+        "year 0": {**good, "month": "0000-05"},
+        "year 9999": {**good, "month": "9999-12"},
+        "before 1970": {"amount": 1, "period_start": "0001-01-01", "period_end": "2026-01-01"},
+        "after 2200": {"amount": 1, "period_start": "2026-01-01", "period_end": "9999-12-31"},
+    }
+    for what, body in refused.items():
+        answer = client.post(costs, json=body, headers=keys["marketer"])
+        assert answer.status_code == 422, (what, answer.text)
+    assert "outside the dates costs cover" in answer.json()["detail"]
+    not_an_object = client.post(costs, json=[None, None], headers=keys["marketer"])
+    assert not_an_object.status_code == 422
+    assert "a cost is a JSON object" in not_an_object.json()["detail"]
     assert client.get("/api/campaigns", headers=keys["marketer"]).json() == []
+    edges = {"amount": 1, "period_start": "1970-01-01", "period_end": "2200-01-01"}
+    assert client.post(costs, json=edges, headers=keys["marketer"]).status_code == 201
+    last = client.post(costs, json={**good, "month": "2199-12"}, headers=keys["marketer"])
+    assert last.status_code == 201, last.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,6 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.panel import Panel
 
+from nurture.campaigns import MAX_AMOUNT
 from nurture.cli.campaigns import campaign_app
 from nurture.cli.dashboard import dashboard_link
 from nurture.cli.db import db_app
@@ -425,12 +427,16 @@ def outcome(
     lead_id: str,
     rep: RepOpt,
     result: Annotated[str, typer.Argument(help="won or lost")],
-    amount: Annotated[float | None, typer.Option(min=0, help="deal amount")] = None,
+    amount: Annotated[float | None, typer.Option(min=0, max=MAX_AMOUNT, help="deal amount")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Close the loop: the deal was won or lost."""
     if result not in ("won", "lost"):
         raise typer.BadParameter("must be 'won' or 'lost'", param_hint="RESULT")
+    if amount is not None and not math.isfinite(amount):  # nan passes min and max
+        raise typer.BadParameter(
+            f"must be a number from 0 to {MAX_AMOUNT:,.0f}", param_hint="--amount"
+        )
     verdict: Literal["won", "lost"] = "won" if result == "won" else "lost"
     _act(lead_id, "outcome", OutcomeRequest(rep=rep, result=verdict, amount=amount), as_json)
 

@@ -5,16 +5,20 @@ No ``from __future__ import annotations`` here: FastAPI resolves a string annota
 module's globals, so the role dependency (``Marketer``, local to the router factory) would
 silently become a required query parameter instead of an authentication check."""
 
+import re
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 from sqlalchemy.engine import Engine
 
 from nurture.auth import Principal
 from nurture.campaigns import (
+    CURRENCY_PATTERN,
     MAX_AMOUNT,
+    MONTH_PATTERN,
+    NOTE_MAX,
     CampaignError,
     CampaignSummary,
     RecordedCost,
@@ -31,18 +35,60 @@ class CampaignIn(BaseModel):
     """Fields left out keep their value."""
 
     channel: str | None = Field(default=None, max_length=64)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=NOTE_MAX)
 
 
-class CostIn(BaseModel):
-    """A month ("2026-11") or a period [period_start, period_end)."""
+class CostFields(BaseModel):
+    """What every cost gives besides its period. No other field is taken: a misspelt one
+    (``perod_end``) is refused, not ignored."""
 
-    amount: float = Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
-    month: str | None = Field(default=None, examples=["2026-11"])
-    period_start: date | None = None
-    period_end: date | None = Field(default=None, description="exclusive")
-    currency: str = "USD"
-    note: str = ""
+    model_config = ConfigDict(extra="forbid")
+
+    amount: float = Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False, strict=True)
+    currency: str = Field(default="USD", pattern=CURRENCY_PATTERN, examples=["USD"])
+    note: str = Field(default="", max_length=NOTE_MAX)
+
+
+class CostForMonth(CostFields):
+    month: str = Field(pattern=MONTH_PATTERN, examples=["2026-11"])
+
+
+def _date_text(value: object) -> object:
+    """JSON has no date type: the schema says a ``date`` string, and so does this check, where
+    pydantic alone would also take a number of seconds (``0`` for 1970-01-01)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError(f"not a date: {str(value)[:40]!r}; write it as 2026-11-01")
+    return value
+
+
+CostDay = Annotated[date, BeforeValidator(_date_text)]
+
+
+class CostForPeriod(CostFields):
+    period_start: CostDay
+    period_end: CostDay = Field(description="exclusive: November 2026 ends on 2026-12-01")
+
+
+def _cost_shape(body: object) -> str | None:
+    """A body with ``month`` is a cost for that month; any other object, for a period. Not an
+    object: no shape (pydantic refuses it as such)."""
+    if isinstance(body, dict):
+        return "month" if "month" in body else "period"
+    if isinstance(body, CostFields):
+        return "month" if isinstance(body, CostForMonth) else "period"
+    return None
+
+
+CostIn = Annotated[
+    Annotated[CostForMonth, Tag("month")] | Annotated[CostForPeriod, Tag("period")],
+    Discriminator(
+        _cost_shape,
+        custom_error_type="cost_shape",
+        custom_error_message='a cost is a JSON object: {"month": "2026-11", "amount": 3000} or '
+        '{"period_start": "2026-11-01", "period_end": "2026-11-16", "amount": 1500}',
+    ),
+]
+"""A month ("2026-11") or a period [period_start, period_end): one of the two (``oneOf``)."""
 
 
 def campaigns_router(engine: Engine) -> APIRouter:
@@ -92,9 +138,9 @@ def campaigns_router(engine: Engine) -> APIRouter:
                 engine,
                 name,
                 body.amount,
-                period_start=body.period_start,
-                period_end=body.period_end,
-                month=body.month,
+                month=body.month if isinstance(body, CostForMonth) else None,
+                period_start=body.period_start if isinstance(body, CostForPeriod) else None,
+                period_end=body.period_end if isinstance(body, CostForPeriod) else None,
                 currency=body.currency,
                 note=body.note,
             )

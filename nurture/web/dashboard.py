@@ -796,14 +796,16 @@ class DashboardPages:
         )
         return router
 
-    async def charts(self, since: str | None = None, until: str | None = None) -> JSONResponse:
-        """Every dashboard chart for [since, until) as plotly figure JSON (draw one with
-        ``Plotly.newPlot(el, figure.data, figure.layout)``), with the headline tiles. Needs a
-        marketer or operator API key."""
+    async def charts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> JSONResponse:
+        """Every dashboard chart for [since, until) (ISO 8601, a date or a time; either may be
+        left out) as plotly figure JSON (draw one with ``Plotly.newPlot(el, figure.data,
+        figure.layout)``), with the headline tiles. Needs a marketer or operator API key."""
         try:
-            query = period_query(since, until)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            query = ReportQuery(since=since, until=until)
+        except ValidationError as exc:
+            raise HTTPException(422, query_problems(exc)) from None
         dashboard = await run_in_threadpool(build_dashboard, self.engine, query)
         return JSONResponse(dashboard.as_json())
 

@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from nurture.auth import Principal
+from nurture.campaigns import MAX_AMOUNT
 from nurture.db import SalesTask
-from nurture.leads import AMOUNT_MAX, check_plain_text
+from nurture.leads import check_plain_text
 from nurture.messages import (
     ActionResult,
     LeadState,
@@ -55,7 +56,7 @@ class RejectBody(ActionBody):
 
 class OutcomeBody(ActionBody):
     result: Literal["won", "lost"]
-    amount: float | None = Field(default=None, ge=0, le=AMOUNT_MAX, allow_inf_nan=False)
+    amount: float | None = Field(default=None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
 
 
 class TaskBody(ActionBody):
