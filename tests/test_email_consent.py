@@ -20,7 +20,14 @@ from temporalio.testing import WorkflowEnvironment
 from nurture.db import Suppression, WebhookEvent, make_engine
 from nurture.sendgrid_standin import RecordedMessage, SendGridStandIn, encode_events
 from nurture.web.webhook_verify import WebhookRefused, WebhookVerifier
-from tests.conftest import Engine, lead_id, lead_state, running_engine, wait_for_state
+from tests.conftest import (
+    Engine,
+    lead_id,
+    lead_state,
+    running_engine,
+    wait_for_email,
+    wait_for_state,
+)
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -282,7 +289,7 @@ async def test_only_events_on_marketing_touches_speak_for_the_lead(
         )
         state = await engine.request_call(lead)
         score = state.score.total
-        (alert,) = standin.messages_with(lead_id=lead, category="handoff")
+        (alert,) = await wait_for_email(standin, lead, "handoff")  # sent after the update
         on_alert = await emit(
             standin, alert.message_id, {"event": "open"}, {"event": "bounce", "type": "bounce"}
         )

@@ -137,6 +137,13 @@ def script(commands: list[Command], workdir: Path, out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reader_environment() -> dict[str, str]:
+    """The environment of someone at a terminal: not the make variables of a ``make test
+    ARGS=...`` that started this run (make passes them on, and ``make up`` would take them)."""
+    inherited = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "ARGS")
+    return {name: value for name, value in os.environ.items() if name not in inherited}
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_every_readme_command_works_as_written(tmp_path: Path) -> None:
@@ -154,7 +161,7 @@ def test_every_readme_command_works_as_written(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=1800,
-        env={**os.environ, "COLUMNS": "120", "NURTURE_LOG_FORMAT": "json"},
+        env={**reader_environment(), "COLUMNS": "120", "NURTURE_LOG_FORMAT": "json"},
     )
     up_log = (out / "up.log").read_text(errors="replace") if (out / "up.log").exists() else ""
     assert done.returncode != 99, f"make up did not start:\n{up_log[-3000:]}"
