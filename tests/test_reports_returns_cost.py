@@ -707,7 +707,10 @@ def test_http_campaigns_refuse_missing_keys_wrong_roles_and_bad_costs(
     assert bad_month.status_code == 422
     assert bad_month.json()["errors"][0]["loc"][-1] == "month"
     assert no_period.status_code == 422
-    assert {e["loc"][-1] for e in no_period.json()["errors"]} == {"period_start", "period_end"}
+    assert [e["loc"] for e in no_period.json()["errors"]] == [
+        ["body", "period_start"],
+        ["body", "period_end"],
+    ]
     assert bad_currency.status_code == 422
 
     # The schema's oneOf, held: a month or a period, never both, no null, no unknown field;
@@ -729,6 +732,16 @@ def test_http_campaigns_refuse_missing_keys_wrong_roles_and_bad_costs(
         answer = client.post(costs, json=body, headers=keys["marketer"])
         assert answer.status_code == 422, (what, answer.text)
     assert "outside the dates costs cover" in answer.json()["detail"]
+    both = client.post(costs, json=refused["both"], headers=keys["marketer"])
+    assert both.json()["errors"] == [
+        {
+            "loc": ["body"],
+            "msg": "give a month or a period_start and period_end, not both",
+            "type": "value_error",
+        }
+    ]
+    huge = client.post(costs, json={**good, "amount": 1e13}, headers=keys["marketer"])
+    assert huge.json()["errors"][0]["loc"] == ["body", "amount"]  # as sent: no union tag
     not_an_object = client.post(costs, json=[None, None], headers=keys["marketer"])
     assert not_an_object.status_code == 422
     assert "a cost is a JSON object" in not_an_object.json()["detail"]

@@ -62,7 +62,7 @@ class ReportQuery(BaseModel):
                 f"{value.isoformat()} is outside the dates reports cover: give a date from "
                 f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (2026-11-01, or 2026-11-01T09:00+01:00)"
             )
-        return value
+        return aware(value)  # a date or a time without a zone is UTC, and says so
 
     @model_validator(mode="after")
     def _ordered(self) -> ReportQuery:

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, model_validator
 from sqlalchemy.engine import Engine
 
 from nurture.auth import Principal
@@ -27,7 +27,7 @@ from nurture.campaigns import (
     save_campaign,
     summary_of,
 )
-from nurture.web.responses import AUTHENTICATED, JSON_BODY, errors
+from nurture.web.responses import AUTHENTICATED, JSON_BODY, errors, union_tag
 from nurture.web.security import requires
 
 
@@ -51,6 +51,13 @@ class CostFields(BaseModel):
 
 class CostForMonth(CostFields):
     month: str = Field(pattern=MONTH_PATTERN, examples=["2026-11"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_both(cls, data: object) -> object:
+        if isinstance(data, dict) and {"period_start", "period_end"} & data.keys():
+            raise ValueError("give a month or a period_start and period_end, not both")
+        return data
 
 
 def _date_text(value: object) -> object:
@@ -80,7 +87,7 @@ def _cost_shape(body: object) -> str | None:
 
 
 CostIn = Annotated[
-    Annotated[CostForMonth, Tag("month")] | Annotated[CostForPeriod, Tag("period")],
+    Annotated[CostForMonth, union_tag("month")] | Annotated[CostForPeriod, union_tag("period")],
     Discriminator(
         _cost_shape,
         custom_error_type="cost_shape",

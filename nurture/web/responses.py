@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +19,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Tag
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -101,8 +101,22 @@ def field_problems(exc: RequestValidationError) -> list[FieldError]:
     ]
 
 
-def _echoable(loc: Iterable[str | int]) -> list[str | int]:
-    return [part if isinstance(part, int) else _encodable(str(part)) for part in loc]
+_UNION_TAGS: set[str] = set()
+
+
+def union_tag(name: str) -> Tag:
+    """A tag of a tagged union in a request body. pydantic puts the tag in the location of each
+    error inside that member (``body.month.amount``); the client sent ``body.amount``, so the
+    answer names that."""
+    _UNION_TAGS.add(name)
+    return Tag(name)
+
+
+def _echoable(loc: Sequence[str | int]) -> list[str | int]:
+    parts = [part if isinstance(part, int) else _encodable(str(part)) for part in loc]
+    if len(parts) >= 2 and parts[0] == "body" and parts[1] in _UNION_TAGS:
+        del parts[1]
+    return parts
 
 
 def _encodable(text: str) -> str:
