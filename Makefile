@@ -22,4 +22,5 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy . \
+		&& $(VENV)/bin/lint-imports

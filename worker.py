@@ -11,8 +11,6 @@ import asyncio
 import concurrent.futures
 import gc
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import structlog
 from temporalio.client import Client
@@ -25,41 +23,19 @@ from activities import (
     RecordActivities,
     RoutingActivities,
     RulesActivities,
-    RulesSource,
     TaskActivities,
     all_activities,
 )
-from activities.crm import CrmSettings
-from activities.email import MailerSettings
 from nurture.bytecode import cache_bytecode
 from nurture.config_loader import config_dir_from_env, templates_dir_from_env
-from nurture.consent import ConsentConfigError, LinkSigner
-from nurture.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
+from nurture.consent import ConsentConfigError
+from nurture.db import data_dir_from_env, keep_private, make_engine
 from nurture.messages import TASK_QUEUE
+from nurture.rules_source import RulesSource
+from nurture.settings import WorkerOptions
 from workflows.lead import LeadWorkflow
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class WorkerOptions:
-    config_dir: Path = field(default_factory=config_dir_from_env)
-    templates_dir: Path = field(default_factory=templates_dir_from_env)
-    database_url: str = field(default_factory=database_url_from_env)
-    mailer: MailerSettings = field(default_factory=MailerSettings.from_env)
-    signer: LinkSigner = field(default_factory=LinkSigner.from_env)
-    crm: CrmSettings | None = field(default_factory=CrmSettings.from_env)
-    time_scale: float = 1.0
-    task_queue: str = TASK_QUEUE
-    max_cached_workflows: int = 2000
-    activity_threads: int = 32
-    gc_young_threshold: int = 10_000
-
-    def rules_source(self) -> RulesSource:
-        """Load the rules (every template rendered against sample leads): a broken config or
-        template raises ``ConfigError`` here, at start, with file, line and variable, instead
-        of failing a lead. Build it before connecting to Temporal."""
-        return RulesSource(self.config_dir, self.templates_dir, self.time_scale)
 
 
 def build_worker(client: Client, options: WorkerOptions, source: RulesSource) -> Worker:

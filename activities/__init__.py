@@ -9,8 +9,9 @@ from activities.crm import CrmActivities
 from activities.email import EmailActivities, Mailer
 from activities.records import RecordActivities
 from activities.routing import RoutingActivities
-from activities.rules import RulesActivities, RulesSource
+from activities.rules import RulesActivities
 from activities.tasks import TaskActivities
+from nurture.rules_source import RulesSource
 
 __all__ = [
     "CrmActivities",

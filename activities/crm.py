@@ -8,9 +8,7 @@ such as a converted lead that can no longer change) is final and surfaces on the
 
 from __future__ import annotations
 
-import os
 import threading
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -21,40 +19,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from nurture.messages import CRM_ADD_TASK, CRM_UPSERT_LEAD, CrmLeadUpsert, CrmNote
+from nurture.settings import CrmSettings
 
 log = structlog.get_logger(__name__)
 
 LEAD_EXTERNAL_ID = "Nurture_Lead_Id__c"
 TASK_EXTERNAL_ID = "Nurture_Event_Id__c"
-
-
-@dataclass(frozen=True)
-class CrmSettings:
-    """``NURTURE_CRM_URL`` (instance or login URL) and either ``NURTURE_CRM_CLIENT_ID`` +
-    ``NURTURE_CRM_CLIENT_SECRET`` (OAuth client credentials) or ``NURTURE_CRM_TOKEN``."""
-
-    base_url: str
-    client_id: str | None = None
-    client_secret: str | None = None
-    token: str | None = None
-    api_version: str = "v60.0"
-
-    @classmethod
-    def from_env(cls) -> CrmSettings | None:
-        url = os.environ.get("NURTURE_CRM_URL")
-        if not url:
-            return None
-        return cls(
-            base_url=url.rstrip("/"),
-            client_id=os.environ.get("NURTURE_CRM_CLIENT_ID") or None,
-            client_secret=os.environ.get("NURTURE_CRM_CLIENT_SECRET") or None,
-            token=os.environ.get("NURTURE_CRM_TOKEN") or None,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"CrmSettings(base_url={self.base_url!r}, client_id={self.client_id!r}, secret='***')"
-        )
 
 
 class CrmClient:

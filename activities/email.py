@@ -9,8 +9,6 @@ sending blindly again.
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from nurture.consent import LinkSigner, UnsubscribeClaim
 from nurture.db import OutboxMessage, Suppression
 from nurture.messages import SEND_EMAIL, EmailRequest, EmailResult
 from nurture.rep_links import RepClaim, RepLinks
+from nurture.settings import MailerSettings
 from nurture.templating import (
     RenderedEmail,
     TemplateProblem,
@@ -39,30 +38,6 @@ from nurture.templating import (
 log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_ARG = "nurture_key"
-SENDGRID_API = "https://api.sendgrid.com"
-
-
-@dataclass(frozen=True)
-class MailerSettings:
-    api_key: str
-    base_url: str
-
-    @classmethod
-    def from_env(cls) -> MailerSettings:
-        """``SENDGRID_API_KEY`` (+ optional ``SENDGRID_BASE_URL``) for the real service;
-        without a key, the local stand-in at ``NURTURE_SENDGRID_URL``."""
-        key = os.environ.get("SENDGRID_API_KEY")
-        if key:
-            return cls(api_key=key, base_url=os.environ.get("SENDGRID_BASE_URL", SENDGRID_API))
-        return cls.standin(os.environ.get("NURTURE_SENDGRID_URL", "http://127.0.0.1:3030"))
-
-    @classmethod
-    def standin(cls, base_url: str) -> MailerSettings:
-        """The local SendGrid stand-in: any non-empty key is accepted there."""
-        return cls(api_key="SG.local-standin", base_url=base_url)
-
-    def __repr__(self) -> str:  # never let the key reach a log line
-        return f"MailerSettings(base_url={self.base_url!r}, api_key='***')"
 
 
 class Mailer:

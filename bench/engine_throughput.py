@@ -64,20 +64,21 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner, Worker
 
 import worker as worker_module
-from activities.email import MailerSettings
-from activities.rules import RulesSource
 from bench.counting_workflow import CountingWorkflow
 from bench.sampling import StackSampler, top
 from bench.saving import save_results
 from nurture.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR
 from nurture.consent import LinkSigner
+from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.leads import LeadEvent, workflow_id_for
 from nurture.ledger import RECORD_FACTS
+from nurture.rules_source import RulesSource
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.settings import MailerSettings, WorkerOptions
 from nurture.starting import send_event
 from nurture.temporal import installed_binary
-from worker import WorkerOptions, build_worker
-from workflows.lead import SEARCH_ATTRIBUTES, LeadWorkflow
+from worker import build_worker
+from workflows.lead import LeadWorkflow
 
 BENCH_SECRET = "bench-secret-0123456789abcdef"
 

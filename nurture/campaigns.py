@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from nurture.db import utcnow
+from nurture.clock import utcnow
 from nurture.read_model import Campaign, CampaignCost
 
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"

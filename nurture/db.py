@@ -10,7 +10,7 @@ import os
 import sqlite3
 import stat
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -18,13 +18,10 @@ from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel, create_engine
 
+from nurture.clock import utcnow
 from nurture.sqlite_writers import QueuedWriterConnection
 
 DEFAULT_DATA_DIR = Path("data")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class OutboxMessage(SQLModel, table=True):

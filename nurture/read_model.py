@@ -15,7 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Index, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from nurture.db import utcnow
+from nurture.clock import utcnow
 
 
 class LeadRecord(SQLModel, table=True):

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel
 
-from nurture.db import utcnow
+from nurture.clock import utcnow
 
 ROW = "rules"
 """Every worker of one engine database shares the rules; the row says what the last one saw."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from nurture.contract.names import STATE_QUERY, RepUpdate
 from nurture.leads import workflow_id_for
 from nurture.messages import (
     ActionResult,
@@ -17,9 +16,6 @@ from nurture.messages import (
     RepAction,
     TaskCompletion,
 )
-from workflows.lead import LeadWorkflow
-
-ActionName = Literal["accept", "contact", "reject", "outcome", "complete_task"]
 
 
 class LeadActionError(Exception):
@@ -34,7 +30,7 @@ class TemporalUnavailableError(LeadActionError):
     """Temporal did not answer (down, overloaded, timed out): nothing was decided; try again."""
 
 
-async def act(client: Client, lead_id: str, action: ActionName, request: RepAction) -> ActionResult:
+async def act(client: Client, lead_id: str, action: RepUpdate, request: RepAction) -> ActionResult:
     handle = client.get_workflow_handle(workflow_id_for(lead_id))
     if action == "reject" and not isinstance(request, RejectRequest):
         raise LeadActionError("reject needs a reason")
@@ -43,7 +39,6 @@ async def act(client: Client, lead_id: str, action: ActionName, request: RepActi
     if action == "complete_task" and not isinstance(request, TaskCompletion):
         raise LeadActionError("complete_task needs the task and its outcome")
     try:
-        # The update is named after the action (LeadWorkflow.accept, .reject, .complete_task…).
         return await handle.execute_update(action, request, result_type=ActionResult)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
@@ -56,7 +51,7 @@ async def act(client: Client, lead_id: str, action: ActionName, request: RepActi
 async def read_state(client: Client, lead_id: str) -> LeadState:
     handle = client.get_workflow_handle(workflow_id_for(lead_id))
     try:
-        return await handle.query(LeadWorkflow.state)
+        return await handle.query(STATE_QUERY, result_type=LeadState)
     except RPCError as err:
         raise _lead_rpc_error(lead_id, err) from err
 

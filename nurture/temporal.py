@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
-from workflows.lead import SEARCH_ATTRIBUTES
+from nurture.contract.names import SEARCH_ATTRIBUTES
 
 
 @dataclass(frozen=True)

@@ -23,21 +23,21 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.crm import CrmSettings
-from activities.email import MailerSettings
-from activities.rules import RulesSource
 from nurture.cli.embedded import point_standin_webhook
 from nurture.consent import LinkSigner
+from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.crm_standin import SalesforceStandIn
 from nurture.db import make_engine
 from nurture.leads import LeadEvent, LeadProfile
 from nurture.messages import LeadState
+from nurture.rules_source import RulesSource
 from nurture.sendgrid_standin import RecordedMessage, SendGridStandIn
+from nurture.settings import CrmSettings, MailerSettings, WorkerOptions
 from nurture.starting import send_event, send_profile
 from nurture.temporal import installed_binary
 from nurture.web.app import WebSettings, create_app, serving
-from worker import WorkerOptions, build_worker
-from workflows.lead import SEARCH_ATTRIBUTES, LeadWorkflow
+from worker import build_worker
+from workflows.lead import LeadWorkflow
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser

@@ -15,13 +15,13 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.crm import CrmSettings
+from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.crm_standin import SalesforceStandIn
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.settings import CrmSettings
 from nurture.temporal import installed_binary
 from tests.conftest import running_engine
 from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS, crm_life, crm_rules
-from workflows.lead import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
 

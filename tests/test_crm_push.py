@@ -13,9 +13,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.crm import CrmSettings
 from nurture.crm_standin import SalesforceStandIn
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.settings import CrmSettings
 from tests.conftest import (
     TEST_RULES,
     lead_id,

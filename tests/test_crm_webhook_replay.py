@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from activities.crm import CrmSettings
 from nurture.crm_standin import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -24,6 +23,7 @@ from nurture.crm_standin import (
     SalesforceStandIn,
 )
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.settings import CrmSettings
 from nurture.web.crm_webhook import sign
 from tests.conftest import lead_id, running_engine, wait_for_state, wait_until
 from tests.scenarios import crm_rules

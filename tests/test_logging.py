@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from activities.email import MailerSettings
 from nurture.logging import configure_logging
+from nurture.settings import MailerSettings
 from nurture.temporal import TemporalSettings
 
 

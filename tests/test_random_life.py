@@ -33,21 +33,23 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.email import IDEMPOTENCY_ARG, MailerSettings
-from activities.rules import RulesSource
+from activities.email import IDEMPOTENCY_ARG
 from nurture.cadence import total_touches
 from nurture.consent import LinkSigner
+from nurture.contract.names import OWNER, SLA_DUE, STAGE
 from nurture.leads import LeadEvent, LeadProfile, workflow_id_for
 from nurture.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
 from nurture.rules import Rules
+from nurture.rules_source import RulesSource
 from nurture.sales import LeadActionError, act
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.settings import MailerSettings, WorkerOptions
 from nurture.stages import RepAction as RepActionName
 from nurture.stages import rep_action_error
 from nurture.starting import send_event, send_profile
 from tests.conftest import ARTIFACTS, TEST_RULES, TEST_SECRET, TEST_TEMPLATES
-from worker import WorkerOptions, build_worker
-from workflows.lead import OWNER, SLA_DUE, STAGE, LeadWorkflow
+from worker import build_worker
+from workflows.lead import LeadWorkflow
 
 SEEDS = [int(s) for s in os.environ.get("NURTURE_LIFE_SEEDS", "1,2,3").split(",")]
 LEADS_PER_WALK = 4

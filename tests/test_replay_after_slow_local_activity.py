@@ -48,17 +48,17 @@ from activities import (
     RecordActivities,
     RoutingActivities,
     RulesActivities,
-    RulesSource,
     TaskActivities,
     all_activities,
 )
-from activities.email import MailerSettings
 from nurture.consent import LinkSigner
 from nurture.db import make_engine
 from nurture.leads import LeadEvent, LeadProfile
 from nurture.messages import LOAD_RULES, LoadRulesRequest
 from nurture.rules import Rules
+from nurture.rules_source import RulesSource
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.settings import MailerSettings
 from nurture.starting import send_event, send_profile
 from tests.conftest import (
     TEST_RULES,

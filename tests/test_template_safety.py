@@ -25,14 +25,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities import EmailActivities, Mailer
-from activities.email import MailerSettings
-from activities.rules import RulesSource
 from nurture.consent import LinkSigner
 from nurture.db import make_engine
 from nurture.messages import EmailRequest
 from nurture.rules import Sender
+from nurture.rules_source import RulesSource
 from nurture.rules_status import read_rules_status
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.settings import MailerSettings
 from nurture.templating import TemplateSource
 from tests.conftest import (
     TEST_RULES,

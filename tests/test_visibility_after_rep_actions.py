@@ -11,11 +11,12 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from nurture.contract.names import OWNER, SCORE, SLA_DUE, STAGE
 from nurture.messages import OutcomeRequest, RejectRequest, RepAction
 from nurture.sales import act
 from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import Engine, lead_id, running_engine, wait_for_state
-from workflows.lead import OWNER, SCORE, SLA_DUE, STAGE, LeadWorkflow
+from workflows.lead import LeadWorkflow
 
 
 async def _assigned(engine: Engine) -> tuple[str, str]:

@@ -24,11 +24,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from nurture import cadence, crm, routing, scoring, send_window, sla
+    from nurture.contract.names import (
+        EVENT_SIGNAL,
+        LEAD_WORKFLOW,
+        PROFILE_SIGNAL,
+        SEARCH_ATTRIBUTES,
+        STATE_QUERY,
+    )
     from nurture.leads import LeadEvent, LeadProfile, dedupe_marker
     from nurture.ledger import (
         FACTS_PER_BATCH,
@@ -100,15 +107,6 @@ with workflow.unsafe.imports_passed_through():
         RepAction as RepActionName,
     )
     from nurture.tasks import missing_contact, outcome_error, outcome_event_type
-
-STAGE = SearchAttributeKey.for_keyword("LeadStage")
-SCORE = SearchAttributeKey.for_int("LeadScore")
-GRADE = SearchAttributeKey.for_keyword("LeadGrade")
-OWNER = SearchAttributeKey.for_keyword("LeadOwner")
-SEGMENT = SearchAttributeKey.for_keyword("LeadSegment")
-CAMPAIGN = SearchAttributeKey.for_keyword("LeadCampaign")
-SLA_DUE = SearchAttributeKey.for_datetime("SlaDueAt")
-SEARCH_ATTRIBUTES = (STAGE, SCORE, GRADE, OWNER, SEGMENT, CAMPAIGN, SLA_DUE)
 
 RETRY_FOREVER = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -220,7 +218,7 @@ def event_time(at: datetime | None, received: datetime) -> datetime:
     return min(utc, received)
 
 
-@workflow.defn
+@workflow.defn(name=LEAD_WORKFLOW)
 class LeadWorkflow:
     @workflow.init
     def __init__(self, inp: LeadInput) -> None:
@@ -408,11 +406,11 @@ class LeadWorkflow:
 
     # --- signals: behaviour and profile ---------------------------------------------------
 
-    @workflow.signal
+    @workflow.signal(name=PROFILE_SIGNAL)
     def profile(self, profile: LeadProfile) -> None:
         self._inbox.append(profile)
 
-    @workflow.signal
+    @workflow.signal(name=EVENT_SIGNAL)
     def event(self, event: LeadEvent) -> None:
         self._inbox.append(event)
 
@@ -1123,7 +1121,7 @@ class LeadWorkflow:
             lead_id=self._state.lead_id, stage=self._state.stage, owner=self._state.owner
         )
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> LeadState:
         return self._state
 

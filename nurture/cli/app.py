@@ -34,6 +34,7 @@ from nurture.config_loader import (
     templates_dir_from_env,
 )
 from nurture.consent import ConsentConfigError
+from nurture.contract.names import RepUpdate
 from nurture.durations import format_duration
 from nurture.leads import LeadEvent, LeadProfile
 from nurture.logging import configure_logging
@@ -46,7 +47,7 @@ from nurture.messages import (
     RepAction,
 )
 from nurture.process import exit_now
-from nurture.sales import ActionName, LeadActionError, act, read_state
+from nurture.sales import LeadActionError, act, read_state
 from nurture.scoring import explain
 
 app = typer.Typer(
@@ -82,6 +83,7 @@ EXIT_USAGE = 2
 
 @app.command()
 def up(
+    ctx: typer.Context,
     data_dir: Annotated[Path, typer.Option(help="where leads and emails are kept")] = Path("data"),
     config: ConfigOpt = None,
     templates: TemplatesOpt = None,
@@ -107,6 +109,7 @@ def up(
     Links in emails and from 'nurture inbox-link' point at http://127.0.0.1:<http-port>; set
     NURTURE_PUBLIC_URL when they must open from another machine."""
     from nurture.cli.embedded import EmbeddedOptions, PortBusyError, run_embedded
+    from nurture.cli.parts import engine_parts
 
     configure_logging()
     options = EmbeddedOptions(
@@ -145,7 +148,7 @@ def up(
 
     async def main() -> int:
         try:
-            await run_embedded(options, ready)
+            await run_embedded(options, ready, engine_parts(ctx).build_worker)
         except (PortBusyError, ConfigError, ConsentConfigError) as exc:
             return fail(str(exc), EXIT_USAGE)
         return 0
@@ -378,7 +381,7 @@ def _print_state(state: LeadState) -> None:
 # --- rep actions ---------------------------------------------------------------------------
 
 
-def _act(lead_id: str, action: ActionName, request: RepAction, as_json: bool) -> None:
+def _act(lead_id: str, action: RepUpdate, request: RepAction, as_json: bool) -> None:
     async def main() -> int:
         try:
             result: ActionResult = await act(await connect_client(), lead_id, action, request)

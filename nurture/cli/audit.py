@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from nurture.contract.names import LEAD_WORKFLOW, OWNER, SCORE, SLA_DUE, STAGE
 from nurture.reports.held import held_touches as held_touches_now
 from nurture.stages import SALES_STAGES, STAGES
-from workflows.lead import OWNER, SCORE, SLA_DUE, STAGE
 
 
 @dataclass
@@ -63,7 +63,7 @@ async def audit(
     report = AuditReport()
     now = datetime.now(UTC)
     newest: dict[str, Any] = {}
-    async for wf in client.list_workflows("WorkflowType = 'LeadWorkflow'"):
+    async for wf in client.list_workflows(f"WorkflowType = '{LEAD_WORKFLOW}'"):
         if wf.status is not None and wf.status.name == "CONTINUED_AS_NEW":
             continue
         seen = newest.get(wf.id)

@@ -26,11 +26,13 @@ from sendgrid import SendGridAPIClient
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 
-from activities.email import MailerSettings
 from nurture.consent import LinkSigner
 from nurture.db import database_url_from_env, keep_private, make_engine
+from nurture.rules_source import RulesSource
 from nurture.sendgrid_standin import SendGridStandIn
+from nurture.settings import MailerSettings, WorkerOptions
 from nurture.temporal import TemporalSettings, connect, installed_binary, search_attribute_flags
 from nurture.web.app import WebSettings, create_app, serving
 
@@ -149,8 +151,15 @@ def point_standin_webhook(standin: SendGridStandIn, webhook_url: str) -> str:
     return str(json.loads(settings.signed.get().body)["public_key"])
 
 
+WorkerBuilder = Callable[[Client, WorkerOptions, RulesSource], Worker]
+"""``worker.build_worker``: handed in by the ``nurture`` command (``starter.py``), so that this
+package never imports the workflows and activities it runs."""
+
+
 async def run_embedded(
-    options: EmbeddedOptions, on_ready: Callable[[dict[str, object]], None]
+    options: EmbeddedOptions,
+    on_ready: Callable[[dict[str, object]], None],
+    build_worker: WorkerBuilder,
 ) -> None:
     """Run everything until SIGINT (Ctrl-C) or SIGTERM; ``on_ready(info)`` prints the banner.
 
@@ -161,9 +170,6 @@ async def run_embedded(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    from activities.rules import RulesSource
-    from worker import WorkerOptions, build_worker
-
     # A broken config or template stops here, before any server is started.
     source = RulesSource(options.config_dir, options.templates_dir, options.time_scale)
     keep_private(options.data_dir)  # before the dev server, the database or the secret exist

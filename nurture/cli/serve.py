@@ -7,11 +7,11 @@ import signal
 
 import structlog
 
-from activities.rules import RulesSource
 from nurture.cli.output import connect_client, fail
 from nurture.config_loader import ConfigError, config_dir_from_env, templates_dir_from_env
 from nurture.consent import ConsentConfigError, LinkSigner
 from nurture.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
+from nurture.rules_source import RulesSource
 from nurture.sales import LeadActionError
 from nurture.web.app import WebSettings, create_app, serving
 

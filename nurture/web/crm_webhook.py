@@ -38,9 +38,9 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from nurture import crm
+from nurture.contract.names import RepUpdate
 from nurture.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
 from nurture.sales import (
-    ActionName,
     LeadActionError,
     TemporalUnavailableError,
     UnknownLeadError,
@@ -225,7 +225,7 @@ def _retry_later() -> HTTPException:
     return HTTPException(503, "Temporal is unavailable; deliver this change again later")
 
 
-def _action(change: CrmStatusChange, owner: str | None) -> tuple[ActionName, RepAction] | None:
+def _action(change: CrmStatusChange, owner: str | None) -> tuple[RepUpdate, RepAction] | None:
     if owner is None:
         return None
     if change.status == crm.WORKING:

@@ -27,11 +27,11 @@ from jinja2 import Environment
 from temporalio.client import Client
 
 from nurture.campaigns import MAX_AMOUNT
+from nurture.contract.names import RepUpdate
 from nurture.leads import workflow_id_for
 from nurture.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
 from nurture.rep_links import RepClaim, RepLinkError, RepLinks
 from nurture.sales import (
-    ActionName,
     LeadActionError,
     TemporalUnavailableError,
     UnknownLeadError,
@@ -49,7 +49,7 @@ MAX_LEADS_SHOWN = 200
 QUERY_TIMEOUT = 5.0  # seconds; a lead whose worker does not answer is left out, not waited on
 LINK_ACTIONS = ("accept", "reject")  # the one-click links of alert emails
 # What the inbox buttons do: the button's name, and the workflow update it goes through.
-INBOX_ACTIONS: dict[str, ActionName] = {
+INBOX_ACTIONS: dict[str, RepUpdate] = {
     "accept": "accept",
     "contact": "contact",
     "reject": "reject",

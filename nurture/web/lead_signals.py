@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from nurture.contract.names import EVENT_SIGNAL
 from nurture.leads import LeadEvent, workflow_id_for
-from workflows.lead import LeadWorkflow
 
 
 async def signal_existing_lead(client: Client, event: LeadEvent) -> bool:
@@ -14,7 +14,7 @@ async def signal_existing_lead(client: Client, event: LeadEvent) -> bool:
     Any other failure (Temporal unreachable…) raises, so the caller can ask for a retry."""
     handle = client.get_workflow_handle(workflow_id_for(event.lead_id))
     try:
-        await handle.signal(LeadWorkflow.event, event)
+        await handle.signal(EVENT_SIGNAL, event)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return False

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from nurture.auth import Principal
 from nurture.campaigns import MAX_AMOUNT
+from nurture.contract.names import RepUpdate
 from nurture.db import SalesTask
 from nurture.leads import check_plain_text
 from nurture.messages import (
@@ -23,7 +24,6 @@ from nurture.messages import (
     TaskCompletion,
 )
 from nurture.sales import (
-    ActionName,
     LeadActionError,
     TemporalUnavailableError,
     UnknownLeadError,
@@ -125,7 +125,7 @@ def leads_router(client: Client, engine: Engine) -> APIRouter:
         return state
 
     async def perform(
-        who: Principal, lead_id: str, action: ActionName, request: RepAction
+        who: Principal, lead_id: str, action: RepUpdate, request: RepAction
     ) -> ActionResult:
         if who.role == "rep" and action != "complete_task":
             await state_for(who, lead_id)

@@ -1,0 +1,32 @@
+"""The names a lead answers to in Temporal, and the search attributes it publishes.
+
+Changing any of these strands running leads (their histories and the visibility store use the
+names): they are part of the contract, not of the workflow's code. ``workflows/lead.py``
+declares its signals, updates and query with these constants; clients call them by name."""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+from temporalio.common import SearchAttributeKey
+
+LEAD_WORKFLOW: Final = "LeadWorkflow"
+"""The workflow type: one long-lived run (continued as new) per lead."""
+
+PROFILE_SIGNAL: Final = "profile"
+EVENT_SIGNAL: Final = "event"
+STATE_QUERY: Final = "state"
+
+RepUpdate = Literal["accept", "contact", "reject", "outcome", "complete_task"]
+"""The updates a rep's action is: each is applied whole or refused with the reason."""
+REP_UPDATES: Final[tuple[str, ...]] = get_args(RepUpdate)
+
+STAGE = SearchAttributeKey.for_keyword("LeadStage")
+SCORE = SearchAttributeKey.for_int("LeadScore")
+GRADE = SearchAttributeKey.for_keyword("LeadGrade")
+OWNER = SearchAttributeKey.for_keyword("LeadOwner")
+SEGMENT = SearchAttributeKey.for_keyword("LeadSegment")
+CAMPAIGN = SearchAttributeKey.for_keyword("LeadCampaign")
+SLA_DUE = SearchAttributeKey.for_datetime("SlaDueAt")
+SEARCH_ATTRIBUTES = (STAGE, SCORE, GRADE, OWNER, SEGMENT, CAMPAIGN, SLA_DUE)
+"""Registered on the namespace (``make up`` and the tests do it); no personal data in any."""
