@@ -9,20 +9,20 @@ if TYPE_CHECKING:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from nurture.rules_source import RulesSource
-    from nurture.settings import WorkerOptions
+    from nurture.config.rules_source import RulesSource
+    from nurture.config.settings import WorkerOptions
 
 
 def main() -> None:
     from nurture.cli import app
     from nurture.cli.parts import EngineParts
-    from nurture.migrations import SchemaTooNewError
+    from nurture.store.migrations import SchemaTooNewError
 
     try:
         app(obj=EngineParts(build_worker=_build_worker))
     except SchemaTooNewError as exc:  # from any command that opens the database
         from nurture.cli.output import fail
-        from nurture.process import exit_now
+        from nurture.runtime.process import exit_now
 
         exit_now(fail(str(exc), 2))
 

@@ -26,13 +26,13 @@ from activities import (
     TaskActivities,
     all_activities,
 )
-from nurture.bytecode import cache_bytecode
-from nurture.config_loader import config_dir_from_env, templates_dir_from_env
-from nurture.consent import ConsentConfigError
-from nurture.db import data_dir_from_env, keep_private, make_engine
-from nurture.messages import TASK_QUEUE
-from nurture.rules_source import RulesSource
-from nurture.settings import WorkerOptions
+from nurture.access.consent import ConsentConfigError
+from nurture.config.config_loader import config_dir_from_env, templates_dir_from_env
+from nurture.config.rules_source import RulesSource
+from nurture.config.settings import WorkerOptions
+from nurture.contract.messages import TASK_QUEUE
+from nurture.runtime.bytecode import cache_bytecode
+from nurture.store.db import data_dir_from_env, keep_private, make_engine
 from workflows.lead import LeadWorkflow
 
 log = structlog.get_logger(__name__)
@@ -84,7 +84,7 @@ def tune_garbage_collector(young_threshold: int) -> None:
 
 
 async def run_worker(options: WorkerOptions) -> None:
-    from nurture.temporal import connect
+    from nurture.client.temporal import connect
 
     source = options.rules_source()  # fail on a broken config before connecting
     client = await connect()
@@ -94,10 +94,10 @@ async def run_worker(options: WorkerOptions) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nurture.config_loader import ConfigError
-    from nurture.logging import configure_logging
-    from nurture.migrations import SchemaTooNewError
-    from nurture.process import exit_now
+    from nurture.config.config_loader import ConfigError
+    from nurture.runtime.logging import configure_logging
+    from nurture.runtime.process import exit_now
+    from nurture.store.migrations import SchemaTooNewError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="rules directory (default: NURTURE_CONFIG or config/)")

@@ -11,7 +11,7 @@ from activities.records import RecordActivities
 from activities.routing import RoutingActivities
 from activities.rules import RulesActivities
 from activities.tasks import TaskActivities
-from nurture.rules_source import RulesSource
+from nurture.config.rules_source import RulesSource
 
 __all__ = [
     "CrmActivities",

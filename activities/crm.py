@@ -18,8 +18,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from nurture.messages import CRM_ADD_TASK, CRM_UPSERT_LEAD, CrmLeadUpsert, CrmNote
-from nurture.settings import CrmSettings
+from nurture.config.settings import CrmSettings
+from nurture.contract.messages import CRM_ADD_TASK, CRM_UPSERT_LEAD, CrmLeadUpsert, CrmNote
 
 log = structlog.get_logger(__name__)
 

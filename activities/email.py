@@ -21,12 +21,10 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from nurture.consent import LinkSigner, UnsubscribeClaim
-from nurture.db import OutboxMessage, Suppression
-from nurture.messages import SEND_EMAIL, EmailRequest, EmailResult
-from nurture.rep_links import RepClaim, RepLinks
-from nurture.settings import MailerSettings
-from nurture.templating import (
+from nurture.access.consent import LinkSigner, UnsubscribeClaim
+from nurture.access.rep_links import RepClaim, RepLinks
+from nurture.config.settings import MailerSettings
+from nurture.config.templating import (
     RenderedEmail,
     TemplateProblem,
     TemplateSet,
@@ -34,6 +32,8 @@ from nurture.templating import (
     render_email,
     template_source,
 )
+from nurture.contract.messages import SEND_EMAIL, EmailRequest, EmailResult
+from nurture.store.db import OutboxMessage, Suppression
 
 log = structlog.get_logger(__name__)
 

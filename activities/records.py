@@ -21,10 +21,10 @@ from sqlmodel import Session, SQLModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from nurture.db import StageTransition
-from nurture.ledger import RECORD_FACTS, FactBatch
-from nurture.messages import RECORD_TRANSITION, TransitionRecord
-from nurture.read_model import (
+from nurture.contract.ledger import RECORD_FACTS, FactBatch
+from nurture.contract.messages import RECORD_TRANSITION, TransitionRecord
+from nurture.store.db import StageTransition
+from nurture.store.read_model import (
     DealOutcome,
     HandoffRecord,
     LeadEventRecord,

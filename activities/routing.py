@@ -1,8 +1,8 @@
 """Round-robin turns shared across leads and workers, and assignments remembered per key.
 
 Reps who are away today or at their cap of open leads are skipped (see
-:func:`nurture.routing.choose_available`); a rep's open leads are counted from the read model:
-leads whose latest stage transition is ``assigned`` or ``working`` with that rep as owner.
+:func:`nurture.domain.routing.choose_available`); a rep's open leads are counted from the read
+model: leads whose latest stage transition is ``assigned`` or ``working`` with that rep as owner.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from temporalio import activity
 
-from nurture.db import RepAssignment, RoundRobinTurn, StageTransition
-from nurture.messages import ASSIGN_REP, AssignRequest
-from nurture.routing import choose_available, pick_rep, unavailable_because
-from nurture.stages import SALES_STAGES
+from nurture.contract.messages import ASSIGN_REP, AssignRequest
+from nurture.domain.routing import choose_available, pick_rep, unavailable_because
+from nurture.domain.stages import SALES_STAGES
+from nurture.store.db import RepAssignment, RoundRobinTurn, StageTransition
 
 log = structlog.get_logger(__name__)
 

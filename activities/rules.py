@@ -1,16 +1,16 @@
 """Hand the current rules to workflows: the version in force of :class:`RulesSource`.
 
 Workflows get the rules (small: they are recorded in histories); the email and task activities
-render from the templates of the same version (see :mod:`nurture.rules_source`).
+render from the templates of the same version (see :mod:`nurture.config.rules_source`).
 """
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from nurture.messages import LOAD_RULES, LoadRulesRequest
-from nurture.rules import Rules
-from nurture.rules_source import RulesSource
+from nurture.config.rules_source import RulesSource
+from nurture.contract.messages import LOAD_RULES, LoadRulesRequest
+from nurture.domain.rules import Rules
 
 
 class RulesActivities:

@@ -11,15 +11,15 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from nurture.db import SalesTask
-from nurture.messages import CLOSE_TASK, CREATE_TASK, TaskClosure, TaskRequest
-from nurture.templating import (
+from nurture.config.templating import (
     TemplateProblem,
     TemplateSet,
     TemplateSource,
     render_text,
     template_source,
 )
+from nurture.contract.messages import CLOSE_TASK, CREATE_TASK, TaskClosure, TaskRequest
+from nurture.store.db import SalesTask
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from nurture.leads import LeadEvent
+    from nurture.domain.leads import LeadEvent
 
 
 @workflow.defn

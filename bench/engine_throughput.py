@@ -14,7 +14,7 @@ same options running ``bench.counting_workflow.CountingWorkflow``.
 
 Throughput: the same population for both (``--leads`` x ``--events``; each lead's events in
 order, ``--in-flight`` leads being sent at once), every event a signal-with-start
-(``nurture.starting.send_event`` for leads). Runs alternate counting, lead, counting, lead...
+(``nurture.client.starting.send_event`` for leads). Runs alternate counting, lead, counting, lead...
 with fresh lead ids each time; each run reports *accepted* events/s (the send phase: every
 signal acknowledged by the server), *processed* events/s (until every workflow has applied
 every event, checked by query) and the per-event latency of the signal-with-start call
@@ -67,16 +67,16 @@ import worker as worker_module
 from bench.counting_workflow import CountingWorkflow
 from bench.sampling import StackSampler, top
 from bench.saving import save_results
-from nurture.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR
-from nurture.consent import LinkSigner
+from nurture.access.consent import LinkSigner
+from nurture.client.starting import send_event
+from nurture.client.temporal import installed_binary
+from nurture.config.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR
+from nurture.config.rules_source import RulesSource
+from nurture.config.settings import MailerSettings, WorkerOptions
+from nurture.contract.ledger import RECORD_FACTS
 from nurture.contract.names import SEARCH_ATTRIBUTES
-from nurture.leads import LeadEvent, workflow_id_for
-from nurture.ledger import RECORD_FACTS
-from nurture.rules_source import RulesSource
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.settings import MailerSettings, WorkerOptions
-from nurture.starting import send_event
-from nurture.temporal import installed_binary
+from nurture.domain.leads import LeadEvent, workflow_id_for
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from worker import build_worker
 from workflows.lead import LeadWorkflow
 
@@ -660,8 +660,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from nurture.logging import configure_logging
-    from nurture.process import exit_now
+    from nurture.runtime.logging import configure_logging
+    from nurture.runtime.process import exit_now
 
     configure_logging(os.environ.get("NURTURE_LOG_LEVEL", "WARNING"))  # the worker's own logging
     exit_now(main(sys.argv[1:]))

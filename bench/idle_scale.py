@@ -34,11 +34,11 @@ from sqlalchemy import create_engine, func, select
 
 from bench.saving import save_results
 from nurture.cli.embedded import EmbeddedOptions, start_dev_server, stop_process, wait_for_server
-from nurture.leads import LeadProfile
-from nurture.process import exit_now
-from nurture.read_model import LeadRecord, table_of
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.starting import send_profile
+from nurture.client.starting import send_profile
+from nurture.domain.leads import LeadProfile
+from nurture.runtime.process import exit_now
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.read_model import LeadRecord, table_of
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024

@@ -1,5 +1,5 @@
 """A deterministic synthetic population for the read model: leads, what they did and what sales
-did with them, as the ``FactBatch`` objects lead workflows report (``nurture.ledger``).
+did with them, as the ``FactBatch`` objects lead workflows report (``nurture.contract.ledger``).
 
 Same ``leads``, ``events`` and ``seed`` give the same rows, byte for byte. Leads are created over
 26 weeks (2026-05-18 to 2026-11-16, slightly more of them later on), each with a skewed number of
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from nurture.ledger import (
+from nurture.contract.ledger import (
     AssignmentFact,
     EventFact,
     Fact,
@@ -38,7 +38,7 @@ from nurture.ledger import (
     TouchFact,
     TransitionFact,
 )
-from nurture.read_model import Campaign, CampaignCost
+from nurture.store.read_model import Campaign, CampaignCost
 
 START = datetime(2026, 5, 18, tzinfo=UTC)
 END = START + timedelta(weeks=26)  # 2026-11-16: nothing happens after this

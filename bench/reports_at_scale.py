@@ -48,8 +48,8 @@ from sqlmodel import Session
 from activities.records import write_batches
 from bench.population import END, NOW, Population, Stats
 from bench.saving import RESULTS_DIR, save_results
-from nurture.db import make_engine
 from nurture.reports import REPORTS, ReportQuery, run_report
+from nurture.store.db import make_engine
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BASELINE_SQL = "SELECT count(*), sum(points) FROM leadevent"

@@ -3,8 +3,8 @@ timed in the same run.
 
     .venv/bin/python -m bench.scoring [--number 2000] [--repeats 7] [--results FILE]
 
-``nurture.scoring.score_event`` with the shipped rules (``config/``, loaded by
-``nurture.config_loader.load_rules``), on a lead card that already holds 30 scored events
+``nurture.domain.scoring.score_event`` with the shipped rules (``config/``, loaded by
+``nurture.config.config_loader.load_rules``), on a lead card that already holds 30 scored events
 (the kept-entries window fills up, as in a running lead), cycling through a mix of behaviours
 (plain page views, URL rules matched by wildcard, email clicks, unscored types). Each figure
 is the median over ``--repeats`` of ``--number`` calls. Baselines, in the same run:
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.saving import save_results
-from nurture.config_loader import DEFAULT_CONFIG_DIR, load_rules
-from nurture.leads import LeadEvent
-from nurture.scoring import ScoreCard, score_event
+from nurture.config.config_loader import DEFAULT_CONFIG_DIR, load_rules
+from nurture.domain.leads import LeadEvent
+from nurture.domain.scoring import ScoreCard, score_event
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
@@ -141,6 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from nurture.process import exit_now
+    from nurture.runtime.process import exit_now
 
     exit_now(main(sys.argv[1:]))

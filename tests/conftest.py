@@ -23,18 +23,18 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from nurture.access.consent import LinkSigner
 from nurture.cli.embedded import point_standin_webhook
-from nurture.consent import LinkSigner
+from nurture.client.starting import send_event, send_profile
+from nurture.client.temporal import installed_binary
+from nurture.config.rules_source import RulesSource
+from nurture.config.settings import CrmSettings, MailerSettings, WorkerOptions
+from nurture.contract.messages import LeadState
 from nurture.contract.names import SEARCH_ATTRIBUTES
-from nurture.crm_standin import SalesforceStandIn
-from nurture.db import make_engine
-from nurture.leads import LeadEvent, LeadProfile
-from nurture.messages import LeadState
-from nurture.rules_source import RulesSource
-from nurture.sendgrid_standin import RecordedMessage, SendGridStandIn
-from nurture.settings import CrmSettings, MailerSettings, WorkerOptions
-from nurture.starting import send_event, send_profile
-from nurture.temporal import installed_binary
+from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.standins.crm_standin import SalesforceStandIn
+from nurture.standins.sendgrid_standin import RecordedMessage, SendGridStandIn
+from nurture.store.db import make_engine
 from nurture.web.app import WebSettings, create_app, serving
 from worker import build_worker
 from workflows.lead import LeadWorkflow
@@ -277,9 +277,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Leave with pytest's own status once everything is reported: the Temporal SDK's native
     threads can abort interpreter teardown (sdk-python issue 300), which must not turn a green
-    run red. See nurture/process.py."""
+    run red. See nurture/runtime/process.py."""
     if _exit_status:
-        from nurture.process import exit_now
+        from nurture.runtime.process import exit_now
 
         exit_now(_exit_status[-1])
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from nurture.client.temporal import installed_binary
+from nurture.config.settings import CrmSettings
 from nurture.contract.names import SEARCH_ATTRIBUTES
-from nurture.crm_standin import SalesforceStandIn
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.settings import CrmSettings
-from nurture.temporal import installed_binary
+from nurture.standins.crm_standin import SalesforceStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import running_engine
 from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS, crm_life, crm_rules
 

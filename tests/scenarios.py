@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 from temporalio.client import WorkflowHandle
 
-from nurture.crm_standin import SalesforceStandIn, to_18_char_id
-from nurture.messages import OutcomeRequest, RejectRequest, RepAction, TaskCompletion
-from nurture.sales import act
+from nurture.client.sales import act
+from nurture.contract.messages import OutcomeRequest, RejectRequest, RepAction, TaskCompletion
+from nurture.standins.crm_standin import SalesforceStandIn, to_18_char_id
 from tests.conftest import TEST_RULES, Engine, wait_for_state, wait_until
 
 SCENARIO_TIME_SCALE = 14400.0  # 4h SLA -> 1s, 1h first touch -> 0.25s

@@ -11,12 +11,12 @@ from sqlmodel import Session, func, select
 from temporalio.testing import ActivityEnvironment
 
 from activities import EmailActivities, Mailer, RecordActivities, RoutingActivities
-from nurture.consent import LinkSigner
-from nurture.db import OutboxMessage, RepAssignment, StageTransition, Suppression, make_engine
-from nurture.messages import AssignRequest, EmailRequest, TransitionRecord
-from nurture.rules import Sender
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.settings import MailerSettings
+from nurture.access.consent import LinkSigner
+from nurture.config.settings import MailerSettings
+from nurture.contract.messages import AssignRequest, EmailRequest, TransitionRecord
+from nurture.domain.rules import Sender
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import OutboxMessage, RepAssignment, StageTransition, Suppression, make_engine
 from tests.conftest import TEST_SECRET, TEST_TEMPLATES
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.cli.audit import AuditReport, audit
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
 
 FAST_SLA = 14400.0  # 4h -> 1s

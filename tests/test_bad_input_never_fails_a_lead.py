@@ -11,10 +11,10 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from nurture import scoring
-from nurture.leads import LeadEvent
-from nurture.messages import LeadState, RejectRequest
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.contract.messages import LeadState, RejectRequest
+from nurture.domain import scoring
+from nurture.domain.leads import LeadEvent
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, lead_state, running_engine, wait_for_state
 from workflows.lead import LeadWorkflow, event_time
 

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from nurture.bytecode import cache_bytecode
+from nurture.runtime.bytecode import cache_bytecode
 
 
 @pytest.fixture

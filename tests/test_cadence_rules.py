@@ -17,7 +17,8 @@ from typing import get_args
 
 import pytest
 
-from nurture.cadence import (
+from nurture.config.config_loader import load_rules
+from nurture.domain.cadence import (
     CadenceProgress,
     advance,
     current_step,
@@ -26,12 +27,11 @@ from nurture.cadence import (
     total_touches,
     touch_key,
 )
-from nurture.config_loader import load_rules
-from nurture.leads import LeadProfile
-from nurture.routing import RouteDecision, candidates_after_miss, pick_rep, route
-from nurture.rules import Cadence, CadenceBook, RoutingRules
-from nurture.sla import escalation_recipients, sla_due_at
-from nurture.stages import STAGES, RepAction, rep_action_error
+from nurture.domain.leads import LeadProfile
+from nurture.domain.routing import RouteDecision, candidates_after_miss, pick_rep, route
+from nurture.domain.rules import Cadence, CadenceBook, RoutingRules
+from nurture.domain.sla import escalation_recipients, sla_due_at
+from nurture.domain.stages import STAGES, RepAction, rep_action_error
 
 RULES = load_rules(Path(__file__).parent / "fixtures" / "rules")
 BOOK: CadenceBook = RULES.cadences

@@ -9,7 +9,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
 from workflows.lead import LeadWorkflow
 

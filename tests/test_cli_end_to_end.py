@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from nurture.stages import STAGES
+from nurture.domain.stages import STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nurture.consent import LinkSigner, UnsubscribeClaim
+from nurture.access.consent import LinkSigner, UnsubscribeClaim
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-0123456789abcdef"

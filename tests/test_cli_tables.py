@@ -16,9 +16,9 @@ import pytest
 from sqlmodel import Session
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import SalesTask, make_engine
 from nurture.reports.sla import COLUMNS as SLA_COLUMNS
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import SalesTask, make_engine
 from tests.conftest import lead_id, running_engine, wait_for_state
 from tests.test_reports_funnel_sla_influence import day, lead_life, sla_lives, write
 from tests.test_reports_returns_cost import H, write_handoffs

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from nurture.config_loader import ConfigError, load_rules
-from nurture.leads import LeadEvent, LeadProfile
+from nurture.config.config_loader import ConfigError, load_rules
+from nurture.domain.leads import LeadEvent, LeadProfile
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_RULES = FIXTURES / "rules"

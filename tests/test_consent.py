@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nurture.consent import (
+from nurture.access.consent import (
     ConsentConfigError,
     InvalidLinkError,
     LinkSigner,
@@ -79,7 +79,7 @@ def test_locally_one_secret_is_made_once_and_shared_and_serve_never_makes_its_ow
 def test_inbox_links_name_the_rep_expire_and_refuse_edits() -> None:
     from datetime import timedelta
 
-    from nurture.rep_links import RepClaim, RepLinkError, RepLinks
+    from nurture.access.rep_links import RepClaim, RepLinkError, RepLinks
 
     links = RepLinks(SECRET, "https://go.example")
     url = links.url(RepClaim(rep="alice", action="reject", lead_id="ada"))

@@ -11,11 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import make_engine
-from nurture.leads import LeadEvent
-from nurture.read_model import LeadEventRecord, LeadRecord
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.starting import send_event
+from nurture.client.starting import send_event
+from nurture.domain.leads import LeadEvent
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import make_engine
+from nurture.store.read_model import LeadEventRecord, LeadRecord
 from tests.conftest import lead_id, running_engine, wait_for_state, wait_until
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from sqlmodel import Session, create_engine, select
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import OutboxMessage
-from nurture.leads import LeadProfile
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.starting import send_profile
+from nurture.client.starting import send_profile
+from nurture.domain.leads import LeadProfile
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import OutboxMessage
 from tests.conftest import TEST_RULES, TEST_TEMPLATES, lead_id, wait_for_state
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,9 +13,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from nurture.crm_standin import SalesforceStandIn
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.settings import CrmSettings
+from nurture.config.settings import CrmSettings
+from nurture.standins.crm_standin import SalesforceStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import (
     TEST_RULES,
     lead_id,

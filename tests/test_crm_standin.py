@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nurture.crm_standin import (
+from nurture.standins.crm_standin import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     LEAD_EXTERNAL_ID,
@@ -914,7 +914,7 @@ def test_wait_for_wakes_on_a_change_and_times_out_otherwise(
 def test_command_line_serves_until_interrupted() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nurture.crm_standin", "--port", str(free_port())],
+        [sys.executable, "-m", "nurture.standins.crm_standin", "--port", str(free_port())],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -16,14 +16,14 @@ from pathlib import Path
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.crm_standin import (
+from nurture.config.settings import CrmSettings
+from nurture.standins.crm_standin import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     OutboundDelivery,
     SalesforceStandIn,
 )
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.settings import CrmSettings
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.web.crm_webhook import sign
 from tests.conftest import lead_id, running_engine, wait_for_state, wait_until
 from tests.scenarios import crm_rules

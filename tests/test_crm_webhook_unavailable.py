@@ -14,8 +14,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import make_engine
-from nurture.temporal import installed_binary
+from nurture.client.temporal import installed_binary
+from nurture.store.db import make_engine
 from nurture.web.crm_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, CrmWebhook, sign
 from nurture.web.event_store import EventStore
 

@@ -31,11 +31,9 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 from activities.records import write_batches
-from nurture.auth import create_key
-from nurture.campaigns import record_cost
-from nurture.consent import LinkSigner
-from nurture.db import make_engine
-from nurture.ledger import (
+from nurture.access.auth import create_key
+from nurture.access.consent import LinkSigner
+from nurture.contract.ledger import (
     AssignmentFact,
     EventFact,
     Fact,
@@ -46,8 +44,10 @@ from nurture.ledger import (
     TouchFact,
     TransitionFact,
 )
-from nurture.read_model import TouchRecord
 from nurture.reports import ReportQuery, run_report
+from nurture.store.campaigns import record_cost
+from nurture.store.db import make_engine
+from nurture.store.read_model import TouchRecord
 from nurture.web.app import WebSettings, create_app, serving
 from nurture.web.dashboard import NO_DATA, DashboardLinks, build_dashboard
 from tests.conftest import ARTIFACTS, TEST_SECRET
@@ -690,7 +690,7 @@ def test_a_rejected_rules_edit_is_told_on_the_dashboard(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Finding 3 (display): the dashboard says the last rules edit was rejected, from what
-    the workers record (nurture.rules_status; stood in for here until it is merged)."""
+    the workers record (nurture.store.rules_status; stood in for here until it is merged)."""
 
     @dataclass
     class Status:
@@ -700,9 +700,9 @@ def test_a_rejected_rules_edit_is_told_on_the_dashboard(
             "templates/enterprise/04_security.html:3: 'rep_name' is undefined",
         )
 
-    module = types.ModuleType("nurture.rules_status")
+    module = types.ModuleType("nurture.store.rules_status")
     module.read_rules_status = lambda _engine: Status()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "nurture.rules_status", module)
+    monkeypatch.setitem(sys.modules, "nurture.store.rules_status", module)
     notice = build_dashboard(engine, ReportQuery()).rules_notice
     assert notice is not None
     assert notice.startswith("The last rules edit was rejected: templates/enterprise/04_")

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR, load_rules
-from nurture.send_window import SendWindow
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.config.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR, load_rules
+from nurture.domain.send_window import SendWindow
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
 from workflows.lead import LeadWorkflow
 

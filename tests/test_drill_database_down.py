@@ -26,12 +26,18 @@ from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import OutboxMessage, make_engine
-from nurture.leads import workflow_id_for
-from nurture.messages import LeadState
-from nurture.read_model import HandoffRecord, LeadEventRecord, LeadRecord, TouchRecord, table_of
-from nurture.sales import read_state
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.client.sales import read_state
+from nurture.contract.messages import LeadState
+from nurture.domain.leads import workflow_id_for
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import OutboxMessage, make_engine
+from nurture.store.read_model import (
+    HandoffRecord,
+    LeadEventRecord,
+    LeadRecord,
+    TouchRecord,
+    table_of,
+)
 from tests.conftest import (
     POSTGRES_ADMIN_URL,
     lead_id,

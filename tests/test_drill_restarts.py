@@ -21,11 +21,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.cli.embedded import EmbeddedOptions, start_dev_server, stop_process, wait_for_server
-from nurture.leads import LeadEvent, LeadProfile
-from nurture.messages import LeadState
-from nurture.sales import read_state
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.starting import send_event, send_profile
+from nurture.client.sales import read_state
+from nurture.client.starting import send_event, send_profile
+from nurture.contract.messages import LeadState
+from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import TEST_TEMPLATES, lead_id, wait_until
 from tests.drills import drill_rules
 from tests.test_crash_recovery import start_worker

@@ -26,11 +26,11 @@ from sqlmodel import Session, select
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import OutboxMessage, make_engine
-from nurture.leads import workflow_id_for
-from nurture.messages import LeadState
-from nurture.sales import read_state
-from nurture.sendgrid_standin import SendFault, SendGridStandIn
+from nurture.client.sales import read_state
+from nurture.contract.messages import LeadState
+from nurture.domain.leads import workflow_id_for
+from nurture.standins.sendgrid_standin import SendFault, SendGridStandIn
+from nurture.store.db import OutboxMessage, make_engine
 from tests.conftest import Engine, lead_id, running_engine, wait_for_state
 from tests.drills import drill_rules
 

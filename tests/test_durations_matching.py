@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from nurture.durations import Duration, format_duration, parse_duration
-from nurture.leads import LeadProfile
-from nurture.matching import FieldTest, condition_holds
+from nurture.domain.durations import Duration, format_duration, parse_duration
+from nurture.domain.leads import LeadProfile
+from nurture.domain.matching import FieldTest, condition_holds
 
 # --- parse_duration -----------------------------------------------------------------------
 

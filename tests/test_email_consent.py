@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import Suppression, WebhookEvent, make_engine
-from nurture.sendgrid_standin import RecordedMessage, SendGridStandIn, encode_events
+from nurture.standins.sendgrid_standin import RecordedMessage, SendGridStandIn, encode_events
+from nurture.store.db import Suppression, WebhookEvent, make_engine
 from nurture.web.webhook_verify import WebhookRefused, WebhookVerifier
 from tests.conftest import (
     Engine,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.leads import workflow_id_for
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.domain.leads import workflow_id_for
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, lead_state, running_engine, wait_for_email, wait_for_state
 
 

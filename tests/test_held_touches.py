@@ -13,10 +13,10 @@ from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.cli.audit import audit, held_touches
-from nurture.db import make_engine
-from nurture.leads import workflow_id_for
-from nurture.read_model import TouchRecord, table_of
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.domain.leads import workflow_id_for
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import make_engine
+from nurture.store.read_model import TouchRecord, table_of
 from tests.conftest import (
     TEST_RULES,
     TEST_TEMPLATES,

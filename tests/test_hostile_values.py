@@ -26,8 +26,8 @@ import httpx
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from nurture.db import make_engine
-from nurture.leads import (
+from nurture.contract.messages import LeadState
+from nurture.domain.leads import (
     CUSTOM_KEYS_MAX,
     CUSTOM_TEXT_MAX,
     PROPS_BYTES_MAX,
@@ -35,7 +35,7 @@ from nurture.leads import (
     TEXT_MAX,
     URL_MAX,
 )
-from nurture.messages import LeadState
+from nurture.store.db import make_engine
 from nurture.web.event_store import EventStore
 from tests.conftest import lead_id, wait_for_state
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from nurture.auth import revoke_key
-from nurture.db import make_engine
-from nurture.logging import configure_logging
+from nurture.access.auth import revoke_key
+from nurture.runtime.logging import configure_logging
+from nurture.store.db import make_engine
 from tests.conftest import lead_id, wait_for_state
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ import pytest
 from pydantic import ValidationError
 
 from nurture.cli.ingest import parse_line
-from nurture.leads import (
+from nurture.client.starting import send_profile
+from nurture.domain.leads import (
     CUSTOM_KEYS_MAX,
     CUSTOM_TEXT_MAX,
     PROFILE_BYTES_MAX,
@@ -23,7 +24,6 @@ from nurture.leads import (
     LeadEvent,
     LeadProfile,
 )
-from nurture.starting import send_profile
 from nurture.web.app import BODY_MAX, BULK_BODY_MAX, WEBHOOK_BODY_MAX
 from nurture.web.ingest_api import IngestApi
 from tests.conftest import lead_id, wait_for_state

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from nurture.logging import configure_logging
-from nurture.settings import MailerSettings
-from nurture.temporal import TemporalSettings
+from nurture.client.temporal import TemporalSettings
+from nurture.config.settings import MailerSettings
+from nurture.runtime.logging import configure_logging
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import Session, SQLModel, select
 
-from nurture import read_model, rules_status  # noqa: F401  (every table in SQLModel.metadata)
-from nurture.db import ApiKey, OutboxMessage, StageTransition, make_engine
-from nurture.migrations import (
+from nurture.store import read_model, rules_status  # noqa: F401  (every table in SQLModel.metadata)
+from nurture.store.db import ApiKey, OutboxMessage, StageTransition, make_engine
+from nurture.store.migrations import (
     BASELINE,
     HEAD,
     SCRIPT_LOCATION,
@@ -25,7 +25,7 @@ from nurture.migrations import (
     current_revision,
     migrate,
 )
-from nurture.read_model import CampaignCost, LeadRecord
+from nurture.store.read_model import CampaignCost, LeadRecord
 
 AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 DAY = date(2026, 11, 1)
@@ -298,7 +298,7 @@ def test_a_database_from_a_newer_release_is_refused_clearly(
     from typer.testing import CliRunner
 
     from nurture.cli.app import app
-    from nurture.migrations import SchemaTooNewError
+    from nurture.store.migrations import SchemaTooNewError
 
     engine = make_engine(database_url)
     with engine.begin() as conn:

@@ -23,9 +23,9 @@ from schemathesis.engine.recorder import Interaction
 from schemathesis.schemas import BaseSchema
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.auth import create_key
-from nurture.db import make_engine
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.access.auth import create_key
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import make_engine
 from tests.conftest import running_engine
 
 SEED = 20  # fixed: a failure here reproduces with the same cases

@@ -19,16 +19,16 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 from activities.records import write_batches
-from nurture.auth import create_key
-from nurture.campaigns import list_campaigns, record_cost
+from nurture.access.auth import create_key
+from nurture.access.consent import LinkSigner, UnsubscribeClaim
+from nurture.access.rep_links import RepClaim, RepLinks
 from nurture.cli import app as cli_app
-from nurture.consent import LinkSigner, UnsubscribeClaim
-from nurture.db import make_engine
-from nurture.ledger import FactBatch, LeadSnapshot
-from nurture.read_model import CampaignCost
-from nurture.rep_links import RepClaim, RepLinks
+from nurture.contract.ledger import FactBatch, LeadSnapshot
 from nurture.reports import Report, ReportQuery, run_report
 from nurture.reports.base import ReportTable, format_duration
+from nurture.store.campaigns import list_campaigns, record_cost
+from nurture.store.db import make_engine
+from nurture.store.read_model import CampaignCost
 from nurture.web.app import WebSettings, create_app
 from nurture.web.dashboard import DashboardLinks, _influence, _time_in_stage, build_dashboard
 from nurture.web.security import PAGE_HEADERS

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from nurture.db import keep_private, make_engine
+from nurture.store.db import keep_private, make_engine
 from tests.test_cli_end_to_end import free_port, start_up, stop
 
 
@@ -45,7 +45,13 @@ def test_an_existing_open_data_dir_is_made_private(tmp_path: Path, umask_022: No
     """Finding 10: what an earlier version left 0755/0644 becomes 0700/0600 on start."""
     data = tmp_path / "data"
     (data / "rejects").mkdir(parents=True)
-    for name in ("nurture.db", "nurture.db-wal", "temporal.db", "secret.key", "temporal.log"):
+    for name in (
+        "nurture.db",
+        "nurture.db-wal",
+        "temporal.db",
+        "secret.key",
+        "temporal.log",
+    ):
         (data / name).write_text("x")
     (data / "rejects" / "leads.csv").write_text("x")
     (data / "link").symlink_to("/etc/hostname")  # not followed, not changed

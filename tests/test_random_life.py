@@ -34,19 +34,19 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.email import IDEMPOTENCY_ARG
-from nurture.cadence import total_touches
-from nurture.consent import LinkSigner
+from nurture.access.consent import LinkSigner
+from nurture.client.sales import LeadActionError, act
+from nurture.client.starting import send_event, send_profile
+from nurture.config.rules_source import RulesSource
+from nurture.config.settings import MailerSettings, WorkerOptions
+from nurture.contract.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
 from nurture.contract.names import OWNER, SLA_DUE, STAGE
-from nurture.leads import LeadEvent, LeadProfile, workflow_id_for
-from nurture.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
-from nurture.rules import Rules
-from nurture.rules_source import RulesSource
-from nurture.sales import LeadActionError, act
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.settings import MailerSettings, WorkerOptions
-from nurture.stages import RepAction as RepActionName
-from nurture.stages import rep_action_error
-from nurture.starting import send_event, send_profile
+from nurture.domain.cadence import total_touches
+from nurture.domain.leads import LeadEvent, LeadProfile, workflow_id_for
+from nurture.domain.rules import Rules
+from nurture.domain.stages import RepAction as RepActionName
+from nurture.domain.stages import rep_action_error
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import ARTIFACTS, TEST_RULES, TEST_SECRET, TEST_TEMPLATES
 from worker import build_worker
 from workflows.lead import LeadWorkflow

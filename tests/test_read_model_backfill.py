@@ -9,18 +9,18 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import make_engine
-from nurture.leads import LeadProfile, workflow_id_for
-from nurture.messages import (
+from nurture.contract.messages import (
     Assignment,
     Handoff,
     LeadInput,
     LeadState,
     Story,
 )
-from nurture.read_model import HandoffRecord, LeadRecord, SalesAssignment
-from nurture.routing import RouteDecision
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.domain.leads import LeadProfile, workflow_id_for
+from nurture.domain.routing import RouteDecision
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import make_engine
+from nurture.store.read_model import HandoffRecord, LeadRecord, SalesAssignment
 from tests.conftest import lead_id, running_engine, wait_until
 from workflows.lead import LeadWorkflow
 

@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, col, func, select
 
 from activities.records import write_batch
-from nurture.db import StageTransition, make_engine
-from nurture.ledger import (
+from nurture.contract.ledger import (
     AssignmentFact,
     EventFact,
     FactBatch,
@@ -19,7 +18,8 @@ from nurture.ledger import (
     ScoreChangeFact,
     TransitionFact,
 )
-from nurture.read_model import HandoffRecord, LeadEventRecord, LeadRecord, SalesAssignment
+from nurture.store.db import StageTransition, make_engine
+from nurture.store.read_model import HandoffRecord, LeadEventRecord, LeadRecord, SalesAssignment
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.messages import OutcomeRequest, RejectRequest, RepAction
-from nurture.sales import LeadActionError, UnknownLeadError, act, read_state
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.client.sales import LeadActionError, UnknownLeadError, act, read_state
+from nurture.contract.messages import OutcomeRequest, RejectRequest, RepAction
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, lead_state, running_engine, wait_for_state
 
 FAST_SLA = 14400.0  # 4h contact SLA becomes 1s

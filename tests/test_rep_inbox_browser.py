@@ -12,7 +12,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from playwright.async_api import Browser, Page
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import (
     ARTIFACTS,
     TEST_SECRET,

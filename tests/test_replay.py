@@ -11,7 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
 from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
 from workflows.lead import (

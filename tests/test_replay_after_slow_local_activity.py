@@ -51,15 +51,15 @@ from activities import (
     TaskActivities,
     all_activities,
 )
-from nurture.consent import LinkSigner
-from nurture.db import make_engine
-from nurture.leads import LeadEvent, LeadProfile
-from nurture.messages import LOAD_RULES, LoadRulesRequest
-from nurture.rules import Rules
-from nurture.rules_source import RulesSource
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.settings import MailerSettings
-from nurture.starting import send_event, send_profile
+from nurture.access.consent import LinkSigner
+from nurture.client.starting import send_event, send_profile
+from nurture.config.rules_source import RulesSource
+from nurture.config.settings import MailerSettings
+from nurture.contract.messages import LOAD_RULES, LoadRulesRequest
+from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.domain.rules import Rules
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import make_engine
 from tests.conftest import (
     TEST_RULES,
     TEST_SECRET,

@@ -21,9 +21,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from activities.records import write_batches
-from nurture.auth import create_key
-from nurture.db import make_engine
-from nurture.ledger import (
+from nurture.access.auth import create_key
+from nurture.contract.ledger import (
     AssignmentFact,
     Fact,
     FactBatch,
@@ -34,6 +33,7 @@ from nurture.ledger import (
     TransitionFact,
 )
 from nurture.reports import Report, ReportQuery, run_report
+from nurture.store.db import make_engine
 from nurture.web.reports_api import reports_router
 
 SINCE = datetime(2026, 3, 1, tzinfo=UTC)

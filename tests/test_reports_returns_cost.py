@@ -1,6 +1,6 @@
 """The returns and cost reports on SQLite and PostgreSQL, from hand-built fact batches written
 the way lead workflows write them (``activities.records.write_batches``), and the campaigns
-and costs marketers enter (``nurture.campaigns``, ``nurture campaign``, ``/api/campaigns``).
+and costs marketers enter (``nurture.store.campaigns``, ``nurture campaign``, ``/api/campaigns``).
 
 The acceptance test of the threshold recommendation: when low scores get returned it says to
 raise the threshold; when returns do not depend on the score it does not."""
@@ -23,12 +23,12 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from activities.records import write_batches
-from nurture.auth import create_key
-from nurture.campaigns import CampaignError, list_campaigns, record_cost, save_campaign
+from nurture.access.auth import create_key
 from nurture.cli import app as cli_app
-from nurture.db import make_engine
-from nurture.ledger import FactBatch, HandoffFact, LeadSnapshot, OutcomeFact
+from nurture.contract.ledger import FactBatch, HandoffFact, LeadSnapshot, OutcomeFact
 from nurture.reports import Report, ReportQuery, run_report
+from nurture.store.campaigns import CampaignError, list_campaigns, record_cost, save_campaign
+from nurture.store.db import make_engine
 from nurture.web.campaigns_api import campaigns_router
 from nurture.web.reports_api import reports_router
 from nurture.web.responses import install_api_contract

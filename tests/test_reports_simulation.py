@@ -19,13 +19,16 @@ from sqlalchemy.engine import Engine as SqlEngine
 from sqlmodel import col
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.campaigns import record_cost
 from nurture.cli.simulate import simulate
-from nurture.config_loader import load_rules
-from nurture.db import StageTransition, make_engine
-from nurture.leads import workflow_id_for
-from nurture.messages import LeadState, RepAction
-from nurture.read_model import (
+from nurture.client.sales import LeadActionError, act, read_state
+from nurture.config.config_loader import load_rules
+from nurture.contract.messages import LeadState, RepAction
+from nurture.domain.leads import workflow_id_for
+from nurture.reports import ReportQuery, run_report
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.campaigns import record_cost
+from nurture.store.db import StageTransition, make_engine
+from nurture.store.read_model import (
     DealOutcome,
     HandoffRecord,
     LeadEventRecord,
@@ -33,9 +36,6 @@ from nurture.read_model import (
     SalesAssignment,
     TouchRecord,
 )
-from nurture.reports import ReportQuery, run_report
-from nurture.sales import LeadActionError, act, read_state
-from nurture.sendgrid_standin import SendGridStandIn
 from tests.conftest import TEST_RULES, TEST_TEMPLATES, running_engine, wait_until
 
 TIME_SCALE = 3600.0  # the 4 h SLA lapses in 4 s: the absent rep's leads escalate

@@ -18,10 +18,10 @@ import pytest
 from pydantic import ValidationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from nurture.config_loader import DEFAULT_CONFIG_DIR, ConfigError, load_rules
-from nurture.messages import AssignRequest
-from nurture.routing import RepLimits, choose_available, pick_rep, rep_limits, route
-from nurture.rules import AwayPeriod, Rep
+from nurture.config.config_loader import DEFAULT_CONFIG_DIR, ConfigError, load_rules
+from nurture.contract.messages import AssignRequest
+from nurture.domain.routing import RepLimits, choose_available, pick_rep, rep_limits, route
+from nurture.domain.rules import AwayPeriod, Rep
 from tests.test_cadence_rules import ROUTING, lead
 
 TODAY = date(2026, 12, 24)

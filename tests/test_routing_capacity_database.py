@@ -20,11 +20,11 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities import RoutingActivities
 from activities.routing import open_lead_counts
-from nurture.db import RoundRobinTurn, StageTransition, make_engine
-from nurture.messages import AssignRequest
-from nurture.routing import RepLimits, rep_limits
-from nurture.rules import AwayPeriod
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.contract.messages import AssignRequest
+from nurture.domain.routing import RepLimits, rep_limits
+from nurture.domain.rules import AwayPeriod
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import RoundRobinTurn, StageTransition, make_engine
 from tests.conftest import TEST_RULES, lead_id, running_engine
 from tests.test_cadence_rules import ROUTING
 

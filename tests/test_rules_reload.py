@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nurture.rules_source import RulesSource
+from nurture.config.rules_source import RulesSource
 from tests.conftest import TEST_RULES, TEST_TEMPLATES
 
 ROOT = Path(__file__).resolve().parent.parent

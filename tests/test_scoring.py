@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nurture.config_loader import load_rules
-from nurture.leads import LeadEvent, LeadProfile
-from nurture.rules import DecayPolicy, ScoringRules
-from nurture.scoring import (
+from nurture.config.config_loader import load_rules
+from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.domain.rules import DecayPolicy, ScoringRules
+from nurture.domain.scoring import (
     ScoreCard,
     ScoreEntry,
     apply_decay,

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from nurture.send_window import (
+from nurture.domain.send_window import (
     ANYTIME,
     FrequencyCap,
     SendDecision,

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.messages import LeadState
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.contract.messages import LeadState
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import TEST_RULES, lead_id, lead_state, running_engine
 
 CADENCES = """

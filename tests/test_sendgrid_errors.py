@@ -11,8 +11,8 @@ import pytest
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import OutboxMessage, make_engine
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import OutboxMessage, make_engine
 from tests.conftest import Engine, lead_id, lead_state, running_engine
 
 

@@ -4,7 +4,7 @@ accepted webhook must never carry a payload the lead cannot apply)."""
 
 from __future__ import annotations
 
-from nurture.leads import URL_MAX, LeadEvent
+from nurture.domain.leads import URL_MAX, LeadEvent
 from nurture.web.sendgrid_webhook import WEBHOOK_TEXT_MAX, to_lead_event
 
 

@@ -37,7 +37,7 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.mail import Category, CustomArg, Header, Mail
 
-from nurture.sendgrid_standin import (
+from nurture.standins.sendgrid_standin import (
     EventWebhookDeliveryError,
     EventWebhookError,
     SendGridStandIn,
@@ -624,7 +624,15 @@ def test_stop_closes_the_port() -> None:
 def test_command_line_serves_until_interrupted() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nurture.sendgrid_standin", "--port", "0", "--api-key", "SG.cli"],
+        [
+            sys.executable,
+            "-m",
+            "nurture.standins.sendgrid_standin",
+            "--port",
+            "0",
+            "--api-key",
+            "SG.cli",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import make_engine
-from nurture.leads import workflow_id_for
+from nurture.domain.leads import workflow_id_for
+from nurture.domain.routing import RepLimits, choose_available
+from nurture.domain.rules import AwayPeriod
 from nurture.reports import ReportQuery, run_report
-from nurture.routing import RepLimits, choose_available
-from nurture.rules import AwayPeriod
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import make_engine
 from tests.conftest import TEST_RULES, lead_id, lead_state, running_engine, wait_for_state
 
 TODAY = datetime.now(UTC).date()

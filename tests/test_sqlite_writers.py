@@ -1,5 +1,5 @@
 """SQLite writers of one process queue on a lock instead of sleeping in SQLite's busy handler
-(``nurture.sqlite_writers``): every write lands, and a transaction that ends in any way gives
+(``nurture.store.sqlite_writers``): every write lands, and a transaction that ends in any way gives
 the lock back, so the next writer never waits out the timeout."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from nurture import sqlite_writers
-from nurture.db import RoundRobinTurn, make_engine
+from nurture.store import sqlite_writers
+from nurture.store.db import RoundRobinTurn, make_engine
 
 
 @pytest.fixture

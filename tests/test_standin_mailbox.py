@@ -13,7 +13,7 @@ import httpx
 from sendgrid import SendGridAPIClient
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import ARTIFACTS, lead_id, running_engine, wait_for_email, wait_for_state
 
 if TYPE_CHECKING:

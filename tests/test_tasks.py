@@ -15,10 +15,10 @@ import pytest
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.db import SalesTask, make_engine
-from nurture.messages import TaskCompletion
-from nurture.sales import LeadActionError, act
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.client.sales import LeadActionError, act
+from nurture.contract.messages import TaskCompletion
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import SalesTask, make_engine
 from tests.conftest import Engine, lead_id, lead_state, running_engine, wait_for_state
 
 ROOT = Path(__file__).parent.parent

@@ -25,15 +25,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities import EmailActivities, Mailer
-from nurture.consent import LinkSigner
-from nurture.db import make_engine
-from nurture.messages import EmailRequest
-from nurture.rules import Sender
-from nurture.rules_source import RulesSource
-from nurture.rules_status import read_rules_status
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.settings import MailerSettings
-from nurture.templating import TemplateSource
+from nurture.access.consent import LinkSigner
+from nurture.config.rules_source import RulesSource
+from nurture.config.settings import MailerSettings
+from nurture.config.templating import TemplateSource
+from nurture.contract.messages import EmailRequest
+from nurture.domain.rules import Sender
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import make_engine
+from nurture.store.rules_status import read_rules_status
 from tests.conftest import (
     TEST_RULES,
     TEST_SECRET,

@@ -11,10 +11,10 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from nurture.client.sales import act
+from nurture.contract.messages import OutcomeRequest, RejectRequest, RepAction
 from nurture.contract.names import OWNER, SCORE, SLA_DUE, STAGE
-from nurture.messages import OutcomeRequest, RejectRequest, RepAction
-from nurture.sales import act
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import Engine, lead_id, running_engine, wait_for_state
 from workflows.lead import LeadWorkflow
 

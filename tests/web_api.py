@@ -12,9 +12,9 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.auth import create_key
-from nurture.db import make_engine
-from nurture.sendgrid_standin import SendGridStandIn
+from nurture.access.auth import create_key
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import make_engine
 from tests.conftest import Engine, running_engine
 
 

@@ -28,16 +28,7 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from nurture import cadence, crm, routing, scoring, send_window, sla
-    from nurture.contract.names import (
-        EVENT_SIGNAL,
-        LEAD_WORKFLOW,
-        PROFILE_SIGNAL,
-        SEARCH_ATTRIBUTES,
-        STATE_QUERY,
-    )
-    from nurture.leads import LeadEvent, LeadProfile, dedupe_marker
-    from nurture.ledger import (
+    from nurture.contract.ledger import (
         FACTS_PER_BATCH,
         HELD_SUFFIX,
         RECORD_FACTS,
@@ -55,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
         TouchStatus,
         TransitionFact,
     )
-    from nurture.messages import (
+    from nurture.contract.messages import (
         ASSIGN_REP,
         CLOSE_TASK,
         CREATE_TASK,
@@ -94,19 +85,29 @@ with workflow.unsafe.imports_passed_through():
         TaskRequest,
         TransitionRecord,
     )
-    from nurture.routing import RouteDecision
-    from nurture.rules import SYSTEM_EVENT_TYPES, Cadence, CadenceStep, Rules
-    from nurture.stages import (
+    from nurture.contract.names import (
+        EVENT_SIGNAL,
+        LEAD_WORKFLOW,
+        PROFILE_SIGNAL,
+        SEARCH_ATTRIBUTES,
+        STATE_QUERY,
+    )
+    from nurture.core import crm
+    from nurture.domain import cadence, routing, scoring, send_window, sla
+    from nurture.domain.leads import LeadEvent, LeadProfile, dedupe_marker
+    from nurture.domain.routing import RouteDecision
+    from nurture.domain.rules import SYSTEM_EVENT_TYPES, Cadence, CadenceStep, Rules
+    from nurture.domain.stages import (
         MARKETING_STAGES,
         SALES_STAGES,
         Stage,
         rep_action_error,
         unknown_rep_error,
     )
-    from nurture.stages import (
+    from nurture.domain.stages import (
         RepAction as RepActionName,
     )
-    from nurture.tasks import missing_contact, outcome_error, outcome_event_type
+    from nurture.domain.tasks import missing_contact, outcome_error, outcome_event_type
 
 RETRY_FOREVER = RetryPolicy(
     initial_interval=timedelta(seconds=1),

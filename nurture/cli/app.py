@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.panel import Panel
 
-from nurture.campaigns import MAX_AMOUNT
+from nurture.access.consent import ConsentConfigError
 from nurture.cli.campaigns import campaign_app
 from nurture.cli.dashboard import dashboard_link
 from nurture.cli.db import db_app
@@ -27,18 +27,14 @@ from nurture.cli.output import (
 )
 from nurture.cli.report import report_command
 from nurture.cli.tasks import tasks_app
-from nurture.config_loader import (
+from nurture.client.sales import LeadActionError, act, read_state
+from nurture.config.config_loader import (
     ConfigError,
     config_dir_from_env,
     load_rules,
     templates_dir_from_env,
 )
-from nurture.consent import ConsentConfigError
-from nurture.contract.names import RepUpdate
-from nurture.durations import format_duration
-from nurture.leads import LeadEvent, LeadProfile
-from nurture.logging import configure_logging
-from nurture.messages import (
+from nurture.contract.messages import (
     TASK_QUEUE,
     ActionResult,
     LeadState,
@@ -46,9 +42,13 @@ from nurture.messages import (
     RejectRequest,
     RepAction,
 )
-from nurture.process import exit_now
-from nurture.sales import LeadActionError, act, read_state
-from nurture.scoring import explain
+from nurture.contract.names import RepUpdate
+from nurture.domain.durations import format_duration
+from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.domain.scoring import explain
+from nurture.runtime.logging import configure_logging
+from nurture.runtime.process import exit_now
+from nurture.store.campaigns import MAX_AMOUNT
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -181,8 +181,8 @@ def _ingest(
     task_queue: str,
 ) -> None:
     from nurture.cli.ingest import ingest, rejects_path
-    from nurture.csv_import import CsvHeaderError
-    from nurture.starting import send_event, send_profile
+    from nurture.client.csv_import import CsvHeaderError
+    from nurture.client.starting import send_event, send_profile
 
     known: set[str] | None = None
     if model is LeadEvent:
@@ -455,7 +455,7 @@ def audit(
 ) -> None:
     """Every lead's stage and owner; exit 1 if any lead is at risk of being lost."""
     from nurture.cli.audit import audit as run_audit
-    from nurture.db import database_url_from_env, make_engine
+    from nurture.store.db import database_url_from_env, make_engine
 
     async def main() -> int:
         try:
@@ -618,8 +618,8 @@ def config_status(as_json: JsonOpt = False) -> None:
     """The rules version the workers use, when they loaded it, and the last edit they refused
     with every problem (file:line: what). Exit 1 while the newest edit is refused (what is
     saved is not what is sent) or before any worker ran on this database."""
-    from nurture.db import database_url_from_env, make_engine
-    from nurture.rules_status import read_rules_status
+    from nurture.store.db import database_url_from_env, make_engine
+    from nurture.store.rules_status import read_rules_status
 
     status = read_rules_status(make_engine(database_url_from_env()))
     if status is None:

@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from nurture.contract.names import LEAD_WORKFLOW, OWNER, SCORE, SLA_DUE, STAGE
+from nurture.domain.stages import SALES_STAGES, STAGES
 from nurture.reports.held import held_touches as held_touches_now
-from nurture.stages import SALES_STAGES, STAGES
 
 
 @dataclass

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from nurture.campaigns import CampaignError, list_campaigns, record_cost, save_campaign
 from nurture.cli.output import JsonOpt, console, errors, fail, print_json, table
-from nurture.db import database_url_from_env, make_engine
+from nurture.store.campaigns import CampaignError, list_campaigns, record_cost, save_campaign
+from nurture.store.db import database_url_from_env, make_engine
 
 EXIT_USAGE = 2
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from nurture.access.consent import ConsentConfigError, LinkSigner
 from nurture.cli.output import console, fail
-from nurture.consent import ConsentConfigError, LinkSigner
 from nurture.web.dashboard import MAX_LINK_DAYS, DashboardLinks
 
 

@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.cli.output import JsonOpt, console, fail, print_json
-from nurture.db import database_url_from_env, make_engine
-from nurture.migrations import (
+from nurture.store.db import database_url_from_env, make_engine
+from nurture.store.migrations import (
     HEAD,
     KNOWN_REVISIONS,
     SchemaTooNewError,

@@ -28,12 +28,17 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from nurture.consent import LinkSigner
-from nurture.db import database_url_from_env, keep_private, make_engine
-from nurture.rules_source import RulesSource
-from nurture.sendgrid_standin import SendGridStandIn
-from nurture.settings import MailerSettings, WorkerOptions
-from nurture.temporal import TemporalSettings, connect, installed_binary, search_attribute_flags
+from nurture.access.consent import LinkSigner
+from nurture.client.temporal import (
+    TemporalSettings,
+    connect,
+    installed_binary,
+    search_attribute_flags,
+)
+from nurture.config.rules_source import RulesSource
+from nurture.config.settings import MailerSettings, WorkerOptions
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import database_url_from_env, keep_private, make_engine
 from nurture.web.app import WebSettings, create_app, serving
 
 log = structlog.get_logger(__name__)

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from temporalio.client import Client
 
-from nurture.csv_import import rows_as_json
-from nurture.leads import EDGE, LeadEvent, LeadProfile
+from nurture.client.csv_import import rows_as_json
+from nurture.domain.leads import EDGE, LeadEvent, LeadProfile
 
 IN_FLIGHT = 64
 
@@ -180,7 +180,7 @@ def _csv_rows(handle: Iterable[str]) -> Iterator[tuple[int, list[str] | None, st
 
 
 def _csv_records(path: Path, dropped: set[int]) -> Iterator[Record]:
-    """Each row as :func:`nurture.csv_import.rows_as_json` maps it, with its line and cells.
+    """Each row as :func:`nurture.client.csv_import.rows_as_json` maps it, with its line and cells.
 
     Rows are handed to ``rows_as_json`` one at a time (re-written without the ``error`` column
     of a rejects file), so each JSON it yields is paired with the row it came from."""

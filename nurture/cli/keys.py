@@ -1,4 +1,4 @@
-"""``nurture keys``: API keys of the HTTP service, per role (see :mod:`nurture.auth`)."""
+"""``nurture keys``: API keys of the HTTP service, per role (see :mod:`nurture.access.auth`)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from nurture.auth import ROLES, create_key, list_keys, revoke_key
+from nurture.access.auth import ROLES, create_key, list_keys, revoke_key
+from nurture.access.consent import ConsentConfigError, LinkSigner
+from nurture.access.rep_links import RepClaim, RepLinks
 from nurture.cli.output import JsonOpt, console, fail, print_json, table
-from nurture.consent import ConsentConfigError, LinkSigner
-from nurture.db import database_url_from_env, make_engine
-from nurture.rep_links import RepClaim, RepLinks
+from nurture.store.db import database_url_from_env, make_engine
 from nurture.web.inbox import REP_ID
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service.")

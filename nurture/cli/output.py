@@ -17,7 +17,7 @@ from rich.text import Text
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from nurture.process import exit_now
+from nurture.runtime.process import exit_now
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 console = Console()
@@ -26,7 +26,7 @@ errors = Console(stderr=True)
 
 def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
     """Run a command's coroutine and exit with its status, skipping interpreter teardown
-    (see :mod:`nurture.process`). Ctrl-C exits with ``interrupted_status``."""
+    (see :mod:`nurture.runtime.process`). Ctrl-C exits with ``interrupted_status``."""
     try:
         status = asyncio.run(coro)
     except KeyboardInterrupt:
@@ -42,8 +42,8 @@ def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
 
 
 async def connect_client() -> Client:
-    from nurture.sales import LeadActionError
-    from nurture.temporal import TemporalSettings, connect
+    from nurture.client.sales import LeadActionError
+    from nurture.client.temporal import TemporalSettings, connect
 
     settings = TemporalSettings.from_env()
     try:

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from rich.panel import Panel
 
 from nurture.cli.output import JsonOpt, console, fail, print_json, table
-from nurture.db import database_url_from_env, make_engine
-from nurture.process import exit_now
 from nurture.reports import ReportError, ReportQuery, run_report, to_csv
 from nurture.reports.base import query_problems
+from nurture.runtime.process import exit_now
+from nurture.store.db import database_url_from_env, make_engine
 
 EXIT_USAGE = 2
 

@@ -7,12 +7,12 @@ import signal
 
 import structlog
 
+from nurture.access.consent import ConsentConfigError, LinkSigner
 from nurture.cli.output import connect_client, fail
-from nurture.config_loader import ConfigError, config_dir_from_env, templates_dir_from_env
-from nurture.consent import ConsentConfigError, LinkSigner
-from nurture.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
-from nurture.rules_source import RulesSource
-from nurture.sales import LeadActionError
+from nurture.client.sales import LeadActionError
+from nurture.config.config_loader import ConfigError, config_dir_from_env, templates_dir_from_env
+from nurture.config.rules_source import RulesSource
+from nurture.store.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
 from nurture.web.app import WebSettings, create_app, serving
 
 log = structlog.get_logger(__name__)

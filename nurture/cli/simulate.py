@@ -17,11 +17,11 @@ from typing import Any
 from rich.progress import Progress
 from temporalio.client import Client
 
-from nurture.leads import LeadEvent, LeadProfile
-from nurture.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
-from nurture.rules import Rules
-from nurture.sales import LeadActionError, TemporalUnavailableError, act, read_state
-from nurture.starting import send_event, send_profile
+from nurture.client.sales import LeadActionError, TemporalUnavailableError, act, read_state
+from nurture.client.starting import send_event, send_profile
+from nurture.contract.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
+from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.domain.rules import Rules
 
 FIRST = [
     "Ada",

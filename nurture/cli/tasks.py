@@ -9,10 +9,10 @@ import typer
 from sqlmodel import Session, col, select
 
 from nurture.cli.output import JsonOpt, connect_client, console, fail, print_json, run, table
-from nurture.db import SalesTask, database_url_from_env, make_engine
-from nurture.messages import TaskCompletion
-from nurture.sales import LeadActionError, act
-from nurture.tasks import TASK_CHANNELS, outcome_error
+from nurture.client.sales import LeadActionError, act
+from nurture.contract.messages import TaskCompletion
+from nurture.domain.tasks import TASK_CHANNELS, outcome_error
+from nurture.store.db import SalesTask, database_url_from_env, make_engine
 
 tasks_app = typer.Typer(no_args_is_help=True, help="Inside-sales tasks: calls, voicemails, mail.")
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.engine import Engine
 
-from nurture.campaigns import MAX_AMOUNT
+from nurture.store.campaigns import MAX_AMOUNT
 
 # Reports cover what the engine can have recorded: nothing before 1970 or after 2200. Bounding
 # the period here (the one place the CLI, the API and the dashboard share) also keeps every

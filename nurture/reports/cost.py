@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from nurture.read_model import CampaignCost, DealOutcome, HandoffRecord, LeadRecord
 from nurture.reports.base import (
     Report,
     ReportQuery,
@@ -25,6 +24,7 @@ from nurture.reports.base import (
     new_report,
     report,
 )
+from nurture.store.read_model import CampaignCost, DealOutcome, HandoffRecord, LeadRecord
 
 NO_CAMPAIGN = "(none)"
 WORKED = ("accepted", "won", "lost")

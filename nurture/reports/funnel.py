@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, func, select, union, union_all
 from sqlalchemy.engine import Connection, Engine
 
+from nurture.domain.stages import STAGES
 from nurture.reports.base import (
     Report,
     ReportQuery,
@@ -23,7 +24,6 @@ from nurture.reports.base import (
     report,
 )
 from nurture.reports.tables import LEAD, TRANSITION
-from nurture.stages import STAGES
 
 #: The stages whose reach the cohort query flags, per lead.
 REACHED = ("assigned", "working", "won", "lost")

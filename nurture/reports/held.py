@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.engine import Engine
 
-from nurture.ledger import HELD_SUFFIX
+from nurture.contract.ledger import HELD_SUFFIX
 from nurture.reports.base import aware
 from nurture.reports.tables import LEAD, TOUCH
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from nurture.domain.stages import STAGES
 from nurture.reports.base import (
     Report,
     ReportQuery,
@@ -44,7 +45,6 @@ from nurture.reports.base import (
 )
 from nurture.reports.funnel import hours
 from nurture.reports.tables import HANDOFF, LEAD, OUTCOME, TOUCH, TRANSITION
-from nurture.stages import STAGES
 
 #: Touches that reached the lead: an email sent, a task someone did. Skipped, suppressed and
 #: failed ones did not, nor a task that was only queued (it may have expired or been cancelled).

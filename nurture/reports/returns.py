@@ -22,8 +22,8 @@ from sqlalchemy import ColumnElement, and_, case, false, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from nurture.read_model import HandoffRecord
 from nurture.reports.base import Report, ReportQuery, ReportTable, new_report, ratio, report
+from nurture.store.read_model import HandoffRecord
 
 DECIDED = ("accepted", "rejected", "won", "lost")
 NO_REASON = "(no reason given)"

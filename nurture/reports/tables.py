@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nurture.db import StageTransition
-from nurture.read_model import (
+from nurture.store.db import StageTransition
+from nurture.store.read_model import (
     DealOutcome,
     HandoffRecord,
     LeadRecord,

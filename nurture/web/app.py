@@ -20,9 +20,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from nurture.consent import LinkSigner
-from nurture.messages import TASK_QUEUE
-from nurture.rep_links import RepLinks
+from nurture.access.consent import LinkSigner
+from nurture.access.rep_links import RepLinks
+from nurture.contract.messages import TASK_QUEUE
 from nurture.web.campaigns_api import campaigns_router
 from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.dashboard import DashboardLinks, DashboardPages

@@ -1,5 +1,5 @@
 """``/api/campaigns``: campaigns and their costs, as marketers enter them (see
-:mod:`nurture.campaigns`); the ``cost`` report reads them.
+:mod:`nurture.store.campaigns`); the ``cost`` report reads them.
 
 No ``from __future__ import annotations`` here: FastAPI resolves a string annotation in the
 module's globals, so the role dependency (``Marketer``, local to the router factory) would
@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, model_validator
 from sqlalchemy.engine import Engine
 
-from nurture.auth import Principal
-from nurture.campaigns import (
+from nurture.access.auth import Principal
+from nurture.store.campaigns import (
     CURRENCY_PATTERN,
     MAX_AMOUNT,
     MONTH_PATTERN,

@@ -37,16 +37,16 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from nurture import crm
-from nurture.contract.names import RepUpdate
-from nurture.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
-from nurture.sales import (
+from nurture.client.sales import (
     LeadActionError,
     TemporalUnavailableError,
     UnknownLeadError,
     act,
     read_state,
 )
+from nurture.contract.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
+from nurture.contract.names import RepUpdate
+from nurture.core import crm
 from nurture.web.event_store import EventStore
 from nurture.web.responses import errors
 from nurture.web.sendgrid_webhook import read_limited
@@ -200,8 +200,9 @@ def _claim_key(notification_id: str) -> str:
 def _refuse_other_handoff(change: CrmStatusChange, state: LeadState) -> None:
     """409 for a change about another hand-off than the lead's current one.
 
-    The workflow's updates do not take a hand-off number (``nurture.messages.RepAction``), so
-    the comparison is made here, against the lead's state just read."""
+    The workflow's updates do not take a hand-off number
+    (``nurture.contract.messages.RepAction``), so the comparison is made here, against the
+    lead's state just read."""
     if change.handoff is None:
         # A record pushed before Nurture wrote the field: unambiguous only for a lead that
         # was handed off once.

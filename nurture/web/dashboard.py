@@ -186,11 +186,11 @@ def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
 def rules_notice(engine: Engine) -> str | None:
     """ "The last rules edit was rejected: …" while the workers keep the last good rules.
 
-    Reads :mod:`nurture.rules_status` (the workers record there the version in force and
+    Reads :mod:`nurture.store.rules_status` (the workers record there the version in force and
     the last edit they refused). Until that module and its table are in this deployment
     there is nothing to tell, and the dashboard says nothing."""
     try:
-        from nurture.rules_status import (  # type: ignore[import-not-found,unused-ignore]
+        from nurture.store.rules_status import (  # type: ignore[import-not-found,unused-ignore]
             read_rules_status,
         )
     except ImportError:

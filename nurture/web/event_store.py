@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from nurture.db import OutboxMessage, Suppression, WebhookEvent, WebhookPost
+from nurture.store.db import OutboxMessage, Suppression, WebhookEvent, WebhookPost
 
 EMAIL_MAX = 320  # the column's size; RFC 5321 allows 254
 FINAL_STATUSES = frozenset({"applied", "unknown_lead", "recorded", "invalid"})

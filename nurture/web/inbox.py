@@ -2,7 +2,7 @@
 countdown, the story, and Accept / Contact / Reject / Won / Lost) and the one-click accept/reject
 links of alert emails.
 
-A signed, expiring link is the rep's credential (:mod:`nurture.rep_links`). A GET never acts
+A signed, expiring link is the rep's credential (:mod:`nurture.access.rep_links`). A GET never acts
 (mail scanners follow links); the buttons POST, and a POST a browser sent from another site is
 refused. Every action goes through the lead's workflow update, as the API's do, so the same
 rules hold everywhere: only the owner, legal transitions only. After an action the rep is back
@@ -26,19 +26,19 @@ from itsdangerous import BadData, URLSafeSerializer
 from jinja2 import Environment
 from temporalio.client import Client
 
-from nurture.campaigns import MAX_AMOUNT
-from nurture.contract.names import RepUpdate
-from nurture.leads import workflow_id_for
-from nurture.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
-from nurture.rep_links import RepClaim, RepLinkError, RepLinks
-from nurture.sales import (
+from nurture.access.rep_links import RepClaim, RepLinkError, RepLinks
+from nurture.client.sales import (
     LeadActionError,
     TemporalUnavailableError,
     UnknownLeadError,
     act,
     read_state,
 )
-from nurture.scoring import explain
+from nurture.contract.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
+from nurture.contract.names import RepUpdate
+from nurture.domain.leads import workflow_id_for
+from nurture.domain.scoring import explain
+from nurture.store.campaigns import MAX_AMOUNT
 from nurture.web.security import CrossSiteRequestError, refuse_cross_site
 
 log = structlog.get_logger(__name__)

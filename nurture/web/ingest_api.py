@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from nurture.csv_import import CsvHeaderError, rows_as_json
-from nurture.leads import LeadEvent, LeadProfile
-from nurture.messages import TASK_QUEUE
-from nurture.starting import send_event, send_profile
+from nurture.client.csv_import import CsvHeaderError, rows_as_json
+from nurture.client.starting import send_event, send_profile
+from nurture.contract.messages import TASK_QUEUE
+from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.web.responses import AUTHENTICATED, errors, errors_or, json_body, one_or_many
 
 log = structlog.get_logger(__name__)

@@ -10,12 +10,15 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from nurture.auth import Principal
-from nurture.campaigns import MAX_AMOUNT
-from nurture.contract.names import RepUpdate
-from nurture.db import SalesTask
-from nurture.leads import check_plain_text
-from nurture.messages import (
+from nurture.access.auth import Principal
+from nurture.client.sales import (
+    LeadActionError,
+    TemporalUnavailableError,
+    UnknownLeadError,
+    act,
+    read_state,
+)
+from nurture.contract.messages import (
     ActionResult,
     LeadState,
     OutcomeRequest,
@@ -23,14 +26,11 @@ from nurture.messages import (
     RepAction,
     TaskCompletion,
 )
-from nurture.sales import (
-    LeadActionError,
-    TemporalUnavailableError,
-    UnknownLeadError,
-    act,
-    read_state,
-)
-from nurture.scoring import explain
+from nurture.contract.names import RepUpdate
+from nurture.domain.leads import check_plain_text
+from nurture.domain.scoring import explain
+from nurture.store.campaigns import MAX_AMOUNT
+from nurture.store.db import SalesTask
 from nurture.web.responses import AUTHENTICATED, JSON_BODY, errors
 from nurture.web.security import requires
 

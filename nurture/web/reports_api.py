@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from nurture.auth import Principal
+from nurture.access.auth import Principal
 from nurture.reports.base import (
     Report,
     ReportError,

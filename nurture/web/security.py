@@ -1,4 +1,4 @@
-"""API-key authentication and role checks for the HTTP API (see :mod:`nurture.auth`)."""
+"""API-key authentication and role checks for the HTTP API (see :mod:`nurture.access.auth`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nurture.auth import Principal, Role, authenticate
+from nurture.access.auth import Principal, Role, authenticate
 
 # Declared for the OpenAPI spec; checked by hand below so both header styles work.
 BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer nk_…")

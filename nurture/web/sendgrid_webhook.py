@@ -25,9 +25,9 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from nurture.leads import URL_MAX, LeadEvent
+from nurture.client.lead_signals import signal_existing_lead
+from nurture.domain.leads import URL_MAX, LeadEvent
 from nurture.web.event_store import EventStore
-from nurture.web.lead_signals import signal_existing_lead
 from nurture.web.responses import errors
 from nurture.web.webhook_verify import (
     SIGNATURE_HEADER,

@@ -19,10 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from nurture.consent import InvalidLinkError, LinkSigner, UnsubscribeClaim
-from nurture.leads import LeadEvent
+from nurture.access.consent import InvalidLinkError, LinkSigner, UnsubscribeClaim
+from nurture.client.lead_signals import signal_existing_lead
+from nurture.domain.leads import LeadEvent
 from nurture.web.event_store import EventStore
-from nurture.web.lead_signals import signal_existing_lead
 from nurture.web.responses import errors, html_errors
 from nurture.web.security import CrossSiteRequestError, refuse_cross_site
 

@@ -1,0 +1,1 @@
+"""Reaching leads in Temporal: connecting, starting, signalling, updating and querying a lead."""

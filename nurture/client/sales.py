@@ -1,0 +1,67 @@
+"""Rep actions from outside (CLI now, HTTP later): Temporal updates with clear errors."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from nurture.contract.messages import (
+    ActionResult,
+    LeadState,
+    OutcomeRequest,
+    RejectRequest,
+    RepAction,
+    TaskCompletion,
+)
+from nurture.contract.names import STATE_QUERY, RepUpdate
+from nurture.domain.leads import workflow_id_for
+
+
+class LeadActionError(Exception):
+    """The action was refused; the message says why and nothing about the lead changed."""
+
+
+class UnknownLeadError(LeadActionError):
+    pass
+
+
+class TemporalUnavailableError(LeadActionError):
+    """Temporal did not answer (down, overloaded, timed out): nothing was decided; try again."""
+
+
+async def act(client: Client, lead_id: str, action: RepUpdate, request: RepAction) -> ActionResult:
+    handle = client.get_workflow_handle(workflow_id_for(lead_id))
+    if action == "reject" and not isinstance(request, RejectRequest):
+        raise LeadActionError("reject needs a reason")
+    if action == "outcome" and not isinstance(request, OutcomeRequest):
+        raise LeadActionError("outcome needs won or lost")
+    if action == "complete_task" and not isinstance(request, TaskCompletion):
+        raise LeadActionError("complete_task needs the task and its outcome")
+    try:
+        return await handle.execute_update(action, request, result_type=ActionResult)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        raise LeadActionError(f"{action} refused for lead {lead_id}: {message}") from err
+    except RPCError as err:
+        raise _lead_rpc_error(lead_id, err) from err
+
+
+async def read_state(client: Client, lead_id: str) -> LeadState:
+    handle = client.get_workflow_handle(workflow_id_for(lead_id))
+    try:
+        return await handle.query(STATE_QUERY, result_type=LeadState)
+    except RPCError as err:
+        raise _lead_rpc_error(lead_id, err) from err
+
+
+def _lead_rpc_error(lead_id: str, err: RPCError) -> LeadActionError:
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return UnknownLeadError(
+            f"no lead {lead_id!r}: nothing was ever sent for it (add it with "
+            "'nurture lead add' or send an event with 'nurture event')"
+        )
+    return TemporalUnavailableError(
+        f"lead {lead_id}: Temporal said {err.status.name}: {err.message}"
+    )

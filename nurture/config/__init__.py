@@ -1,0 +1,1 @@
+"""Loading and checking the rules and templates marketers write; settings from the environment."""

@@ -1,0 +1,122 @@
+"""The rules and templates in force: loaded, checked and frozen together as one version; the
+files re-read when they change on disk, a broken edit refused and the last good version kept.
+
+Workers hand these rules to workflows (``activities/rules.py``) and render emails and tasks from
+the templates of the same version, held in memory, never from a newer unchecked file; the HTTP
+service reads which event types scoring knows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from nurture.config.config_loader import ConfigError, RuleSet, load_rule_set
+from nurture.config.templating import TemplateSet
+from nurture.domain.rules import Rules
+
+log = structlog.get_logger(__name__)
+
+
+class RulesSource:
+    """The rules as the config directory says now; the last good ones if an edit broke them.
+
+    A marketer's typo must not stop leads: a broken edit is refused and the last good version
+    (rules and templates) stays in force. The refusal is logged and, once
+    :meth:`record_status_in` gave a database, recorded there with every problem for
+    ``nurture config status`` and the dashboard (``nurture config check`` shows the same
+    problems before saving).
+    """
+
+    def __init__(
+        self,
+        config_dir: Path,
+        templates_dir: Path,
+        time_scale: float = 1.0,
+        recheck_every: float = 1.0,
+    ) -> None:
+        self.config_dir = config_dir
+        self.templates_dir = templates_dir
+        self.time_scale = time_scale
+        self.recheck_every = recheck_every  # seconds between looks at the files
+        self._lock = threading.Lock()
+        self._checked_at = time.monotonic()
+        self._stamp = self._mtimes()
+        self._set = load_rule_set(config_dir, templates_dir, time_scale)
+        self.loaded_at = datetime.now(UTC)
+        self._status: Engine | None = None
+        self._refused = False  # the newest edit on disk was refused
+
+    def _mtimes(self) -> tuple[tuple[str, float], ...]:
+        paths = sorted(self.config_dir.glob("*.yaml")) + sorted(self.templates_dir.rglob("*"))
+        return tuple((str(p), p.stat().st_mtime) for p in paths if p.is_file())
+
+    def current(self) -> Rules:
+        return self.rule_set().rules
+
+    def templates(self) -> TemplateSet:
+        """The templates of the rules version in force (checked with it, held in memory)."""
+        templates = self.rule_set().templates
+        assert templates is not None  # always read: the source has a templates_dir
+        return templates
+
+    def rule_set(self) -> RuleSet:
+        with self._lock:
+            if time.monotonic() - self._checked_at >= self.recheck_every:
+                self._checked_at = time.monotonic()
+                stamp = self._mtimes()
+                if stamp != self._stamp:
+                    self._stamp = stamp
+                    self._reload()
+            return self._set
+
+    def _reload(self) -> None:
+        try:
+            fresh = load_rule_set(self.config_dir, self.templates_dir, self.time_scale)
+        except ConfigError as exc:
+            log.error(
+                "rules edit rejected; keeping the last good rules",
+                version=self._set.rules.version,
+                problems=exc.problems,
+            )
+            self._refused = True
+            self._record(rejected=exc.problems)
+            return
+        if fresh.rules.version == self._set.rules.version and not self._refused:
+            return  # touched, not changed
+        # A new version, or the files changed back to the one in force after a refused edit:
+        # either way what is on disk is what is sent again.
+        self._set, self.loaded_at, self._refused = fresh, datetime.now(UTC), False
+        log.info("rules reloaded", version=fresh.rules.version)
+        self._record()
+
+    def record_status_in(self, engine: Engine) -> None:
+        """Record the version in force (now and at every change) and every refused edit in
+        the engine database, where ``nurture config status`` and the dashboard read it."""
+        with self._lock:
+            self._status = engine
+            self._record()
+
+    def _record(self, rejected: list[str] | None = None) -> None:
+        if self._status is None:
+            return
+        from nurture.store.rules_status import record_loaded, record_rejected
+
+        try:
+            if rejected is None:
+                record_loaded(
+                    self._status,
+                    self._set.rules.version,
+                    self.loaded_at,
+                    str(self.config_dir),
+                    str(self.templates_dir),
+                )
+            else:
+                record_rejected(self._status, datetime.now(UTC), rejected)
+        except Exception:  # the status is for people; leads go on without it
+            log.exception("could not record the rules status")

@@ -1,0 +1,345 @@
+"""Data that crosses the workflow boundary: workflow input and state, update requests, and the
+requests/results of activities. Pydantic models, carried by Temporal's pydantic converter.
+
+Field additions must keep defaults: running leads carry these objects across continue-as-new.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from nurture.contract.ledger import Fact
+from nurture.domain.cadence import CadenceProgress
+from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.domain.routing import RepLimits, RouteDecision
+from nurture.domain.rules import Sender
+from nurture.domain.scoring import ScoreCard, ScoreEntry
+from nurture.domain.stages import Stage
+from nurture.domain.tasks import TaskChannel, TaskStatus
+
+TASK_QUEUE = "nurture-leads"
+
+# Activity names, so workflow modules never import activity code (it pulls in SQLAlchemy).
+LOAD_RULES = "load_rules"
+SEND_EMAIL = "send_email"
+ASSIGN_REP = "assign_rep"
+RECORD_TRANSITION = "record_transition"
+CREATE_TASK = "create_task"
+CLOSE_TASK = "close_task"
+CRM_UPSERT_LEAD = "crm_upsert_lead"
+CRM_ADD_TASK = "crm_add_task"
+
+TIMELINE_KEPT = 200
+TASKS_KEPT = 50
+MARKETING_SENDS_KEPT = 50  # enough for any frequency cap (FrequencyCap.max_emails <= 50)
+SEEN_EVENT_IDS_KEPT = 5000
+"""The de-duplication window: a client may retry a batch of this many events and each still
+counts once. Kept as 16-hex-digit digests (~95 KB), carried across continue-as-new."""
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: str
+    detail: str
+
+
+class Story(BaseModel):
+    """What a rep needs to act: where the lead came from and why it is sales-ready now."""
+
+    campaign: str | None
+    qualified_by: str
+    score: int
+    grade: str
+    fit: dict[str, int]
+    top_behaviours: list[tuple[str, int, int]]
+    recent: list[ScoreEntry]
+
+
+class Escalation(BaseModel):
+    at: datetime
+    missed_by: str
+    miss_number: int
+    notified: list[str]
+    reassigned_to: str | None
+
+
+class Handoff(BaseModel):
+    number: int
+    at: datetime
+    route: RouteDecision
+    story: Story
+    threshold: int | None = None
+    touches_before: int = 0
+    sla_due_at: datetime | None = None
+    contacted_at: datetime | None = None
+    missed_by: list[str] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
+
+
+class Assignment(BaseModel):
+    """One rep's turn with the lead and how its SLA clock ended (reported to the read model)."""
+
+    rep: str
+    at: datetime
+    reason: str
+    handoff: int | None = None
+    due_at: datetime | None = None
+    responded_at: datetime | None = None
+    response: str | None = None
+    misses: int = 0
+    first_missed_at: datetime | None = None
+    escalated_to: list[str] = Field(default_factory=list)
+    reassigned_to: str | None = None
+
+
+class Rejection(BaseModel):
+    at: datetime
+    rep: str
+    reason: str
+
+
+class Outcome(BaseModel):
+    result: Literal["won", "lost"]
+    amount: float | None = None
+    at: datetime
+    rep: str
+
+
+class HeldTouch(BaseModel):
+    """A touch whose email cannot be rendered (a template error): it keeps its place in the
+    cadence and is tried again once the rules version changes (checked hourly)."""
+
+    key: str
+    cadence: str
+    step: str
+    cycle: int
+    label: str
+    reason: str
+    since: datetime
+    rules_version: str
+    checks: int = 0
+    """Hourly checks since it was held (tries again only when the rules changed)."""
+
+
+class TaskRef(BaseModel):
+    """A task of this lead in the inside-sales queue, as the workflow knows it."""
+
+    key: str
+    id: int | None = None
+    channel: TaskChannel
+    cadence: str
+    step: str
+    due_at: datetime
+    status: TaskStatus = "open"
+    outcome: str | None = None
+    closed_by: str | None = None
+
+
+class LeadState(BaseModel):
+    """Everything a lead workflow knows; returned whole by the ``state`` query."""
+
+    lead_id: str
+    profile: LeadProfile
+    stage: Stage = "nurturing"
+    owner: str | None = None
+    score: ScoreCard = Field(default_factory=ScoreCard)
+    grade: str = "D"
+    email_suppressed: str | None = None
+    segment: str | None = None
+    cadence: CadenceProgress | None = None
+    enrolments: int = 0
+    handoffs: int = 0
+    handoff: Handoff | None = None
+    assignments: list[Assignment] = Field(default_factory=list)
+    rejections: list[Rejection] = Field(default_factory=list)
+    outcome: Outcome | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    touches_sent: int = 0
+    touches_skipped: int = 0
+    touches_deferred: int = 0
+    held_touch: HeldTouch | None = None
+    """The touch waiting for a template fix, if any (shown by ``nurture show`` and audit)."""
+    marketing_sends: list[datetime] = Field(default_factory=list)
+    tasks: list[TaskRef] = Field(default_factory=list)
+    events_applied: int = 0
+    duplicates_ignored: int = 0
+    seen_event_markers: list[str] = Field(default_factory=list)
+    unforwarded: list[str] = Field(default_factory=list)
+    last_forward_at: datetime | None = None
+    transitions: int = 0
+    rules_version: str = ""
+    runs: int = 1
+    last_error: str | None = None
+    created_at: datetime | None = None
+    stage_entered_at: datetime | None = None
+    ledger_seq: int = 0
+    """Numbers handed to read-model facts so far (keys, and ties between versions)."""
+    ledger_flushes: int = 0
+    """Batches written to the read model so far (0: this lead has not reported yet)."""
+
+    def note(self, at: datetime, kind: str, detail: str) -> None:
+        self.timeline.append(TimelineEntry(at=at, kind=kind, detail=detail))
+        del self.timeline[:-TIMELINE_KEPT]
+
+    def task(self, key: str) -> TaskRef | None:
+        return next((t for t in self.tasks if t.key == key), None)
+
+
+class LeadInput(BaseModel):
+    """Start (or continue-as-new) input. ``state`` and ``pending`` carry a lead across runs."""
+
+    lead_id: str
+    state: LeadState | None = None
+    pending: list[LeadEvent | LeadProfile] = Field(default_factory=list)
+    pending_effects: list[Effect] = Field(default_factory=list)
+    pending_facts: list[Fact] = Field(default_factory=list)
+
+
+# --- rep actions (updates) ------------------------------------------------------------------
+
+
+class RepAction(BaseModel):
+    rep: str = Field(min_length=1)
+    note: str | None = None
+    from_crm: bool = Field(default=False, description="the CRM told us; do not echo it back")
+
+
+class RejectRequest(RepAction):
+    reason: str = Field(min_length=3, description="why sales returns the lead")
+
+
+class OutcomeRequest(RepAction):
+    result: Literal["won", "lost"]
+    amount: float | None = Field(default=None, ge=0)
+
+
+class TaskCompletion(RepAction):
+    """The outcome of a call/voicemail/direct-mail task, recorded by whoever did it."""
+
+    task_key: str = Field(min_length=1)
+    outcome: str = Field(min_length=1)
+
+
+class ActionResult(BaseModel):
+    lead_id: str
+    stage: Stage
+    owner: str | None
+
+
+# --- activities -----------------------------------------------------------------------------
+
+
+class LoadRulesRequest(BaseModel):
+    known_version: str = ""
+
+
+EmailCategory = Literal["touch", "handoff", "escalation", "reassigned", "activity"]
+
+
+class EmailRequest(BaseModel):
+    """One email to send exactly once; ``key`` is its idempotency key."""
+
+    kind: Literal["email"] = "email"
+    key: str
+    lead_id: str
+    category: EmailCategory
+    to_email: str
+    to_name: str | None = None
+    sender: Sender
+    template: str
+    subject: str
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class EmailResult(BaseModel):
+    key: str
+    message_id: str | None
+    status: Literal["sent", "already_sent", "suppressed"]
+    detail: str | None = None
+
+
+class AssignRequest(BaseModel):
+    key: str
+    lead_id: str
+    pool: str
+    candidates: list[str]
+    strategy: str
+    reps: list[RepLimits] = Field(default_factory=list)
+    """Caps and away periods of the candidates, their managers and the fallback owner
+    (``nurture.domain.routing.rep_limits``); empty (requests from before): nobody is skipped."""
+    fallback_owner: str | None = None
+    """Takes the lead when every candidate and the first one's manager are unavailable."""
+    exclude: list[str] = Field(default_factory=list)
+    """Reps who must not get the lead whatever else holds: its owner and those who already
+    missed its SLA. With everyone excluded the activity answers None (nobody takes it)."""
+
+
+class TransitionRecord(BaseModel):
+    kind: Literal["transition"] = "transition"
+    key: str
+    lead_id: str
+    workflow_id: str
+    at: datetime
+    from_stage: str | None
+    to_stage: str
+    by: str
+    reason: str
+    score: int
+    owner: str | None
+
+
+class TaskRequest(BaseModel):
+    """Put one task in the inside-sales queue, exactly once (``key``)."""
+
+    key: str
+    lead_id: str
+    channel: TaskChannel
+    cadence: str
+    step: str
+    title: str
+    instructions: str = ""
+    phone: str | None = None
+    address: str | None = None
+    due_at: datetime
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskClosure(BaseModel):
+    kind: Literal["task"] = "task"
+    key: str
+    lead_id: str
+    status: TaskStatus
+    at: datetime
+    by: str
+    outcome: str | None = None
+    note: str | None = None
+
+
+class CrmLeadUpsert(BaseModel):
+    """Create or update the lead in the CRM by its external id (our lead id): idempotent."""
+
+    kind: Literal["crm_lead"] = "crm_lead"
+    key: str
+    lead_id: str
+    fields: dict[str, Any]
+
+
+class CrmNote(BaseModel):
+    """Activity forwarded to the CRM as a completed Task on the lead, once (``key``)."""
+
+    kind: Literal["crm_task"] = "crm_task"
+    key: str
+    lead_id: str
+    subject: str
+    description: str
+
+
+Effect = Annotated[
+    EmailRequest | TransitionRecord | TaskClosure | CrmLeadUpsert | CrmNote,
+    Field(discriminator="kind"),
+]
+
+LeadInput.model_rebuild()

@@ -1,0 +1,1 @@
+"""Process plumbing: logging, exit, bytecode caching."""

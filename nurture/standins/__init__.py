@@ -1,0 +1,1 @@
+"""Local stand-ins for SendGrid and Salesforce, driven by the real client libraries."""

@@ -1,0 +1,1 @@
+"""The engine's database: engine, tables, read model, migrations, campaigns, rules status."""
