@@ -108,6 +108,12 @@ def test_huge_amounts_are_refused_and_sums_stay_finite(engine: Engine, http: Tes
         env={"NURTURE_DATABASE_URL": str(engine.url)},
     )
     assert cli.exit_code != 0 and "from 0 to" in cli.output, cli.output
+    # A deal amount has the same bound from the command line (refused before reaching a lead).
+    for amount in ("1e13", "nan", "inf"):
+        outcome = CliRunner().invoke(
+            cli_app, ["outcome", "ada", "--rep", "alice", "won", "--amount", amount]
+        )
+        assert outcome.exit_code == 2 and "--amount" in outcome.output, (amount, outcome.output)
     record_cost(engine, "big", 1e12, month="2026-11")  # the largest amount is accepted
 
     # Amounts entered before they were bounded: the sums say "unknown", never inf or null
