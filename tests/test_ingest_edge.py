@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from nurture.cli.ingest import parse_line
-from nurture.client.starting import send_profile
+from nurture.client.ingest import LeadDelivery
 from nurture.domain.leads import (
     CUSTOM_KEYS_MAX,
     CUSTOM_TEXT_MAX,
@@ -115,11 +115,20 @@ async def test_temporal_refusing_an_item_is_a_permanent_rejection_not_a_retry(ap
         task_queue=api.engine.task_queue,
     )
     huge = LeadProfile(lead_id=lead_id("huge"), company="x" * 2_500_000)
-    answer = await ingest._deliver([(0, huge)], send_profile)
+    answer = await ingest._deliver([(0, huge)])
     body = json.loads(bytes(answer.body))
     assert answer.status_code == 422, body
     assert body["items"][0]["status"] == "rejected" and body["failed"] == 0
     assert "do not retry" in body["items"][0]["errors"][0]["msg"]
+
+    # The same pipeline feeds `nurture lead add`: the lead's next profile is held back (sent
+    # after the refused one, it would overtake it), another lead's goes on.
+    delivery = LeadDelivery(api.engine.client, api.engine.task_queue)
+    after = LeadProfile(lead_id=huge.lead_id, company="Acme")
+    other = LeadProfile(lead_id=lead_id("other"), company="Acme")
+    outcomes = await asyncio.gather(*(delivery.deliver(p) for p in (huge, after, other)))
+    assert [o.status for o in outcomes] == ["rejected", "failed", "accepted"]
+    assert "an earlier item for this lead failed" in (outcomes[1].reason or "")
 
 
 def test_merged_profiles_stay_under_the_payload_bound() -> None:

@@ -182,7 +182,7 @@ def _ingest(
 ) -> None:
     from nurture.cli.ingest import ingest, rejects_path
     from nurture.client.csv_import import CsvHeaderError
-    from nurture.client.starting import send_event, send_profile
+    from nurture.client.ingest import LeadDelivery
 
     known: set[str] | None = None
     if model is LeadEvent:
@@ -196,17 +196,11 @@ def _ingest(
             client = await connect_client()
         except LeadActionError as exc:
             return fail(str(exc), EXIT_USAGE)
-        send = send_event if model is LeadEvent else send_profile
-
-        async def deliver(c, item):  # type: ignore[no-untyped-def]
-            return await send(c, item, task_queue=task_queue)
-
         try:
             report = await ingest(
-                client,
+                LeadDelivery(client, task_queue),
                 source,
                 model,
-                deliver,
                 known,
                 rejects_path(source, rejects),
                 show_progress=not as_json,

@@ -14,19 +14,17 @@ import io
 import json
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from temporalio.client import Client
 
 from nurture.client.csv_import import rows_as_json
+from nurture.client.ingest import IN_FLIGHT, LeadDelivery, unknown_event_type
 from nurture.domain.leads import EDGE, LeadEvent, LeadProfile
-
-IN_FLIGHT = 64
 
 
 @dataclass
@@ -91,11 +89,8 @@ def parse_line(
     except ValidationError as exc:
         raise ValueError(describe_validation(exc)) from None
     if isinstance(item, LeadEvent):
-        if known_types is not None and item.type not in known_types:
-            raise ValueError(
-                f"type: unknown event type {item.type!r}; scoring.yaml knows "
-                f"{', '.join(sorted(known_types))}"
-            )
+        if unknown := unknown_event_type(item, known_types):
+            raise ValueError(f"type: {unknown}")
         return item.with_identity()
     assert isinstance(item, LeadProfile)
     return item
@@ -242,18 +237,15 @@ def write_rejects(path: Path, rejected: list[Rejected], csv_header: list[str] | 
 
 
 async def ingest(
-    client: Client,
+    delivery: LeadDelivery,
     source: str,
     model: type[BaseModel],
-    send: Callable[[Client, Any], Awaitable[object]],
     known_types: set[str] | None,
     rejects: Path,
     show_progress: bool,
 ) -> IngestReport:
     input_ = read_source(source)
     report = IngestReport(unit=input_.unit)
-    gate = asyncio.Semaphore(IN_FLIGHT)
-    lead_locks: dict[str, asyncio.Lock] = {}
     tasks: set[asyncio.Task[None]] = set()
     progress = Progress(
         TextColumn(f"[bold]{input_.label}"),
@@ -266,13 +258,11 @@ async def ingest(
     )
 
     async def deliver(record: Record, item: LeadEvent | LeadProfile, bar: Any) -> None:
-        lock = lead_locks.setdefault(item.lead_id, asyncio.Lock())
-        async with gate, lock:
-            try:
-                await send(client, item)
-                report.applied += 1
-            except Exception as exc:  # the record is kept, with why it did not reach its lead
-                report.rejected.append(Rejected.of(record, f"not delivered: {exc}"))
+        delivered = await delivery.deliver(item)
+        if delivered.status == "accepted":
+            report.applied += 1
+        else:  # the record is kept, with why it did not reach its lead
+            report.rejected.append(Rejected.of(record, delivered.reason or delivered.status))
         progress.update(bar, advance=1, rejected=len(report.rejected))
 
     with progress:
@@ -288,7 +278,7 @@ async def ingest(
             task = asyncio.create_task(deliver(record, item, bar))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            if len(tasks) >= IN_FLIGHT * 4:
+            if len(tasks) >= IN_FLIGHT * 4:  # reading stays a little ahead of sending
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if tasks:
             await asyncio.gather(*tasks)

@@ -17,10 +17,9 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from nurture.client.csv_import import CsvHeaderError, rows_as_json
-from nurture.client.starting import send_event, send_profile
+from nurture.client.ingest import LeadDelivery, unknown_event_type
 from nurture.contract.messages import TASK_QUEUE
 from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.web.responses import AUTHENTICATED, errors, errors_or, json_body, one_or_many
@@ -28,7 +27,6 @@ from nurture.web.responses import AUTHENTICATED, errors, errors_or, json_body, o
 log = structlog.get_logger(__name__)
 
 MAX_ITEMS = 10_000
-IN_FLIGHT = 64
 
 
 class ItemError(BaseModel):
@@ -147,13 +145,8 @@ class IngestApi:
                     (index, ItemResult(index=index, status="rejected", errors=_errors(exc)))
                 )
                 continue
-            if known is not None and event.type not in known:
-                error = ItemError(
-                    loc=["type"],
-                    msg=f"unknown event type {event.type!r}; scoring.yaml knows "
-                    + ", ".join(sorted(known)),
-                    type="unknown_event_type",
-                )
+            if unknown := unknown_event_type(event, known):
+                error = ItemError(loc=["type"], msg=unknown, type="unknown_event_type")
                 parsed.append((index, ItemResult(index=index, status="rejected", errors=[error])))
                 continue
             event = event.with_identity()
@@ -165,13 +158,13 @@ class IngestApi:
                 ).hexdigest()[:32]
                 event = event.model_copy(update={"event_id": f"idem-{digest}"})
             parsed.append((index, event))
-        return await self._deliver(parsed, send_event)
+        return await self._deliver(parsed)
 
     async def profiles(
         self, payload: Annotated[dict[str, Any] | list[Any], Body()]
     ) -> JSONResponse:
         items = _bounded(payload if isinstance(payload, list) else [payload])
-        return await self._deliver(_profiles(enumerate(items), strict=True), send_profile)
+        return await self._deliver(_profiles(enumerate(items), strict=True))
 
     async def import_csv(self, request: Request) -> JSONResponse:
         try:
@@ -183,30 +176,26 @@ class IngestApi:
         except CsvHeaderError as exc:
             raise HTTPException(422, str(exc)) from None
         numbered = _bounded([(line, json.loads(r)) for line, r in enumerate(rows, start=1) if r])
-        return await self._deliver(_profiles(numbered), send_profile)
+        return await self._deliver(_profiles(numbered))
 
-    async def _deliver(self, parsed: list[Parsed], send: Callable[..., Any]) -> JSONResponse:
-        results: dict[int, ItemResult] = {}
-        by_lead: dict[str, list[tuple[int, LeadEvent | LeadProfile]]] = {}
-        for index, item in parsed:
+    async def _deliver(self, parsed: list[Parsed]) -> JSONResponse:
+        delivery = LeadDelivery(self.client, self.task_queue)
+
+        async def result(index: int, item: LeadEvent | LeadProfile | ItemResult) -> ItemResult:
             if isinstance(item, ItemResult):
-                results[index] = item
-            else:
-                by_lead.setdefault(item.lead_id, []).append((index, item))
-        gate = asyncio.Semaphore(IN_FLIGHT)
+                return item
+            delivered = await delivery.deliver(item)
+            return ItemResult(
+                index=index,
+                status=delivered.status,
+                lead_id=item.lead_id,
+                event_id=item.event_id if isinstance(item, LeadEvent) else None,
+                errors=[ItemError(loc=[], msg=delivered.reason, type=delivered.kind)]
+                if delivered.reason and delivered.kind
+                else [],
+            )
 
-        async def one_lead(items: list[tuple[int, LeadEvent | LeadProfile]]) -> None:
-            async with gate:  # a lead's items in order; different leads in parallel
-                failed = False
-                for index, item in items:
-                    if failed:  # keep the order: a retry sends the rest after the failed one
-                        results[index] = _not_sent(index, item)
-                        continue
-                    results[index] = await self._send_one(index, item, send)
-                    failed = results[index].status == "failed"
-
-        await asyncio.gather(*(one_lead(items) for items in by_lead.values()))
-        ordered = [results[index] for index, _ in parsed]
+        ordered = list(await asyncio.gather(*(result(index, item) for index, item in parsed)))
         body = BatchResult(
             accepted=sum(r.status == "accepted" for r in ordered),
             rejected=sum(r.status == "rejected" for r in ordered),
@@ -216,46 +205,6 @@ class IngestApi:
         status = 503 if body.failed else (422 if ordered and not body.accepted else 200)
         log.info("ingest", accepted=body.accepted, rejected=body.rejected, failed=body.failed)
         return JSONResponse(body.model_dump(mode="json"), status_code=status)
-
-    async def _send_one(
-        self, index: int, item: LeadEvent | LeadProfile, send: Callable[..., Any]
-    ) -> ItemResult:
-        event_id = item.event_id if isinstance(item, LeadEvent) else None
-        try:
-            await send(self.client, item, task_queue=self.task_queue)
-        except RPCError as exc:
-            if _permanent(exc):
-                error = ItemError(
-                    loc=[], msg=f"refused by Temporal, do not retry: {exc.message}", type="refused"
-                )
-            else:
-                error = ItemError(
-                    loc=[], msg=f"not delivered, retry: {exc.message}", type="unavailable"
-                )
-            return ItemResult(
-                index=index,
-                status="rejected" if error.type == "refused" else "failed",
-                lead_id=item.lead_id,
-                event_id=event_id,
-                errors=[error],
-            )
-        return ItemResult(index=index, status="accepted", lead_id=item.lead_id, event_id=event_id)
-
-
-def _permanent(exc: RPCError) -> bool:
-    """Temporal refused the item itself (e.g. "Blob data size exceeds limit"): sending it again
-    cannot help, so it is the client's error (4xx), not an outage (503)."""
-    return exc.status == RPCStatusCode.INVALID_ARGUMENT or "exceeds limit" in exc.message
-
-
-def _not_sent(index: int, item: LeadEvent | LeadProfile) -> ItemResult:
-    error = ItemError(
-        loc=[], msg="not sent: an earlier item for this lead failed; retry", type="unavailable"
-    )
-    event_id = item.event_id if isinstance(item, LeadEvent) else None
-    return ItemResult(
-        index=index, status="failed", lead_id=item.lead_id, event_id=event_id, errors=[error]
-    )
 
 
 def _bounded(items: list[Any]) -> list[Any]:
