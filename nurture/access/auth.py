@@ -27,6 +27,16 @@ from nurture.store.db import ApiKey
 
 Role = Literal["ingest", "marketer", "rep", "operator"]
 ROLES: tuple[Role, ...] = get_args(Role)
+
+# Who may do what over HTTP, in one place (the README's 'nurture keys create' lines say it too).
+SEND_LEADS: tuple[Role, ...] = ("ingest", "marketer", "operator")
+"""Send events and profiles (a website tracker, a form, a marketing tool)."""
+MARKETING: tuple[Role, ...] = ("marketer", "operator")
+"""Import leads from CSV, read reports and the dashboard's charts, enter campaign costs."""
+READ_LEADS: tuple[Role, ...] = ("rep", "marketer", "operator")
+"""Read a lead (a rep: its own leads only)."""
+ACT_ON_LEADS: tuple[Role, ...] = ("rep", "operator")
+"""Accept, contact, reject, close a lead, work the task queue (an operator names the rep)."""
 KEY_PATTERN = re.compile(r"nk_([a-z0-9]{10})_([A-Za-z0-9_-]{43})")
 
 

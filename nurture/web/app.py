@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
+from nurture.access.auth import MARKETING, SEND_LEADS
 from nurture.access.consent import LinkSigner
 from nurture.access.rep_links import RepLinks
 from nurture.contract.messages import TASK_QUEUE
@@ -107,8 +108,8 @@ def create_app(
     ingest = IngestApi(
         client,
         known_event_types,
-        may_ingest=requires(engine, "ingest", "marketer", "operator"),
-        may_import=requires(engine, "marketer", "operator"),
+        may_ingest=requires(engine, *SEND_LEADS),
+        may_import=requires(engine, *MARKETING),
         task_queue=task_queue,
     )
     app.include_router(ingest.router())

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, model_validator
 from sqlalchemy.engine import Engine
 
-from nurture.access.auth import Principal
+from nurture.access.auth import MARKETING, Principal
 from nurture.store.campaigns import (
     CURRENCY_PATTERN,
     MAX_AMOUNT,
@@ -100,7 +100,7 @@ CostIn = Annotated[
 
 def campaigns_router(engine: Engine) -> APIRouter:
     router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
-    Marketer = Annotated[Principal, Depends(requires(engine, "marketer", "operator"))]
+    Marketer = Annotated[Principal, Depends(requires(engine, *MARKETING))]
 
     @router.get("", response_model=list[CampaignSummary], responses=errors(AUTHENTICATED))
     def get_campaigns(_who: Marketer) -> list[CampaignSummary]:

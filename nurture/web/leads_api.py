@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from nurture.access.auth import Principal
+from nurture.access.auth import ACT_ON_LEADS, READ_LEADS, Principal
 from nurture.client.sales import (
     LeadActionError,
     TemporalUnavailableError,
@@ -108,8 +108,8 @@ def _lead_error(exc: LeadActionError) -> HTTPException:
 
 def leads_router(client: Client, engine: Engine) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["leads"])
-    reader = requires(engine, "rep", "marketer", "operator")
-    actor = requires(engine, "rep", "operator")
+    reader = requires(engine, *READ_LEADS)
+    actor = requires(engine, *ACT_ON_LEADS)
     Reader = Annotated[Principal, Depends(reader)]
     Actor = Annotated[Principal, Depends(actor)]
 

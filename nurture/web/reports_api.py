@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from nurture.access.auth import Principal
+from nurture.access.auth import MARKETING, Principal
 from nurture.reports.base import (
     Report,
     ReportError,
@@ -25,7 +25,7 @@ from nurture.web.security import requires
 
 def reports_router(engine: Engine) -> APIRouter:
     router = APIRouter(prefix="/api/reports", tags=["reports"])
-    Reader = Annotated[Principal, Depends(requires(engine, "marketer", "operator"))]
+    Reader = Annotated[Principal, Depends(requires(engine, *MARKETING))]
 
     @router.get(
         "/{name}",
