@@ -34,7 +34,7 @@ from nurture.contract.ledger import (
 )
 from nurture.reports import Report, ReportQuery, run_report
 from nurture.store.db import make_engine
-from nurture.web.reports_api import reports_router
+from nurture.web.reports_api import ReportsApi
 
 SINCE = datetime(2026, 3, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 4, 1, tzinfo=UTC)
@@ -596,7 +596,7 @@ def test_reports_over_http(database_url: str, name: str) -> None:
     _, marketer = create_key(engine, "marketer", "dashboard")
     _, rep = create_key(engine, "rep", "alice's key", rep_id="alice")
     app = FastAPI()
-    app.include_router(reports_router(engine))
+    app.include_router(ReportsApi(engine).router())
     client = TestClient(app)
     url = f"/api/reports/{name}"
     period = {"since": "2026-03-01T00:00:00Z", "until": "2026-04-01T00:00:00Z"}

@@ -29,8 +29,8 @@ from nurture.contract.ledger import FactBatch, HandoffFact, LeadSnapshot, Outcom
 from nurture.reports import Report, ReportQuery, run_report
 from nurture.store.campaigns import CampaignError, list_campaigns, record_cost, save_campaign
 from nurture.store.db import make_engine
-from nurture.web.campaigns_api import campaigns_router
-from nurture.web.reports_api import reports_router
+from nurture.web.campaigns_api import CampaignsApi
+from nurture.web.reports_api import ReportsApi
 from nurture.web.responses import install_api_contract
 
 T0 = datetime(2026, 10, 1, 9, tzinfo=UTC)
@@ -595,8 +595,8 @@ def test_cli_records_a_cost_and_reports_cost_as_csv(engine: Engine, database_url
 def http(engine: Engine) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
     app = FastAPI()
     install_api_contract(app)
-    app.include_router(campaigns_router(engine))
-    app.include_router(reports_router(engine))
+    app.include_router(CampaignsApi(engine).router())
+    app.include_router(ReportsApi(engine).router())
     keys = {
         role: {"Authorization": f"Bearer {create_key(engine, role, role)[1]}"}  # type: ignore[arg-type]
         for role in ("marketer", "operator", "ingest")

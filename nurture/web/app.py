@@ -24,14 +24,14 @@ from nurture.access.auth import MARKETING, SEND_LEADS
 from nurture.access.consent import LinkSigner
 from nurture.access.rep_links import RepLinks
 from nurture.contract.messages import TASK_QUEUE
-from nurture.web.campaigns_api import campaigns_router
+from nurture.web.campaigns_api import CampaignsApi
 from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.dashboard import DashboardLinks, DashboardPages
 from nurture.web.event_store import EventStore
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
-from nurture.web.leads_api import leads_router
-from nurture.web.reports_api import reports_router
+from nurture.web.leads_api import LeadsApi
+from nurture.web.reports_api import ReportsApi
 from nurture.web.responses import install_api_contract
 from nurture.web.security import PageSecurityHeaders, requires
 from nurture.web.sendgrid_webhook import SendGridWebhook
@@ -113,9 +113,9 @@ def create_app(
         task_queue=task_queue,
     )
     app.include_router(ingest.router())
-    app.include_router(leads_router(client, engine))
-    app.include_router(reports_router(engine))
-    app.include_router(campaigns_router(engine))
+    app.include_router(LeadsApi(client, engine).router())
+    app.include_router(ReportsApi(engine).router())
+    app.include_router(CampaignsApi(engine).router())
     app.include_router(
         DashboardPages(engine, DashboardLinks(signer.secret, signer.public_url), pages).router()
     )

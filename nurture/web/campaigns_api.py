@@ -1,11 +1,10 @@
 """``/api/campaigns``: campaigns and their costs, as marketers enter them (see
 :mod:`nurture.store.campaigns`); the ``cost`` report reads them.
 
-No ``from __future__ import annotations`` here: FastAPI resolves a string annotation in the
-module's globals, so the role dependency (``Marketer``, local to the router factory) would
-silently become a required query parameter instead of an authentication check."""
+Every route needs a marketer or operator key (the router's dependency)."""
 
 import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, model_validator
 from sqlalchemy.engine import Engine
 
-from nurture.access.auth import MARKETING, Principal
+from nurture.access.auth import MARKETING
 from nurture.store.campaigns import (
     CURRENCY_PATTERN,
     MAX_AMOUNT,
@@ -98,51 +97,67 @@ CostIn = Annotated[
 """A month ("2026-11") or a period [period_start, period_end): one of the two (``oneOf``)."""
 
 
-def campaigns_router(engine: Engine) -> APIRouter:
-    router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
-    Marketer = Annotated[Principal, Depends(requires(engine, *MARKETING))]
+@dataclass
+class CampaignsApi:
+    engine: Engine
 
-    @router.get("", response_model=list[CampaignSummary], responses=errors(AUTHENTICATED))
-    def get_campaigns(_who: Marketer) -> list[CampaignSummary]:
+    def router(self) -> APIRouter:
+        router = APIRouter(
+            prefix="/api/campaigns",
+            tags=["campaigns"],
+            dependencies=[Depends(requires(self.engine, *MARKETING))],
+        )
+        router.add_api_route(
+            "",
+            self.get_campaigns,
+            methods=["GET"],
+            response_model=list[CampaignSummary],
+            responses=errors(AUTHENTICATED),
+        )
+        router.add_api_route(
+            "/{name}",
+            self.put_campaign,
+            methods=["PUT"],
+            response_model=CampaignSummary,
+            responses={
+                201: {"model": CampaignSummary, "description": "Added"},
+                **errors(AUTHENTICATED, JSON_BODY, 404),
+            },
+        )
+        router.add_api_route(
+            "/{name}/costs",
+            self.post_cost,
+            methods=["POST"],
+            response_model=RecordedCost,
+            responses={
+                201: {"model": RecordedCost, "description": "Recorded"},
+                **errors(AUTHENTICATED, JSON_BODY),
+            },
+        )
+        return router
+
+    def get_campaigns(self) -> list[CampaignSummary]:
         """Every campaign with the number and total of its recorded costs."""
-        return list_campaigns(engine)
+        return list_campaigns(self.engine)
 
-    @router.put(
-        "/{name}",
-        response_model=CampaignSummary,
-        responses={
-            201: {"model": CampaignSummary, "description": "Added"},
-            **errors(AUTHENTICATED, JSON_BODY, 404),
-        },
-    )
-    def put_campaign(
-        name: str, body: CampaignIn, response: Response, _who: Marketer
-    ) -> CampaignSummary:
+    def put_campaign(self, name: str, body: CampaignIn, response: Response) -> CampaignSummary:
         """Add a campaign (201) or update its channel or description (200)."""
         try:
-            row, created = save_campaign(engine, name, body.channel, body.description)
+            row, created = save_campaign(self.engine, name, body.channel, body.description)
         except CampaignError as exc:
             raise HTTPException(422, str(exc)) from None
-        summary = summary_of(engine, row.name)
+        summary = summary_of(self.engine, row.name)
         if summary is None:  # removed in between: nothing removes campaigns today
             raise HTTPException(404, f"campaign {row.name!r} is gone")
         response.status_code = 201 if created else 200
         return summary
 
-    @router.post(
-        "/{name}/costs",
-        response_model=RecordedCost,
-        responses={
-            201: {"model": RecordedCost, "description": "Recorded"},
-            **errors(AUTHENTICATED, JSON_BODY),
-        },
-    )
-    def post_cost(name: str, body: CostIn, response: Response, _who: Marketer) -> RecordedCost:
+    def post_cost(self, name: str, body: CostIn, response: Response) -> RecordedCost:
         """Record what a campaign cost over a period (201); the same campaign and period again
         replaces the amount (200). A new campaign name adds the campaign."""
         try:
             recorded = record_cost(
-                engine,
+                self.engine,
                 name,
                 body.amount,
                 month=body.month if isinstance(body, CostForMonth) else None,
@@ -155,5 +170,3 @@ def campaigns_router(engine: Engine) -> APIRouter:
             raise HTTPException(422, str(exc)) from None
         response.status_code = 200 if recorded.replaced else 201
         return recorded
-
-    return router

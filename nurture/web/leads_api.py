@@ -1,6 +1,7 @@
 """Reading leads and acting on them over HTTP, under the same rules as the CLI: a rep key
 sees and acts on its own leads only; the workflow refuses illegal transitions."""
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -32,7 +33,7 @@ from nurture.domain.scoring import explain
 from nurture.store.campaigns import MAX_AMOUNT
 from nurture.store.db import SalesTask
 from nurture.web.responses import AUTHENTICATED, JSON_BODY, errors
-from nurture.web.security import requires
+from nurture.web.security import Caller, requires
 
 # What a rep writes travels to the lead as an update payload and into the read model: plain
 # text of bounded size, so no action can fail on its way (a lone surrogate cannot be encoded,
@@ -106,95 +107,100 @@ def _lead_error(exc: LeadActionError) -> HTTPException:
     return HTTPException(409, str(exc))
 
 
-def leads_router(client: Client, engine: Engine) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["leads"])
-    reader = requires(engine, *READ_LEADS)
-    actor = requires(engine, *ACT_ON_LEADS)
-    Reader = Annotated[Principal, Depends(reader)]
-    Actor = Annotated[Principal, Depends(actor)]
+@dataclass
+class LeadsApi:
+    """Reading a lead and acting on it as a rep. A rep key sees and acts on its own leads
+    only, and is told nothing about the others (one 404 for unknown and not its own)."""
 
-    async def state_for(who: Principal, lead_id: str) -> LeadState:
-        try:
-            state = await read_state(client, lead_id)
-        except LeadActionError as exc:
-            if who.role == "rep" and isinstance(exc, UnknownLeadError):
-                raise _not_the_reps(who, lead_id) from None
-            raise _lead_error(exc) from None
-        if who.role == "rep" and state.owner != who.rep_id:
-            raise _not_the_reps(who, lead_id)
-        return state
+    client: Client
+    engine: Engine
 
-    async def perform(
-        who: Principal, lead_id: str, action: RepUpdate, request: RepAction
-    ) -> ActionResult:
-        if who.role == "rep" and action != "complete_task":
-            await state_for(who, lead_id)
-        elif who.role == "rep":  # inside-sales tasks: leads in marketing, or the rep's own
-            try:
-                owner = (await read_state(client, lead_id)).owner
-            except LeadActionError as exc:
-                raise _lead_error(exc) from None
-            if owner not in (None, who.rep_id):
-                raise _not_the_reps(who, lead_id)
-        try:
-            return await act(client, lead_id, action, request)
-        except LeadActionError as exc:
-            raise _lead_error(exc) from None
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/api", tags=["leads"])
+        reader = [Depends(requires(self.engine, *READ_LEADS))]
+        actor = [Depends(requires(self.engine, *ACT_ON_LEADS))]
+        router.add_api_route(
+            "/leads/{lead_id}",
+            self.lead,
+            methods=["GET"],
+            dependencies=reader,
+            response_model=LeadView,
+            responses=errors(AUTHENTICATED, 404, 422, 503),
+            summary="State, score, timeline",
+        )
+        for action in (self.accept, self.contact, self.reject, self.outcome):
+            router.add_api_route(
+                f"/leads/{{lead_id}}/{action.__name__}",
+                action,
+                methods=["POST"],
+                dependencies=actor,
+                response_model=ActionResult,
+                responses=ACTION_ERRORS,
+            )
+        router.add_api_route(
+            "/tasks",
+            self.tasks,
+            methods=["GET"],
+            dependencies=actor,
+            responses=errors(AUTHENTICATED, 422),
+            summary="The inside-sales queue",
+        )
+        router.add_api_route(
+            "/tasks/{task_id}/complete",
+            self.complete,
+            methods=["POST"],
+            dependencies=actor,
+            response_model=ActionResult,
+            responses=ACTION_ERRORS,
+        )
+        return router
 
-    @router.get(
-        "/leads/{lead_id}",
-        response_model=LeadView,
-        responses=errors(AUTHENTICATED, 404, 422, 503),
-        summary="State, score, timeline",
-    )
-    async def lead(lead_id: str, who: Reader) -> LeadView:
-        state = await state_for(who, lead_id)
+    async def lead(self, lead_id: str, who: Caller) -> LeadView:
+        state = await self._state_for(who, lead_id)
         lines = [ScoreLine(rule=r, points=p, times=t) for r, p, t in explain(state.score)]
         return LeadView(score=state.score.total, explanation=lines, state=state)
 
-    @router.post("/leads/{lead_id}/accept", response_model=ActionResult, responses=ACTION_ERRORS)
-    async def accept(lead_id: str, who: Actor, body: ActionBody | None = None) -> ActionResult:
+    async def accept(
+        self, lead_id: str, who: Caller, body: ActionBody | None = None
+    ) -> ActionResult:
         body = body or ActionBody()
         request = RepAction(rep=_acting_rep(who, body), note=body.note)
-        return await perform(who, lead_id, "accept", request)
+        return await self._perform(who, lead_id, "accept", request)
 
-    @router.post("/leads/{lead_id}/contact", response_model=ActionResult, responses=ACTION_ERRORS)
-    async def contact(lead_id: str, who: Actor, body: ActionBody | None = None) -> ActionResult:
+    async def contact(
+        self, lead_id: str, who: Caller, body: ActionBody | None = None
+    ) -> ActionResult:
         body = body or ActionBody()
         request = RepAction(rep=_acting_rep(who, body), note=body.note)
-        return await perform(who, lead_id, "contact", request)
+        return await self._perform(who, lead_id, "contact", request)
 
-    @router.post("/leads/{lead_id}/reject", response_model=ActionResult, responses=ACTION_ERRORS)
-    async def reject(lead_id: str, who: Actor, body: RejectBody) -> ActionResult:
+    async def reject(self, lead_id: str, who: Caller, body: RejectBody) -> ActionResult:
         request = RejectRequest(rep=_acting_rep(who, body), reason=body.reason, note=body.note)
-        return await perform(who, lead_id, "reject", request)
+        return await self._perform(who, lead_id, "reject", request)
 
-    @router.post("/leads/{lead_id}/outcome", response_model=ActionResult, responses=ACTION_ERRORS)
-    async def outcome(lead_id: str, who: Actor, body: OutcomeBody) -> ActionResult:
+    async def outcome(self, lead_id: str, who: Caller, body: OutcomeBody) -> ActionResult:
         request = OutcomeRequest(
             rep=_acting_rep(who, body), result=body.result, amount=body.amount, note=body.note
         )
-        return await perform(who, lead_id, "outcome", request)
+        return await self._perform(who, lead_id, "outcome", request)
 
-    @router.get("/tasks", responses=errors(AUTHENTICATED, 422), summary="The inside-sales queue")
     async def tasks(
-        who: Actor, status: Literal["open", "done", "expired", "cancelled"] = "open"
+        self, who: Caller, status: Literal["open", "done", "expired", "cancelled"] = "open"
     ) -> list[dict[str, object]]:
         if who.role == "rep" and status not in ("open", "expired"):
             raise HTTPException(403, "rep keys see the queue (open and expired tasks) only")
 
         def load() -> list[dict[str, object]]:
             query = select(SalesTask).where(SalesTask.status == status)
-            with Session(engine) as session:
+            with Session(self.engine) as session:
                 rows = session.exec(query.order_by(col(SalesTask.due_at))).all()
                 return [row.model_dump(mode="json") for row in rows]
 
         return await run_in_threadpool(load)
 
-    @router.post("/tasks/{task_id}/complete", response_model=ActionResult, responses=ACTION_ERRORS)
-    async def complete(task_id: int, who: Actor, body: TaskBody) -> ActionResult:
+    async def complete(self, task_id: int, who: Caller, body: TaskBody) -> ActionResult:
         def load() -> SalesTask | None:
-            with Session(engine) as session:
+            with Session(self.engine) as session:
                 return session.get(SalesTask, task_id)
 
         task = await run_in_threadpool(load)
@@ -203,6 +209,32 @@ def leads_router(client: Client, engine: Engine) -> APIRouter:
         request = TaskCompletion(
             rep=_acting_rep(who, body), task_key=task.key, outcome=body.outcome, note=body.note
         )
-        return await perform(who, task.lead_id, "complete_task", request)
+        return await self._perform(who, task.lead_id, "complete_task", request)
 
-    return router
+    async def _state_for(self, who: Principal, lead_id: str) -> LeadState:
+        try:
+            state = await read_state(self.client, lead_id)
+        except LeadActionError as exc:
+            if who.role == "rep" and isinstance(exc, UnknownLeadError):
+                raise _not_the_reps(who, lead_id) from None
+            raise _lead_error(exc) from None
+        if who.role == "rep" and state.owner != who.rep_id:
+            raise _not_the_reps(who, lead_id)
+        return state
+
+    async def _perform(
+        self, who: Principal, lead_id: str, action: RepUpdate, request: RepAction
+    ) -> ActionResult:
+        if who.role == "rep" and action != "complete_task":
+            await self._state_for(who, lead_id)
+        elif who.role == "rep":  # inside-sales tasks: leads in marketing, or the rep's own
+            try:
+                owner = (await read_state(self.client, lead_id)).owner
+            except LeadActionError as exc:
+                raise _lead_error(exc) from None
+            if owner not in (None, who.rep_id):
+                raise _not_the_reps(who, lead_id)
+        try:
+            return await act(self.client, lead_id, action, request)
+        except LeadActionError as exc:
+            raise _lead_error(exc) from None

@@ -1,5 +1,6 @@
 """``/api/reports/{name}``: the same reports as ``nurture report``, as JSON or CSV."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -9,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from nurture.access.auth import MARKETING, Principal
+from nurture.access.auth import MARKETING
 from nurture.reports.base import (
     Report,
     ReportError,
@@ -23,18 +24,25 @@ from nurture.web.responses import AUTHENTICATED, also_as, errors
 from nurture.web.security import requires
 
 
-def reports_router(engine: Engine) -> APIRouter:
-    router = APIRouter(prefix="/api/reports", tags=["reports"])
-    Reader = Annotated[Principal, Depends(requires(engine, *MARKETING))]
+@dataclass
+class ReportsApi:
+    engine: Engine
 
-    @router.get(
-        "/{name}",
-        response_model=Report,
-        responses={**also_as("text/csv"), **errors(AUTHENTICATED, 404, 422)},
-    )
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/api/reports", tags=["reports"])
+        router.add_api_route(
+            "/{name}",
+            self.get_report,
+            methods=["GET"],
+            response_model=Report,
+            dependencies=[Depends(requires(self.engine, *MARKETING))],
+            responses={**also_as("text/csv"), **errors(AUTHENTICATED, 404, 422)},
+        )
+        return router
+
     async def get_report(
+        self,
         name: str,
-        _who: Reader,
         since: datetime | None = None,
         until: datetime | None = None,
         format: Literal["json", "csv"] = "json",
@@ -56,7 +64,7 @@ def reports_router(engine: Engine) -> APIRouter:
         except ValidationError as exc:
             raise HTTPException(422, query_problems(exc)) from None
         try:
-            result = await run_in_threadpool(run_report, engine, name, query)
+            result = await run_in_threadpool(run_report, self.engine, name, query)
             if format == "csv":
                 return PlainTextResponse(to_csv(result, table), media_type="text/csv")
         except ReportError as exc:
@@ -64,5 +72,3 @@ def reports_router(engine: Engine) -> APIRouter:
                 404 if isinstance(exc, UnknownReportError) else 422, str(exc)
             ) from None
         return result
-
-    return router

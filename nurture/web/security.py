@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -58,6 +59,19 @@ def requires(engine: Engine, *roles: Role) -> Callable[[Request], Awaitable[Prin
         return principal
 
     return dependency
+
+
+def _caller(request: Request) -> Principal:
+    """The principal the route's :func:`requires` dependency authenticated (route
+    dependencies are solved before the handler's parameters)."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):
+        raise RuntimeError(f"{request.url.path}: a handler asks for its caller without requires()")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+"""A handler's parameter: who is calling, on a route that ``requires`` a role."""
 
 
 # --- pages people open in a browser -----------------------------------------------------------
