@@ -83,19 +83,8 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from nurture.standins.loopback import (
-    CONTROL_TOKEN_HEADER,
-    LoopbackStandIn,
-    StandInHandler,
-    StandInServer,
-    post,
-)
-from nurture.standins.standin_cli import (
-    add_control_token,
-    control_token,
-    serve_until_stopped,
-    standin_parser,
-)
+from nurture.standins import loopback, standin_cli
+from nurture.standins.loopback import CONTROL_TOKEN_HEADER
 
 __all__ = [
     "API_VERSION",
@@ -717,12 +706,12 @@ class RecordedRequest(NamedTuple):
     status: int
 
 
-class _Server(StandInServer):
+class _Server(loopback.StandInServer):
     standin: SalesforceStandIn
     quiet = (OSError,)  # clients that hang up, and the connections down() cuts
 
 
-class _Handler(StandInHandler):
+class _Handler(loopback.StandInHandler):
     server_version = "SalesforceStandIn"
     server: _Server
     _limit_info: str | None = None
@@ -1105,7 +1094,7 @@ class _State:
     api_usage: int = 0
 
 
-class SalesforceStandIn(LoopbackStandIn):
+class SalesforceStandIn(loopback.LoopbackStandIn):
     """Salesforce's REST API for Lead and Task on loopback, with an outbound channel and faults.
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`; the server runs in a
@@ -1611,7 +1600,7 @@ class SalesforceStandIn(LoopbackStandIn):
         body = b""
         error: str | None = None
         try:
-            status, body = post(url, pending.payload, headers, timeout)
+            status, body = loopback.post(url, pending.payload, headers, timeout)
         except (OSError, http.client.HTTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"
         delivery = OutboundDelivery(
@@ -1639,7 +1628,7 @@ class SalesforceStandIn(LoopbackStandIn):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = standin_parser(
+    parser = standin_cli.standin_parser(
         "nurture.standins.crm_standin",
         "Serve a local stand-in for the Salesforce REST API (Lead, Task, OAuth).",
         port=3031,
@@ -1649,9 +1638,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     parser.add_argument("--outbound-url", default=None, help="where status changes are posted")
     parser.add_argument("--outbound-secret", default=None, help="HMAC secret for --outbound-url")
-    add_control_token(parser, "demo control")
+    standin_cli.add_control_token(parser, "demo control")
     args = parser.parse_args(argv)
-    token = control_token(args)
+    token = standin_cli.control_token(args)
     standin = SalesforceStandIn(
         host=args.host,
         port=args.port,
@@ -1666,7 +1655,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"--outbound-url: {exc}", file=sys.stderr)
             return 2
-    return serve_until_stopped(
+    return standin_cli.serve_until_stopped(
         standin,
         "Salesforce stand-in",
         f"{args.host}:{args.port}",

@@ -53,19 +53,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from nurture.standins.loopback import (
-    CONTROL_TOKEN_HEADER,
-    LoopbackStandIn,
-    StandInHandler,
-    StandInServer,
-    post,
-)
-from nurture.standins.standin_cli import (
-    add_control_token,
-    control_token,
-    serve_until_stopped,
-    standin_parser,
-)
+from nurture.standins import loopback, standin_cli
+from nurture.standins.loopback import CONTROL_TOKEN_HEADER
 from nurture.standins.standin_mailbox import (
     MAILBOX_PATH,
     PAGE_HEADERS,
@@ -1048,7 +1037,7 @@ def _post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> 
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
         request_headers["Authorization"] = f"Basic {token}"
-    return post(url, payload, request_headers, timeout)
+    return loopback.post(url, payload, request_headers, timeout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1086,11 +1075,11 @@ _EMIT_PATH_RE = re.compile(r"^/_standin/messages/(?P<message_id>[^/]+)/events$")
 _MAILBOX_MESSAGE_RE = re.compile(r"^/_standin/mailbox/(?P<message_id>[^/]+)$")
 
 
-class _Server(StandInServer):
+class _Server(loopback.StandInServer):
     standin: SendGridStandIn
 
 
-class _Handler(StandInHandler):
+class _Handler(loopback.StandInHandler):
     server_version = "nginx"
     server: _Server
 
@@ -1409,7 +1398,7 @@ class _State:
     deliveries: list[WebhookDelivery] = field(default_factory=list)
 
 
-class SendGridStandIn(LoopbackStandIn):
+class SendGridStandIn(loopback.LoopbackStandIn):
     """SendGrid's v3 mail/send, Email Activity and Event Webhook on loopback, with faults.
 
     ``api_key=None`` accepts any non-empty Bearer token (except ``None``, which is what
@@ -1742,7 +1731,7 @@ class SendGridStandIn(LoopbackStandIn):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = standin_parser(
+    parser = standin_cli.standin_parser(
         "nurture.standins.sendgrid_standin",
         "Serve a local stand-in for SendGrid's v3 API (mail/send, messages).",
         port=3030,
@@ -1750,13 +1739,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--api-key", default=None, help="accept only this key (default: any non-empty key)"
     )
-    add_control_token(parser, "controls")
+    standin_cli.add_control_token(parser, "controls")
     args = parser.parse_args(argv)
-    token = control_token(args)
+    token = standin_cli.control_token(args)
     standin = SendGridStandIn(
         host=args.host, port=args.port, api_key=args.api_key, control_token=token
     )
-    return serve_until_stopped(
+    return standin_cli.serve_until_stopped(
         standin,
         "SendGrid stand-in",
         f"{args.host}:{args.port}",

@@ -21,11 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from nurture.access.consent import LinkSigner
+from nurture.access.dashboard_links import DashboardLinks
 from nurture.access.rep_links import RepLinks
 from nurture.contract.messages import TASK_QUEUE
 from nurture.web.campaigns_api import campaigns_router
 from nurture.web.crm_webhook import CrmWebhook
-from nurture.web.dashboard import DashboardLinks, DashboardPages
+from nurture.web.dashboard import DashboardPages
 from nurture.web.event_store import EventStore
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
