@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 from activities.records import write_batches
 from nurture.access.auth import create_key
 from nurture.access.consent import LinkSigner
+from nurture.access.dashboard_links import DashboardLinks
 from nurture.contract.ledger import (
     AssignmentFact,
     EventFact,
@@ -49,7 +50,7 @@ from nurture.store.campaigns import record_cost
 from nurture.store.db import make_engine
 from nurture.store.read_model import TouchRecord
 from nurture.web.app import WebSettings, create_app, serving
-from nurture.web.dashboard import NO_DATA, DashboardLinks, build_dashboard
+from nurture.web.dashboard import NO_DATA, build_dashboard
 from tests.conftest import ARTIFACTS, TEST_SECRET
 
 CHART_IDS = (

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from activities.records import write_batches
 from nurture.access.auth import create_key
 from nurture.access.consent import LinkSigner, UnsubscribeClaim
+from nurture.access.dashboard_links import DashboardLinks
 from nurture.access.rep_links import RepClaim, RepLinks
 from nurture.cli import app as cli_app
 from nurture.contract.ledger import FactBatch, LeadSnapshot
@@ -30,7 +31,7 @@ from nurture.store.campaigns import list_campaigns, record_cost
 from nurture.store.db import make_engine
 from nurture.store.read_model import CampaignCost
 from nurture.web.app import WebSettings, create_app
-from nurture.web.dashboard import DashboardLinks, _influence, _time_in_stage, build_dashboard
+from nurture.web.dashboard import _influence, _time_in_stage, build_dashboard
 from nurture.web.security import PAGE_HEADERS
 from tests.conftest import TEST_SECRET
 

@@ -14,9 +14,10 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from itsdangerous import BadData, URLSafeSerializer
+from nurture.access.signed_links import SignedLinkError, SignedLinks
 
 SECRET_ENV = "NURTURE_SECRET_KEY"
 PUBLIC_URL_ENV = "NURTURE_PUBLIC_URL"
@@ -26,7 +27,6 @@ DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_PUBLIC_URL = f"http://{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}"
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
-_SALT = "nurture.unsubscribe.v1"
 
 
 class ConsentConfigError(Exception):
@@ -37,7 +37,7 @@ class ConsentConfigError(Exception):
         self.problems = problems
 
 
-class InvalidLinkError(ValueError):
+class InvalidLinkError(SignedLinkError):
     """A link that was not made by this engine, or was altered on the way."""
 
 
@@ -53,12 +53,16 @@ class UnsubscribeClaim:
         return f"unsubscribe:{self.key}"
 
 
-@dataclass(frozen=True)
-class LinkSigner:
-    """Makes and checks the signed tokens in unsubscribe links."""
+@dataclass(frozen=True, repr=False)
+class LinkSigner(SignedLinks):
+    """Makes and checks the signed tokens in unsubscribe links (they never expire)."""
 
     secret: str
     public_url: str = DEFAULT_PUBLIC_URL
+
+    salt = "nurture.unsubscribe.v1"
+    error = InvalidLinkError
+    damaged = "this unsubscribe link is damaged or was not sent by us"
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:
@@ -105,23 +109,15 @@ class LinkSigner:
         except ValueError as exc:
             raise ConsentConfigError([str(exc)]) from None
 
-    def _serializer(self) -> URLSafeSerializer:
-        return URLSafeSerializer(self.secret, salt=_SALT)
-
     def token(self, claim: UnsubscribeClaim) -> str:
-        return str(self._serializer().dumps([claim.lead_id, claim.key]))
+        return self._sign([claim.lead_id, claim.key])
 
     def unsubscribe_url(self, claim: UnsubscribeClaim) -> str:
-        return f"{self.public_url.rstrip('/')}/u/{self.token(claim)}"
+        return self._link("u", self.token(claim))
 
     def verify(self, token: str) -> UnsubscribeClaim:
-        try:
-            lead_id, key = self._serializer().loads(token)
-        except (BadData, ValueError, TypeError) as exc:
-            raise InvalidLinkError(
-                "this unsubscribe link is damaged or was not sent by us"
-            ) from exc
-        return UnsubscribeClaim(lead_id=str(lead_id), key=str(key))
+        claim, _ = self._read(token, _unsubscribe_claim)
+        return claim
 
     def is_unsubscribe_link(self, url: str) -> bool:
         """Whether ``url`` is one of our unsubscribe links (wherever it is served from)."""
@@ -134,8 +130,10 @@ class LinkSigner:
             return False
         return True
 
-    def __repr__(self) -> str:  # never let the secret reach a log line
-        return f"LinkSigner(public_url={self.public_url!r}, secret='***')"
+
+def _unsubscribe_claim(payload: Any) -> UnsubscribeClaim:
+    lead_id, key = payload
+    return UnsubscribeClaim(lead_id=str(lead_id), key=str(key))
 
 
 def public_url_from_env(http_host: str | None = None, http_port: int | None = None) -> str:

@@ -5,16 +5,14 @@ names the rep and expires; anything altered or too old is refused."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from nurture.access.signed_links import ExpiringLinks, SignedLinkError
 
 LinkAction = Literal["inbox", "accept", "reject"]
-_SALT = "nurture.rep-links.v1"
 
 
-class RepLinkError(ValueError):
+class RepLinkError(SignedLinkError):
     """The link is damaged, forged or expired; the message says which."""
 
 
@@ -25,40 +23,31 @@ class RepClaim:
     lead_id: str | None = None
 
 
-@dataclass(frozen=True)
-class RepLinks:
-    secret: str
-    public_url: str
-    max_age: timedelta = timedelta(days=7)
-
-    def _serializer(self) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self.secret, salt=_SALT)
+@dataclass(frozen=True, repr=False)
+class RepLinks(ExpiringLinks):
+    salt = "nurture.rep-links.v1"
+    error = RepLinkError
+    expired = (
+        "this link has expired: open your inbox from a newer alert, or ask for a new "
+        "link ('nurture inbox-link --rep <you>')"
+    )
 
     def token(self, claim: RepClaim) -> str:
-        return str(self._serializer().dumps([claim.rep, claim.action, claim.lead_id]))
+        return self._sign([claim.rep, claim.action, claim.lead_id])
 
     def url(self, claim: RepClaim) -> str:
         token = self.token(claim)
-        base = self.public_url.rstrip("/")
         if claim.action == "inbox":
-            return f"{base}/inbox/{token}"
-        return f"{base}/inbox/{token}/{claim.action}"
+            return self._link("inbox", token)
+        return self._link("inbox", token, claim.action)
 
     def verify(self, token: str) -> RepClaim:
-        try:
-            rep, action, lead_id = self._serializer().loads(
-                token, max_age=int(self.max_age.total_seconds())
-            )
-        except SignatureExpired:
-            raise RepLinkError(
-                "this link has expired: open your inbox from a newer alert, or ask for a new "
-                "link ('nurture inbox-link --rep <you>')"
-            ) from None
-        except (BadData, ValueError, TypeError):
-            raise RepLinkError("this link is damaged or was not made by Nurture") from None
+        (rep, action, lead_id), _ = self._read(token, _triple, self.max_age)
         if action not in ("inbox", "accept", "reject"):
-            raise RepLinkError("this link is damaged or was not made by Nurture")
+            raise RepLinkError(self.damaged)
         return RepClaim(rep=str(rep), action=action, lead_id=lead_id)
 
-    def __repr__(self) -> str:
-        return f"RepLinks(public_url={self.public_url!r}, secret='***')"
+
+def _triple(payload: Any) -> tuple[Any, Any, Any]:
+    rep, action, lead_id = payload
+    return rep, action, lead_id

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from nurture.access.consent import ConsentConfigError, LinkSigner
+from nurture.access.dashboard_links import MAX_LINK_DAYS, DashboardLinks
 from nurture.cli.output import console, fail
-from nurture.web.dashboard import MAX_LINK_DAYS, DashboardLinks
 
 
 def dashboard_link(

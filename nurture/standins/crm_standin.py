@@ -63,9 +63,7 @@ Standard library only; runs inside a sync CLI, an asyncio test, or on its own::
 
 from __future__ import annotations
 
-import argparse
 import base64
-import contextlib
 import copy
 import hashlib
 import hmac
@@ -73,7 +71,6 @@ import http.client
 import json
 import re
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -83,12 +80,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from nurture.standins.standin_cli import serve_until_stopped
+from nurture.standins import loopback, standin_cli
+from nurture.standins.loopback import CONTROL_TOKEN_HEADER
 
 __all__ = [
     "API_VERSION",
@@ -140,7 +136,6 @@ TASK_SUBJECTS = ("Call", "Send Letter", "Send Quote", "Other")
 
 SIGNATURE_HEADER = "X-Standin-Signature"
 NOTIFICATION_ID_HEADER = "X-Standin-Notification-Id"
-CONTROL_TOKEN_HEADER = "X-Standin-Token"
 TIMESTAMP_HEADER = "X-Standin-Timestamp"
 HANDOFF_FIELD = "Nurture_Handoff__c"
 
@@ -688,21 +683,6 @@ class _Pending:
     attempts: int = 0
 
 
-def _post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
-    parts = urlsplit(url)
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        connection.request("POST", path, body=payload, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def _is_http_url(value: str) -> bool:
     try:
         parts = urlsplit(value)
@@ -726,83 +706,29 @@ class RecordedRequest(NamedTuple):
     status: int
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], standin: SalesforceStandIn) -> None:
-        super().__init__(address, _Handler)
-        self.standin = standin
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def drop_connections(self) -> None:
-        """Cut every open connection, keep-alive ones included, as a dead host would."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that hang up (and about down()); report anything else."""
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):
-            return
-        super().handle_error(request, client_address)
+class _Server(loopback.StandInServer):
+    standin: SalesforceStandIn
+    quiet = (OSError,)  # clients that hang up, and the connections down() cuts
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(loopback.StandInHandler):
+    server_version = "SalesforceStandIn"
     server: _Server
     _limit_info: str | None = None
 
     # -- plumbing ------------------------------------------------------------------------
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Request logs are noise in tests and CLIs; the stand-in stays quiet."""
-
-    def version_string(self) -> str:
-        return "SalesforceStandIn"
-
-    def _read_body(self) -> bytes:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        return self.rfile.read(length) if length > 0 else b""
 
     def _send(
         self, status: int, payload: object = None, headers: dict[str, str] | None = None
     ) -> None:
         body = b"" if payload is None else json.dumps(payload).encode("utf-8")
         self.server.standin._record_request(self.command, urlsplit(self.path).path, status)
-        try:
-            self.send_response(status)
-            if body:
-                self.send_header("Content-Type", _JSON_TYPE)
-            if status != HTTPStatus.NO_CONTENT:
-                self.send_header("Content-Length", str(len(body)))
-            if self._limit_info is not None:
-                self.send_header("Sforce-Limit-Info", self._limit_info)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if body and self.command != "HEAD":
-                self.wfile.write(body)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        sent: list[tuple[str, str]] = [("Content-Type", _JSON_TYPE)] if body else []
+        if status != HTTPStatus.NO_CONTENT:
+            sent.append(("Content-Length", str(len(body))))
+        if self._limit_info is not None:
+            sent.append(("Sforce-Limit-Info", self._limit_info))
+        self._respond(status, [*sent, *(headers or {}).items()], body)
 
     def _method(self) -> str:
         return "GET" if self.command == "HEAD" else self.command
@@ -860,7 +786,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         self._limit_info = None
-        raw = self._read_body()
+        raw, _ = self._read_body()
         split = urlsplit(self.path)
         path = split.path
         try:
@@ -1077,11 +1003,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _check_control_token(self, query: str) -> None:
         """Without its control token (when it has one) the stand-in signs nothing for a
         caller: any local process could otherwise have it post status changes to the engine."""
-        expected = self.server.standin.control_token
-        if expected is None:
-            return
-        given = self.headers.get(CONTROL_TOKEN_HEADER) or (parse_qs(query).get("token") or [""])[-1]
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+        if not self._control_token_ok(query):
             raise _ApiError(
                 HTTPStatus.UNAUTHORIZED,
                 [
@@ -1172,7 +1094,7 @@ class _State:
     api_usage: int = 0
 
 
-class SalesforceStandIn:
+class SalesforceStandIn(loopback.LoopbackStandIn):
     """Salesforce's REST API for Lead and Task on loopback, with an outbound channel and faults.
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`; the server runs in a
@@ -1180,6 +1102,11 @@ class SalesforceStandIn:
     the OAuth endpoint hands out and the data API accepts (:meth:`expire_session` replaces it);
     ``client_id`` / ``client_secret`` are the connected app's credentials.
     """
+
+    server_class = _Server
+    handler_class = _Handler
+    thread_name = "salesforce-standin"
+    cut_connections_on_close = True
 
     def __init__(
         self,
@@ -1190,10 +1117,7 @@ class SalesforceStandIn:
         client_secret: str = DEFAULT_CLIENT_SECRET,
         control_token: str | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.control_token = control_token
-        """Needed by the ``/_standin/`` demo control when set (the command line sets one)."""
+        super().__init__(host, port, control_token)
         self.client_id = client_id
         self.client_secret = client_secret
         self._access_token = access_token
@@ -1206,29 +1130,13 @@ class SalesforceStandIn:
         """The integration user: default owner and author of records the API writes."""
         self._outbound_url: str | None = None
         self._outbound_secret = ""
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._bound_port: int | None = None
         self._down = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> SalesforceStandIn:
-        """Bind the port (0 picks a free one) and serve in a background thread."""
-        if self._bound_port is not None:
-            raise RuntimeError("SalesforceStandIn is already running")
-        self._stopping.clear()
-        self._serve(self.port)
-        return self
-
     def stop(self) -> None:
         """Stop serving and release the port; answers held by delays are dropped."""
-        if self._bound_port is None:
-            return
-        self._stopping.set()
-        self._close_server()
-        self._bound_port = None
+        super().stop()
         self._down = False
 
     def down(self) -> None:
@@ -1237,64 +1145,25 @@ class SalesforceStandIn:
         Clients then get "connection refused" (or a reset on a pooled connection). Records,
         faults and settings are kept.
         """
-        if self._bound_port is None or self._down:
+        if self._bound is None or self._down:
             raise RuntimeError("down() needs a running stand-in that is not already down")
         self._close_server()
         self._down = True
 
     def up(self) -> None:
         """End the outage: listen again on the same port, so :attr:`url` stays valid."""
-        if self._bound_port is None or not self._down:
+        if self._bound is None or not self._down:
             raise RuntimeError("up() needs a stand-in that down() took down")
-        self._serve(self._bound_port)
+        self._serve(self._bound[1])
         self._down = False
 
     @property
     def is_down(self) -> bool:
         return self._down
 
-    def _serve(self, port: int) -> None:
-        server = _Server((self.host, port), self)
-        self._server = server
-        self._bound_port = server.server_port
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"salesforce-standin:{server.server_port}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _close_server(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = None
-        self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.drop_connections()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> SalesforceStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The instance URL, e.g. http://127.0.0.1:54321 (also while :meth:`down`)."""
-        if self._bound_port is None:
-            raise RuntimeError("SalesforceStandIn is not running; call start() first")
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{shown}:{self._bound_port}"
+    def _url_host(self) -> str:
+        """The instance URL names the host as given, and stays valid while :meth:`down`."""
+        return self.host
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -1460,10 +1329,6 @@ class SalesforceStandIn:
     def _take_delay(self) -> float | None:
         with self._lock:
             return self._state.delays.popleft() if self._state.delays else None
-
-    def _hold(self, seconds: float) -> bool:
-        """Sleep ``seconds`` unless the stand-in stops first; True when it is stopping."""
-        return self._stopping.wait(seconds)
 
     # -- record operations (used by the handler; raise _ApiError) -------------------------
 
@@ -1735,7 +1600,7 @@ class SalesforceStandIn:
         body = b""
         error: str | None = None
         try:
-            status, body = _post(url, pending.payload, headers, timeout)
+            status, body = loopback.post(url, pending.payload, headers, timeout)
         except (OSError, http.client.HTTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"
         delivery = OutboundDelivery(
@@ -1758,30 +1623,24 @@ class SalesforceStandIn:
 
 
 # --------------------------------------------------------------------------------------------
-# CLI
+# python -m nurture.standins.crm_standin
 # --------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m nurture.standins.crm_standin",
-        description="Serve a local stand-in for the Salesforce REST API (Lead, Task, OAuth).",
+    parser = standin_cli.standin_parser(
+        "nurture.standins.crm_standin",
+        "Serve a local stand-in for the Salesforce REST API (Lead, Task, OAuth).",
+        port=3031,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3031)
     parser.add_argument("--access-token", default=DEFAULT_ACCESS_TOKEN)
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     parser.add_argument("--outbound-url", default=None, help="where status changes are posted")
     parser.add_argument("--outbound-secret", default=None, help="HMAC secret for --outbound-url")
-    parser.add_argument(
-        "--control-token",
-        default=None,
-        help=f"needed by the /_standin/ demo control ({CONTROL_TOKEN_HEADER} header or ?token=); "
-        "default: a new random one, printed at start",
-    )
+    standin_cli.add_control_token(parser, "demo control")
     args = parser.parse_args(argv)
-    token = args.control_token or secrets.token_urlsafe(24)
+    token = standin_cli.control_token(args)
     standin = SalesforceStandIn(
         host=args.host,
         port=args.port,
@@ -1796,7 +1655,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"--outbound-url: {exc}", file=sys.stderr)
             return 2
-    return serve_until_stopped(
+    return standin_cli.serve_until_stopped(
         standin,
         "Salesforce stand-in",
         f"{args.host}:{args.port}",

@@ -33,14 +33,11 @@ Webhook), so it runs inside a sync CLI, an asyncio test or on its own::
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
-import hmac
 import http.client
 import json
 import re
-import secrets
 import sys
 import threading
 import time
@@ -50,15 +47,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from nurture.standins.standin_cli import serve_until_stopped
+from nurture.standins import loopback, standin_cli
+from nurture.standins.loopback import CONTROL_TOKEN_HEADER
 from nurture.standins.standin_mailbox import (
     MAILBOX_PATH,
     PAGE_HEADERS,
@@ -1035,24 +1031,13 @@ def encode_events(events: list[dict[str, Any]]) -> bytes:
 def _post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
     """POST ``payload`` to ``url``; return the status and body, whatever the status."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(host, parts.port, timeout=timeout)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     request_headers = dict(headers)
     if parts.username is not None:
         # SendGrid supports basic auth credentials embedded in the webhook URL.
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
         request_headers["Authorization"] = f"Basic {token}"
-    try:
-        connection.request("POST", path, body=payload, headers=request_headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    return loopback.post(url, payload, request_headers, timeout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1088,71 +1073,30 @@ _ROUTES: dict[str, frozenset[str]] = {
 _CONTROL_PREFIX = "/_standin/"
 _EMIT_PATH_RE = re.compile(r"^/_standin/messages/(?P<message_id>[^/]+)/events$")
 _MAILBOX_MESSAGE_RE = re.compile(r"^/_standin/mailbox/(?P<message_id>[^/]+)$")
-CONTROL_TOKEN_HEADER = "X-Standin-Token"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], standin: SendGridStandIn) -> None:
-        super().__init__(address, _Handler)
-        self.standin = standin
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that hang up; report anything else."""
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
+class _Server(loopback.StandInServer):
+    standin: SendGridStandIn
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(loopback.StandInHandler):
     server_version = "nginx"
-    sys_version = ""
     server: _Server
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Request logs are noise in tests and CLIs; the stand-in stays quiet."""
-
-    def version_string(self) -> str:
-        return "nginx"
-
-    def _read_body(self) -> tuple[bytes, int]:
-        """Read the request body; past the size limit, drain it and return no bytes."""
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if length <= MAX_REQUEST_BYTES:
-            return self.rfile.read(length) if length > 0 else b"", length
-        remaining = length
-        while remaining > 0:
-            chunk = self.rfile.read(min(remaining, 1 << 20))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-        return b"", length
-
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        try:
-            self.send_response(status)
-            for name, value in _CORS_HEADERS.items():
-                self.send_header(name, value)
-            if body:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if body and self.command != "HEAD":
-                self.wfile.write(body)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        json_type = [("Content-Type", "application/json")] if body else []
+        self._respond(
+            status,
+            [
+                *_CORS_HEADERS.items(),
+                *json_type,
+                ("Content-Length", str(len(body))),
+                *(headers or {}).items(),
+            ],
+            body,
+        )
 
     def _authorized(self) -> bool:
         """Check the Bearer key, answering 401 the way SendGrid does when it is wrong."""
@@ -1182,14 +1126,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _control_token_given(self) -> bool:
         """True when the stand-in has no control token, or the request carries it (header,
         or ``?token=`` for the mailbox pages a browser opens); else answer 401."""
-        expected = self.server.standin.control_token
-        if expected is None:
-            return True
-        given = (
-            self.headers.get(CONTROL_TOKEN_HEADER)
-            or (parse_qs(urlsplit(self.path).query).get("token") or [""])[-1]
-        )
-        if hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+        if self._control_token_ok(urlsplit(self.path).query):
             return True
         self._send(
             HTTPStatus.UNAUTHORIZED,
@@ -1214,19 +1151,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_page(HTTPStatus.OK, message_page(message, token))
 
     def _send_page(self, status: int, page: bytes) -> None:
-        try:
-            self.send_response(status)
-            for name, value in {**PAGE_HEADERS, "Content-Length": str(len(page))}.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(page)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        self._respond(status, {**PAGE_HEADERS, "Content-Length": str(len(page))}.items(), page)
 
     def _dispatch(self) -> None:
-        raw, length = self._read_body()
+        raw, length = self._read_body(MAX_REQUEST_BYTES)
         path = urlsplit(self.path).path
         if path.startswith(_CONTROL_PREFIX) and not self._control_token_given():
             return
@@ -1470,17 +1398,22 @@ class _State:
     deliveries: list[WebhookDelivery] = field(default_factory=list)
 
 
-class SendGridStandIn:
+class SendGridStandIn(loopback.LoopbackStandIn):
     """SendGrid's v3 mail/send, Email Activity and Event Webhook on loopback, with faults.
 
     ``api_key=None`` accepts any non-empty Bearer token (except ``None``, which is what
     sendgrid-python sends when it has no key); a string accepts only that exact key.
     Use as a context manager, or call :meth:`start` / :meth:`stop`. All methods are
-    thread-safe; the server runs in a background daemon thread.
+    thread-safe; the server runs in a background daemon thread. :attr:`url` is the base URL
+    to pass as ``host=`` to ``SendGridAPIClient``.
 
     Each instance has its own ECDSA P-256 key pair; the Event Webhook starts with no URL
     (disabled), every event type switched on and signature verification on.
     """
+
+    server_class = _Server
+    handler_class = _Handler
+    thread_name = "sendgrid-standin"
 
     def __init__(
         self,
@@ -1489,19 +1422,13 @@ class SendGridStandIn:
         api_key: str | None = None,
         control_token: str | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port, control_token)
         self.api_key = api_key
-        self.control_token = control_token
-        """Needed by the ``/_standin/`` controls (emit signed events, mailbox) when set."""
         self.accepted_event = threading.Event()
         """Set each time a message is recorded; only :meth:`clear` clears it."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._state = _State()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._seq = 0
         self._signing_key = ec.generate_private_key(ec.SECP256R1())
         spki = self._signing_key.public_key().public_bytes(
@@ -1510,58 +1437,6 @@ class SendGridStandIn:
         self._public_key = base64.b64encode(spki).decode("ascii")
         self._webhook = _WebhookSettings()
         self._fault_rule: FaultRule | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> SendGridStandIn:
-        """Bind the port (0 picks a free one) and serve in a background thread."""
-        if self._server is not None:
-            raise RuntimeError("SendGridStandIn is already running")
-        self._stopping.clear()
-        server = _Server((self.host, self.port), self)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"sendgrid-standin:{server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port; responses held by delays are dropped."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> SendGridStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL to pass as ``host=`` to ``SendGridAPIClient``, e.g. http://127.0.0.1:54321."""
-        if self._server is None:
-            raise RuntimeError("SendGridStandIn is not running; call start() first")
-        raw_host = self._server.server_address[0]
-        host = raw_host.decode() if isinstance(raw_host, bytes) else str(raw_host)
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self._server.server_port}"
 
     # -- recorded traffic ----------------------------------------------------------------
 
@@ -1790,10 +1665,6 @@ class SendGridStandIn:
             args.update(personalization.get("custom_args") or {})
         return rule(args)
 
-    def _hold(self, seconds: float) -> bool:
-        """Sleep ``seconds`` unless the stand-in stops first; True when it is stopping."""
-        return self._stopping.wait(seconds)
-
     def _activity_newest_first(self) -> list[_ActivityRow]:
         with self._lock:
             return list(reversed(self._state.activity))
@@ -1855,32 +1726,26 @@ class SendGridStandIn:
 
 
 # --------------------------------------------------------------------------------------------
-# CLI
+# python -m nurture.standins.sendgrid_standin
 # --------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m nurture.standins.sendgrid_standin",
-        description="Serve a local stand-in for SendGrid's v3 API (mail/send, messages).",
+    parser = standin_cli.standin_parser(
+        "nurture.standins.sendgrid_standin",
+        "Serve a local stand-in for SendGrid's v3 API (mail/send, messages).",
+        port=3030,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3030)
     parser.add_argument(
         "--api-key", default=None, help="accept only this key (default: any non-empty key)"
     )
-    parser.add_argument(
-        "--control-token",
-        default=None,
-        help=f"needed by the /_standin/ controls ({CONTROL_TOKEN_HEADER} header or ?token=); "
-        "default: a new random one, printed at start",
-    )
+    standin_cli.add_control_token(parser, "controls")
     args = parser.parse_args(argv)
-    token = args.control_token or secrets.token_urlsafe(24)
+    token = standin_cli.control_token(args)
     standin = SendGridStandIn(
         host=args.host, port=args.port, api_key=args.api_key, control_token=token
     )
-    return serve_until_stopped(
+    return standin_cli.serve_until_stopped(
         standin,
         "SendGrid stand-in",
         f"{args.host}:{args.port}",

@@ -3,12 +3,16 @@ SIGTERM: the part of ``python -m nurture.<x>_standin`` both stand-ins share."""
 
 from __future__ import annotations
 
+import argparse
+import secrets
 import signal
 import sys
 import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Protocol
+
+from nurture.standins.loopback import CONTROL_TOKEN_HEADER
 
 
 class StandIn(Protocol):
@@ -18,6 +22,31 @@ class StandIn(Protocol):
     def start(self) -> object: ...
 
     def stop(self) -> None: ...
+
+
+def standin_parser(module: str, description: str, port: int) -> argparse.ArgumentParser:
+    """The command line of ``python -m <module>``, with ``--host`` and ``--port`` (default
+    ``port``); the stand-in adds its own options, then :func:`add_control_token`."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    return parser
+
+
+def add_control_token(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--control-token``, guarding ``what`` (the stand-in's ``/_standin/`` controls)."""
+    parser.add_argument(
+        "--control-token",
+        default=None,
+        help=f"needed by the /_standin/ {what} ({CONTROL_TOKEN_HEADER} header or ?token=); "
+        "default: a new random one, printed at start",
+    )
+
+
+def control_token(args: argparse.Namespace) -> str:
+    """The ``--control-token`` given, else a new random one."""
+    token: str = args.control_token or secrets.token_urlsafe(24)
+    return token
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:

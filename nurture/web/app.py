@@ -22,11 +22,12 @@ from temporalio.client import Client
 
 from nurture.access.auth import MARKETING, SEND_LEADS
 from nurture.access.consent import LinkSigner
+from nurture.access.dashboard_links import DashboardLinks
 from nurture.access.rep_links import RepLinks
 from nurture.contract.messages import TASK_QUEUE
 from nurture.web.campaigns_api import CampaignsApi
 from nurture.web.crm_webhook import CrmWebhook
-from nurture.web.dashboard import DashboardLinks, DashboardPages
+from nurture.web.dashboard import DashboardPages
 from nurture.web.event_store import EventStore
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi

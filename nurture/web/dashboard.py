@@ -1,9 +1,9 @@
 """The marketing dashboard: the five reports (funnel, SLA, returns, influence, cost) for a
 period as headline tiles and charts, on a page anyone with a signed link can open.
 
-The link is the credential, as for the rep inbox: signed with the deployment's secret (its own
-salt, so no other link can stand in for it), and it expires (a week unless made for longer
-with ``nurture dashboard-link --days``). Changing ``NURTURE_SECRET_KEY`` revokes every link.
+The link is the credential, as for the rep inbox (:mod:`nurture.access.dashboard_links`):
+signed with the deployment's secret, and it expires (a week unless made for longer with
+``nurture dashboard-link --days``). Changing ``NURTURE_SECRET_KEY`` revokes every link.
 Marketer and operator API keys can fetch the same charts as plotly JSON from
 ``/api/dashboard/charts`` to embed them elsewhere.
 
@@ -27,7 +27,6 @@ import plotly.graph_objects as go
 import structlog
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from itsdangerous import BadData, URLSafeTimedSerializer
 from jinja2 import Environment
 from plotly.subplots import make_subplots
 from pydantic import ValidationError
@@ -35,6 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from nurture.access.dashboard_links import DashboardLinkError, DashboardLinks
 from nurture.reports.base import (
     Report,
     ReportError,
@@ -52,59 +52,6 @@ log = structlog.get_logger(__name__)
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 REPORT_NAMES = ("funnel", "sla", "returns", "influence", "cost")
 NO_DATA = "No data yet for this period"
-MAX_LINK_DAYS = 366
-_SALT = "dashboard"
-
-# --- signed links -----------------------------------------------------------------------------
-
-
-class DashboardLinkError(ValueError):
-    """The link is damaged, forged or expired; the message says which."""
-
-
-@dataclass(frozen=True)
-class DashboardLinks:
-    """Signed, expiring dashboard links. The token carries how many days it is good for
-    (signed, so it cannot be stretched) and when it was made."""
-
-    secret: str
-    public_url: str
-    max_age: timedelta = timedelta(days=7)
-
-    def _serializer(self) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self.secret, salt=_SALT)
-
-    def token(self, valid_for: timedelta | None = None) -> str:
-        days = (valid_for or self.max_age) / timedelta(days=1)
-        if not 0 < days <= MAX_LINK_DAYS:
-            raise ValueError(f"a dashboard link is valid for 1 to {MAX_LINK_DAYS} days")
-        return str(self._serializer().dumps({"days": days}))
-
-    def url(self, valid_for: timedelta | None = None) -> str:
-        return f"{self.public_url.rstrip('/')}/dashboard/{self.token(valid_for)}"
-
-    def verify(self, token: str) -> timedelta:
-        """Check the token; return how long it is still valid."""
-        try:
-            claim, signed_at = self._serializer().loads(token, return_timestamp=True)
-            days = float(claim["days"])
-        except (BadData, ValueError, TypeError, KeyError):
-            raise DashboardLinkError(
-                "this dashboard link is damaged or was not made by Nurture: use the link "
-                "exactly as you received it, or ask for a new one ('nurture dashboard-link')"
-            ) from None
-        if not 0 < days <= MAX_LINK_DAYS:
-            raise DashboardLinkError("this dashboard link is damaged or was not made by Nurture")
-        left = signed_at + timedelta(days=days) - datetime.now(UTC)
-        if left <= timedelta(0):
-            raise DashboardLinkError(
-                "this dashboard link has expired: ask for a new one ('nurture dashboard-link')"
-            )
-        return left
-
-    def __repr__(self) -> str:
-        return f"DashboardLinks(public_url={self.public_url!r}, secret='***')"
-
 
 # --- what the page shows ----------------------------------------------------------------------
 
