@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from nurture.access.auth import MARKETING
 from nurture.access.dashboard_links import DashboardLinkError, DashboardLinks
 from nurture.reports.base import (
     Report,
@@ -738,7 +739,7 @@ class DashboardPages:
             self.charts,
             methods=["GET"],
             tags=["reports"],
-            dependencies=[Depends(requires(self.engine, "marketer", "operator"))],
+            dependencies=[Depends(requires(self.engine, *MARKETING))],
             responses=errors(AUTHENTICATED, 422),
         )
         return router
