@@ -46,11 +46,11 @@ from nurture.contract.ledger import (
     TransitionFact,
 )
 from nurture.reports import ReportQuery, run_report
+from nurture.reports.dashboard import NO_DATA, build_dashboard
 from nurture.store.campaigns import record_cost
 from nurture.store.db import make_engine
 from nurture.store.read_model import TouchRecord
 from nurture.web.app import WebSettings, create_app, serving
-from nurture.web.dashboard import NO_DATA, build_dashboard
 from tests.conftest import ARTIFACTS, TEST_SECRET
 
 CHART_IDS = (

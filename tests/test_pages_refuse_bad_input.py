@@ -27,11 +27,11 @@ from nurture.cli import app as cli_app
 from nurture.contract.ledger import FactBatch, LeadSnapshot
 from nurture.reports import Report, ReportQuery, run_report
 from nurture.reports.base import ReportTable, format_duration
+from nurture.reports.dashboard import _influence, _time_in_stage, build_dashboard
 from nurture.store.campaigns import list_campaigns, record_cost
 from nurture.store.db import make_engine
 from nurture.store.read_model import CampaignCost
 from nurture.web.app import WebSettings, create_app
-from nurture.web.dashboard import _influence, _time_in_stage, build_dashboard
 from nurture.web.security import PAGE_HEADERS
 from tests.conftest import TEST_SECRET
 
