@@ -145,7 +145,7 @@ async def _write_all() -> None:
     TRACES.mkdir(exist_ok=True)
     for path in sorted(HISTORIES.glob("*.json")):
         entries = await trace(path)
-        trace_path(path).write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+        trace_path(path).write_text(json.dumps(entries, indent=1) + "\n")
         print(f"{trace_path(path)}: {len(entries)} commands")
 
 
