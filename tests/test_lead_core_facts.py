@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from nurture.cadence import CadenceProgress, touch_key
 from nurture.lead_core import facts
 from nurture.lead_core.handoff import handoff_status
-from nurture.leads import LeadEvent, LeadProfile
+from nurture.leads import LeadEvent
 from nurture.ledger import (
     AssignmentFact,
     Fact,
@@ -24,58 +24,22 @@ from nurture.ledger import (
 )
 from nurture.messages import (
     Assignment,
-    Handoff,
     HeldTouch,
     LeadState,
     Outcome,
     Rejection,
-    Story,
     TaskRef,
 )
-from nurture.routing import RouteDecision
 from nurture.rules import CadenceStep
-from nurture.scoring import ScoreCard, ScoreEntry
+from nurture.scoring import ScoreEntry
 from nurture.stages import STAGES
+from tests.lead_states import LEAD, T0, a_handoff, a_lead, handed_off, lead_states
 
-LEAD = "lead-1"
-T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 STAMP = facts.Stamp(T0, run_id="0123456789abcdef-run", first_run_id="fedcba9876543210-first")
 STEP = CadenceStep(name="welcome", delay=timedelta(0), template="welcome.html", subject="Hi")
 PROGRESS = CadenceProgress(cadence_id="general", enrolment=2, cycle=3)
 BOOKKEEPING = {"ledger_seq", "ledger_flushes"}
 """The only fields building facts may change: the lead's fact counters."""
-
-
-def a_lead() -> LeadState:
-    return LeadState(lead_id=LEAD, profile=LeadProfile(lead_id=LEAD, campaign="spring"))
-
-
-def a_handoff(number: int = 1, threshold: int | None = 60) -> Handoff:
-    return Handoff(
-        number=number,
-        at=T0,
-        route=RouteDecision(rule="default", pool=["alice", "bob"], strategy="round_robin"),
-        story=Story(
-            campaign="spring",
-            qualified_by="instant: demo_request",
-            score=70,
-            grade="A",
-            fit={},
-            top_behaviours=[],
-            recent=[],
-        ),
-        threshold=threshold,
-    )
-
-
-def handed_off(stage: str = "assigned") -> LeadState:
-    state = a_lead()
-    state.handoffs = 1
-    state.handoff = a_handoff()
-    state.assignments.append(Assignment(rep="alice", at=T0, reason="handoff", handoff=1))
-    state.owner = "alice"
-    state.stage = stage  # type: ignore[assignment]
-    return state
 
 
 # --- today's keys: running leads' rows are upserted by these strings -------------------------
@@ -353,30 +317,6 @@ def test_facts_depend_on_nothing_but_what_they_are_given(
     first = _live(operations, check=lambda state: None)
     again = _live(operations, check=lambda state: None)
     assert [f.model_dump() for f in first] == [f.model_dump() for f in again]
-
-
-@st.composite
-def lead_states(draw: st.DrawFn) -> LeadState:
-    state = handed_off() if draw(st.booleans()) else a_lead()
-    state.profile = state.profile.model_copy(
-        update={
-            "email": draw(st.none() | st.just("ann@example.com")),
-            "company": draw(st.none() | st.sampled_from(["Acme", "Initech"])),
-            "campaign": draw(st.none() | st.sampled_from(["spring", "fall"])),
-        }
-    )
-    state.stage = draw(st.sampled_from(STAGES))
-    state.owner = draw(st.none() | st.sampled_from(["alice", "bob"]))
-    state.score = ScoreCard(
-        fit_points=draw(st.integers(-50, 50)), behaviour_points=draw(st.integers(-100, 300))
-    )
-    state.grade = draw(st.sampled_from("ABCD"))
-    state.segment = draw(st.none() | st.sampled_from(["general", "enterprise"]))
-    state.touches_sent = draw(st.integers(0, 20))
-    state.events_applied = draw(st.integers(0, 100))
-    if state.handoff and draw(st.booleans()):
-        state.outcome = Outcome(result=draw(st.sampled_from(["won", "lost"])), at=T0, rep="bob")
-    return state
 
 
 @given(lead_states())

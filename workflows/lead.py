@@ -29,7 +29,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from nurture import cadence, crm, routing, scoring, send_window, sla
-    from nurture.lead_core import facts
+    from nurture.lead_core import facts, visibility
+    from nurture.lead_core.context import rep_alert_context, step_context
+    from nurture.lead_core.enrolment import may_resegment
+    from nurture.lead_core.handoff import story_for
     from nurture.leads import LeadEvent, LeadProfile, dedupe_marker
     from nurture.ledger import FACTS_PER_BATCH, HELD_SUFFIX, RECORD_FACTS, Fact, LeadSnapshot
     from nurture.messages import (
@@ -64,7 +67,6 @@ with workflow.unsafe.imports_passed_through():
         Rejection,
         RejectRequest,
         RepAction,
-        Story,
         TaskClosure,
         TaskCompletion,
         TaskRef,
@@ -232,7 +234,7 @@ class LeadWorkflow:
         self._wake_timer: asyncio.Task[None] | None = None
         self._wake_timer_at: datetime | None = None
         self._rules: Rules | None = None
-        self._published: dict[str, Any] = {}
+        self._published: dict[str, visibility.SearchValue] = {}
         self._events_this_run = 0
         self._held_clock: tuple[asyncio.Task[Any] | None, datetime] | None = None
 
@@ -406,15 +408,7 @@ class LeadWorkflow:
         self._set_fit()
         state.note(self._now(), "profile", "profile updated")
         progress = state.cadence
-        if (
-            state.stage == "nurturing"
-            and progress is not None
-            and progress.step_index == 0
-            and progress.cycle == 1
-            and state.touches_sent == 0
-            and progress.waiting_task is None
-        ):
-            # Nothing sent yet: the profile may put the lead in a better-fitting segment.
+        if progress is not None and may_resegment(state):
             better = cadence.select_cadence(state.profile, rules.cadences)
             if better.id != progress.cadence_id:
                 state.enrolments -= 1
@@ -565,7 +559,7 @@ class LeadWorkflow:
                 sender=book.sender,
                 template=step.template,
                 subject=step.subject,
-                context=self._step_context(current, progress, step),
+                context=step_context(state, current.id, progress.cycle, step.name),
             )
             try:
                 result: EmailResult | None = await self._send_now(request)
@@ -654,16 +648,6 @@ class LeadWorkflow:
         if state.cadence.parked:
             state.note(self._now(), "cadence", f"{current.id} finished: parked")
 
-    def _step_context(
-        self, current: Cadence, progress: cadence.CadenceProgress, step: CadenceStep
-    ) -> dict[str, Any]:
-        return {
-            **self._template_context(),
-            "step": step.name,
-            "cadence": current.id,
-            "cycle": progress.cycle,
-        }
-
     def _deferred(self, progress: cadence.CadenceProgress, current: Cadence, label: str) -> bool:
         """Hold the touch until the send window is open in the lead's time zone and the
         frequency cap allows another email; the step keeps its place, nothing is dropped."""
@@ -710,7 +694,7 @@ class LeadWorkflow:
             phone=state.profile.phone,
             address=state.profile.address,
             due_at=now + step.due_within,
-            context=self._step_context(current, progress, step),
+            context=step_context(state, current.id, progress.cycle, step.name),
         )
         try:
             task_id = await workflow.execute_activity(
@@ -825,17 +809,7 @@ class LeadWorkflow:
         state, rules, now = self._state, self._rules_now(), self._now()
         decision = routing.route(state.profile, rules.routing)
         state.handoffs += 1
-        story = Story(
-            campaign=state.profile.campaign,
-            qualified_by=qualified_by,
-            score=state.score.total,
-            grade=state.grade,
-            fit=dict(state.score.fit_matches),
-            top_behaviours=[r for r in scoring.explain(state.score) if not r[0].startswith("fit:")][
-                :8
-            ],
-            recent=list(state.score.recent[-10:]),
-        )
+        story = story_for(state, qualified_by)
         state.handoff = Handoff(
             number=state.handoffs,
             at=now,
@@ -1152,11 +1126,7 @@ class LeadWorkflow:
                 sender=rules.cadences.sender,
                 template=f"notifications/{category}.html",  # one template per kind
                 subject=subject,
-                context={
-                    **self._template_context(),
-                    "rep": rep.model_dump(mode="json"),
-                    **(extra or {}),
-                },
+                context=rep_alert_context(state, rep, extra),
             )
         )
 
@@ -1299,25 +1269,6 @@ class LeadWorkflow:
                 facts.score, "fit", state.score.total - before, fit or "no fit rule matches"
             )
 
-    def _template_context(self) -> dict[str, Any]:
-        state = self._state
-        return {
-            "lead": {
-                **state.profile.model_dump(mode="json"),
-                "display_name": state.profile.display_name,
-            },
-            "score": state.score.total,
-            "grade": state.grade,
-            "stage": state.stage,
-            "owner": state.owner,
-            "story": state.handoff.story.model_dump(mode="json") if state.handoff else None,
-            "sla_due_at": (
-                state.handoff.sla_due_at.isoformat()
-                if state.handoff and state.handoff.sla_due_at
-                else None
-            ),
-        }
-
     def _activity_timeout(self) -> timedelta:
         return self._rules_now().engine.activity_timeout
 
@@ -1361,25 +1312,13 @@ class LeadWorkflow:
 
     def _publish(self) -> None:
         """Upsert search attributes that changed, so operators can filter in the UI."""
-        state = self._state
-        values: dict[str, Any] = {
-            "LeadStage": state.stage,
-            "LeadScore": state.score.total,
-            "LeadGrade": state.grade,
-            "LeadOwner": state.owner,
-            "LeadSegment": state.segment,
-            "LeadCampaign": state.profile.campaign,
-            "SlaDueAt": state.handoff.sla_due_at
-            if state.handoff and state.stage == "assigned"
-            else None,
-        }
+        changes = visibility.changed(visibility.search_attributes(self._state), self._published)
+        self._published.update(changes)
         updates: list[SearchAttributeUpdate[Any]] = []
         for key in SEARCH_ATTRIBUTES:
-            value = values[key.name]
-            if key.name in self._published and self._published[key.name] == value:
-                continue
-            self._published[key.name] = value
-            updates.append(key.value_unset() if value is None else key.value_set(value))
+            if key.name in changes:
+                value: Any = changes[key.name]
+                updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
         if self._with_ledger and (self._ledger or self._snapshot() != self._reported):

@@ -17,7 +17,7 @@ _STATUS_BY_STAGE: dict[str, HandoffStatus] = {
 }
 
 
-def story(state: LeadState, qualified_by: str) -> Story:
+def story_for(state: LeadState, qualified_by: str) -> Story:
     """What the rep needs to act: where the lead came from, why it is sales-ready now (the
     behaviours that scored most, fit aside) and what it did last."""
     return Story(
