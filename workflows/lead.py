@@ -86,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
         RepAction as RepActionName,
     )
     from nurture.tasks import missing_contact, outcome_error, outcome_event_type
+    from workflows.pumps import Pump
 
 STAGE = SearchAttributeKey.for_keyword("LeadStage")
 SCORE = SearchAttributeKey.for_int("LeadScore")
@@ -217,14 +218,15 @@ class LeadWorkflow:
         # CRM writes have their own queue: a CRM outage must never hold back the rep's alert,
         # the SLA clock or anything else the lead does. Within it, order is kept.
         self._effects: list[Effect] = [e for e in inp.pending_effects if e.kind not in CRM_KINDS]
-        self._crm: list[CrmLeadUpsert | CrmNote] = [
-            e for e in inp.pending_effects if isinstance(e, CrmLeadUpsert | CrmNote)
-        ]
-        self._crm_pump: asyncio.Task[None] | None = None
+        self._crm: Pump[CrmLeadUpsert | CrmNote] = Pump(
+            [e for e in inp.pending_effects if isinstance(e, CrmLeadUpsert | CrmNote)],
+            self._write_to_crm,
+        )
         # Facts for the read model, written in order by their own pump (a local activity per
         # batch: nothing in the history but its marker, and the lead never waits on it).
-        self._ledger: list[Fact] = list(inp.pending_facts)
-        self._ledger_pump: asyncio.Task[None] | None = None
+        self._ledger: Pump[Fact] = Pump(
+            inp.pending_facts, self._write_facts, more=lambda: self._snapshot() != self._reported
+        )
         self._reported: LeadSnapshot | None = None
         self._with_windows = False
         self._with_ledger = False
@@ -253,7 +255,7 @@ class LeadWorkflow:
         self._with_visible_updates = patched[PATCH_VISIBLE_UPDATES]
         self._with_sla_ladder = patched[PATCH_SLA_LADDER]
         await self._refresh_rules()
-        self._start_crm_pump()
+        self._crm.start()
         if inp.state is None:
             state.created_at = state.stage_entered_at = self._now()
             state.note(self._now(), "created", "lead workflow started")
@@ -270,7 +272,7 @@ class LeadWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 # Facts not yet written travel in the next run's input: keep that small (a
                 # database outage holds the lead here until the backlog is written).
-                await workflow.wait_condition(lambda: len(self._ledger) <= FACTS_CARRIED_MAX)
+                await workflow.wait_condition(lambda: len(self._ledger.items) <= FACTS_CARRIED_MAX)
                 await self._drain()
                 state.runs += 1
                 workflow.continue_as_new(
@@ -279,9 +281,9 @@ class LeadWorkflow:
                         state=state,
                         pending=self._inbox,
                         # An in-flight CRM write is simply done again: it is an upsert.
-                        pending_effects=[*self._effects, *self._crm],
+                        pending_effects=[*self._effects, *self._crm.items],
                         # A batch being written is written again: its rows are idempotent.
-                        pending_facts=self._ledger,
+                        pending_facts=self._ledger.items,
                     )
                 )
             wake_at = self._next_wakeup()
@@ -344,7 +346,7 @@ class LeadWorkflow:
         """A way back to the lead as it is now, for a rep action that fails half-way (it runs
         no activity, so its state and the work it queued are all it changed)."""
         before = self._state.model_copy(deep=True)
-        queues: list[list[Any]] = [self._inbox, self._effects, self._crm, self._ledger]
+        queues: list[list[Any]] = [self._inbox, self._effects, self._crm.items, self._ledger.items]
         lengths = [len(queue) for queue in queues]
 
         def undo() -> None:
@@ -1149,7 +1151,7 @@ class LeadWorkflow:
         )
         if self._rules_now().routing.crm.enabled:
             state.transitions += 1
-            self._queue_crm(
+            self._crm.put(
                 CrmNote(
                     key=f"{state.lead_id}:activity:{state.transitions}",
                     lead_id=state.lead_id,
@@ -1166,7 +1168,7 @@ class LeadWorkflow:
         if not rules.routing.crm.enabled:
             return
         state.transitions += 1
-        self._queue_crm(
+        self._crm.put(
             CrmLeadUpsert(
                 key=f"{state.lead_id}:crm:{state.transitions}",
                 lead_id=state.lead_id,
@@ -1174,18 +1176,9 @@ class LeadWorkflow:
             )
         )
 
-    def _queue_crm(self, effect: CrmLeadUpsert | CrmNote) -> None:
-        self._crm.append(effect)
-        self._start_crm_pump()
-
-    def _start_crm_pump(self) -> None:
-        if self._crm and (self._crm_pump is None or self._crm_pump.done()):
-            self._crm_pump = asyncio.create_task(self._pump_crm())
-
-    async def _pump_crm(self) -> None:
-        while self._crm:
-            await self._carry_out(self._crm[0])  # retried until it succeeds or is refused
-            self._crm.pop(0)
+    async def _write_to_crm(self, queued: list[CrmLeadUpsert | CrmNote]) -> int:
+        await self._carry_out(queued[0])  # retried until it succeeds or is refused
+        return 1
 
     async def _carry_out(self, effect: Effect) -> None:
         if isinstance(effect, EmailRequest):
@@ -1321,8 +1314,8 @@ class LeadWorkflow:
                 updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
-        if self._with_ledger and (self._ledger or self._snapshot() != self._reported):
-            self._start_ledger_pump()
+        if self._with_ledger:
+            self._ledger.start()
 
     # --- the read model -------------------------------------------------------------------
 
@@ -1340,8 +1333,7 @@ class LeadWorkflow:
         stamp = facts.Stamp(self._now(), info.run_id, info.first_execution_run_id)
         made = build(self._state, stamp, *args, **kwargs)
         if made:
-            self._ledger.extend(made)
-            self._start_ledger_pump()
+            self._ledger.put(*made)
 
     def _threshold(self) -> int:
         """The rules' sales-ready threshold (for handoffs from before each kept its own)."""
@@ -1358,32 +1350,25 @@ class LeadWorkflow:
     def _snapshot(self) -> LeadSnapshot:
         return facts.snapshot(self._state, workflow.info().workflow_id)
 
-    def _start_ledger_pump(self) -> None:
-        if self._ledger_pump is None or self._ledger_pump.done():
-            self._ledger_pump = asyncio.create_task(self._pump_ledger())
-
-    async def _pump_ledger(self) -> None:
-        """Write queued facts and the lead's row, in order, a batch per local activity."""
-        while True:
-            snapshot = self._snapshot()
-            if not self._ledger and snapshot == self._reported:
-                return
-            written = self._ledger[:FACTS_PER_BATCH]
-            batch = facts.batch(self._state, snapshot, written, self._now())
-            try:
-                # Not held to the time it was asked at (``_hold_clock``): after it, the time
-                # only versions rows, never decides a command.
-                # Milliseconds inside the workflow task normally. A slow or unavailable
-                # database holds the lead's next command for at most ~10 s: retries after
-                # that wait on durable timers, and the lead carries on meanwhile.
-                await workflow.execute_local_activity(
-                    RECORD_FACTS,
-                    batch,
-                    start_to_close_timeout=timedelta(seconds=5),
-                    local_retry_threshold=timedelta(seconds=10),
-                    retry_policy=RETRY_FOREVER,
-                )
-            except ActivityError as err:
-                self._failed("read model write", err)
-            del self._ledger[: len(written)]
-            self._reported = snapshot
+    async def _write_facts(self, queued: list[Fact]) -> int:
+        """Write a batch of queued facts and the lead's row (a local activity)."""
+        snapshot = self._snapshot()
+        written = queued[:FACTS_PER_BATCH]
+        batch = facts.batch(self._state, snapshot, written, self._now())
+        try:
+            # Not held to the time it was asked at (``_hold_clock``): after it, the time
+            # only versions rows, never decides a command.
+            # Milliseconds inside the workflow task normally. A slow or unavailable
+            # database holds the lead's next command for at most ~10 s: retries after
+            # that wait on durable timers, and the lead carries on meanwhile.
+            await workflow.execute_local_activity(
+                RECORD_FACTS,
+                batch,
+                start_to_close_timeout=timedelta(seconds=5),
+                local_retry_threshold=timedelta(seconds=10),
+                retry_policy=RETRY_FOREVER,
+            )
+        except ActivityError as err:
+            self._failed("read model write", err)
+        self._reported = snapshot
+        return len(written)
