@@ -1,9 +1,10 @@
 """Which facts the read model gets, as functions of the lead's state.
 
 Each function returns the facts to queue, in order; the workflow queues them unchanged (and
-builds none in runs from before the read model). The lead's own counter ``state.ledger_seq`` is
-the one thing they change, and only where a fact needs a new number (a version, or the key of a
-score change without one): building a fact is reporting it.
+builds none in runs from before the read model). The lead's own counters are the one thing
+they change: ``state.ledger_seq`` where a fact needs a new number (a version, or the key of a
+score change without one), and ``state.ledger_flushes`` for a batch. Building a fact is
+reporting it.
 
 Keys are unique per lead and stable where a row is written again: see :func:`run_key` and
 :func:`chain_key`. Versions only grow (:func:`next_version`), so a late write of an older
