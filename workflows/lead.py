@@ -21,7 +21,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
@@ -32,19 +32,8 @@ with workflow.unsafe.imports_passed_through():
         FACTS_PER_BATCH,
         HELD_SUFFIX,
         RECORD_FACTS,
-        AssignmentFact,
-        EventFact,
         Fact,
-        FactBatch,
-        HandoffFact,
-        HandoffStatus,
         LeadSnapshot,
-        OutcomeFact,
-        ScoreCause,
-        ScoreChangeFact,
-        TouchFact,
-        TouchStatus,
-        TransitionFact,
     )
     from nurture.contract.messages import (
         ASSIGN_REP,
@@ -78,7 +67,6 @@ with workflow.unsafe.imports_passed_through():
         Rejection,
         RejectRequest,
         RepAction,
-        Story,
         TaskClosure,
         TaskCompletion,
         TaskRef,
@@ -92,7 +80,10 @@ with workflow.unsafe.imports_passed_through():
         SEARCH_ATTRIBUTES,
         STATE_QUERY,
     )
-    from nurture.core import crm
+    from nurture.core import crm, facts, visibility
+    from nurture.core.context import rep_alert_context, step_context
+    from nurture.core.enrolment import may_resegment
+    from nurture.core.handoff import story_for
     from nurture.domain import cadence, routing, scoring, send_window, sla
     from nurture.domain.leads import LeadEvent, LeadProfile, dedupe_marker
     from nurture.domain.routing import RouteDecision
@@ -108,6 +99,7 @@ with workflow.unsafe.imports_passed_through():
         RepAction as RepActionName,
     )
     from nurture.domain.tasks import missing_contact, outcome_error, outcome_event_type
+    from workflows.pumps import Pump
 
 RETRY_FOREVER = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -152,7 +144,6 @@ PATCHES = (
 HELD_TOUCH_RECHECK = timedelta(hours=1)  # a held touch looks at the rules this often
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
-SNAPSHOT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FACTS_CARRIED_MAX = 1000  # ~300 bytes each: well inside a run's input
 
 CONTROL_FLOW_ERRORS = (
@@ -164,6 +155,7 @@ CONTROL_FLOW_ERRORS = (
 continue-as-new are BaseExceptions and pass anyway)."""
 
 RepRequest = TypeVar("RepRequest", bound=RepAction)
+FactArgs = ParamSpec("FactArgs")
 
 
 def rep_action(
@@ -230,14 +222,15 @@ class LeadWorkflow:
         # CRM writes have their own queue: a CRM outage must never hold back the rep's alert,
         # the SLA clock or anything else the lead does. Within it, order is kept.
         self._effects: list[Effect] = [e for e in inp.pending_effects if e.kind not in CRM_KINDS]
-        self._crm: list[CrmLeadUpsert | CrmNote] = [
-            e for e in inp.pending_effects if isinstance(e, CrmLeadUpsert | CrmNote)
-        ]
-        self._crm_pump: asyncio.Task[None] | None = None
+        self._crm: Pump[CrmLeadUpsert | CrmNote] = Pump(
+            [e for e in inp.pending_effects if isinstance(e, CrmLeadUpsert | CrmNote)],
+            self._write_to_crm,
+        )
         # Facts for the read model, written in order by their own pump (a local activity per
         # batch: nothing in the history but its marker, and the lead never waits on it).
-        self._ledger: list[Fact] = list(inp.pending_facts)
-        self._ledger_pump: asyncio.Task[None] | None = None
+        self._ledger: Pump[Fact] = Pump(
+            inp.pending_facts, self._write_facts, more=lambda: self._snapshot() != self._reported
+        )
         self._reported: LeadSnapshot | None = None
         self._with_windows = False
         self._with_ledger = False
@@ -247,7 +240,7 @@ class LeadWorkflow:
         self._wake_timer: asyncio.Task[None] | None = None
         self._wake_timer_at: datetime | None = None
         self._rules: Rules | None = None
-        self._published: dict[str, Any] = {}
+        self._published: dict[str, visibility.SearchValue] = {}
         self._events_this_run = 0
         self._held_clock: tuple[asyncio.Task[Any] | None, datetime] | None = None
 
@@ -266,13 +259,13 @@ class LeadWorkflow:
         self._with_visible_updates = patched[PATCH_VISIBLE_UPDATES]
         self._with_sla_ladder = patched[PATCH_SLA_LADDER]
         await self._refresh_rules()
-        self._start_crm_pump()
+        self._crm.start()
         if inp.state is None:
             state.created_at = state.stage_entered_at = self._now()
             state.note(self._now(), "created", "lead workflow started")
             self._set_fit()
         elif self._with_ledger and state.ledger_flushes == 0:
-            self._backfill_read_model()
+            self._report(facts.backfill, self._threshold())
         while True:
             await self._drain()
             if state.cadence is None and state.stage in MARKETING_STAGES:
@@ -283,7 +276,7 @@ class LeadWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 # Facts not yet written travel in the next run's input: keep that small (a
                 # database outage holds the lead here until the backlog is written).
-                await workflow.wait_condition(lambda: len(self._ledger) <= FACTS_CARRIED_MAX)
+                await workflow.wait_condition(lambda: len(self._ledger.items) <= FACTS_CARRIED_MAX)
                 await self._drain()
                 state.runs += 1
                 workflow.continue_as_new(
@@ -292,9 +285,9 @@ class LeadWorkflow:
                         state=state,
                         pending=self._inbox,
                         # An in-flight CRM write is simply done again: it is an upsert.
-                        pending_effects=[*self._effects, *self._crm],
+                        pending_effects=[*self._effects, *self._crm.items],
                         # A batch being written is written again: its rows are idempotent.
-                        pending_facts=self._ledger,
+                        pending_facts=self._ledger.items,
                     )
                 )
             wake_at = self._next_wakeup()
@@ -357,7 +350,7 @@ class LeadWorkflow:
         """A way back to the lead as it is now, for a rep action that fails half-way (it runs
         no activity, so its state and the work it queued are all it changed)."""
         before = self._state.model_copy(deep=True)
-        queues: list[list[Any]] = [self._inbox, self._effects, self._crm, self._ledger]
+        queues: list[list[Any]] = [self._inbox, self._effects, self._crm.items, self._ledger.items]
         lengths = [len(queue) for queue in queues]
 
         def undo() -> None:
@@ -421,15 +414,7 @@ class LeadWorkflow:
         self._set_fit()
         state.note(self._now(), "profile", "profile updated")
         progress = state.cadence
-        if (
-            state.stage == "nurturing"
-            and progress is not None
-            and progress.step_index == 0
-            and progress.cycle == 1
-            and state.touches_sent == 0
-            and progress.waiting_task is None
-        ):
-            # Nothing sent yet: the profile may put the lead in a better-fitting segment.
+        if progress is not None and may_resegment(state):
             better = cadence.select_cadence(state.profile, rules.cadences)
             if better.id != progress.cadence_id:
                 state.enrolments -= 1
@@ -456,12 +441,12 @@ class LeadWorkflow:
         if event.campaign and not state.profile.campaign:
             state.profile = state.profile.model_copy(update={"campaign": event.campaign})
         if event.type in SUPPRESSING_EVENTS:
-            self._report_event(event, [])
+            self._report(facts.event, event, [])
             self._suppress_email(event.type)
             return
         state.score, entries = scoring.score_event(state.score, event, rules.scoring, now)
         summary = ", ".join(f"{e.rule} {e.points:+d}" for e in entries)
-        self._report_event(event, entries)
+        self._report(facts.event, event, entries)
         state.note(now, "event", f"{event.type}{' ' + event.url if event.url else ''}: {summary}")
         if state.stage in SALES_STAGES:
             state.unforwarded.append(
@@ -503,8 +488,11 @@ class LeadWorkflow:
         for entry in entries:
             state.note(now, "decay", f"{entry.points:+d} ({entry.detail})")
         if entries:
-            self._report_score(
-                "decay", sum(e.points for e in entries), "; ".join(e.detail or "" for e in entries)
+            self._report(
+                facts.score,
+                "decay",
+                sum(e.points for e in entries),
+                "; ".join(e.detail or "" for e in entries),
             )
 
     # --- nurture ----------------------------------------------------------------------------
@@ -561,7 +549,7 @@ class LeadWorkflow:
                 else ("no email address on file")
             )
             state.note(now, "touch skipped", f"{label}: {why}")
-            self._report_touch(progress, current, step, "skipped", why)
+            self._report(facts.touch, progress, current.id, step, "skipped", why)
         else:
             if self._with_windows and self._deferred(progress, current, label):
                 return
@@ -577,7 +565,7 @@ class LeadWorkflow:
                 sender=book.sender,
                 template=step.template,
                 subject=step.subject,
-                context=self._step_context(current, progress, step),
+                context=step_context(state, current.id, progress.cycle, step.name),
             )
             try:
                 result: EmailResult | None = await self._send_now(request)
@@ -592,18 +580,18 @@ class LeadWorkflow:
                 state.held_touch = None  # its outcome is reported below
                 state.note(now, "touch released", f"{label}: tried again after a rules change")
             if result is None:
-                self._report_touch(progress, current, step, "failed", state.last_error)
+                self._report(facts.touch, progress, current.id, step, "failed", state.last_error)
             elif result.status == "suppressed":
                 state.touches_skipped += 1
                 state.note(now, "touch skipped", f"{label}: {result.detail}")
-                self._report_touch(progress, current, step, "suppressed", result.detail)
+                self._report(facts.touch, progress, current.id, step, "suppressed", result.detail)
                 self._suppress_email(f"suppression list: {result.detail}")
             else:
                 state.touches_sent += 1
                 state.marketing_sends.append(now)
                 del state.marketing_sends[:-MARKETING_SENDS_KEPT]
                 state.note(now, "touch", f"sent {label}")
-                self._report_touch(progress, current, step, "sent", None)
+                self._report(facts.touch, progress, current.id, step, "sent", None)
         if state.cadence is progress:  # a handoff during the send replaced the cadence
             self._advance(progress, current)
 
@@ -636,7 +624,9 @@ class LeadWorkflow:
         state.note(now, "touch held", f"{label}: {reason} (sent once the rules change)")
         workflow.logger.warning("touch held for lead %s: template error", state.lead_id)
         if earlier is None:
-            self._report_touch(progress, current, step, "held", reason, suffix=HELD_SUFFIX)
+            self._report(
+                facts.touch, progress, current.id, step, "held", reason, suffix=HELD_SUFFIX
+            )
 
     def _still_held(self, key: str, progress: cadence.CadenceProgress) -> bool:
         """Whether the held touch ``key`` stays held: nothing changed that could fix it."""
@@ -656,34 +646,13 @@ class LeadWorkflow:
         state.held_touch = None
         state.touches_skipped += 1
         state.note(self._now(), "touch skipped", f"{held.label}: held touch dropped ({why})")
-        self._report(
-            TouchFact(
-                key=held.key,
-                at=self._now(),
-                cadence=held.cadence,
-                step=held.step,
-                cycle=held.cycle,
-                channel="email",
-                status="skipped",
-                detail=f"held ({held.reason}); dropped: {why}",
-            )
-        )
+        self._report(facts.held_touch_dropped, held, why)
 
     def _advance(self, progress: cadence.CadenceProgress, current: Cadence) -> None:
         state = self._state
         state.cadence = cadence.advance(progress, current, self._now())
         if state.cadence.parked:
             state.note(self._now(), "cadence", f"{current.id} finished: parked")
-
-    def _step_context(
-        self, current: Cadence, progress: cadence.CadenceProgress, step: CadenceStep
-    ) -> dict[str, Any]:
-        return {
-            **self._template_context(),
-            "step": step.name,
-            "cadence": current.id,
-            "cycle": progress.cycle,
-        }
 
     def _deferred(self, progress: cadence.CadenceProgress, current: Cadence, label: str) -> bool:
         """Hold the touch until the send window is open in the lead's time zone and the
@@ -717,7 +686,7 @@ class LeadWorkflow:
         if missing:
             state.touches_skipped += 1
             state.note(now, "touch skipped", f"{label}: {missing}")
-            self._report_touch(progress, current, step, "task_skipped", missing)
+            self._report(facts.touch, progress, current.id, step, "task_skipped", missing)
             self._advance(progress, current)
             return
         request = TaskRequest(
@@ -731,7 +700,7 @@ class LeadWorkflow:
             phone=state.profile.phone,
             address=state.profile.address,
             due_at=now + step.due_within,
-            context=self._step_context(current, progress, step),
+            context=step_context(state, current.id, progress.cycle, step.name),
         )
         try:
             task_id = await workflow.execute_activity(
@@ -743,7 +712,7 @@ class LeadWorkflow:
             )
         except ActivityError as err:
             self._failed(f"{channel} task", err)
-            self._report_touch(progress, current, step, "failed", self._state.last_error)
+            self._report(facts.touch, progress, current.id, step, "failed", self._state.last_error)
             self._advance(progress, current)
             return
         state.tasks.append(
@@ -758,7 +727,7 @@ class LeadWorkflow:
         )
         del state.tasks[:-TASKS_KEPT]
         state.note(now, "task", f"{channel} task #{task_id} queued for {label}")
-        self._report_touch(progress, current, step, "task", f"task #{task_id}")
+        self._report(facts.touch, progress, current.id, step, "task", f"task #{task_id}")
         if state.cadence is progress:
             state.cadence = progress.model_copy(
                 update={"waiting_task": request.key, "due_at": request.due_at}
@@ -801,18 +770,7 @@ class LeadWorkflow:
         state.note(
             now, "task", f"{task.channel} task #{task.id} done by {done.rep}: {done.outcome}"
         )
-        self._report(
-            TouchFact(
-                key=f"{task.key}:done",
-                at=now,
-                cadence=task.cadence,
-                step=task.step,
-                cycle=state.cadence.cycle if state.cadence else 1,
-                channel=task.channel,
-                status="task_done",
-                detail=f"{done.outcome} by {done.rep}",
-            )
-        )
+        self._report(facts.task_done, task, done.outcome, done.rep)
         # The outcome is a behaviour like any other: scored, and it may make the lead sales-ready.
         self._inbox.append(
             LeadEvent(
@@ -857,17 +815,7 @@ class LeadWorkflow:
         state, rules, now = self._state, self._rules_now(), self._now()
         decision = routing.route(state.profile, rules.routing)
         state.handoffs += 1
-        story = Story(
-            campaign=state.profile.campaign,
-            qualified_by=qualified_by,
-            score=state.score.total,
-            grade=state.grade,
-            fit=dict(state.score.fit_matches),
-            top_behaviours=[r for r in scoring.explain(state.score) if not r[0].startswith("fit:")][
-                :8
-            ],
-            recent=list(state.score.recent[-10:]),
-        )
+        story = story_for(state, qualified_by)
         state.handoff = Handoff(
             number=state.handoffs,
             at=now,
@@ -882,7 +830,7 @@ class LeadWorkflow:
         state.cadence = None
         rep = await self._assign(decision.pool, decision, f"h{state.handoffs}")
         self._give_to(rep or decision.pool[0], f"handoff: {qualified_by}", "handoff")
-        self._report_handoff()
+        self._report(facts.handoff, self._threshold())
 
     def _give_to(
         self,
@@ -902,7 +850,7 @@ class LeadWorkflow:
                 rep=rep, at=now, reason=reason, handoff=handoff.number, due_at=handoff.sla_due_at
             )
         )
-        self._report_assignment()
+        self._report(facts.assignment)
         self._move("assigned", by="routing", reason=reason)
         self._push_to_crm(crm.OPEN)
         self._queue_rep_email(
@@ -977,14 +925,14 @@ class LeadWorkflow:
                     new_owner = None
                 if self._with_sla_ladder and new_owner in excluded:
                     new_owner = None  # an older worker's answer: the owner keeps the lead
-        turn = self._current_assignment()
+        turn = facts.current_assignment(self._state)
         if turn is not None and turn.rep == missed_by:
             turn.misses += 1
             turn.first_missed_at = turn.first_missed_at or now
             turn.escalated_to = [*turn.escalated_to, *notified]
             turn.reassigned_to = new_owner
-            self._report_assignment()
-            self._report_handoff()
+            self._report(facts.assignment)
+            self._report(facts.handoff, self._threshold())
         handoff.escalations.append(
             Escalation(
                 at=now,
@@ -1060,13 +1008,16 @@ class LeadWorkflow:
         if rules.scoring.reset_behaviour_on_recycle:
             before = state.score.total
             state.score, _ = scoring.reset_behaviour(state.score, now, f"rejected by {request.rep}")
-            self._report_score(
-                "reset", state.score.total - before, f"behaviour reset: rejected by {request.rep}"
+            self._report(
+                facts.score,
+                "reset",
+                state.score.total - before,
+                f"behaviour reset: rejected by {request.rep}",
             )
         state.owner = None
         state.unforwarded = []
         self._move("recycled", by=request.rep, reason=f"rejected: {request.reason}")
-        self._report_handoff()
+        self._report(facts.handoff, self._threshold())
         self._enrol(rules.cadences.recycle_cadence, f"rejected by {request.rep}: {request.reason}")
         if state.email_suppressed:
             self._move("suppressed", by="system", reason="email suppressed")
@@ -1085,7 +1036,7 @@ class LeadWorkflow:
         )
         amount = f" ({request.amount:g})" if request.amount is not None else ""
         self._move(request.result, by=request.rep, reason=f"{request.result}{amount}")
-        self._report_outcome(state.outcome)
+        self._report(facts.outcome, state.outcome, self._threshold())
         if not request.from_crm:
             self._push_to_crm(crm.CONVERTED if request.result == "won" else crm.NOT_CONVERTED)
         return self._result()
@@ -1102,7 +1053,7 @@ class LeadWorkflow:
         self._responded(action.rep, verb)
         if state.stage == "assigned":
             self._move("working", by=action.rep, reason=verb)
-            self._report_handoff()
+            self._report(facts.handoff, self._threshold())
             if not action.from_crm:
                 self._push_to_crm(crm.WORKING)
         else:
@@ -1139,10 +1090,13 @@ class LeadWorkflow:
         state, now = self._state, self._now()
         state.transitions += 1
         if self._with_ledger:
-            entered = state.stage_entered_at
-            self._report(
-                TransitionFact(
-                    key=self._run_key(f"t{state.transitions}"),
+            self._report(facts.transition, from_stage, to, by, reason)
+        else:  # runs from before the ledger write a transition row through an activity
+            self._effects.append(
+                TransitionRecord(
+                    key=f"{state.lead_id}:t{state.transitions}",
+                    lead_id=state.lead_id,
+                    workflow_id=workflow.info().workflow_id,
                     at=now,
                     from_stage=from_stage,
                     to_stage=to,
@@ -1150,36 +1104,10 @@ class LeadWorkflow:
                     reason=reason,
                     score=state.score.total,
                     owner=state.owner,
-                    # A reassignment or a re-chase stays in the stage: its clock keeps running.
-                    seconds_in_from_stage=(
-                        (now - entered).total_seconds()
-                        if entered is not None and from_stage != to
-                        else None
-                    ),
-                    handoff=state.handoff.number
-                    if state.handoff and to in SALES_STAGES | {"won", "lost"}
-                    else None,
                 )
             )
-            if from_stage != to:
-                state.stage_entered_at = now
-            return
-        if from_stage != to:  # runs from before the ledger keep the stage clock right too
+        if from_stage != to:
             state.stage_entered_at = now
-        self._effects.append(
-            TransitionRecord(
-                key=f"{state.lead_id}:t{state.transitions}",
-                lead_id=state.lead_id,
-                workflow_id=workflow.info().workflow_id,
-                at=self._now(),
-                from_stage=from_stage,
-                to_stage=to,
-                by=by,
-                reason=reason,
-                score=state.score.total,
-                owner=state.owner,
-            )
-        )
 
     def _queue_rep_email(
         self,
@@ -1204,11 +1132,7 @@ class LeadWorkflow:
                 sender=rules.cadences.sender,
                 template=f"notifications/{category}.html",  # one template per kind
                 subject=subject,
-                context={
-                    **self._template_context(),
-                    "rep": rep.model_dump(mode="json"),
-                    **(extra or {}),
-                },
+                context=rep_alert_context(state, rep, extra),
             )
         )
 
@@ -1231,7 +1155,7 @@ class LeadWorkflow:
         )
         if self._rules_now().routing.crm.enabled:
             state.transitions += 1
-            self._queue_crm(
+            self._crm.put(
                 CrmNote(
                     key=f"{state.lead_id}:activity:{state.transitions}",
                     lead_id=state.lead_id,
@@ -1248,7 +1172,7 @@ class LeadWorkflow:
         if not rules.routing.crm.enabled:
             return
         state.transitions += 1
-        self._queue_crm(
+        self._crm.put(
             CrmLeadUpsert(
                 key=f"{state.lead_id}:crm:{state.transitions}",
                 lead_id=state.lead_id,
@@ -1256,18 +1180,9 @@ class LeadWorkflow:
             )
         )
 
-    def _queue_crm(self, effect: CrmLeadUpsert | CrmNote) -> None:
-        self._crm.append(effect)
-        self._start_crm_pump()
-
-    def _start_crm_pump(self) -> None:
-        if self._crm and (self._crm_pump is None or self._crm_pump.done()):
-            self._crm_pump = asyncio.create_task(self._pump_crm())
-
-    async def _pump_crm(self) -> None:
-        while self._crm:
-            await self._carry_out(self._crm[0])  # retried until it succeeds or is refused
-            self._crm.pop(0)
+    async def _write_to_crm(self, queued: list[CrmLeadUpsert | CrmNote]) -> int:
+        await self._carry_out(queued[0])  # retried until it succeeds or is refused
+        return 1
 
     async def _carry_out(self, effect: Effect) -> None:
         if isinstance(effect, EmailRequest):
@@ -1347,26 +1262,9 @@ class LeadWorkflow:
         state.grade = scoring.grade(state.score, rules.scoring)
         if state.score.total != before:
             fit = ", ".join(f"{k} {v:+d}" for k, v in state.score.fit_matches.items())
-            self._report_score("fit", state.score.total - before, fit or "no fit rule matches")
-
-    def _template_context(self) -> dict[str, Any]:
-        state = self._state
-        return {
-            "lead": {
-                **state.profile.model_dump(mode="json"),
-                "display_name": state.profile.display_name,
-            },
-            "score": state.score.total,
-            "grade": state.grade,
-            "stage": state.stage,
-            "owner": state.owner,
-            "story": state.handoff.story.model_dump(mode="json") if state.handoff else None,
-            "sla_due_at": (
-                state.handoff.sla_due_at.isoformat()
-                if state.handoff and state.handoff.sla_due_at
-                else None
-            ),
-        }
+            self._report(
+                facts.score, "fit", state.score.total - before, fit or "no fit rule matches"
+            )
 
     def _activity_timeout(self) -> timedelta:
         return self._rules_now().engine.activity_timeout
@@ -1411,290 +1309,70 @@ class LeadWorkflow:
 
     def _publish(self) -> None:
         """Upsert search attributes that changed, so operators can filter in the UI."""
-        state = self._state
-        values: dict[str, Any] = {
-            "LeadStage": state.stage,
-            "LeadScore": state.score.total,
-            "LeadGrade": state.grade,
-            "LeadOwner": state.owner,
-            "LeadSegment": state.segment,
-            "LeadCampaign": state.profile.campaign,
-            "SlaDueAt": state.handoff.sla_due_at
-            if state.handoff and state.stage == "assigned"
-            else None,
-        }
+        changes = visibility.changed(visibility.search_attributes(self._state), self._published)
+        self._published.update(changes)
         updates: list[SearchAttributeUpdate[Any]] = []
         for key in SEARCH_ATTRIBUTES:
-            value = values[key.name]
-            if key.name in self._published and self._published[key.name] == value:
-                continue
-            self._published[key.name] = value
-            updates.append(key.value_unset() if value is None else key.value_set(value))
+            if key.name in changes:
+                value: Any = changes[key.name]
+                updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
-        if self._with_ledger and (self._ledger or self._snapshot() != self._reported):
-            self._start_ledger_pump()
+        if self._with_ledger:
+            self._ledger.start()
 
     # --- the read model -------------------------------------------------------------------
 
-    def _report(self, fact: Fact) -> None:
-        """Queue a fact for the read model (runs from before the ledger report none)."""
-        if self._with_ledger:
-            self._ledger.append(fact)
-            self._start_ledger_pump()
-
-    def _next_version(self) -> int:
-        """A version later than any given before, in this run or any earlier one, also after a
-        workflow reset or a lead started again under the same id (which restart counters):
-        the workflow clock in microseconds, then a counter for facts of the same moment."""
-        micros = int(self._now().timestamp() * 1_000_000)
-        return micros * 1000 + self._next_seq() % 1000
-
-    def _next_seq(self) -> int:
-        self._state.ledger_seq += 1
-        return self._state.ledger_seq
-
-    def _run_key(self, suffix: str) -> str:
-        """A key for a fact made in this run (counters may restart after a reset or a
-        restart of the lead; run ids do not repeat). Facts carried to the next run keep it."""
-        return f"{self._state.lead_id}:{workflow.info().run_id[:12]}:{suffix}"
-
-    def _chain_key(self, suffix: str) -> str:
-        """A key for a row written again by later runs (a handoff, an SLA turn): stable across
-        continue-as-new, new for a lead started again under the same id."""
-        return f"{self._state.lead_id}:{workflow.info().first_execution_run_id[:12]}:{suffix}"
-
-    def _report_event(self, event: LeadEvent, entries: list[scoring.ScoreEntry]) -> None:
+    def _report(
+        self,
+        build: Callable[Concatenate[LeadState, facts.Stamp, FactArgs], list[Fact]],
+        *args: FactArgs.args,
+        **kwargs: FactArgs.kwargs,
+    ) -> None:
+        """Queue for the read model the facts ``build`` makes of the lead as it is now. Runs
+        from before the ledger report none, and build none (building numbers facts)."""
         if not self._with_ledger:
             return
-        state, now = self._state, self._now()
-        points = sum(e.points for e in entries)
-        # An event with an id is the same row whichever run (or restarted lead) applies it.
-        key = (
-            f"{state.lead_id}:ev:{event.event_id}"
-            if event.event_id
-            else self._run_key(f"e{state.events_applied}")
-        )
-        self._report(
-            EventFact(
-                key=key,
-                at=event.at or now,
-                received_at=now,
-                type=event.type,
-                url=event.url,
-                campaign=event.campaign,
-                points=points,
-                score_after=state.score.total,
-            )
-        )
-        if points:
-            detail = ", ".join(f"{e.rule} {e.points:+d}" for e in entries)
-            self._report_score("event", points, detail, key=f"{key}:score")
+        info = workflow.info()
+        stamp = facts.Stamp(self._now(), info.run_id, info.first_execution_run_id)
+        made = build(self._state, stamp, *args, **kwargs)
+        if made:
+            self._ledger.put(*made)
 
-    def _report_score(self, cause: ScoreCause, delta: int, detail: str, key: str = "") -> None:
-        if not self._with_ledger or not delta:
-            return
-        state = self._state
-        self._report(
-            ScoreChangeFact(
-                key=key or self._run_key(f"s{self._next_seq()}"),
-                at=self._now(),
-                delta=delta,
-                score_after=state.score.total,
-                cause=cause,
-                detail=detail,
-            )
-        )
-
-    def _report_touch(
-        self,
-        progress: cadence.CadenceProgress,
-        current: Cadence,
-        step: CadenceStep,
-        status: TouchStatus,
-        detail: str | None,
-        suffix: str = "",
-    ) -> None:
-        self._report(
-            TouchFact(
-                key=cadence.touch_key(self._state.lead_id, progress, step) + suffix,
-                at=self._now(),
-                cadence=current.id,
-                step=step.name,
-                cycle=progress.cycle,
-                channel=step.channel,
-                status=status,
-                detail=detail,
-            )
-        )
-
-    def _report_handoff(self) -> None:
-        """The current handoff as it stands; its status follows from the lead's stage."""
-        state, handoff = self._state, self._state.handoff
-        if not self._with_ledger or handoff is None:
-            return
-        status: HandoffStatus = {
-            "assigned": "open",
-            "working": "accepted",
-            "won": "won",
-            "lost": "lost",
-        }.get(state.stage, "rejected")  # type: ignore[assignment]
-        rejection = state.rejections[-1] if status == "rejected" and state.rejections else None
-        story = handoff.story
-        self._report(
-            HandoffFact(
-                key=self._chain_key(f"h{handoff.number}"),
-                version=self._next_version(),
-                number=handoff.number,
-                at=handoff.at,
-                score=story.score,
-                grade=story.grade,
-                threshold=handoff.threshold
-                if handoff.threshold is not None
-                else self._rules_now().scoring.sales_ready_threshold,
-                instant=story.qualified_by.startswith("instant:"),
-                qualified_by=story.qualified_by,
-                campaign=story.campaign,
-                segment=state.segment,
-                rep=state.owner or (rejection.rep if rejection else None),
-                touches_before=handoff.touches_before,
-                status=status,
-                status_at=None if status == "open" else state.stage_entered_at,
-                reject_reason=rejection.reason if rejection else None,
-                rejected_by=rejection.rep if rejection else None,
-                misses=len(handoff.missed_by),
-            )
-        )
-
-    def _backfill_read_model(self) -> None:
-        """A lead from before the read model, in its first run that reports: what it is in
-        the middle of (its current handoff, SLA turns and outcome) so the reports count it."""
-        state = self._state
-        for index in range(1, len(state.assignments) + 1):
-            self._report_assignment(index)
-        if state.outcome is not None:
-            self._report_outcome(state.outcome)
-        else:
-            self._report_handoff()
-
-    def _current_assignment(self) -> Assignment | None:
-        return self._state.assignments[-1] if self._state.assignments else None
+    def _threshold(self) -> int:
+        """The rules' sales-ready threshold (for handoffs from before each kept its own)."""
+        return self._rules_now().scoring.sales_ready_threshold
 
     def _responded(self, rep: str, verb: str) -> None:
         """The rep's first accept, contact or reject on their turn stops its SLA clock."""
-        turn = self._current_assignment()
+        turn = facts.current_assignment(self._state)
         if turn is None or turn.rep != rep or turn.responded_at is not None:
             return
         turn.responded_at, turn.response = self._now(), verb
-        self._report_assignment()
-
-    def _report_assignment(self, index: int | None = None) -> None:
-        """The SLA turn ``index`` (1-based; the current one by default) as it stands."""
-        state = self._state
-        index = index or len(state.assignments)
-        if not self._with_ledger or not 0 < index <= len(state.assignments):
-            return
-        turn = state.assignments[index - 1]
-        self._report(
-            AssignmentFact(
-                key=self._chain_key(f"a{index}"),
-                version=self._next_version(),
-                handoff=turn.handoff or state.handoffs,
-                rep=turn.rep,
-                at=turn.at,
-                due_at=turn.due_at,
-                reason=turn.reason,
-                responded_at=turn.responded_at,
-                response=turn.response,
-                seconds_to_response=(turn.responded_at - turn.at).total_seconds()
-                if turn.responded_at
-                else None,
-                misses=turn.misses,
-                first_missed_at=turn.first_missed_at,
-                escalations=len(turn.escalated_to),
-                escalated_to=", ".join(turn.escalated_to) or None,
-                reassigned_to=turn.reassigned_to,
-            )
-        )
-
-    def _report_outcome(self, outcome: Outcome) -> None:
-        state = self._state
-        number = state.handoff.number if state.handoff else None
-        self._report(
-            OutcomeFact(
-                key=self._chain_key(f"h{number}:outcome"),
-                at=outcome.at,
-                result=outcome.result,
-                amount=outcome.amount,
-                rep=outcome.rep,
-                handoff=number,
-            )
-        )
-        self._report_handoff()
+        self._report(facts.assignment)
 
     def _snapshot(self) -> LeadSnapshot:
-        """The lead's row in the read model (version and time are set when it is written)."""
-        state, profile = self._state, self._state.profile
-        return LeadSnapshot(
-            lead_id=state.lead_id,
-            workflow_id=workflow.info().workflow_id,
-            version=0,
-            email=profile.email,
-            name=profile.display_name,
-            company=profile.company,
-            title=profile.title,
-            industry=profile.industry,
-            country=profile.country,
-            segment=state.segment,
-            campaign=profile.campaign,
-            stage=state.stage,
-            stage_since=state.stage_entered_at,
-            score=state.score.total,
-            grade=state.grade,
-            owner=state.owner,
-            created_at=state.created_at,
-            handoffs=state.handoffs,
-            touches_sent=state.touches_sent,
-            events=state.events_applied,
-            outcome=state.outcome.result if state.outcome else None,
-            amount=state.outcome.amount if state.outcome else None,
-            closed_at=state.outcome.at if state.outcome else None,
-            updated_at=SNAPSHOT_EPOCH,
-        )
+        return facts.snapshot(self._state, workflow.info().workflow_id)
 
-    def _start_ledger_pump(self) -> None:
-        if self._ledger_pump is None or self._ledger_pump.done():
-            self._ledger_pump = asyncio.create_task(self._pump_ledger())
-
-    async def _pump_ledger(self) -> None:
-        """Write queued facts and the lead's row, in order, a batch per local activity."""
-        while True:
-            snapshot = self._snapshot()
-            if not self._ledger and snapshot == self._reported:
-                return
-            facts = self._ledger[:FACTS_PER_BATCH]
-            self._state.ledger_flushes += 1
-            batch = FactBatch(
-                lead_id=self._state.lead_id,
-                lead=snapshot.model_copy(
-                    update={"version": self._next_version(), "updated_at": self._now()}
-                ),
-                facts=facts,
+    async def _write_facts(self, queued: list[Fact]) -> int:
+        """Write a batch of queued facts and the lead's row (a local activity)."""
+        snapshot = self._snapshot()
+        written = queued[:FACTS_PER_BATCH]
+        batch = facts.batch(self._state, snapshot, written, self._now())
+        try:
+            # Not held to the time it was asked at (``_hold_clock``): after it, the time
+            # only versions rows, never decides a command.
+            # Milliseconds inside the workflow task normally. A slow or unavailable
+            # database holds the lead's next command for at most ~10 s: retries after
+            # that wait on durable timers, and the lead carries on meanwhile.
+            await workflow.execute_local_activity(
+                RECORD_FACTS,
+                batch,
+                start_to_close_timeout=timedelta(seconds=5),
+                local_retry_threshold=timedelta(seconds=10),
+                retry_policy=RETRY_FOREVER,
             )
-            try:
-                # Not held to the time it was asked at (``_hold_clock``): after it, the time
-                # only versions rows, never decides a command.
-                # Milliseconds inside the workflow task normally. A slow or unavailable
-                # database holds the lead's next command for at most ~10 s: retries after
-                # that wait on durable timers, and the lead carries on meanwhile.
-                await workflow.execute_local_activity(
-                    RECORD_FACTS,
-                    batch,
-                    start_to_close_timeout=timedelta(seconds=5),
-                    local_retry_threshold=timedelta(seconds=10),
-                    retry_policy=RETRY_FOREVER,
-                )
-            except ActivityError as err:
-                self._failed("read model write", err)
-            del self._ledger[: len(facts)]
-            self._reported = snapshot
+        except ActivityError as err:
+            self._failed("read model write", err)
+        self._reported = snapshot
+        return len(written)
