@@ -14,14 +14,14 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
 from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
-from workflows.lead import (
+from workflows.lead import LeadWorkflow
+from workflows.patches import (
     PATCH_READ_MODEL,
     PATCH_SEND_WINDOWS,
     PATCH_SLA_LADDER,
     PATCH_STEADY_TIMER,
     PATCH_VISIBLE_UPDATES,
     PATCHES,
-    LeadWorkflow,
 )
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

@@ -99,6 +99,7 @@ with workflow.unsafe.imports_passed_through():
         RepAction as RepActionName,
     )
     from nurture.domain.tasks import missing_contact, outcome_error, outcome_event_type
+    from workflows.patches import Patches
     from workflows.pumps import Pump
 
 RETRY_FOREVER = RetryPolicy(
@@ -108,39 +109,6 @@ RETRY_FOREVER = RetryPolicy(
     non_retryable_error_types=["TemplateError", "SendGridRejected", "ConfigError", "CrmRejected"],
 )
 SUPPRESSING_EVENTS = frozenset(SYSTEM_EVENT_TYPES)
-# --- patches: every change to the commands of running leads, decided once per run ------------
-PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
-"""Touches wait for the send window and the frequency cap. Runs started before this change
-send as they did (their histories replay unchanged) until their next continue-as-new."""
-PATCH_READ_MODEL = "read-model-ledger"
-"""Leads report what happens to them (events, score changes, transitions, handoffs, SLA
-clocks, touches, outcomes) to the read model through a batched local activity. Runs started
-before this change report only stage transitions, as they did, until their next
-continue-as-new."""
-PATCH_STEADY_TIMER = "steady-wake-timer"
-"""The timer a lead sleeps on stays armed across events while it fires no later than the next
-thing due (waking early is harmless: the loop checks what is due and sleeps again). Before, every
-event cancelled the timer and started a new one: two commands and two history events per event.
-Runs started before this change keep doing that until their next continue-as-new."""
-PATCH_VISIBLE_UPDATES = "visibility-after-every-update"
-"""Every rep action (accept, contact, reject, outcome, task done) publishes the search
-attributes it changed before it returns, instead of leaving LeadStage/LeadOwner/SlaDueAt stale
-until the lead's next timer or event; events dated in the future count from when they arrived.
-Runs started before this change publish only after queued work, as they did."""
-PATCH_SLA_LADDER = "sla-ladder-and-held-touches"
-"""An SLA miss never hands the lead back to its owner or to a rep who already missed on it;
-once the ladder (rep, manager, head of sales) is climbed, the owner keeps the lead and the
-escalation repeats daily, not every SLA period. A touch whose template cannot be rendered is
-held in place (re-checked hourly, sent again once the rules version changes) instead of being
-dropped. Runs started before this change keep the old SLA chase and skip such touches."""
-PATCHES = (
-    PATCH_SEND_WINDOWS,
-    PATCH_READ_MODEL,
-    PATCH_STEADY_TIMER,
-    PATCH_VISIBLE_UPDATES,
-    PATCH_SLA_LADDER,
-)
-"""In the order a run asks for them (first thing in the run, before any local activity)."""
 HELD_TOUCH_RECHECK = timedelta(hours=1)  # a held touch looks at the rules this often
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 UNFORWARDED_KEPT = 100  # a digest lists the latest activity; the score counts all of it
@@ -182,7 +150,7 @@ def rep_action(
                 non_retryable=True,
             ) from None
         finally:
-            if self._with_visible_updates:
+            if self._patches.visible_updates:
                 self._publish()
 
     return applied
@@ -232,11 +200,7 @@ class LeadWorkflow:
             inp.pending_facts, self._write_facts, more=lambda: self._snapshot() != self._reported
         )
         self._reported: LeadSnapshot | None = None
-        self._with_windows = False
-        self._with_ledger = False
-        self._with_steady_timer = False
-        self._with_visible_updates = False
-        self._with_sla_ladder = False
+        self._patches = Patches()  # until the run decides (a query before it sees no change)
         self._wake_timer: asyncio.Task[None] | None = None
         self._wake_timer_at: datetime | None = None
         self._rules: Rules | None = None
@@ -249,22 +213,14 @@ class LeadWorkflow:
     @workflow.run
     async def run(self, inp: LeadInput) -> None:
         state = self._state
-        # Decided once, first thing in the run (before any local activity, so a replay meets
-        # the marker where the original run wrote it): runs begun before send windows existed
-        # keep sending as they did until their next continue-as-new.
-        patched = {patch: workflow.patched(patch) for patch in PATCHES}
-        self._with_windows = patched[PATCH_SEND_WINDOWS]
-        self._with_ledger = patched[PATCH_READ_MODEL]
-        self._with_steady_timer = patched[PATCH_STEADY_TIMER]
-        self._with_visible_updates = patched[PATCH_VISIBLE_UPDATES]
-        self._with_sla_ladder = patched[PATCH_SLA_LADDER]
+        self._patches = Patches.decide()  # first thing in the run: see workflows/patches.py
         await self._refresh_rules()
         self._crm.start()
         if inp.state is None:
             state.created_at = state.stage_entered_at = self._now()
             state.note(self._now(), "created", "lead workflow started")
             self._set_fit()
-        elif self._with_ledger and state.ledger_flushes == 0:
+        elif self._patches.ledger and state.ledger_flushes == 0:
             self._report(facts.backfill, self._threshold())
         while True:
             await self._drain()
@@ -292,7 +248,7 @@ class LeadWorkflow:
                 )
             wake_at = self._next_wakeup()
             if wake_at is None or wake_at > self._now():
-                if self._with_steady_timer:
+                if self._patches.steady_timer:
                     await self._wait_for_work(wake_at)
                 else:
                     timeout = None if wake_at is None else wake_at - self._now()
@@ -436,7 +392,7 @@ class LeadWorkflow:
             del state.seen_event_markers[:-SEEN_EVENT_IDS_KEPT]
         state.events_applied += 1
         self._events_this_run += 1
-        if self._with_visible_updates:
+        if self._patches.visible_updates:
             event = event.model_copy(update={"at": event_time(event.at, now)})
         if event.campaign and not state.profile.campaign:
             state.profile = state.profile.model_copy(update={"campaign": event.campaign})
@@ -551,7 +507,7 @@ class LeadWorkflow:
             state.note(now, "touch skipped", f"{label}: {why}")
             self._report(facts.touch, progress, current.id, step, "skipped", why)
         else:
-            if self._with_windows and self._deferred(progress, current, label):
+            if self._patches.windows and self._deferred(progress, current, label):
                 return
             if self._still_held(key, progress):
                 return
@@ -570,7 +526,7 @@ class LeadWorkflow:
             try:
                 result: EmailResult | None = await self._send_now(request)
             except ActivityError as err:
-                reason = unrenderable(err) if self._with_sla_ladder else None
+                reason = unrenderable(err) if self._patches.sla_ladder else None
                 if reason is not None and state.cadence is progress:
                     self._hold(progress, current, step, label, reason)
                     return
@@ -917,13 +873,13 @@ class LeadWorkflow:
                     candidates,
                     handoff.route,
                     f"h{handoff.number}-miss{miss_number}",
-                    exclude=excluded if self._with_sla_ladder else None,
+                    exclude=excluded if self._patches.sla_ladder else None,
                 )
                 if state.stage != "assigned" or state.owner != missed_by:
                     # The rep accepted or rejected while the next rep was being picked: the
                     # rep's action stands; the miss is still escalated.
                     new_owner = None
-                if self._with_sla_ladder and new_owner in excluded:
+                if self._patches.sla_ladder and new_owner in excluded:
                     new_owner = None  # an older worker's answer: the owner keeps the lead
         turn = facts.current_assignment(self._state)
         if turn is not None and turn.rep == missed_by:
@@ -972,7 +928,7 @@ class LeadWorkflow:
             # or once a day when the whole escalation ladder already knows.
             handoff.sla_due_at = (
                 sla.next_chase_at(now, miss_number, rules.routing)
-                if self._with_sla_ladder
+                if self._patches.sla_ladder
                 else sla.sla_due_at(now, rules.routing)
             )
             self._record("assigned", "assigned", by="sla", reason=f"SLA missed by {missed_by}")
@@ -1089,7 +1045,7 @@ class LeadWorkflow:
     def _record(self, from_stage: str, to: str, by: str, reason: str) -> None:
         state, now = self._state, self._now()
         state.transitions += 1
-        if self._with_ledger:
+        if self._patches.ledger:
             self._report(facts.transition, from_stage, to, by, reason)
         else:  # runs from before the ledger write a transition row through an activity
             self._effects.append(
@@ -1318,7 +1274,7 @@ class LeadWorkflow:
                 updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
-        if self._with_ledger:
+        if self._patches.ledger:
             self._ledger.start()
 
     # --- the read model -------------------------------------------------------------------
@@ -1331,7 +1287,7 @@ class LeadWorkflow:
     ) -> None:
         """Queue for the read model the facts ``build`` makes of the lead as it is now. Runs
         from before the ledger report none, and build none (building numbers facts)."""
-        if not self._with_ledger:
+        if not self._patches.ledger:
             return
         info = workflow.info()
         stamp = facts.Stamp(self._now(), info.run_id, info.first_execution_run_id)

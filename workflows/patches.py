@@ -1,0 +1,67 @@
+"""Every change to the commands of running leads, as a patch id with what it changed, and the
+set a run has, decided once, first thing in the run (before any local activity, so a replay
+meets each marker where the original run wrote it). A run begun before a change keeps its old
+behaviour until its next continue-as-new; ``tests/test_replay.py`` replays a recorded history
+of every version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import workflow
+
+PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
+"""Touches wait for the send window and the frequency cap. Runs started before this change
+send as they did (their histories replay unchanged) until their next continue-as-new."""
+PATCH_READ_MODEL = "read-model-ledger"
+"""Leads report what happens to them (events, score changes, transitions, handoffs, SLA
+clocks, touches, outcomes) to the read model through a batched local activity. Runs started
+before this change report only stage transitions, as they did, until their next
+continue-as-new."""
+PATCH_STEADY_TIMER = "steady-wake-timer"
+"""The timer a lead sleeps on stays armed across events while it fires no later than the next
+thing due (waking early is harmless: the loop checks what is due and sleeps again). Before, every
+event cancelled the timer and started a new one: two commands and two history events per event.
+Runs started before this change keep doing that until their next continue-as-new."""
+PATCH_VISIBLE_UPDATES = "visibility-after-every-update"
+"""Every rep action (accept, contact, reject, outcome, task done) publishes the search
+attributes it changed before it returns, instead of leaving LeadStage/LeadOwner/SlaDueAt stale
+until the lead's next timer or event; events dated in the future count from when they arrived.
+Runs started before this change publish only after queued work, as they did."""
+PATCH_SLA_LADDER = "sla-ladder-and-held-touches"
+"""An SLA miss never hands the lead back to its owner or to a rep who already missed on it;
+once the ladder (rep, manager, head of sales) is climbed, the owner keeps the lead and the
+escalation repeats daily, not every SLA period. A touch whose template cannot be rendered is
+held in place (re-checked hourly, sent again once the rules version changes) instead of being
+dropped. Runs started before this change keep the old SLA chase and skip such touches."""
+PATCHES = (
+    PATCH_SEND_WINDOWS,
+    PATCH_READ_MODEL,
+    PATCH_STEADY_TIMER,
+    PATCH_VISIBLE_UPDATES,
+    PATCH_SLA_LADDER,
+)
+"""In the order a run asks for them (first thing in the run, before any local activity)."""
+
+
+@dataclass(frozen=True)
+class Patches:
+    """What a run does the new way (True) or as it did before the change (False)."""
+
+    windows: bool = False
+    ledger: bool = False
+    steady_timer: bool = False
+    visible_updates: bool = False
+    sla_ladder: bool = False
+
+    @classmethod
+    def decide(cls) -> Patches:
+        """Ask for every patch, in :data:`PATCHES` order (call once, first thing in the run)."""
+        patched = {patch: workflow.patched(patch) for patch in PATCHES}
+        return cls(
+            windows=patched[PATCH_SEND_WINDOWS],
+            ledger=patched[PATCH_READ_MODEL],
+            steady_timer=patched[PATCH_STEADY_TIMER],
+            visible_updates=patched[PATCH_VISIBLE_UPDATES],
+            sla_ladder=patched[PATCH_SLA_LADDER],
+        )
