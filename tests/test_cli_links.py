@@ -71,6 +71,9 @@ def test_help_says_links_need_the_public_url_to_open_elsewhere(
     result = nurture(tmp_path, command, "--help")
     assert result.returncode == 0, result.stderr
     assert "NURTURE_PUBLIC_URL" in result.stdout
+    if command == "up":  # finding 29: it says what it runs, the HTTP service included
+        said = " ".join(result.stdout.split())
+        assert "the HTTP service (API, rep inbox, dashboard" in said and "--http-port" in said, said
 
 
 def test_the_worker_signs_unsubscribe_links_on_the_same_base(
