@@ -255,18 +255,25 @@ async def still_alive(api: Api, lead: str, events_before: int) -> None:
     assert seen.status_code == 200, seen.text
 
 
+async def refused_or_applied(
+    api: Api, path: str, item: dict[str, Any], applied: Callable[[LeadState], bool]
+) -> str:
+    """Post ``item``: "refused" (a 4xx naming why), or "accepted" once the lead shows it
+    ``applied`` and still answers and applies its next event."""
+    result = verdict(await post_json(api, path, item))
+    if result is None or result["status"] != "accepted":
+        return "refused"
+    handle = api.engine.client.get_workflow_handle(f"lead-{item['lead_id']}")
+    state = await wait_for_state(handle, applied)
+    await still_alive(api, item["lead_id"], events_before=state.events_applied)
+    return "accepted"
+
+
 async def test_hostile_events_are_refused_or_reach_the_lead(api: Api) -> None:
     run = on_this_loop()
 
     async def check(item: dict[str, Any]) -> str:
-        answer = await post_json(api, "/api/events", item)
-        result = verdict(answer)
-        if result is None or result["status"] != "accepted":
-            return "refused"
-        handle = api.engine.client.get_workflow_handle(f"lead-{item['lead_id']}")
-        await wait_for_state(handle, lambda s: s.events_applied == 1)
-        await still_alive(api, item["lead_id"], events_before=1)
-        return "accepted"
+        return await refused_or_applied(api, "/api/events", item, lambda s: s.events_applied == 1)
 
     @BOUNDED
     @given(item=events())
@@ -298,14 +305,7 @@ async def test_hostile_profiles_are_refused_or_reach_the_lead(api: Api) -> None:
     run = on_this_loop()
 
     async def check(profile: dict[str, Any]) -> str:
-        answer = await post_json(api, "/api/leads", profile)
-        result = verdict(answer)
-        if result is None or result["status"] != "accepted":
-            return "refused"
-        handle = api.engine.client.get_workflow_handle(f"lead-{profile['lead_id']}")
-        await wait_for_state(handle, lambda s: holds(s, profile))
-        await still_alive(api, profile["lead_id"], events_before=0)
-        return "accepted"
+        return await refused_or_applied(api, "/api/leads", profile, lambda s: holds(s, profile))
 
     @BOUNDED
     @given(profile=profiles())
