@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from nurture.config.config_loader import DEFAULT_CONFIG_DIR, load_rules
 from nurture.contract.ledger import (
     AssignmentFact,
     EventFact,
@@ -38,14 +39,19 @@ from nurture.contract.ledger import (
     TouchFact,
     TransitionFact,
 )
+from nurture.domain.rules import DecayPolicy
 from nurture.store.read_model import Campaign, CampaignCost
 
 START = datetime(2026, 5, 18, tzinfo=UTC)
 END = START + timedelta(weeks=26)  # 2026-11-16: nothing happens after this
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)  # when the reports are asked
-THRESHOLD = 100
-SLA = timedelta(hours=4)
-INACTIVE_AFTER, DECAY_EVERY, DECAY_POINTS = timedelta(days=14), timedelta(days=7), 5
+SHIPPED = load_rules(DEFAULT_CONFIG_DIR)
+"""The rules in ``config/``: the population's leads hand off, decay and miss SLAs as leads under
+these rules would (one source for the threshold, the SLA and decay, not copies of them)."""
+THRESHOLD = SHIPPED.scoring.sales_ready_threshold
+SLA = SHIPPED.routing.sla.contact_within
+_DECAY = SHIPPED.scoring.decay or DecayPolicy()
+INACTIVE_AFTER, DECAY_EVERY, DECAY_POINTS = _DECAY.inactive_after, _DECAY.every, _DECAY.points
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 
 
