@@ -75,18 +75,23 @@ class CostForPeriod(CostFields):
     period_end: CostDay = Field(description="exclusive: November 2026 ends on 2026-12-01")
 
 
+# Tags no field can be named (they hold spaces): the error locations drop them, and only them.
+MONTH_COST, PERIOD_COST = "cost by month", "cost by period"
+
+
 def _cost_shape(body: object) -> str | None:
     """A body with ``month`` is a cost for that month; any other object, for a period. Not an
     object: no shape (pydantic refuses it as such)."""
     if isinstance(body, dict):
-        return "month" if "month" in body else "period"
+        return MONTH_COST if "month" in body else PERIOD_COST
     if isinstance(body, CostFields):
-        return "month" if isinstance(body, CostForMonth) else "period"
+        return MONTH_COST if isinstance(body, CostForMonth) else PERIOD_COST
     return None
 
 
 CostIn = Annotated[
-    Annotated[CostForMonth, union_tag("month")] | Annotated[CostForPeriod, union_tag("period")],
+    Annotated[CostForMonth, union_tag(MONTH_COST)]
+    | Annotated[CostForPeriod, union_tag(PERIOD_COST)],
     Discriminator(
         _cost_shape,
         custom_error_type="cost_shape",

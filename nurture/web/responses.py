@@ -106,8 +106,9 @@ _UNION_TAGS: set[str] = set()
 
 def union_tag(name: str) -> Tag:
     """A tag of a tagged union in a request body. pydantic puts the tag in the location of each
-    error inside that member (``body.month.amount``); the client sent ``body.amount``, so the
-    answer names that."""
+    error inside that member (``body.<tag>.amount``); the client sent ``body.amount``, so the
+    answer names that. Name tags so that no field can be called the same (with a space), or a
+    field's own errors would lose its name."""
     _UNION_TAGS.add(name)
     return Tag(name)
 
