@@ -59,7 +59,7 @@ def _state_digest() -> str:
     """The lead's state at this command (a digest: the full state is in the trace's last
     entry and in every continue-as-new)."""
     _instance[:] = [workflow.instance()]
-    state = workflow.instance()._state
+    state = workflow.instance()._core.state
     return hashlib.sha256(state.model_dump_json().encode()).hexdigest()[:16]
 
 
@@ -133,7 +133,7 @@ async def trace(path: Path) -> list[dict[str, Any]]:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     if result.replay_failure is not None:
         raise AssertionError(f"{path.name} does not replay: {result.replay_failure}")
-    final = [{"final_state": _instance[0]._state.model_dump(mode="json")}] if _instance else []
+    final = [{"final_state": _instance[0]._core.state.model_dump(mode="json")}] if _instance else []
     return [*_trace, *final]
 
 

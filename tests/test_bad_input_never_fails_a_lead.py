@@ -12,11 +12,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.contract.messages import LeadState, RejectRequest
+from nurture.core.lead import event_time
 from nurture.domain import scoring
 from nurture.domain.leads import LeadEvent
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, lead_state, running_engine, wait_for_state
-from workflows.lead import LeadWorkflow, event_time
+from workflows.lead import LeadWorkflow
 
 POISON = "poison_pill"
 

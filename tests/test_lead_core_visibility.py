@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nurture.contract.messages import LeadState
+from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.core import visibility
 from tests.lead_states import handed_off, lead_states
-from workflows.lead import SEARCH_ATTRIBUTES
 
 
 def test_every_registered_search_attribute_has_a_value_in_registration_order() -> None:

@@ -11,11 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
-from nurture.standins.sendgrid_standin import SendGridStandIn
-from tests.conftest import lead_id, running_engine
-from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
-from workflows.lead import LeadWorkflow
-from workflows.patches import (
+from nurture.core.patches import (
     PATCH_READ_MODEL,
     PATCH_SEND_WINDOWS,
     PATCH_SLA_LADDER,
@@ -23,6 +19,10 @@ from workflows.patches import (
     PATCH_VISIBLE_UPDATES,
     PATCHES,
 )
+from nurture.standins.sendgrid_standin import SendGridStandIn
+from tests.conftest import lead_id, running_engine
+from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
+from workflows.lead import LeadWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 PATCHES_BY_VERSION = {

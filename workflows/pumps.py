@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, TypeVar
+from typing import TypeVar
+
+from nurture.core.commands import Queue
 
 Item = TypeVar("Item")
 
@@ -22,7 +24,7 @@ def _nothing_else() -> bool:
     return False
 
 
-class Pump(Generic[Item]):
+class Pump(Queue[Item]):
     """``items`` worked off in order, by at most one task at a time, started when there is
     work and ending when there is none.
 
@@ -30,7 +32,7 @@ class Pump(Generic[Item]):
     did; they leave the queue only then, so an item in hand is still queued when the lead
     continues as new and is done again in the next run (the work must be idempotent).
     ``more()`` says whether there is work beyond the queue (the lead's row changed).
-    ``items`` stays the same list for the pump's life: callers may truncate it in place."""
+    ``put`` (from :class:`~nurture.core.commands.Queue`) queues items and starts the pump."""
 
     def __init__(
         self,
@@ -38,7 +40,7 @@ class Pump(Generic[Item]):
         work: Callable[[list[Item]], Awaitable[int]],
         more: Callable[[], bool] = _nothing_else,
     ) -> None:
-        self.items: list[Item] = list(items)
+        super().__init__(list(items))
         self._work = work
         self._more = more
         self._task: asyncio.Task[None] | None = None
@@ -50,11 +52,6 @@ class Pump(Generic[Item]):
     def busy(self) -> bool:
         """A task is working the queue off (it ends once there is nothing left to do)."""
         return self._task is not None and not self._task.done()
-
-    def put(self, *items: Item) -> None:
-        """Queue ``items`` behind those waiting and see that they are worked off."""
-        self.items.extend(items)
-        self.start()
 
     def start(self) -> None:
         """Work the queue off, unless there is nothing to do or the pump already runs."""

@@ -1,14 +1,14 @@
 """Every change to the commands of running leads, as a patch id with what it changed, and the
-set a run has, decided once, first thing in the run (before any local activity, so a replay
-meets each marker where the original run wrote it). A run begun before a change keeps its old
-behaviour until its next continue-as-new; ``tests/test_replay.py`` replays a recorded history
-of every version."""
+set a run has. The workflow decides the set once, first thing in the run (:meth:`Patches.asked`,
+with ``workflow.patched``: before any local activity, so a replay meets each marker where the
+original run wrote it); the lead's core only reads it. A run begun before a change keeps its
+old behaviour until its next continue-as-new; ``tests/test_replay.py`` replays a recorded
+history of every version."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from temporalio import workflow
 
 PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
 """Touches wait for the send window and the frequency cap. Runs started before this change
@@ -55,13 +55,14 @@ class Patches:
     sla_ladder: bool = False
 
     @classmethod
-    def decide(cls) -> Patches:
-        """Ask for every patch, in :data:`PATCHES` order (call once, first thing in the run)."""
-        patched = {patch: workflow.patched(patch) for patch in PATCHES}
+    def asked(cls, patched: Callable[[str], bool]) -> Patches:
+        """Ask ``patched`` (Temporal's ``workflow.patched``) for every patch, in
+        :data:`PATCHES` order: call once, first thing in the run."""
+        answers = {patch: patched(patch) for patch in PATCHES}
         return cls(
-            windows=patched[PATCH_SEND_WINDOWS],
-            ledger=patched[PATCH_READ_MODEL],
-            steady_timer=patched[PATCH_STEADY_TIMER],
-            visible_updates=patched[PATCH_VISIBLE_UPDATES],
-            sla_ladder=patched[PATCH_SLA_LADDER],
+            windows=answers[PATCH_SEND_WINDOWS],
+            ledger=answers[PATCH_READ_MODEL],
+            steady_timer=answers[PATCH_STEADY_TIMER],
+            visible_updates=answers[PATCH_VISIBLE_UPDATES],
+            sla_ladder=answers[PATCH_SLA_LADDER],
         )
