@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,15 @@ from nurture.domain.rules import Rules
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 SHIPPED_RULES = load_rules(CONFIG)
-EVERY_PATCH = Patches(
-    windows=True, ledger=True, steady_timer=True, visible_updates=True, sla_ladder=True
+WITH_CRM = SHIPPED_RULES.model_copy(
+    update={
+        "routing": SHIPPED_RULES.routing.model_copy(
+            update={"crm": SHIPPED_RULES.routing.crm.model_copy(update={"enabled": True})}
+        )
+    }
 )
+"""The shipped rules with the CRM push on (leads in sales are pushed and their activity logged)."""
+EVERY_PATCH = Patches(**{flag.name: True for flag in fields(Patches)})
 
 
 @dataclass

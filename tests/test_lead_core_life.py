@@ -17,7 +17,7 @@ from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.domain.rules import SYSTEM_EVENT_TYPES
 from nurture.domain.stages import MARKETING_STAGES
 from nurture.domain.tasks import OUTCOMES
-from tests.lead_driver import SHIPPED_RULES, Lead, World
+from tests.lead_driver import SHIPPED_RULES, WITH_CRM, Lead, World
 from tests.lead_states import LEAD, T0
 
 SCORING = SHIPPED_RULES.scoring
@@ -148,14 +148,26 @@ def check(lead: Lead) -> None:
     assert len([e for e in lead.world.sent if e.category == "touch"]) == state.touches_sent
     if state.held_touch is not None:
         assert state.held_touch.reason
+    # Every send has a key of its own: an email or CRM write is never deduplicated away by
+    # another's key, and the same one asked twice is sent once.
+    sent = [email.key for email in lead.world.sent]
+    assert len(sent) == len(set(sent))
+    pushes = [write.key for write in lead.crm.items]
+    assert len(pushes) == len(set(pushes))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(st.none(), profiles), messages, st.booleans(), st.booleans())
+@given(st.one_of(st.none(), profiles), messages, st.booleans(), st.booleans(), st.booleans())
 def test_every_life_keeps_the_leads_promises(
-    first: Message | None, life: list[Message], broken_welcome: bool, reps_away: bool
+    first: Message | None,
+    life: list[Message],
+    broken_welcome: bool,
+    reps_away: bool,
+    crm: bool,
 ) -> None:
-    world = World(suppressed={BLOCKED}, reps_away=reps_away)
+    world = World(
+        rules=WITH_CRM if crm else SHIPPED_RULES, suppressed={BLOCKED}, reps_away=reps_away
+    )
     if broken_welcome:  # a marketer's typo in every welcome email
         welcomes = (cadence.steps[0].template for cadence in SHIPPED_RULES.cadences.cadences)
         world.broken_templates.update(t for t in welcomes if t)
@@ -181,6 +193,8 @@ def test_every_life_keeps_the_leads_promises(
         event("a touch held")
     if state.tasks:
         event("a task")
+    if lead.crm.items:
+        event("pushed to the CRM")
 
 
 def test_an_unsubscribed_lead_is_never_sent_another_touch() -> None:

@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from nurture.core.patches import (
+    PATCH_DERIVED_KEYS,
     PATCH_READ_MODEL,
     PATCH_SEND_WINDOWS,
     PATCH_SLA_LADDER,
@@ -37,8 +38,16 @@ PATCHES_BY_VERSION = {
         PATCH_VISIBLE_UPDATES,
         PATCH_SLA_LADDER,
     ],
+    "v6": [
+        PATCH_SEND_WINDOWS,
+        PATCH_READ_MODEL,
+        PATCH_STEADY_TIMER,
+        PATCH_VISIBLE_UPDATES,
+        PATCH_SLA_LADDER,
+        PATCH_DERIVED_KEYS,
+    ],
 }
-CURRENT = "v5"
+CURRENT = "v6"
 
 
 def _replayer() -> Replayer:

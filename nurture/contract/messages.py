@@ -170,6 +170,8 @@ class LeadState(BaseModel):
     unforwarded: list[str] = Field(default_factory=list)
     last_forward_at: datetime | None = None
     transitions: int = 0
+    """Stage transitions (and re-chases) so far; in runs from before keys were derived from
+    what happened (``nurture/core/keys.py``) it also numbered alerts and CRM pushes."""
     rules_version: str = ""
     runs: int = 1
     last_error: str | None = None

@@ -23,7 +23,7 @@ from nurture.contract.messages import (
     LeadState,
     TransitionRecord,
 )
-from nurture.core import crm, facts
+from nurture.core import crm, facts, keys
 from nurture.core.commands import Queue, ReadRules, Step
 from nurture.core.context import rep_alert_context
 from nurture.core.patches import Patches
@@ -210,10 +210,14 @@ class LeadBase:
         if rep is None:
             state.note(self.now(), "notify failed", f"rep {rep_id} is not in routing.yaml")
             return
-        state.transitions += 1  # the alert's key: kept for running leads
+        if self.patches.derived_keys:
+            key = keys.alert_key(state, category, rep_id, self.now())
+        else:
+            state.transitions += 1
+            key = f"notify:{state.lead_id}:{category}:{state.transitions}:{rep_id}"
         self.effects.append(
             EmailRequest(
-                key=f"notify:{state.lead_id}:{category}:{state.transitions}:{rep_id}",
+                key=key,
                 lead_id=state.lead_id,
                 category=category,
                 to_email=rep.email,
@@ -230,10 +234,14 @@ class LeadBase:
         state, rules = self.state, self.rules_now()
         if not rules.routing.crm.enabled:
             return
-        state.transitions += 1  # the push's key: kept for running leads
+        if self.patches.derived_keys:
+            key = keys.crm_push_key(state, status)
+        else:
+            state.transitions += 1
+            key = f"{state.lead_id}:crm:{state.transitions}"
         self.crm.put(
             CrmLeadUpsert(
-                key=f"{state.lead_id}:crm:{state.transitions}",
+                key=key,
                 lead_id=state.lead_id,
                 fields=crm.lead_fields(state, rules.routing, status),
             )
@@ -258,10 +266,14 @@ class LeadBase:
             self.now(), "forwarded", f"{len(state.unforwarded)} new activities to {state.owner}"
         )
         if self.rules_now().routing.crm.enabled:
-            state.transitions += 1
+            if self.patches.derived_keys:
+                key = keys.crm_note_key(state, self.now())
+            else:
+                state.transitions += 1
+                key = f"{state.lead_id}:activity:{state.transitions}"
             self.crm.put(
                 CrmNote(
-                    key=f"{state.lead_id}:activity:{state.transitions}",
+                    key=key,
                     lead_id=state.lead_id,
                     subject=f"Nurture: {len(state.unforwarded)} new activities",
                     description="\n".join(state.unforwarded),

@@ -34,12 +34,18 @@ once the ladder (rep, manager, head of sales) is climbed, the owner keeps the le
 escalation repeats daily, not every SLA period. A touch whose template cannot be rendered is
 held in place (re-checked hourly, sent again once the rules version changes) instead of being
 dropped. Runs started before this change keep the old SLA chase and skip such touches."""
+PATCH_DERIVED_KEYS = "keys-from-what-happened"
+"""Rep alerts, CRM pushes and CRM notes are keyed by what they are about (``nurture/core/keys.py``)
+instead of by the lead's ``transitions`` counter, which now counts stage transitions only. Runs
+started before this change key them by the counter until their next continue-as-new (keys
+differ in form, so an old key and a new one never name different sends)."""
 PATCHES = (
     PATCH_SEND_WINDOWS,
     PATCH_READ_MODEL,
     PATCH_STEADY_TIMER,
     PATCH_VISIBLE_UPDATES,
     PATCH_SLA_LADDER,
+    PATCH_DERIVED_KEYS,
 )
 """In the order a run asks for them (first thing in the run, before any local activity)."""
 
@@ -53,6 +59,7 @@ class Patches:
     steady_timer: bool = False
     visible_updates: bool = False
     sla_ladder: bool = False
+    derived_keys: bool = False
 
     @classmethod
     def asked(cls, patched: Callable[[str], bool]) -> Patches:
@@ -65,4 +72,5 @@ class Patches:
             steady_timer=answers[PATCH_STEADY_TIMER],
             visible_updates=answers[PATCH_VISIBLE_UPDATES],
             sla_ladder=answers[PATCH_SLA_LADDER],
+            derived_keys=answers[PATCH_DERIVED_KEYS],
         )

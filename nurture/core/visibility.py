@@ -1,7 +1,7 @@
 """What operators see of a lead in Temporal's visibility (its search attributes).
 
 No personal data here: visibility is not encrypted. The names are the registered search
-attributes (``SEARCH_ATTRIBUTES`` in ``workflows/lead.py``, in the same order).
+attributes (``SEARCH_ATTRIBUTES`` in ``nurture/contract/names.py``, in the same order).
 """
 
 from __future__ import annotations
