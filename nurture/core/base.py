@@ -210,14 +210,12 @@ class LeadBase:
         if rep is None:
             state.note(self.now(), "notify failed", f"rep {rep_id} is not in routing.yaml")
             return
-        if self.patches.derived_keys:
-            key = keys.alert_key(state, category, rep_id, self.now())
-        else:
-            state.transitions += 1
-            key = f"notify:{state.lead_id}:{category}:{state.transitions}:{rep_id}"
         self.effects.append(
             EmailRequest(
-                key=key,
+                key=self.send_key(
+                    keys.alert_key(state, category, rep_id, self.now()),
+                    lambda n: f"notify:{state.lead_id}:{category}:{n}:{rep_id}",
+                ),
                 lead_id=state.lead_id,
                 category=category,
                 to_email=rep.email,
@@ -229,19 +227,25 @@ class LeadBase:
             )
         )
 
+    def send_key(self, derived: str, counted: Callable[[int], str]) -> str:
+        """The idempotency key of a send: ``derived`` from what it is about, or in runs from
+        before that (``keys-from-what-happened``) ``counted`` with the lead's next
+        ``transitions`` number, as those runs always keyed them."""
+        if self.patches.derived_keys:
+            return derived
+        self.state.transitions += 1
+        return counted(self.state.transitions)
+
     def push_to_crm(self, status: str) -> None:
         """Queue the lead's CRM record update (only when routing.yaml enables the CRM)."""
         state, rules = self.state, self.rules_now()
         if not rules.routing.crm.enabled:
             return
-        if self.patches.derived_keys:
-            key = keys.crm_push_key(state, status)
-        else:
-            state.transitions += 1
-            key = f"{state.lead_id}:crm:{state.transitions}"
         self.crm.put(
             CrmLeadUpsert(
-                key=key,
+                key=self.send_key(
+                    keys.crm_push_key(state, status), lambda n: f"{state.lead_id}:crm:{n}"
+                ),
                 lead_id=state.lead_id,
                 fields=crm.lead_fields(state, rules.routing, status),
             )
@@ -266,14 +270,12 @@ class LeadBase:
             self.now(), "forwarded", f"{len(state.unforwarded)} new activities to {state.owner}"
         )
         if self.rules_now().routing.crm.enabled:
-            if self.patches.derived_keys:
-                key = keys.crm_note_key(state, self.now())
-            else:
-                state.transitions += 1
-                key = f"{state.lead_id}:activity:{state.transitions}"
             self.crm.put(
                 CrmNote(
-                    key=key,
+                    key=self.send_key(
+                        keys.crm_note_key(state, self.now()),
+                        lambda n: f"{state.lead_id}:activity:{n}",
+                    ),
                     lead_id=state.lead_id,
                     subject=f"Nurture: {len(state.unforwarded)} new activities",
                     description="\n".join(state.unforwarded),
