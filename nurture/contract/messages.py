@@ -171,7 +171,7 @@ class LeadState(BaseModel):
     last_forward_at: datetime | None = None
     transitions: int = 0
     """Stage transitions (and re-chases) so far; in runs from before keys were derived from
-    what happened (``nurture/core/keys.py``) it also numbered alerts and CRM pushes."""
+    what happened (``nurture/core/idempotency.py``) it also numbered alerts and CRM pushes."""
     rules_version: str = ""
     runs: int = 1
     last_error: str | None = None

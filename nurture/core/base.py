@@ -23,7 +23,7 @@ from nurture.contract.messages import (
     LeadState,
     TransitionRecord,
 )
-from nurture.core import crm, facts, keys
+from nurture.core import crm, facts, idempotency
 from nurture.core.commands import Queue, ReadRules, Step
 from nurture.core.context import rep_alert_context
 from nurture.core.patches import Patches
@@ -213,7 +213,7 @@ class LeadBase:
         self.effects.append(
             EmailRequest(
                 key=self.send_key(
-                    keys.alert_key(state, category, rep_id, self.now()),
+                    idempotency.alert_key(state, category, rep_id, self.now()),
                     lambda n: f"notify:{state.lead_id}:{category}:{n}:{rep_id}",
                 ),
                 lead_id=state.lead_id,
@@ -244,7 +244,7 @@ class LeadBase:
         self.crm.put(
             CrmLeadUpsert(
                 key=self.send_key(
-                    keys.crm_push_key(state, status), lambda n: f"{state.lead_id}:crm:{n}"
+                    idempotency.crm_push_key(state, status), lambda n: f"{state.lead_id}:crm:{n}"
                 ),
                 lead_id=state.lead_id,
                 fields=crm.lead_fields(state, rules.routing, status),
@@ -273,7 +273,7 @@ class LeadBase:
             self.crm.put(
                 CrmNote(
                     key=self.send_key(
-                        keys.crm_note_key(state, self.now()),
+                        idempotency.crm_note_key(state, self.now()),
                         lambda n: f"{state.lead_id}:activity:{n}",
                     ),
                     lead_id=state.lead_id,

@@ -35,10 +35,11 @@ escalation repeats daily, not every SLA period. A touch whose template cannot be
 held in place (re-checked hourly, sent again once the rules version changes) instead of being
 dropped. Runs started before this change keep the old SLA chase and skip such touches."""
 PATCH_DERIVED_KEYS = "keys-from-what-happened"
-"""Rep alerts, CRM pushes and CRM notes are keyed by what they are about (``nurture/core/keys.py``)
-instead of by the lead's ``transitions`` counter, which now counts stage transitions only. Runs
-started before this change key them by the counter until their next continue-as-new (keys
-differ in form, so an old key and a new one never name different sends)."""
+"""Rep alerts, CRM pushes and CRM notes are keyed by what they are about
+(``nurture/core/idempotency.py``) instead of by the lead's ``transitions`` counter, which now
+counts stage transitions only. Runs started before this change key them by the counter until
+their next continue-as-new (keys differ in form, so an old key and a new one never name
+different sends)."""
 PATCHES = (
     PATCH_SEND_WINDOWS,
     PATCH_READ_MODEL,
