@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlmodel import SQLModel
 
-from nurture.contract.ledger import Fact
+from nurture.contract.ledger import Fact, StageMove
 from nurture.domain.cadence import CadenceProgress
 from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.domain.routing import RepLimits, RouteDecision
@@ -277,18 +278,17 @@ class AssignRequest(BaseModel):
     missed its SLA. With everyone excluded the activity answers None (nobody takes it)."""
 
 
-class TransitionRecord(BaseModel):
+class _TransitionRecordKey(SQLModel):
     kind: Literal["transition"] = "transition"
     key: str
     lead_id: str
     workflow_id: str
-    at: datetime
-    from_stage: str | None
-    to_stage: str
-    by: str
-    reason: str
-    score: int
-    owner: str | None
+
+
+class TransitionRecord(StageMove, _TransitionRecordKey):
+    """A stage move written by the ``record_transition`` activity: only runs from before the
+    read-model ledger send it (later ones report a ``TransitionFact``). Its keys come first in
+    its JSON, then the move's fields (see ``nurture.contract.ledger`` on the order of bases)."""
 
 
 class TaskRequest(BaseModel):
