@@ -7,7 +7,7 @@ over time (the lead, a handoff, an assignment's SLA clock) are written whole wit
 an older write arriving late never overwrites a newer one.
 
 A shape that a fact, a workflow message and a read-model row all carry is declared here once
-(``StageMove``), and the others derive from it: the facts and messages add their
+(``StageMove``, ``RepTurn``), and the others derive from it: the facts and messages add their
 keys, the tables in ``nurture.store`` (``table=True`` subclasses) add theirs with the columns'
 bounds and indexes. These shapes are SQLModel models without a table, so that type checkers see
 the inherited fields in the tables' constructors (a table class sees only the fields of SQLModel
@@ -156,14 +156,20 @@ class HandoffFact(BaseModel):
     misses: int = 0
 
 
-class AssignmentFact(BaseModel):
-    """One rep's turn with a handed-off lead and its SLA clock (written again as it changes).
+class RepTurn(SQLModel):
+    """One rep's turn with a handed-off lead and its SLA clock, as the read model keeps it
+    (written again, with a newer ``version``, as it changes): the ``AssignmentFact`` and the
+    ``salesassignment`` row (``nurture.store.read_model.SalesAssignment``).
 
     ``responded_at`` is the rep's first accept, contact or reject; it is in time when it came
-    before ``due_at`` and no miss was recorded."""
+    before ``due_at`` and no miss was recorded.
 
-    kind: Literal["assignment"] = "assignment"
-    key: str
+    The lead's own record of the turn, ``nurture.contract.messages.Assignment``, is not derived
+    from this: it is part of every running lead's state, whose JSON keeps its own field order,
+    and it holds the escalations as a list (here their count and the names joined) and the
+    handoff only when known (here always, the lead's latest for a turn from before).
+    ``nurture.core.facts.assignment`` makes one of these from it."""
+
     version: int
     handoff: int
     rep: str
@@ -178,6 +184,10 @@ class AssignmentFact(BaseModel):
     escalations: int = 0
     escalated_to: str | None = None
     reassigned_to: str | None = None
+
+
+class AssignmentFact(RepTurn, FactKey):
+    kind: Literal["assignment"] = "assignment"
 
 
 class TouchFact(BaseModel):

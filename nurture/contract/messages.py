@@ -81,7 +81,15 @@ class Handoff(BaseModel):
 
 
 class Assignment(BaseModel):
-    """One rep's turn with the lead and how its SLA clock ended (reported to the read model)."""
+    """One rep's turn with the lead and how its SLA clock ended (reported to the read model).
+
+    Its own declaration, not ``nurture.contract.ledger.RepTurn`` (the fact's and the row's):
+    this is part of the state every running lead carries across continue-as-new, and its JSON
+    key order (``rep`` first) differs from the fact's (``handoff`` first), so neither can derive
+    from the other without changing what a history holds. The workflow appends escalations to
+    ``escalated_to`` as they happen; the fact keeps their count and the names joined.
+    ``handoff`` is None only for turns from before it was kept. ``nurture.core.facts.assignment``
+    reports one of these as an ``AssignmentFact``."""
 
     rep: str
     at: datetime
