@@ -196,3 +196,53 @@ def test_odd_values_never_block_a_leads_facts(database_url: str) -> None:
     assert len(events) == 2 and len({e.key for e in events}) == 2
     assert {e.url for e in events} == {"https://x.example/pricing"}
     assert lead is not None and lead.campaign == "c" * 200
+
+
+def test_a_stage_move_or_rep_turn_longer_than_its_columns_is_built_and_cut_to_fit(
+    database_url: str,
+) -> None:
+    """The shapes a fact shares with its table (``StageMove``, ``RepTurn``) bound no length: the
+    workflow builds them from whatever it holds. Only the table's columns are bounded, and the
+    writer cuts a value to its column."""
+    engine = make_engine(database_url)
+    long = "r" * 500
+    move = TransitionFact(
+        key="ada:t9",
+        at=T0,
+        from_stage=long,
+        to_stage=long,
+        by=long,
+        reason=long,
+        score=5,
+        owner=long,
+    )
+    turn = AssignmentFact(
+        key="ada:a9",
+        version=1,
+        handoff=1,
+        rep=long,
+        at=T0,
+        reason=long,
+        response=long,
+        escalated_to=long,
+        reassigned_to=long,
+    )
+    write_batch(engine, FactBatch(lead_id="ada", lead=_lead(1, "assigned", 5), facts=[move, turn]))
+    with Session(engine) as session:
+        moved = session.get(StageTransition, "ada:t9")
+        turned = session.get(SalesAssignment, "ada:a9")
+    assert moved is not None and turned is not None
+    assert (moved.from_stage, moved.to_stage, moved.by, moved.owner, moved.reason) == (
+        long[:20],
+        long[:20],
+        long[:100],
+        long[:100],
+        long,
+    )
+    assert (turned.rep, turned.response, turned.reassigned_to, turned.reason) == (
+        long[:100],
+        long[:20],
+        long[:100],
+        long,
+    )
+    assert turned.escalated_to == long

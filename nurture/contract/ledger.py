@@ -1,10 +1,26 @@
 """Facts a lead workflow reports to the read model, in the order they happened.
 
-Plain pydantic models (no SQLAlchemy: workflow code builds them). The workflow queues facts as
-the lead lives and a local activity writes them in batches (``activities.read_model``). Each fact
-has a key unique per lead, so a retried batch never double-counts. Rows that change over time
-(the lead, a handoff, an assignment's SLA clock) are written whole with a ``version``: an older
-write arriving late never overwrites a newer one.
+Pydantic models with no database behind them (workflow code builds them). The workflow queues
+facts as the lead lives and a local activity writes them in batches (``activities.records``).
+Each fact has a key unique per lead, so a retried batch never double-counts. Rows that change
+over time (the lead, a handoff, an assignment's SLA clock) are written whole with a ``version``:
+an older write arriving late never overwrites a newer one.
+
+A shape that a fact, a workflow message and a read-model row all carry is declared here once
+(``StageMove``, ``RepTurn``), and the others derive from it: the facts and messages add their
+keys, the tables in ``nurture.store`` (``table=True`` subclasses) add theirs with the columns'
+bounds and indexes. These shapes are SQLModel models without a table, so that type checkers see
+the inherited fields in the tables' constructors (a table class sees only the fields of SQLModel
+bases). Without a table a SQLModel model is a pydantic model: building one maps nothing and opens
+nothing, and the workflow imports this module passed through its sandbox, as it does every
+module here. The shapes carry no length limit: the workflow builds them from whatever it holds,
+and a limit here would fail it on a value it takes today; the writer cuts a value to its column
+instead.
+
+Field order is the JSON key order of every fact in recorded histories (``tests/histories``), so
+it must not move. Pydantic lays the fields out base by base from the *last* base listed, then the
+class's own: ``class TransitionFact(LedgerStageMove, FactKey)`` is ``kind, key``, then the
+move's fields. That is why the keys come last in the list of bases.
 """
 
 from __future__ import annotations
@@ -13,6 +29,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+from sqlmodel import SQLModel
 
 RECORD_FACTS = "record_facts"
 FACTS_PER_BATCH = 200
@@ -79,9 +96,20 @@ class ScoreChangeFact(BaseModel):
     detail: str
 
 
-class TransitionFact(BaseModel):
-    kind: Literal["transition"] = "transition"
+class FactKey(SQLModel):
+    """What a fact begins with: its kind (the ``Fact`` union's tag; each fact narrows it to its
+    own literal) and its key, unique per lead."""
+
+    kind: str
     key: str
+
+
+class StageMove(SQLModel):
+    """A lead's move from one stage to another, or a re-chase within one (``from_stage`` equals
+    ``to_stage``), as every record of it says it: the ``TransitionFact``, the
+    ``TransitionRecord`` of runs from before the ledger (``nurture.contract.messages``) and the
+    ``stagetransition`` row (``nurture.store.db.StageTransition``)."""
+
     at: datetime
     from_stage: str | None
     to_stage: str
@@ -89,8 +117,19 @@ class TransitionFact(BaseModel):
     reason: str
     score: int
     owner: str | None
+
+
+class LedgerStageMove(StageMove):
+    """The move as the read model keeps it since the ledger: the fact and the row."""
+
     seconds_in_from_stage: float | None = None
+    """How long the lead had been in ``from_stage``: time in stage, for the funnel report."""
     handoff: int | None = None
+    """The handoff the lead was in when it moved (sales stages), else None."""
+
+
+class TransitionFact(LedgerStageMove, FactKey):
+    kind: Literal["transition"] = "transition"
 
 
 class HandoffFact(BaseModel):
@@ -117,14 +156,20 @@ class HandoffFact(BaseModel):
     misses: int = 0
 
 
-class AssignmentFact(BaseModel):
-    """One rep's turn with a handed-off lead and its SLA clock (written again as it changes).
+class RepTurn(SQLModel):
+    """One rep's turn with a handed-off lead and its SLA clock, as the read model keeps it
+    (written again, with a newer ``version``, as it changes): the ``AssignmentFact`` and the
+    ``salesassignment`` row (``nurture.store.read_model.SalesAssignment``).
 
     ``responded_at`` is the rep's first accept, contact or reject; it is in time when it came
-    before ``due_at`` and no miss was recorded."""
+    before ``due_at`` and no miss was recorded.
 
-    kind: Literal["assignment"] = "assignment"
-    key: str
+    The lead's own record of the turn, ``nurture.contract.messages.Assignment``, is not derived
+    from this: it is part of every running lead's state, whose JSON keeps its own field order,
+    and it holds the escalations as a list (here their count and the names joined) and the
+    handoff only when known (here always, the lead's latest for a turn from before).
+    ``nurture.core.facts.assignment`` makes one of these from it."""
+
     version: int
     handoff: int
     rep: str
@@ -139,6 +184,10 @@ class AssignmentFact(BaseModel):
     escalations: int = 0
     escalated_to: str | None = None
     reassigned_to: str | None = None
+
+
+class AssignmentFact(RepTurn, FactKey):
+    kind: Literal["assignment"] = "assignment"
 
 
 class TouchFact(BaseModel):

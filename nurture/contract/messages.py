@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlmodel import SQLModel
 
-from nurture.contract.ledger import Fact
+from nurture.contract.ledger import Fact, StageMove
 from nurture.domain.cadence import CadenceProgress
 from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.domain.routing import RepLimits, RouteDecision
@@ -80,7 +81,15 @@ class Handoff(BaseModel):
 
 
 class Assignment(BaseModel):
-    """One rep's turn with the lead and how its SLA clock ended (reported to the read model)."""
+    """One rep's turn with the lead and how its SLA clock ended (reported to the read model).
+
+    Its own declaration, not ``nurture.contract.ledger.RepTurn`` (the fact's and the row's):
+    this is part of the state every running lead carries across continue-as-new, and its JSON
+    key order (``rep`` first) differs from the fact's (``handoff`` first), so neither can derive
+    from the other without changing what a history holds. The workflow appends escalations to
+    ``escalated_to`` as they happen; the fact keeps their count and the names joined.
+    ``handoff`` is None only for turns from before it was kept. ``nurture.core.facts.assignment``
+    reports one of these as an ``AssignmentFact``."""
 
     rep: str
     at: datetime
@@ -279,18 +288,17 @@ class AssignRequest(BaseModel):
     missed its SLA. With everyone excluded the activity answers None (nobody takes it)."""
 
 
-class TransitionRecord(BaseModel):
+class _TransitionRecordKey(SQLModel):
     kind: Literal["transition"] = "transition"
     key: str
     lead_id: str
     workflow_id: str
-    at: datetime
-    from_stage: str | None
-    to_stage: str
-    by: str
-    reason: str
-    score: int
-    owner: str | None
+
+
+class TransitionRecord(StageMove, _TransitionRecordKey):
+    """A stage move written by the ``record_transition`` activity: only runs from before the
+    read-model ledger send it (later ones report a ``TransitionFact``). Its keys come first in
+    its JSON, then the move's fields (see ``nurture.contract.ledger`` on the order of bases)."""
 
 
 class TaskRequest(BaseModel):

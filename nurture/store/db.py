@@ -18,6 +18,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel, create_engine
 
+from nurture.contract.ledger import LedgerStageMove
 from nurture.store.clock import utcnow
 from nurture.store.sqlite_writers import QueuedWriterConnection
 
@@ -40,21 +41,22 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = None
 
 
-class StageTransition(SQLModel, table=True):
+class _StageTransitionKey(SQLModel):
     key: str = Field(primary_key=True, max_length=300)
     lead_id: str = Field(index=True, max_length=200)
     workflow_id: str = Field(max_length=220)
+
+
+class StageTransition(LedgerStageMove, _StageTransitionKey, table=True):
+    """One stage move of a lead (``nurture.contract.ledger.StageMove``): its columns are the
+    move's fields after the row's key and whose lead it is. Only the column bounds and indexes
+    of the move's fields are added here; their names and types are the move's."""
+
     at: datetime = Field(index=True)
     from_stage: str | None = Field(default=None, max_length=20)
     to_stage: str = Field(index=True, max_length=20)
     by: str = Field(max_length=100)
-    reason: str
-    score: int
     owner: str | None = Field(default=None, max_length=100)
-    seconds_in_from_stage: float | None = None
-    """How long the lead had been in ``from_stage``: time in stage, for the funnel report."""
-    handoff: int | None = None
-    """The handoff the lead was in when it moved (sales stages), else None."""
 
 
 class RoundRobinTurn(SQLModel, table=True):

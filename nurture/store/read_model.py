@@ -15,6 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Index, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from nurture.contract.ledger import RepTurn
 from nurture.store.clock import utcnow
 
 
@@ -107,27 +108,24 @@ class HandoffRecord(SQLModel, table=True):
     misses: int = 0
 
 
-class SalesAssignment(SQLModel, table=True):
-    """One rep's turn with a handed-off lead, and how the SLA clock ended for it."""
+class _SalesAssignmentKey(SQLModel):
+    key: str = Field(primary_key=True, max_length=300)
+    lead_id: str = Field(index=True, max_length=200)
+
+
+class SalesAssignment(RepTurn, _SalesAssignmentKey, table=True):
+    """One rep's turn with a handed-off lead, and how the SLA clock ended for it
+    (``nurture.contract.ledger.RepTurn``): its columns are the turn's fields after the row's key
+    and lead. Only column bounds, indexes and defaults of the turn's fields are added here."""
 
     __tablename__ = "salesassignment"
     __table_args__ = (Index("ix_salesassignment_rep_at", "rep", "at"),)
 
-    key: str = Field(primary_key=True, max_length=300)
-    lead_id: str = Field(index=True, max_length=200)
     version: int = Field(default=0, sa_type=BigInteger)  # see LeadWorkflow._next_version
-    handoff: int
     rep: str = Field(max_length=100)
     at: datetime = Field(index=True)
-    due_at: datetime | None = None
     reason: str = ""
-    responded_at: datetime | None = None
     response: str | None = Field(default=None, max_length=20)
-    seconds_to_response: float | None = None
-    misses: int = 0
-    first_missed_at: datetime | None = None
-    escalations: int = 0
-    escalated_to: str | None = None
     reassigned_to: str | None = Field(default=None, max_length=100)
 
 
