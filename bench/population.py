@@ -1,58 +1,64 @@
 """A deterministic synthetic population for the read model: leads, what they did and what sales
 did with them, as the ``FactBatch`` objects lead workflows report (``nurture.contract.ledger``).
 
+Only the inputs are synthetic. Each lead is the lead's own core (``nurture/core``) under the
+rules in ``config/``, driven as its workflow drives it (``nurture/core/simulation.py``): it is
+sent a profile and behaviour events at their times, time passes, reps act on it, and its rows
+are the facts the core reported, written as the workflow writes them (``facts.batch`` with the
+lead's row). Scores, handoffs, SLA turns, touches, keys and versions are the core's decisions.
+
 Same ``leads``, ``events`` and ``seed`` give the same rows, byte for byte. Leads are created over
 26 weeks (2026-05-18 to 2026-11-16, slightly more of them later on), each with a skewed number of
-events (a few leads do a lot, most do little) whose points move its score; a lead is handed off
-when its score crosses the threshold or at once when it asks for a call. Sales then answer inside
-the 4 h SLA or late or never (a miss reassigns the lead inside its routing pool), accept or
-reject (more often at low scores and poor fit, with a reason: the lead is recycled with its
-behaviour points wiped), and accepted leads are won (with an amount) or lost some weeks later.
-Meanwhile each lead gets its cadence's touches (emails, call tasks) until it is handed off,
-suppressed or goes cold. Campaigns bring leads in, appear on some events, and have monthly costs.
+events (a few leads do a lot, most do little) of a browsing or a buying kind; the rules score
+them and hand a lead off when its score crosses the threshold or at once when it asks for a
+call. Reps then answer inside the SLA or late or never (a miss reassigns the lead as routing
+says), accept or reject (more often at low scores and poor fit, with a reason: the lead is
+recycled), and accepted leads are won (with an amount) or lost some weeks later. Meanwhile each
+lead gets its cadence's touches (emails, call tasks that inside sales mostly do) until it is
+handed off, suppressed (it unsubscribes or bounces, or never opted in: its address is on the
+provider's suppression list) or its cadence ends. Campaigns bring leads in, appear on some
+events, and have monthly costs.
 
-Everything stays before ``END``; reports are asked about it as of ``NOW``.
+Everything stays before ``END``; reports are asked about it as of ``NOW``. Generating takes
+about 3 ms a lead (``python -m bench.reports_at_scale`` prints the load time).
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from nurture.config.config_loader import DEFAULT_CONFIG_DIR, load_rules
-from nurture.contract.ledger import (
-    AssignmentFact,
-    EventFact,
-    Fact,
-    FactBatch,
-    HandoffFact,
-    LeadSnapshot,
-    OutcomeFact,
-    ScoreChangeFact,
-    TouchFact,
-    TransitionFact,
+from nurture.contract.ledger import AssignmentFact, FactBatch, HandoffFact
+from nurture.contract.messages import (
+    EmailRequest,
+    EmailResult,
+    OutcomeRequest,
+    RejectRequest,
+    RepAction,
+    TaskCompletion,
 )
-from nurture.domain.rules import DecayPolicy
+from nurture.core.base import Run
+from nurture.core.commands import Failed
+from nurture.core.simulation import SimulatedLead, World
+from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.domain.tasks import OUTCOMES
 from nurture.store.read_model import Campaign, CampaignCost
 
 START = datetime(2026, 5, 18, tzinfo=UTC)
 END = START + timedelta(weeks=26)  # 2026-11-16: nothing happens after this
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)  # when the reports are asked
 SHIPPED = load_rules(DEFAULT_CONFIG_DIR)
-"""The rules in ``config/``: the population's leads hand off, decay and miss SLAs as leads under
-these rules would (one source for the threshold, the SLA and decay, not copies of them)."""
-THRESHOLD = SHIPPED.scoring.sales_ready_threshold
-SLA = SHIPPED.routing.sla.contact_within
-_DECAY = SHIPPED.scoring.decay or DecayPolicy()
-INACTIVE_AFTER, DECAY_EVERY, DECAY_POINTS = _DECAY.inactive_after, _DECAY.every, _DECAY.points
-MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+"""The rules in ``config/``, which every lead of the population runs under."""
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -88,85 +94,71 @@ CAMPAIGNS: tuple[CampaignSpec, ...] = (
 )
 TRADE_SHOW_COST = (date(2026, 9, 1), date(2026, 10, 1), 62_000.0)
 ORGANIC_SHARE = 1 - sum(c.share for c in CAMPAIGNS)  # no campaign: organic, direct
+ORGANIC_CONSENT = 0.7
 _CAMPAIGN_NAMES = [c.name for c in CAMPAIGNS]
 _CAMPAIGN_CUM = list(itertools.accumulate(c.share for c in CAMPAIGNS))
 
-# type: (points, weight for a browsing lead, weight for a buying lead, url)
-EVENT_TYPES: dict[str, tuple[int, float, float, str | None]] = {
-    "page_view": (2, 34, 20, "/product"),
-    "blog_visit": (1, 14, 7, "/blog/"),
-    "email_open": (1, 20, 11, None),
-    "email_click": (4, 9, 10, None),
-    "pricing_page": (10, 2.2, 9, "/pricing"),
-    "download": (10, 3.5, 7, "/resources/"),
-    "whitepaper_download": (12, 1.3, 4, "/resources/research-"),
-    "webinar_registered": (10, 1.4, 3, None),
-    "webinar_attended": (15, 0.6, 2.5, None),
-    "form_fill": (20, 0.9, 3, "/contact"),
-    "trial_signup": (30, 0.15, 1.5, "/trial"),
-    "demo_request": (40, 0.08, 1.2, "/demo"),
-    "careers_page": (-10, 1.3, 0.2, "/careers"),
-    "call_connected": (15, 0.2, 0.8, None),
-    "call_no_answer": (0, 0.3, 0.3, None),
-    "direct_mail_sent": (2, 0.3, 0.3, None),
-    "unsubscribe": (0, 0.35, 0.04, None),
-    "bounce": (0, 0.15, 0.04, None),
-    "requested_call": (0, 0.012, 0.3, "/contact-sales"),
-    "contact_sales": (0, 0.008, 0.2, "/contact-sales"),
+# What leads do (the rules score it): type -> (weight for a browsing lead, weight for a buying
+# lead, the page it happens on)
+EVENT_TYPES: dict[str, tuple[float, float, str | None]] = {
+    "page_view": (34, 20, "/product"),
+    "blog_visit": (14, 7, "/blog/"),
+    "email_open": (20, 11, None),
+    "email_click": (9, 10, None),
+    "pricing_page": (2.2, 9, "/pricing"),
+    "download": (3.5, 7, "/resources/"),
+    "whitepaper_download": (1.3, 4, "/resources/research-"),
+    "webinar_registered": (1.4, 3, None),
+    "webinar_attended": (0.6, 2.5, None),
+    "form_fill": (0.9, 3, "/contact"),
+    "trial_signup": (0.15, 1.5, "/trial"),
+    "demo_request": (0.08, 1.2, "/demo"),
+    "careers_page": (1.3, 0.2, "/careers"),
+    "unsubscribe": (0.35, 0.04, None),
+    "bounce": (0.15, 0.04, None),
+    "requested_call": (0.012, 0.3, "/contact-sales"),
+    "contact_sales": (0.008, 0.2, "/contact-sales"),
 }
-INSTANT = frozenset({"requested_call", "contact_sales"})
-SYSTEM = frozenset({"unsubscribe", "bounce"})
 _TYPES = list(EVENT_TYPES)
-_BROWSING = list(itertools.accumulate(v[1] for v in EVENT_TYPES.values()))
-_BUYING = list(itertools.accumulate(v[2] for v in EVENT_TYPES.values()))
+_BROWSING = list(itertools.accumulate(v[0] for v in EVENT_TYPES.values()))
+_BUYING = list(itertools.accumulate(v[1] for v in EVENT_TYPES.values()))
 PAGES = ("/product", "/features", "/integrations", "/customers", "/security", "/about", "/")
+PRICING_LINK = 0.12  # share of email clicks on the pricing link
 
-# Cadences (config/cadences.yaml): (step, days after the previous step, channel)
-CADENCES: dict[str, list[tuple[str, float, str]]] = {
-    "enterprise": [
-        ("welcome", 0.007, "email"),
-        ("platform_tour", 3, "email"),
-        ("case_study", 4, "email"),
-        ("security", 5, "email"),
-        ("roi_calculator", 5, "email"),
-        ("integrations", 5, "email"),
-        ("webinar_invite", 5, "email"),
-        ("discovery_call", 2, "call"),
-        ("rollout_playbook", 6, "email"),
-        ("industry_benchmark", 6, "email"),
-        ("executive_briefing", 6, "email"),
-        ("peer_references", 5, "email"),
-        ("check_in", 6, "email"),
-    ],
-    "smb": [
-        ("welcome", 0.007, "email"),
-        ("quick_start", 2, "email"),
-        ("three_tips", 3, "email"),
-        ("template_library", 4, "email"),
-        ("customer_story", 5, "email"),
-        ("pricing", 5, "email"),
-        ("webinar_invite", 5, "email"),
-        ("automation_ideas", 6, "email"),
-        ("free_trial", 6, "email"),
-        ("checklist", 6, "email"),
-        ("live_demo", 7, "email"),
-        ("last_call", 7, "email"),
-    ],
-    "recycle": [
-        ("thanks_for_your_time", 3, "email"),
-        ("whats_new", 7, "email"),
-        ("helpful_resource", 9, "email"),
-        ("peer_story", 9, "email"),
-        ("door_open", 14, "email"),
-    ],
+# region: (weight, {country: time zones})
+REGIONS: dict[str, tuple[float, dict[str, tuple[str, ...]]]] = {
+    "AMER": (
+        0.5,
+        {
+            "US": ("America/New_York", "America/Chicago", "America/Los_Angeles"),
+            "CA": ("America/Toronto",),
+            "BR": ("America/Sao_Paulo",),
+            "MX": ("America/Mexico_City",),
+        },
+    ),
+    "EMEA": (
+        0.35,
+        {
+            "GB": ("Europe/London",),
+            "DE": ("Europe/Berlin",),
+            "FR": ("Europe/Paris",),
+            "NL": ("Europe/Amsterdam",),
+            "ES": ("Europe/Madrid",),
+            "SE": ("Europe/Stockholm",),
+            "IT": ("Europe/Rome",),
+        },
+    ),
+    "APAC": (
+        0.15,
+        {
+            "AU": ("Australia/Sydney",),
+            "SG": ("Asia/Singapore",),
+            "JP": ("Asia/Tokyo",),
+            "IN": ("Asia/Kolkata",),
+        },
+    ),
 }
-BETWEEN_CYCLES = 28.0  # days
-
-REGIONS = {
-    "AMER": (0.5, ("US", "US", "US", "CA", "BR", "MX")),
-    "EMEA": (0.35, ("GB", "DE", "FR", "NL", "ES", "SE", "IT")),
-    "APAC": (0.15, ("AU", "SG", "JP", "IN")),
-}
+COUNTRY_WEIGHTS = {"US": 3.0}  # the rest 1 each
 INDUSTRIES = {
     "software": 20,
     "saas": 12,
@@ -181,48 +173,32 @@ INDUSTRIES = {
     "media": 5,
     "logistics": 5,
 }
-TARGET_INDUSTRIES = frozenset({"software", "saas", "fintech", "healthcare", "manufacturing"})
-SPECIALIST_INDUSTRIES = frozenset({"healthcare", "pharma", "biotech"})
-# title: (weight, fit points, rejected as)
-TITLES: dict[str, tuple[float, int]] = {
-    "VP Marketing": (4, 15),
-    "Director of Operations": (6, 15),
-    "Head of Revenue Operations": (4, 15),
-    "CTO": (2, 15),
-    "Marketing Manager": (14, 5),
-    "Operations Manager": (12, 5),
-    "Sales Manager": (8, 5),
-    "Analyst": (14, 0),
-    "Engineer": (12, 0),
-    "Consultant": (8, 0),
-    "Founder": (5, 0),
-    "Student": (3, -30),
-    "Marketing Intern": (2, -30),
+TITLES = {
+    "VP Marketing": 4,
+    "Director of Operations": 6,
+    "Head of Revenue Operations": 4,
+    "CTO": 2,
+    "Marketing Manager": 14,
+    "Operations Manager": 12,
+    "Sales Manager": 8,
+    "Analyst": 14,
+    "Engineer": 12,
+    "Consultant": 8,
+    "Founder": 5,
+    "Student": 3,
+    "Marketing Intern": 2,
 }
+JOB_SEEKERS = frozenset({"Student", "Marketing Intern"})  # sales turns them away
 FIRST = ("Ada", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kira")
 LAST = ("Lovelace", "Okoro", "Schmidt", "Tanaka", "Rossi", "Silva", "Novak", "Berg", "Khan")
 FREE_MAIL = ("gmail.com", "yahoo.com", "hotmail.com", "outlook.com")
 COMPETITORS = ("competitor.example", "rivalsoft.example")
+TIMEFRAMES = (("0-3 months", 0.12), ("3-6 months", 0.18), ("6-12 months", 0.3), ("", 0.4))
+PROVIDER_ERRORS = 0.015  # share of touch emails the provider fails for good
 
-# routing.yaml: pools, managers
-POOLS = {
-    "specialists": ["dana", "eli"],
-    "EMEA": ["alice", "bob"],
-    "AMER": ["chen", "dana", "eli"],
-    "APAC": ["fatima"],
-}
-MANAGER = {
-    "alice": "maria",
-    "bob": "maria",
-    "chen": "nate",
-    "dana": "nate",
-    "eli": "nate",
-    "fatima": "nate",
-    "maria": "hana",
-    "nate": "hana",
-}
-FALLBACK_OWNER = "maria"
-SECOND_ESCALATION = "hana"
+# what reps do
+IN_TIME, LATE = 0.8, 0.14  # of turns answered inside the SLA, after it (the rest: never)
+ACCEPTED = 0.7  # of answers that are not rejections: "accepted" (the rest "contacted")
 REJECT_REASONS = (
     ("no budget", 3.0),
     ("not a decision maker", 3.0),
@@ -231,20 +207,32 @@ REJECT_REASONS = (
     ("bad contact data", 1.5),
     ("duplicate of an open opportunity", 0.7),
     ("company too small", 1.2),
-    ("", 0.5),
 )
+GRADE_REJECTS = {"A": -0.08, "B": -0.03, "C": 0.03, "D": 0.12}  # more rejects at a poor fit
+GRADE_WINS = {"A": 0.46, "B": 0.38, "C": 0.28, "D": 0.16}
+DEAL_SIZE = {"enterprise": 40_000.0}  # a typical won amount (others: SMB_DEAL)
+SMB_DEAL = 9_000.0
+TASKS_DONE = 0.7  # of inside-sales tasks somebody does
+CALL_OUTCOMES = {
+    "connected": 3.0,
+    "meeting_booked": 0.6,
+    "left_voicemail": 3.0,
+    "no_answer": 3.0,
+    "wrong_number": 0.4,
+    "not_interested": 0.6,
+}
+INSIDE_SALES = sorted({rep for rule in SHIPPED.routing.rules for rep in rule.pool})
 
 
-def _pick(rng: random.Random, weighted: dict[str, Any] | Sequence[tuple[Any, float]]) -> Any:
-    items = list(weighted.items()) if isinstance(weighted, dict) else list(weighted)
-    names = [k for k, _ in items]
-    weights = [w[0] if isinstance(w, tuple) else w for _, w in items]
-    return rng.choices(names, weights)[0]
+def _pick(rng: random.Random, weighted: Mapping[str, float] | Sequence[tuple[str, float]]) -> str:
+    items = list(weighted.items()) if isinstance(weighted, Mapping) else list(weighted)
+    return rng.choices([name for name, _ in items], [weight for _, weight in items])[0]
 
 
 @dataclass
 class Stats:
-    """What was generated, for the benchmark's report."""
+    """What was generated, for the benchmark's report (rows as the read model keeps them:
+    the newest version of a handoff or an SLA turn)."""
 
     leads: int = 0
     rows: Counter[str] = field(default_factory=Counter)
@@ -258,18 +246,24 @@ class Stats:
     def add(self, batch: FactBatch) -> None:
         self.leads += 1
         self.rows["lead"] += 1
-        handed = False
+        newest: dict[str, HandoffFact | AssignmentFact] = {}
         for fact in batch.facts:
+            if isinstance(fact, HandoffFact | AssignmentFact):
+                held = newest.get(fact.key)
+                if held is None or held.version < fact.version:
+                    newest[fact.key] = fact
+            else:
+                self.rows[_TABLE[fact.kind]] += 1
+        for fact in newest.values():
             self.rows[_TABLE[fact.kind]] += 1
             if isinstance(fact, HandoffFact):
-                handed = True
                 self.instant_handoffs += fact.instant
                 self.rejected += fact.status == "rejected"
                 self.won += fact.status == "won"
                 self.lost += fact.status == "lost"
-            elif isinstance(fact, AssignmentFact):
+            else:
                 self.sla[_sla_kind(fact)] += 1
-        self.handed_off_leads += handed
+        self.handed_off_leads += any(isinstance(f, HandoffFact) for f in newest.values())
 
     @property
     def total_rows(self) -> int:
@@ -372,543 +366,291 @@ class Population:
 
     def batches(self, start: int = 0, stop: int | None = None) -> Iterator[FactBatch]:
         for i in range(start, self.leads if stop is None else min(stop, self.leads)):
-            yield _Life(self, i).run()
+            yield _Lead(self, i).run()
 
 
-class _Life:
-    """One lead's life, simulated in time order up to ``END``."""
+# --- one lead: who it is, what it does, what sales does with it --------------------------------
+
+
+@dataclass(frozen=True)
+class _Person:
+    """Who the lead is, beyond its profile: what sales and the lead's own behaviour follow."""
+
+    campaign: CampaignSpec | None
+    competitor: bool
+    job_seeker: bool
+    opted_in: bool
+
+
+def _campaign(rng: random.Random, day: date) -> CampaignSpec | None:
+    while True:
+        u = rng.random()
+        if u < ORGANIC_SHARE:
+            return None
+        u -= ORGANIC_SHARE
+        for spec in CAMPAIGNS:
+            if u < spec.share:
+                break
+            u -= spec.share
+        if spec.window is None or spec.window[0] <= day < spec.window[1]:
+            return spec
+
+
+def _person(
+    rng: random.Random, i: int, lead_id: str, created: datetime
+) -> tuple[LeadProfile, _Person]:
+    region = _pick(rng, {r: w for r, (w, _) in REGIONS.items()})
+    zones = REGIONS[region][1]
+    country = _pick(rng, {c: COUNTRY_WEIGHTS.get(c, 1.0) for c in zones})
+    title = _pick(rng, TITLES)
+    size = max(1, int(rng.lognormvariate(math.log(150), 1.4)))
+    spec = _campaign(rng, created.date())
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    u = rng.random()
+    if u < 0.004:
+        domain = rng.choice(COMPETITORS)
+    elif u < 0.15:
+        domain = rng.choice(FREE_MAIL)
+    else:
+        domain = f"{last.lower()}{i}.example"
+    timeframe = _pick(rng, TIMEFRAMES)
+    profile = LeadProfile(
+        lead_id=lead_id,
+        email=f"{first.lower()}.{last.lower()}.{i}@{domain}",
+        first_name=first,
+        last_name=last,
+        company=f"{last} {rng.choice(('Labs', 'Group', 'Systems', 'GmbH', 'Inc'))} {i}",
+        title=title,
+        company_size=size,
+        industry=_pick(rng, INDUSTRIES),
+        region=region,
+        country=country,
+        budget=rng.choice((25_000.0, 60_000.0)) if rng.random() < 0.4 else None,
+        timeframe=timeframe or None,
+        campaign=spec.name if spec else None,
+        timezone=rng.choice(zones[country]) if rng.random() < 0.7 else None,
+        phone=f"+1 555 01{i % 100:02d}" if rng.random() < 0.75 else None,
+    )
+    person = _Person(
+        campaign=spec,
+        competitor=domain in COMPETITORS,
+        job_seeker=title in JOB_SEEKERS,
+        opted_in=rng.random() < (spec.consent if spec else ORGANIC_CONSENT),
+    )
+    return profile, person
+
+
+class _Provider(World):
+    """The email provider and the rest of the world, answering as in production: now and
+    then an email fails for good."""
+
+    def __init__(self, rng: random.Random, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rng = rng
+
+    def send(self, request: EmailRequest, lead: SimulatedLead) -> EmailResult | Failed:
+        if request.category == "touch" and self.rng.random() < PROVIDER_ERRORS:
+            return Failed("provider error 503")
+        return super().send(request, lead)
+
+
+class _Lead:
+    """One lead of the population, run through the core up to ``END``: its profile and events
+    arrive at their times, reps answer its SLA turns, inside sales does its tasks."""
 
     def __init__(self, population: Population, i: int) -> None:
         self.rng = rng = random.Random(population.seed * 1_000_003 + i)
-        self.i = i
-        self.lead_id = f"L{i:07d}"
-        self.run_id = f"{rng.getrandbits(48):012x}"  # the run id in keys (one run per lead here)
-        self.created = population.created[i]
-        self.n_events = population.event_counts[i]
-        self.facts: list[Fact] = []
-        self.serial: Counter[str] = Counter()
-        # who the lead is
-        region = _pick(rng, {r: w for r, (w, _) in REGIONS.items()})
-        self.region = region
-        self.country = rng.choice(REGIONS[region][1])
-        self.industry = _pick(rng, INDUSTRIES)
-        self.title = _pick(rng, TITLES)
-        self.size = max(1, int(rng.lognormvariate(math.log(150), 1.4)))
-        self.segment = "enterprise" if self.size >= 500 else "smb"
-        self.campaign = self._campaign()
-        first, last = rng.choice(FIRST), rng.choice(LAST)
-        self.company = f"{last} {rng.choice(('Labs', 'Group', 'Systems', 'GmbH', 'Inc'))} {i}"
-        u = rng.random()
-        if u < 0.004:
-            domain, self.kind = rng.choice(COMPETITORS), "competitor"
-        elif u < 0.15:
-            domain, self.kind = rng.choice(FREE_MAIL), "free"
-        else:
-            domain, self.kind = f"{last.lower()}{i}.example", "work"
-        self.name = f"{first} {last}"
-        self.email = f"{first.lower()}.{last.lower()}.{i}@{domain}"
-        self.fit, self.fit_names = self._fit()
-        self.grade = next(
-            g for g, m in (("A", 35), ("B", 20), ("C", 5), ("D", -1000)) if self.fit >= m
+        self.lead_id = lead_id = f"L{i:07d}"
+        run_id = f"{rng.getrandbits(48):012x}"
+        created = population.created[i]
+        self.profile, self.person = _person(rng, i, lead_id, created)
+        world = _Provider(
+            rng,
+            rules=SHIPPED,
+            first_turn=i,
+            suppressed=set() if self.person.opted_in else {self.profile.email or ""},
         )
-        quality = self.spec.quality if self.spec else 1.0
-        self.consent = rng.random() < (self.spec.consent if self.spec else 0.7)
-        self.buying = min(0.85, rng.betavariate(1.1, 7) * quality * (1.4 if self.fit > 25 else 1))
-        # how the lead is doing
-        self.stage = "nurturing"
-        self.stage_since = self.created
-        self.behaviour = 0
-        self.last_behaviour: datetime = self.created
-        self.decays = 0
-        self.owner: str | None = None
-        self.email_suppressed = False
-        self.in_sales = False  # handed off and not (yet) returned: no new handoff
-        self.recycle_at: datetime | None = None
-        # (at, cadence, step, cycle, channel, done): done is how a queued task was done ("" for
-        # the cadence's own steps)
-        self.touch_plan: list[tuple[datetime, str, str, int, str, str]] = []
-        self.touches_sent = 0
-        self.enrolment = 0
-        self.touches_done = 0
-        self.handoffs: list[dict[str, Any]] = []
-        self.assignments: list[dict[str, Any]] = []
-        self.outcome: OutcomeFact | None = None
-
-    # --- who -------------------------------------------------------------------------------
-
-    def _campaign(self) -> str | None:
-        rng = self.rng
-        day = self.created.date()
-        while True:
-            u = rng.random()
-            if u < ORGANIC_SHARE:
-                self.spec: CampaignSpec | None = None
-                return None
-            u -= ORGANIC_SHARE
-            for spec in CAMPAIGNS:
-                if u < spec.share:
-                    break
-                u -= spec.share
-            if spec.window is None or spec.window[0] <= day < spec.window[1]:
-                self.spec = spec
-                return spec.name
-
-    def _fit(self) -> tuple[int, list[str]]:
-        rng = self.rng
-        rules: list[tuple[str, int]] = []
-        title_points = TITLES[self.title][1]
-        if title_points:
-            rules.append(
-                (
-                    {15: "senior title", 5: "manager title", -30: "student or intern"}[
-                        title_points
-                    ],
-                    title_points,
-                )
-            )
-        if self.size >= 200:
-            rules.append(("company 200+ employees", 10))
-        if self.size >= 1000:
-            rules.append(("company 1000+ employees", 10))
-        if self.industry in TARGET_INDUSTRIES:
-            rules.append(("target industry", 10))
-        if rng.random() < 0.4:
-            rules.append(("budget 10k+", 10))
-        if rng.random() < 0.3:
-            rules.append(("buying within 6 months", 10))
-        if self.kind == "competitor":
-            rules.append(("competitor email", -100))
-        elif self.kind == "free":
-            rules.append(("free email address", -5))
-        return sum(p for _, p in rules), [f"{n} {p:+d}" for n, p in rules]
-
-    @property
-    def score(self) -> int:
-        return self.fit + self.behaviour
-
-    # --- facts -----------------------------------------------------------------------------
-
-    def _key(self, kind: str) -> str:
-        self.serial[kind] += 1
-        return f"{self.lead_id}:{self.run_id}:{kind}{self.serial[kind]}"
-
-    def _score_change(
-        self, at: datetime, delta: int, cause: Any, detail: str, key: str | None = None
-    ) -> None:
-        self.facts.append(
-            ScoreChangeFact(
-                key=key or self._key("s"),
-                at=at,
-                delta=delta,
-                score_after=self.score,
-                cause=cause,
-                detail=detail,
-            )
+        self.lead = SimulatedLead(
+            lead_id, created, world, run=Run(f"lead-{lead_id}", run_id, run_id), undoable=False
         )
-
-    def _move(
-        self, at: datetime, to: str, by: str, reason: str, handoff: int | None = None
-    ) -> None:
-        """As the workflow records it: a move within a stage (reassigned, chased again) keeps
-        the stage's clock running and has no time in stage; only sales stages and closes name
-        the handoff."""
-        from_stage = self.stage
-        same = from_stage == to
-        self.facts.append(
-            TransitionFact(
-                key=self._key("t"),
-                at=at,
-                from_stage=from_stage,
-                to_stage=to,
-                by=by,
-                reason=reason,
-                score=self.score,
-                owner=self.owner,
-                seconds_in_from_stage=None if same else (at - self.stage_since).total_seconds(),
-                handoff=handoff if to in ("assigned", "working", "won", "lost") else None,
-            )
-        )
-        if not same:
-            self.stage, self.stage_since = to, at
-
-    # --- the life --------------------------------------------------------------------------
+        self.lead.signal(self.profile)
+        # The chance that an event of theirs is of the buying kind: higher from a good
+        # campaign, higher when they fit well (as the rules see them).
+        quality = self.person.campaign.quality if self.person.campaign else 1.0
+        keen = 1.4 if self.lead.state.score.fit_points > 25 else 1.0
+        self.buying = min(0.85, rng.betavariate(1.1, 7) * quality * keen)
+        self.events = self._events(created, population.event_counts[i])
+        self.next_event, self.last_event = 0, len(self.events)
+        # what reps and inside sales will do, in time order: (at, order, what, to whom)
+        self.agenda: list[tuple[datetime, int, Callable[[str], None], str]] = []
+        self.planned = itertools.count()
+        self.turns_seen = 0
+        self.last_task = ""
 
     def run(self) -> FactBatch:
-        rng = self.rng
-        if self.fit:  # the lead's first stage (nurturing) is not a transition: it has no row
-            self._score_change(self.created, self.fit, "fit", ", ".join(self.fit_names))
-        self._plan_touches(self.segment, self.created, rng.randint(3, 17), cycles=2)
-        for n, at in enumerate(self._event_times()):
-            self._advance(at)
-            self._event(at, first=n == 0)
-        self._advance(END)
-        return self._batch()
+        lead = self.lead
+        while True:
+            at = END
+            if self.next_event < self.last_event:
+                at = min(at, self.events[self.next_event][0])
+            if self.agenda:
+                at = min(at, self.agenda[0][0])
+            due = lead.next_due()
+            if due is not None and due < at:
+                lead.step_to(due)
+            else:
+                lead.step_to(at)
+                if at >= END:
+                    return lead.written()
+                if self.next_event < self.last_event and self.events[self.next_event][0] == at:
+                    lead.signal(self.events[self.next_event][1])
+                    self.next_event += 1
+                else:
+                    _, _, what, whom = heapq.heappop(self.agenda)
+                    what(whom)
+            self._watch()
 
-    def _event_times(self) -> list[datetime]:
+    def _plan(self, at: datetime, what: Callable[[str], None], whom: str) -> None:
+        if at < END:
+            heapq.heappush(self.agenda, (at, next(self.planned), what, whom))
+
+    # --- what the lead does -------------------------------------------------------------
+
+    def _events(self, created: datetime, n: int) -> list[tuple[datetime, LeadEvent]]:
+        """(when it reaches the lead, the event): skewed in time, bursty, in arrival order."""
         rng = self.rng
-        room = (END - self.created).total_seconds() - 60
+        room = (END - created).total_seconds() - 200
         life = min(room, rng.lognormvariate(math.log(40 * 86400), 0.8))
         life = max(life, min(room, 3600.0))
-        bursts = [rng.uniform(0, life) for _ in range(1 + self.n_events // 6)]
+        bursts = [rng.uniform(0, life) for _ in range(1 + n // 6)]
         offsets = [rng.uniform(1, 90)]
-        for _ in range(self.n_events - 1):
+        for _ in range(n - 1):
             if rng.random() < 0.6:
                 offset = rng.choice(bursts) + rng.gauss(0, 2 * 86400)
             else:
                 offset = rng.uniform(0, life)
             offsets.append(min(max(offset, 30.0), room))
         offsets.sort()
-        return [self.created + timedelta(seconds=s) for s in offsets]
+        events = []
+        for n_event, offset in enumerate(offsets):
+            at = created + timedelta(seconds=offset)
+            received = at + timedelta(seconds=rng.uniform(0.2, 90))
+            events.append((received, self._event(at, first=n_event == 0)))
+        events.sort(key=lambda arrival: arrival[0])
+        return events
 
-    def _event(self, at: datetime, first: bool) -> None:
-        rng = self.rng
+    def _event(self, at: datetime, first: bool) -> LeadEvent:
+        rng, person = self.rng, self.person
         if first:
-            kind = self.spec.capture if self.spec else rng.choice(("form_fill", "download"))
+            spec = person.campaign
+            kind = spec.capture if spec else rng.choice(("form_fill", "download"))
         else:
             table = _BUYING if rng.random() < self.buying else _BROWSING
             kind = _TYPES[bisect.bisect(table, rng.random() * table[-1])]
-        points, _, _, path = EVENT_TYPES[kind]
-        url = None
-        detail = f"{kind} {points:+d}"
+        path = EVENT_TYPES[kind][2]
         if kind == "page_view":
             path = rng.choice(PAGES)
-            if at - self.last_behaviour >= DAY:
-                points, detail = points + 5, f"{detail}, return_visit +5"
-        elif kind == "email_click" and rng.random() < 0.12:
-            points, path, detail = 12, "/pricing", "clicked pricing link in an email +12"
+        elif kind == "email_click" and rng.random() < PRICING_LINK:
+            path = "/pricing"
+        url = None
         if path is not None:
             url = f"https://nurture.example{path}"
             if path.endswith(("/", "-")) and path != "/":
                 url += f"{rng.randint(1, 40)}"
-        campaign = self.campaign
+        campaign = person.campaign.name if person.campaign else None
         if not first and (campaign is None or rng.random() < 0.7):
             campaign = None
             if rng.random() < 0.3:
                 campaign = rng.choices(_CAMPAIGN_NAMES, cum_weights=_CAMPAIGN_CUM)[0]
-        if kind not in SYSTEM and points:
-            self.last_behaviour, self.decays = at, 0
-        self.behaviour += points
-        key = self._key("e")
-        self.facts.append(
-            EventFact(
-                key=key,
-                at=at,
-                received_at=at + timedelta(seconds=rng.uniform(0.2, 90)),
-                type=kind,
-                url=url,
-                campaign=campaign,
-                points=points,
-                score_after=self.score,
-            )
-        )
-        if points:
-            self._score_change(at, points, "event", detail, key=f"{key}:score")
-        if kind in SYSTEM:
-            self.email_suppressed = True
-            if not self.in_sales and self.stage != "suppressed":
-                self._suppress(at, f"email {kind}")
-        if not self.in_sales and (kind in INSTANT or self.score >= THRESHOLD):
-            if kind in INSTANT:
-                self._hand_off(at, f"instant: {kind}", True)
-            else:
-                self._hand_off(
-                    at, f"score {self.score} reached threshold {THRESHOLD} on {kind}", False
-                )
+        return LeadEvent(lead_id=self.lead_id, type=kind, at=at, url=url, campaign=campaign)
 
-    def _suppress(self, at: datetime, reason: str) -> None:
-        self._move(at, "suppressed", "system", reason)
-        steps = [t for t in self.touch_plan if not t[5]]
-        self.touch_plan = []
-        if steps:  # the next step is recorded as suppressed, then the cadence stops
-            _, cadence, step, cycle, channel, _ = steps[0]
-            self._touch(at, cadence, step, cycle, channel, "suppressed", "address suppressed")
+    # --- what sales does ----------------------------------------------------------------
 
-    def _advance(self, until: datetime) -> None:
-        """Everything due before ``until``: decay, a recycled lead's reset, cadence touches."""
-        while True:
-            candidates: list[tuple[datetime, int]] = []
-            if self.behaviour > 0:
-                due = self.last_behaviour + INACTIVE_AFTER + self.decays * DECAY_EVERY
-                candidates.append((due, 0))
-            if self.recycle_at is not None:
-                candidates.append((self.recycle_at, 1))
-            if self.touch_plan:
-                candidates.append((self.touch_plan[0][0], 2))
-            if not candidates:
-                return
-            at, what = min(candidates)
-            if at >= until:
-                return
-            if what == 0:
-                delta = min(DECAY_POINTS, self.behaviour)
-                self.behaviour -= delta
-                self.decays += 1
-                self._score_change(at, -delta, "decay", f"inactive {14 + 7 * (self.decays - 1)}d")
-            elif what == 1:
-                self.recycle_at = None
-                self._recycled(at)
-            else:
-                _, cadence, step, cycle, channel, done = self.touch_plan.pop(0)
-                if done:
-                    self._touch(at, cadence, step, cycle, channel, "task_done", done, ":done")
-                else:
-                    self._cadence_touch(at, cadence, step, cycle, channel)
-
-    def _plan_touches(self, cadence: str, start: datetime, budget: int, cycles: int) -> None:
-        plan = []
-        at = start
-        for cycle in range(1, cycles + 1):
-            if cycle > 1:
-                at += timedelta(days=BETWEEN_CYCLES)
-            for step, days, channel in CADENCES[cadence]:
-                at += timedelta(days=days, minutes=self.rng.uniform(0, 240))
-                plan.append((at, cadence, step, cycle, channel, ""))
-        self.touch_plan = plan[:budget]
-        self.enrolment += 1
-
-    def _cadence_touch(self, at: datetime, cadence: str, step: str, cycle: int, ch: str) -> None:
-        u = self.rng.random()
-        if not self.consent:  # no opt-in: the cadence runs, nothing reaches the lead
-            status = "skipped" if ch == "email" else "task_skipped"
-            self._touch(at, cadence, step, cycle, ch, status, "no marketing consent")
-            return
-        if ch == "call":
-            status, detail = ("task", None) if u < 0.75 else ("task_skipped", "no phone number")
-            if status == "task" and self.rng.random() < 0.7:  # inside sales calls within 2 days
-                outcome = self.rng.choice(("connected", "no_answer", "left_voicemail"))
-                by = self.rng.choice(("alice", "bob", "chen", "fatima"))
-                done_at = at + timedelta(hours=self.rng.uniform(0.5, 48))
-                bisect.insort(
-                    self.touch_plan, (done_at, cadence, step, cycle, ch, f"{outcome} by {by}")
-                )
-        elif u < 0.88:
-            status, detail = "sent", None
-        elif u < 0.94:
-            status, detail = "skipped", "frequency cap"
-        elif u < 0.985:
-            status, detail = "skipped", "outside send window: next weekday"
-        else:
-            status, detail = "failed", "provider error 503"
-        self._touch(at, cadence, step, cycle, ch, status, detail)
-
-    def _touch(
-        self,
-        at: datetime,
-        cadence: str,
-        step: str,
-        cycle: int,
-        channel: str,
-        status: Any,
-        detail: str | None,
-        suffix: str = "",
-    ) -> None:
-        self.touches_sent += status == "sent"
-        self.touches_done += 1
-        self.facts.append(
-            TouchFact(
-                key=f"touch:{self.lead_id}:{cadence}:e{self.enrolment}:c{cycle}:{step}{suffix}",
-                at=at,
-                cadence=cadence,
-                step=step,
-                cycle=cycle,
-                channel=channel,
-                status=status,
-                detail=detail,
-            )
-        )
-
-    # --- sales -----------------------------------------------------------------------------
-
-    def _route(self) -> list[str]:
-        if self.industry in SPECIALIST_INDUSTRIES:
-            return POOLS["specialists"]
-        return POOLS[self.region]
-
-    def _hand_off(self, at: datetime, qualified_by: str, instant: bool) -> None:
-        rng = self.rng
-        number = len(self.handoffs) + 1
-        pool = self._route()
-        rep = pool[(self.i + number) % len(pool)]
-        self.touch_plan = []  # the cadence stops at handoff
-        self.in_sales = True
-        handoff: dict[str, Any] = {
-            "key": f"{self.lead_id}:{self.run_id}:h{number}",
-            "version": 1,
-            "number": number,
-            "at": at,
-            "score": self.score,
-            "grade": self.grade,
-            "threshold": THRESHOLD,
-            "instant": instant,
-            "qualified_by": qualified_by,
-            "campaign": self.campaign,
-            "segment": self.segment,
-            "rep": rep,
-            "touches_before": self.touches_sent,
-            "status": "open",
-        }
-        self.handoffs.append(handoff)
-        self.owner = rep
-        self._move(at, "assigned", "routing", f"handoff: {qualified_by}", number)
-        # the SLA clock, rep after rep
-        assigned_at, reason, missed = at, f"handoff: {qualified_by}", []
-        responded: tuple[datetime, str] | None = None
-        while True:
-            due = assigned_at + SLA
-            a: dict[str, Any] = {
-                "key": f"{self.lead_id}:{self.run_id}:a{len(self.assignments) + 1}",
-                "version": 1,
-                "handoff": number,
-                "rep": rep,
-                "at": assigned_at,
-                "due_at": due,
-                "reason": reason,
-            }
-            self.assignments.append(a)
+    def _watch(self) -> None:
+        """Plan how reps answer new SLA turns and whether inside sales does a new task."""
+        state, rng = self.lead.state, self.rng
+        for turn in state.assignments[self.turns_seen :]:
+            due = turn.due_at or turn.at
             u = rng.random()
-            if u < 0.8:  # in time, mostly quickly
-                delay = timedelta(hours=min(3.95, rng.expovariate(1 / 1.1)) + 0.03)
-            elif u < 0.94:
-                delay = SLA + timedelta(hours=rng.expovariate(1 / 10))
-            else:
-                delay = timedelta.max
-            if delay < SLA:
-                if assigned_at + delay <= END:
-                    responded = (assigned_at + delay, rep)
-                break
-            if due > END:
-                break
-            missed.append(rep)
-            manager = MANAGER.get(rep, SECOND_ESCALATION)
-            a.update(version=2, misses=1, first_missed_at=due, escalations=1, escalated_to=manager)
-            handoff["misses"] = len(missed)
-            candidates = [r for r in pool if r not in missed] or (
-                [FALLBACK_OWNER] if FALLBACK_OWNER not in missed else []
-            )
-            if candidates and rng.random() < 0.85:
-                rep = candidates[0]
-                a.update(version=3, reassigned_to=rep)
-                reason = f"reassigned after SLA miss by {missed[-1]}"
-                self.owner = rep
-                self._move(due, "assigned", "routing", reason, number)
-                assigned_at = due
-                continue
-            # nobody else to take it: the owner keeps it and is chased again
-            self._move(due, "assigned", "sla", f"SLA missed by {rep}", number)
-            if delay != timedelta.max:
-                if assigned_at + delay <= END:
-                    responded = (assigned_at + delay, rep)
-            elif due + SLA <= END:
-                a.update(
-                    version=3,
-                    misses=2,
-                    escalations=2,
-                    escalated_to=f"{manager}, {SECOND_ESCALATION}",
+            if u < IN_TIME:  # mostly quickly
+                quickly = timedelta(hours=rng.expovariate(1 / 1.1) + 0.03)
+                self._plan(turn.at + min(quickly, (due - turn.at) * 0.99), self._answer, turn.rep)
+            elif u < IN_TIME + LATE:
+                self._plan(due + timedelta(hours=rng.expovariate(1 / 10)), self._answer, turn.rep)
+        self.turns_seen = len(state.assignments)
+        task = state.tasks[-1] if state.tasks else None
+        if task is not None and task.key != self.last_task:
+            self.last_task = task.key
+            if task.status == "open" and rng.random() < TASKS_DONE:
+                now = self.lead.clock
+                self._plan(
+                    now + (task.due_at - now) * rng.uniform(0.02, 1.05), self._do_task, task.key
                 )
-                handoff["misses"] = len(missed) + 1
-            break
-        if responded is not None:
-            self._respond(handoff, a, *responded)
 
-    def _respond(self, handoff: dict[str, Any], a: dict[str, Any], at: datetime, rep: str) -> None:
-        rng = self.rng
-        score = handoff["score"]
-        p = 0.55 - (min(max(score, 60), 150) - 60) * 0.47 / 90
-        p += {"A": -0.08, "B": -0.03, "C": 0.03, "D": 0.12}[self.grade]
-        if handoff["instant"]:
+    def _answer(self, rep: str) -> None:
+        """The rep answers their turn, if the lead is still theirs: reject it (more often a
+        poor fit, a low score, a competitor or a job seeker) or accept or contact it."""
+        lead, rng, person = self.lead, self.rng, self.person
+        core, state = lead.core, lead.state
+        if core.rep_action_error("accept", rep) or state.handoff is None:
+            return  # reassigned meanwhile, or already answered
+        story = state.handoff.story
+        p = 0.55 - (min(max(story.score, 60), 150) - 60) * 0.47 / 90
+        p += GRADE_REJECTS.get(state.grade, 0.0)
+        if story.qualified_by.startswith("instant:"):
             p -= 0.1
-        if self.kind == "competitor" or TITLES[self.title][1] < 0:
+        if person.competitor or person.job_seeker:
             p += 0.4
-        rejected = rng.random() < min(0.9, max(0.02, p))
-        response = "rejected" if rejected else ("accepted" if rng.random() < 0.7 else "contacted")
-        a.update(
-            version=a["version"] + 1,
-            responded_at=at,
-            response=response,
-            seconds_to_response=(at - a["at"]).total_seconds(),
-        )
-        handoff.update(version=handoff["version"] + 1, status_at=at)
-        if rejected:
-            if self.kind == "competitor":
+        if rng.random() < min(0.9, max(0.02, p)):
+            if person.competitor:
                 reason = "competitor"
-            elif TITLES[self.title][1] < 0:
+            elif person.job_seeker:
                 reason = "student / job seeker"
             else:
                 reason = _pick(rng, REJECT_REASONS)
-            handoff.update(status="rejected", reject_reason=reason or None, rejected_by=rep)
-            self._move(at, "recycled", rep, f"rejected: {reason}", handoff["number"])
-            self.owner = None
-            self.recycle_at = at  # the reset happens in time order (_advance)
+            rejection = RejectRequest(rep=rep, reason=reason)
+            lead.act(None, lambda: core.reject(rejection), rejection)
             return
-        handoff["status"] = "accepted"
-        self._move(at, "working", rep, response, handoff["number"])
-        closes = at + timedelta(days=rng.gammavariate(2.0, 12.0))
-        if closes > END:
-            return
-        nurtured = self.touches_sent > 0  # nurtured leads close a little more, a little bigger
-        p_win = {"A": 0.46, "B": 0.38, "C": 0.28, "D": 0.16}[self.grade] + 0.06 * nurtured
-        won = rng.random() < p_win
-        scale = (40_000 if self.segment == "enterprise" else 9_000) * (1.12 if nurtured else 1)
-        amount = round(rng.lognormvariate(math.log(scale), 0.6), -2)
-        result = "won" if won else "lost"
-        self.outcome = OutcomeFact(
-            key=f"{self.lead_id}:{self.run_id}:h{handoff['number']}:outcome",
-            at=closes,
-            result=result,
-            amount=amount if won or rng.random() < 0.3 else None,
-            rep=rep,
-            handoff=handoff["number"],
-        )
-        self.facts.append(self.outcome)
-        handoff.update(version=handoff["version"] + 1, status=result, status_at=closes)
-        shown = f" ({self.outcome.amount:g})" if self.outcome.amount is not None else ""
-        self._move(closes, result, rep, f"{result}{shown}", handoff["number"])
-
-    def _recycled(self, at: datetime) -> None:
-        self.in_sales = False
-        if self.behaviour:
-            delta = -self.behaviour
-            self.behaviour = 0
-            self._score_change(at, delta, "reset", "rejected by sales: behaviour reset")
-        if self.email_suppressed:
-            self._move(at, "suppressed", "system", "email suppressed")
+        action = RepAction(rep=rep)
+        if rng.random() < ACCEPTED:
+            lead.act(None, lambda: core.contacted(action, "accepted"), action)
         else:
-            self._plan_touches("recycle", at, 5, cycles=1)
+            lead.act(None, lambda: core.contacted(action, "contacted"), action)
+        self._plan(lead.clock + timedelta(days=rng.gammavariate(2.0, 12.0)), self._close, rep)
 
-    # --- the batch -------------------------------------------------------------------------
-
-    def _batch(self) -> FactBatch:
-        facts = self.facts
-        facts.extend(HandoffFact(**h) for h in self.handoffs)
-        facts.extend(AssignmentFact(**a) for a in self.assignments)
-        facts.sort(key=lambda f: f.at)
-        outcome = self.outcome
-        last = max(f.at for f in facts)
-        events = sum(1 for f in facts if f.kind == "event")
-        lead = LeadSnapshot(
-            lead_id=self.lead_id,
-            workflow_id=f"lead-{self.lead_id}",
-            version=len(facts),
-            email=self.email,
-            name=self.name,
-            company=self.company,
-            title=self.title,
-            industry=self.industry,
-            country=self.country,
-            segment=self.segment,
-            campaign=self.campaign,
-            stage=self.stage,
-            stage_since=self.stage_since,
-            score=self.score,
-            grade=self.grade,
-            owner=self.owner,
-            created_at=self.created,
-            handoffs=len(self.handoffs),
-            touches_sent=self.touches_sent,
-            events=events,
-            outcome=outcome.result if outcome else None,
-            amount=outcome.amount if outcome else None,
-            closed_at=outcome.at if outcome else None,
-            updated_at=last,
+    def _close(self, rep: str) -> None:
+        """Won or lost, weeks later (nurtured leads close a little more, a little bigger),
+        if the lead is still the rep's to close."""
+        lead, rng = self.lead, self.rng
+        state = lead.state
+        if lead.core.rep_action_error("outcome", rep):
+            return
+        nurtured = state.touches_sent > 0
+        won = rng.random() < GRADE_WINS.get(state.grade, 0.2) + 0.06 * nurtured
+        scale = DEAL_SIZE.get(state.segment or "", SMB_DEAL) * (1.12 if nurtured else 1)
+        amount = round(rng.lognormvariate(math.log(scale), 0.6), -2)
+        closing = OutcomeRequest(
+            rep=rep,
+            result="won" if won else "lost",
+            amount=amount if won or rng.random() < 0.3 else None,
         )
-        return FactBatch(lead_id=self.lead_id, lead=lead, facts=facts)
+        lead.act(None, lambda: lead.core.close(closing), closing)
+
+    def _do_task(self, key: str) -> None:
+        """Inside sales records a task's outcome, which reaches the lead as one of its
+        events (it takes the place of the lead's last one: the events add up to the total)."""
+        lead, rng = self.lead, self.rng
+        task = lead.state.task(key)
+        if task is None or self.last_event <= self.next_event:
+            return
+        outcomes = OUTCOMES[task.channel]
+        weights = [CALL_OUTCOMES.get(outcome, 1.0) for outcome in outcomes]
+        done = TaskCompletion(
+            rep=rng.choice(INSIDE_SALES),
+            task_key=key,
+            outcome=rng.choices(outcomes, weights)[0],
+        )
+        if lead.act(
+            lead.core.task_completion_error(done), lambda: lead.core.complete_task(done), done
+        ):
+            self.last_event -= 1
