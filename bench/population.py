@@ -29,9 +29,11 @@ import bisect
 import heapq
 import itertools
 import math
+import multiprocessing
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -58,7 +60,7 @@ END = START + timedelta(weeks=26)  # 2026-11-16: nothing happens after this
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)  # when the reports are asked
 SHIPPED = load_rules(DEFAULT_CONFIG_DIR)
 """The rules in ``config/``, which every lead of the population runs under."""
-HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+PIECE = 250  # leads a worker process makes at a time
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,50 @@ class Population:
     def batches(self, start: int = 0, stop: int | None = None) -> Iterator[FactBatch]:
         for i in range(start, self.leads if stop is None else min(stop, self.leads)):
             yield _Lead(self, i).run()
+
+    def chunks(self, size: int, workers: int = 1) -> Iterator[list[FactBatch]]:
+        """Every lead's batch in order, ``size`` leads at a time, made by ``workers``
+        processes: the same rows whatever their number (a lead depends only on the seed and
+        its place)."""
+        made = self.batches() if workers <= 1 else self._made_by(workers)
+        chunk: list[FactBatch] = []
+        for batch in made:
+            chunk.append(batch)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _made_by(self, workers: int) -> Iterator[FactBatch]:
+        """Every lead's batch in order, made by worker processes ``PIECE`` leads at a time,
+        a few pieces ahead and no more (the population is never held in memory whole)."""
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),  # not fork: the caller has threads
+            initializer=_start_worker,
+            initargs=(self.leads, self.events, self.seed),
+        ) as pool:
+            ahead: deque[Future[list[FactBatch]]] = deque()
+            for first in range(0, self.leads, PIECE):
+                ahead.append(pool.submit(_make, first, first + PIECE))
+                if len(ahead) > 2 * workers:
+                    yield from ahead.popleft().result()
+            while ahead:
+                yield from ahead.popleft().result()
+
+
+_WORKERS_POPULATION: Population | None = None
+
+
+def _start_worker(leads: int, events: int, seed: int) -> None:
+    global _WORKERS_POPULATION
+    _WORKERS_POPULATION = Population(leads, events, seed)
+
+
+def _make(start: int, stop: int) -> list[FactBatch]:
+    assert _WORKERS_POPULATION is not None
+    return list(_WORKERS_POPULATION.batches(start, stop))
 
 
 # --- one lead: who it is, what it does, what sales does with it --------------------------------
