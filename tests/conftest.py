@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 
 from nurture.access.consent import LinkSigner
 from nurture.cli.embedded import point_standin_webhook
+from nurture.client.sales import query_state
 from nurture.client.starting import send_event, send_profile
 from nurture.client.temporal import installed_binary
 from nurture.config.rules_source import RulesSource
@@ -37,7 +38,6 @@ from nurture.standins.sendgrid_standin import RecordedMessage, SendGridStandIn
 from nurture.store.db import make_engine
 from nurture.web.app import WebSettings, create_app, serving
 from worker import build_worker
-from workflows.lead import LeadWorkflow
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -190,7 +190,7 @@ def lead_id(prefix: str = "lead") -> str:
 
 
 async def lead_state(handle: WorkflowHandle) -> LeadState:
-    return await handle.query(LeadWorkflow.state)
+    return await query_state(handle)
 
 
 async def wait_until(

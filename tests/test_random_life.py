@@ -35,7 +35,7 @@ from temporalio.worker import Worker
 
 from activities.email import IDEMPOTENCY_ARG
 from nurture.access.consent import LinkSigner
-from nurture.client.sales import LeadActionError, act
+from nurture.client.sales import LeadActionError, act, query_state
 from nurture.client.starting import send_event, send_profile
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import MailerSettings, WorkerOptions
@@ -49,7 +49,6 @@ from nurture.domain.stages import rep_action_error
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import ARTIFACTS, TEST_RULES, TEST_SECRET, TEST_TEMPLATES
 from worker import build_worker
-from workflows.lead import LeadWorkflow
 
 SEEDS = [int(s) for s in os.environ.get("NURTURE_LIFE_SEEDS", "1,2,3").split(",")]
 LEADS_PER_WALK = 4
@@ -267,7 +266,7 @@ class Walk:
         return self.client.get_workflow_handle(workflow_id_for(lead))
 
     async def state(self, lead: str) -> LeadState:
-        return await self.handle(lead).query(LeadWorkflow.state)
+        return await query_state(self.handle(lead))
 
     async def states(self) -> dict[str, LeadState]:
         found = await asyncio.gather(*(self.state(lead) for lead in self.leads))

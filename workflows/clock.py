@@ -1,8 +1,10 @@
-"""The lead's clock: the workflow's time, except right after a local activity resolves.
+"""The lead's clock: the workflow's time, except right after a local activity resolves, and
+never a time the history has already left behind.
 
 No decision here: the workflow reads the time through :meth:`HeldClock.now` and holds it
-(:meth:`HeldClock.hold`) as each rules read resolves. The module holds no state of its own: it
-is passed through the sandbox and imported once per worker process.
+(:meth:`HeldClock.hold`) as each rules read resolves; :meth:`HeldClock.watch` checks every
+activation, including those that read no time. The module holds no state of its own: it is
+passed through the sandbox and imported once per worker process.
 """
 
 from __future__ import annotations
@@ -14,20 +16,96 @@ from typing import Any
 
 from temporalio import workflow
 
+from nurture.contract.names import AHEAD_OF_WORKFLOW_TASK
+
 Hold = tuple[asyncio.Task[Any] | None, datetime]
+
+
+class AheadOfWorkflowTask(Exception):
+    """The workflow is given history events that no workflow task has started yet.
+
+    A query sent while no workflow task is pending is handed to a worker directly, with the
+    history as it is when the worker picks the query up. When a timer fired (or a signal or
+    an activity result arrived) in between, that history ends in events after the last
+    workflow task: the SDK's core delivers them to the workflow then, outside any workflow
+    task (not as a replay), with the clock of the last task, and sends what the workflow does
+    with them as the commands of the next workflow task (the workflow is not activated for
+    that task). A replay delivers the same events in that next task, with its own later time:
+    a decision taken on the earlier time (an SLA miss not yet due, a timer of the old length)
+    is not what the replay decides, and the lead can never be replayed again (TMPRL1100).
+
+    Raised instead of deciding anything: it fails that activation, so the query fails (the
+    client asks again) and the worker drops the lead from its cache; the next workflow task
+    replays the history and delivers the events with the right time. Never raised on replay
+    or in a query handler, and never caught by the lead's own error handling."""
 
 
 class HeldClock:
     def __init__(self) -> None:
         self._held: Hold | None = None
+        # The workflow time last seen, and the history length it was first seen with.
+        self._task_began: tuple[datetime, int] | None = None
 
     def now(self) -> datetime:
+        self.check_in_workflow_task()
         held = self._held
         if held is not None:
             with contextlib.suppress(RuntimeError):  # no running loop: nothing is held
                 if asyncio.current_task() is held[0]:
                     return held[1]
         return workflow.now()
+
+    def check_in_workflow_task(self) -> None:
+        """Raise :class:`AheadOfWorkflowTask` when this activation brings new history events
+        but no new time.
+
+        Each workflow task brings its own start time (a later one: the server's clock at the
+        task's started event) and every activation in it sees that time; the history length
+        grows from one task to the next. Events delivered outside a workflow task grow the
+        history and keep the last task's time. On replay the time also moves with local
+        activity markers; nothing is checked there (a replay is its own reference)."""
+        if workflow.unsafe.is_read_only():  # a query or a validator: nothing is decided
+            return
+        at, length = workflow.now(), workflow.info().get_current_history_length()
+        began = self._task_began
+        if began is None or began[0] != at:
+            self._task_began = (at, length)
+        elif length > began[1] and not workflow.unsafe.is_replaying():
+            raise AheadOfWorkflowTask(
+                f"workflow {workflow.info().workflow_id} is {AHEAD_OF_WORKFLOW_TASK}: its "
+                f"history grew from {began[1]} to {length} events outside a workflow task, "
+                f"its clock still reads that task's time ({at.isoformat()}); nothing is "
+                "decided on the new events until their workflow task replays them"
+            )
+
+    def check_reached(self, deadline: datetime | None) -> None:
+        """Raise :class:`AheadOfWorkflowTask` when a timer for ``deadline`` has fired and the
+        clock reads earlier: the timer fired at or after its deadline, and the workflow task
+        that delivers it started later still; only an activation outside a workflow task
+        reads the time of a task before it. Exact for every timer, even where
+        :meth:`check_in_workflow_task` cannot tell (a workflow task that brought the workflow
+        nothing new, as after a local activity's result replayed from its marker, leaves its
+        time unseen)."""
+        if deadline is None or workflow.unsafe.is_replaying():
+            return
+        at = workflow.now()
+        if at < deadline:
+            raise AheadOfWorkflowTask(
+                f"workflow {workflow.info().workflow_id} is {AHEAD_OF_WORKFLOW_TASK}: its "
+                f"timer for {deadline.isoformat()} fired, its clock still reads "
+                f"{at.isoformat()}; nothing is decided until the timer's workflow task "
+                "replays it"
+            )
+
+    async def watch(self) -> None:
+        """Check every activation that runs the workflow, not only those that read the time
+        (a condition is evaluated in each of them; this one never comes true)."""
+
+        def never_true() -> bool:
+            self.check_in_workflow_task()
+            return False
+
+        await workflow.wait_condition(never_true)
 
     def hold(self, at: datetime) -> None:
         """Read the time as ``at`` in this task until it next waits for anything.

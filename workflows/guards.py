@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from nurture.contract.messages import ActionResult, RepAction
 from nurture.core.base import RulesNotLoaded
 from nurture.core.lead import LeadCore
+from workflows.clock import AheadOfWorkflowTask
 
 
 class Shell(Protocol):
@@ -35,9 +36,11 @@ CONTROL_FLOW_ERRORS = (
     workflow.NondeterminismError,  # also RestrictedWorkflowAccessError: a bug to see, not skip
     workflow.ReadOnlyContextError,
     CancelledError,
+    AheadOfWorkflowTask,  # fails the activation on purpose (workflows/clock.py)
 )
-"""Temporal's own errors: never swallowed as a bad input (asyncio's cancellation and
-continue-as-new are BaseExceptions and pass anyway)."""
+"""Temporal's own errors, and the clock's refusal to run ahead of a workflow task: never
+swallowed as a bad input (asyncio's cancellation and continue-as-new are BaseExceptions and
+pass anyway)."""
 
 
 def rep_action(

@@ -16,7 +16,6 @@ change never applies half-way through a step) and to write the read model's fact
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -126,6 +125,7 @@ class LeadWorkflow:
         self._wake_timer: asyncio.Task[None] | None = None
         self._wake_timer_at: datetime | None = None
         self._published: dict[str, visibility.SearchValue] = {}
+        self._clock_watch: asyncio.Task[None] | None = None
 
     # --- the life of a lead ------------------------------------------------------------------
 
@@ -133,6 +133,8 @@ class LeadWorkflow:
     async def run(self, inp: LeadInput) -> None:
         core = self._core
         core.patches = Patches.asked(workflow.patched)  # first thing: see nurture/core/patches.py
+        # Never decide on events a query brought ahead of their workflow task (no command).
+        self._clock_watch = asyncio.create_task(self._clock.watch())
         await self._drive(core.read_rules())
         core.crm.start()
         core.begin_run(new=inp.state is None)
@@ -152,8 +154,10 @@ class LeadWorkflow:
                     await self._wait_for_work(wake_at)
                 else:
                     timeout = None if wake_at is None else wake_at - core.now()
-                    with contextlib.suppress(TimeoutError):  # a timer came due: fine
+                    try:
                         await workflow.wait_condition(self._has_work, timeout=timeout)
+                    except TimeoutError:  # a timer came due: fine
+                        self._clock.check_reached(wake_at)
             await self._drive(core.timers_due())
             self._publish()
 
@@ -176,6 +180,8 @@ class LeadWorkflow:
         await workflow.wait_condition(
             lambda: self._has_work() or (timer is not None and timer.done())
         )
+        if timer is not None and timer.done():
+            self._clock.check_reached(self._wake_timer_at)
 
     async def _drain(self) -> None:
         """Apply queued profiles/events and carry out queued side effects, in order."""

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+import asyncio
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -14,7 +22,7 @@ from nurture.contract.messages import (
     RepAction,
     TaskCompletion,
 )
-from nurture.contract.names import STATE_QUERY, RepUpdate
+from nurture.contract.names import AHEAD_OF_WORKFLOW_TASK, STATE_QUERY, RepUpdate
 from nurture.domain.leads import workflow_id_for
 
 
@@ -48,12 +56,30 @@ async def act(client: Client, lead_id: str, action: RepUpdate, request: RepActio
         raise _lead_rpc_error(lead_id, err) from err
 
 
+QUERY_ATTEMPTS = 5
+
+
 async def read_state(client: Client, lead_id: str) -> LeadState:
-    handle = client.get_workflow_handle(workflow_id_for(lead_id))
     try:
-        return await handle.query(STATE_QUERY, result_type=LeadState)
+        return await query_state(client.get_workflow_handle(workflow_id_for(lead_id)))
     except RPCError as err:
         raise _lead_rpc_error(lead_id, err) from err
+
+
+async def query_state(handle: WorkflowHandle[Any, Any]) -> LeadState:
+    """The lead's state query, asked again when the lead refused to answer it because the
+    query brought history events ahead of their workflow task (a query racing a timer, a
+    signal or an activity result while no worker was polling: after a restart, or with every
+    poller busy). Nothing was decided then; asked again, the query waits for that task."""
+    attempt = 1
+    while True:
+        try:
+            return await handle.query(STATE_QUERY, result_type=LeadState)
+        except WorkflowQueryFailedError as err:
+            if AHEAD_OF_WORKFLOW_TASK not in err.message or attempt == QUERY_ATTEMPTS:
+                raise
+        await asyncio.sleep(0.1 * attempt)
+        attempt += 1
 
 
 def _lead_rpc_error(lead_id: str, err: RPCError) -> LeadActionError:

@@ -16,6 +16,10 @@ LEAD_WORKFLOW: Final = "LeadWorkflow"
 PROFILE_SIGNAL: Final = "profile"
 EVENT_SIGNAL: Final = "event"
 STATE_QUERY: Final = "state"
+AHEAD_OF_WORKFLOW_TASK: Final = "ahead of its workflow task"
+"""In the message of a query that failed because the lead refused to run history events
+delivered with it before their workflow task (``workflows/clock.py``): nothing was decided and
+the lead is fine; ask again (the next query waits for that workflow task)."""
 
 RepUpdate = Literal["accept", "contact", "reject", "outcome", "complete_task"]
 """The updates a rep's action is: each is applied whole or refused with the reason."""
