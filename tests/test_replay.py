@@ -13,6 +13,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from nurture.core.patches import (
     PATCH_DERIVED_KEYS,
+    PATCH_ENROLMENT_VISIBLE,
     PATCH_READ_MODEL,
     PATCH_SEND_WINDOWS,
     PATCH_SLA_LADDER,
@@ -45,6 +46,7 @@ PATCHES_BY_VERSION = {
         PATCH_VISIBLE_UPDATES,
         PATCH_SLA_LADDER,
         PATCH_DERIVED_KEYS,
+        PATCH_ENROLMENT_VISIBLE,
     ],
 }
 CURRENT = "v6"

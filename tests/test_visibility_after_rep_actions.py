@@ -83,6 +83,22 @@ async def test_accept_contact_outcome_and_reject_show_in_visibility_at_once(
     assert shown["score"] == state.score.total  # the behaviour reset is visible too
 
 
+async def test_a_new_leads_segment_shows_in_visibility_at_once(
+    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    """Found trying it from outside (issue 14): a new lead was enrolled after the loop had
+    published, so ``LeadSegment`` stayed empty until its first touch's timer (10 minutes);
+    ``LeadSegment = "…"`` found nothing while ``nurture show`` named the segment."""
+    client = dev_env.client
+    async with running_engine(client, standin, tmp_path) as engine:
+        lead = lead_id("segment")
+        await engine.profile(lead_id=lead, email=f"{lead}@corp.example", company_size=20)
+        state = await wait_for_state(
+            client.get_workflow_handle(f"lead-{lead}"), lambda s: s.segment is not None
+        )
+        assert await _shows(client, f'LeadSegment = "{state.segment}"', lead)
+
+
 def test_every_update_handler_goes_through_rep_action() -> None:
     """Finding 1, made hard to ship again: an update handler added later without the
     ``rep_action`` wrapper (publish on return, a failure recorded and refused) fails here."""

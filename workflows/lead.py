@@ -141,6 +141,8 @@ class LeadWorkflow:
         while True:
             await self._drain()
             core.enrol_if_idle()
+            if core.patches.enrolment_visible:
+                self._publish()  # the segment it was enrolled in, at once
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 # Facts not yet written travel in the next run's input: keep that small (a

@@ -40,6 +40,10 @@ PATCH_DERIVED_KEYS = "keys-from-what-happened"
 counts stage transitions only. Runs started before this change key them by the counter until
 their next continue-as-new (keys differ in form, so an old key and a new one never name
 different sends)."""
+PATCH_ENROLMENT_VISIBLE = "visibility-after-enrolment"
+"""A lead publishes its search attributes as soon as it is enrolled in a cadence (``LeadSegment``
+at once), instead of at its next timer or event (up to the first touch's delay later). Runs
+started before this change publish as they did until their next continue-as-new."""
 PATCHES = (
     PATCH_SEND_WINDOWS,
     PATCH_READ_MODEL,
@@ -47,6 +51,7 @@ PATCHES = (
     PATCH_VISIBLE_UPDATES,
     PATCH_SLA_LADDER,
     PATCH_DERIVED_KEYS,
+    PATCH_ENROLMENT_VISIBLE,
 )
 """In the order a run asks for them (first thing in the run, before any local activity)."""
 
@@ -61,6 +66,7 @@ class Patches:
     visible_updates: bool = False
     sla_ladder: bool = False
     derived_keys: bool = False
+    enrolment_visible: bool = False
 
     @classmethod
     def asked(cls, patched: Callable[[str], bool]) -> Patches:
@@ -74,4 +80,5 @@ class Patches:
             visible_updates=answers[PATCH_VISIBLE_UPDATES],
             sla_ladder=answers[PATCH_SLA_LADDER],
             derived_keys=answers[PATCH_DERIVED_KEYS],
+            enrolment_visible=answers[PATCH_ENROLMENT_VISIBLE],
         )
