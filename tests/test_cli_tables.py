@@ -178,3 +178,19 @@ async def test_show_has_no_empty_header_and_no_double_space(
     assert "Tess  @" not in out
     summary = out.split("Why this score")[0]
     assert "┃" not in summary, summary  # no header row of empty cells
+
+
+MARKUP = "[/bold] no [bold red]budget[/] [link=https://evil.example]x[/link]"
+
+
+def test_markup_in_lead_data_is_printed_as_it_is_never_as_styles(database: str) -> None:
+    """Found trying it from outside (issue 14): a reject reason or a name holding "[/bold]"
+    crashed ``nurture report returns`` and ``nurture show`` for everyone (Rich read it as
+    markup), and "[link=…]" became a clickable link. What a lead or a rep wrote is text."""
+    write_handoffs(make_engine(database), [H(40, "rejected", reason=MARKUP), H(45, "accepted")])
+    shown = nurture(database, "report", "returns")
+    assert "[/bold]" in shown.stdout and "[link=https://evil.example]" in shown.stdout
+    assert "\x1b]8;" not in shown.stdout  # no terminal hyperlink escape
+    forced = nurture(database, "report", "returns", FORCE_COLOR="1", TTY_COMPATIBLE="1")
+    assert "[bold red]budget[/]" in re.sub(r"\x1b\[[0-9;]*m", "", forced.stdout)
+    assert "\x1b]8;" not in forced.stdout

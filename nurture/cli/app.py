@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.panel import Panel
+from rich.text import Text
 
 from nurture.access.consent import ConsentConfigError
 from nurture.cli.campaigns import campaign_app
@@ -189,7 +190,9 @@ def _ingest(
         try:
             known = load_rules(config_dir_from_env(config)).scoring.known_event_types()
         except ConfigError as exc:
-            errors.print(f"[yellow]warning:[/] event types not checked locally: {exc}")
+            errors.print(
+                Text.assemble(("warning:", "yellow"), f" event types not checked locally: {exc}")
+            )
 
     async def main() -> int:
         try:
@@ -360,7 +363,9 @@ def _print_state(state: LeadState) -> None:
     if state.handoff:
         story = state.handoff.story
         console.print(
-            f"[bold]Story:[/] {story.qualified_by}; campaign {story.campaign or '-'}",
+            Text.assemble(
+                ("Story:", "bold"), f" {story.qualified_by}; campaign {story.campaign or '-'}"
+            ),
             highlight=False,
         )
     console.print(
@@ -497,8 +502,9 @@ def audit(
                 )
             else:
                 console.print(
-                    "[green]No lead at risk: every lead has a known stage, every "
-                    "lead in sales an owner and a running SLA.[/]"
+                    "No lead at risk: every lead has a known stage, every "
+                    "lead in sales an owner and a running SLA.",
+                    style="green",
                 )
         return 1 if report.problems else 0
 
@@ -588,7 +594,7 @@ def config_check(
         if as_json:
             print_json({"ok": False, "problems": exc.problems})
         else:
-            errors.print(f"[bold red]{len(exc.problems)} problem(s):[/]")
+            errors.print(f"{len(exc.problems)} problem(s):", style="bold red")
             for problem in exc.problems:
                 errors.print(f"  {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -602,8 +608,11 @@ def config_check(
         )
     else:
         console.print(
-            f"[green]ok[/]: {config_dir} (version {rules.version}), "
-            f"{sum(len(c.steps) for c in rules.cadences.cadences)} cadence steps render"
+            Text.assemble(
+                ("ok", "green"),
+                f": {config_dir} (version {rules.version}), "
+                f"{sum(len(c.steps) for c in rules.cadences.cadences)} cadence steps render",
+            )
         )
 
 
@@ -626,21 +635,27 @@ def config_status(as_json: JsonOpt = False) -> None:
         print_json(status.as_json())
     else:
         console.print(
-            f"rules in force: [bold]{status.version}[/] "
-            f"(loaded {status.loaded_at:%Y-%m-%d %H:%M:%S %Z}, from {status.config_dir})",
+            Text.assemble(
+                "rules in force: ",
+                (status.version, "bold"),
+                f" (loaded {status.loaded_at:%Y-%m-%d %H:%M:%S %Z}, from {status.config_dir})",
+            ),
             highlight=False,
         )
         if status.rejected_at is None:
             console.print("no edit has been refused")
         else:
             state = (
-                "[bold red]refused: still in force is the version above[/]"
+                ("refused: still in force is the version above", "bold red")
                 if status.rejection_pending
-                else "since replaced by the version above"
+                else ("since replaced by the version above", "")
             )
             console.print(
-                f"last refused edit: {status.rejected_at:%Y-%m-%d %H:%M:%S %Z}, {state}; "
-                f"{len(status.rejected_problems)} problem(s):",
+                Text.assemble(
+                    f"last refused edit: {status.rejected_at:%Y-%m-%d %H:%M:%S %Z}, ",
+                    state,
+                    f"; {len(status.rejected_problems)} problem(s):",
+                ),
                 highlight=False,
             )
             for problem in status.rejected_problems:

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from nurture.cli.output import JsonOpt, console, errors, fail, print_json, table
 from nurture.store.campaigns import CampaignError, list_campaigns, record_cost, save_campaign
@@ -99,8 +100,11 @@ def cost(
     )
     if recorded.overlapping:
         errors.print(
-            f"[yellow]warning:[/] this period overlaps other costs of {recorded.campaign} "
-            f"({'; '.join(recorded.overlapping)}): reports add them together",
+            Text.assemble(
+                ("warning:", "yellow"),
+                f" this period overlaps other costs of {recorded.campaign} "
+                f"({'; '.join(recorded.overlapping)}): reports add them together",
+            ),
             highlight=False,
         )
 

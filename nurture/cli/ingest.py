@@ -248,7 +248,7 @@ async def ingest(
     report = IngestReport(unit=input_.unit)
     tasks: set[asyncio.Task[None]] = set()
     progress = Progress(
-        TextColumn(f"[bold]{input_.label}"),
+        TextColumn(input_.label.replace("{", "{{").replace("}", "}}"), style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn(f"{input_.unit} " + "{task.fields[rejected]} rejected"),

@@ -38,7 +38,7 @@ def create(
     else:
         console.print(f"key {row.id} ({row.role}{', rep ' + row.rep_id if row.rep_id else ''}):")
         console.print(key, highlight=False, soft_wrap=True)
-        console.print("[dim]shown once; send it as 'Authorization: Bearer <key>'[/]")
+        console.print("shown once; send it as 'Authorization: Bearer <key>'", style="dim")
 
 
 @keys_app.command("list")

@@ -20,8 +20,10 @@ from temporalio.service import RPCError
 from nurture.runtime.process import exit_now
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-console = Console()
-errors = Console(stderr=True)
+# No markup: what we print holds lead data, reasons and file names, which must show as they are
+# ("[/bold]" in a name is text, not a style, and never a crash); styles are given as styles.
+console = Console(markup=False)
+errors = Console(stderr=True, markup=False)
 
 
 def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
@@ -56,7 +58,7 @@ async def connect_client() -> Client:
 
 
 def fail(message: str, status: int = 1) -> int:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False)
     return status
 
 

@@ -81,7 +81,7 @@ def report_command(
         columns, rows = readable_durations(t.columns, t.rows)
         console.print(table(t.title, columns, rows))
     for note in result.notes:
-        console.print(f"[dim]{note}[/]")
+        console.print(note, style="dim")
 
 
 HOURS_SUFFIX = "_hours"
