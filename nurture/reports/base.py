@@ -57,7 +57,7 @@ class ReportQuery(BaseModel):
         if value is None:
             return None
         utc = _utc_or_none(value)
-        if utc is None or not EARLIEST <= utc < LATEST:
+        if utc is None or not EARLIEST <= utc <= LATEST:  # both ends given in the message
             raise ValueError(
                 f"{value.isoformat()} is outside the dates reports cover: give a date from "
                 f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (2026-11-01, or 2026-11-01T09:00+01:00)"

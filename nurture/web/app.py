@@ -35,6 +35,7 @@ from nurture.web.leads_api import LeadsApi
 from nurture.web.reports_api import ReportsApi
 from nurture.web.responses import install_api_contract
 from nurture.web.security import PageSecurityHeaders, requires
+from nurture.web.sendgrid_webhook import MAX_BODY_BYTES as SENDGRID_BODY_MAX
 from nurture.web.sendgrid_webhook import SendGridWebhook
 from nurture.web.unsubscribe import UnsubscribePages
 from nurture.web.webhook_verify import PUBLIC_KEY_ENV, WebhookVerifier
@@ -46,7 +47,7 @@ DEFAULT_PORT = 8080
 MiB = 1024 * 1024
 BULK_PATHS = frozenset({"/api/events", "/api/leads", "/api/leads/import"})
 BULK_BODY_MAX = 16 * MiB  # a batch of 10,000 typical items, or a CSV of as many rows
-WEBHOOK_BODY_MAX = 8 * MiB  # SendGrid posts events in batches
+WEBHOOK_BODY_MAX = SENDGRID_BODY_MAX  # SendGrid posts events in batches (its route's limit)
 BODY_MAX = 1 * MiB  # everything else: an action, a form, a CRM notification
 JSON_API_PREFIX = "/api/"
 NOT_JSON_PATHS = frozenset({"/api/leads/import"})  # CSV
@@ -136,7 +137,7 @@ def body_limit_for(path: str) -> int:
     """The largest request body ``path`` takes, in bytes."""
     if path in BULK_PATHS:
         return BULK_BODY_MAX
-    if path.startswith("/webhooks/"):
+    if path == "/webhooks/sendgrid":
         return WEBHOOK_BODY_MAX
     return BODY_MAX
 
