@@ -114,3 +114,53 @@ def test_no_kind_of_link_stands_in_for_another_and_no_secret_is_shown() -> None:
     for links in (signer, rep, dashboard):
         assert SECRET not in repr(links)
         assert repr(links).startswith(f"{type(links).__name__}(public_url=")
+
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def respellings(token: str) -> list[str]:
+    """The same token with its last character's spare bits set otherwise: the signature's
+    bytes do not change (base64 of 20 bytes leaves 2 bits unused in its last character)."""
+    last = ALPHABET.index(token[-1])
+    spare = 0b11 if len(token.rsplit(".", 1)[-1]) % 4 == 3 else 0b1111
+    return [token[:-1] + ALPHABET[(last & ~spare) | bits] for bits in range(spare + 1)]
+
+
+@pytest.mark.parametrize(
+    "sign_and_check",
+    [
+        pytest.param(
+            lambda: (
+                (s := LinkSigner(secret=SECRET, public_url=BASE)).token(
+                    UnsubscribeClaim(lead_id="ada", key="k")
+                ),
+                s.verify,
+            ),
+            id="unsubscribe",
+        ),
+        pytest.param(
+            lambda: (
+                (r := RepLinks(SECRET, BASE)).token(RepClaim(rep="alice", action="inbox")),
+                r.verify,
+            ),
+            id="rep inbox",
+        ),
+        pytest.param(
+            lambda: ((d := DashboardLinks(SECRET, BASE)).token(), d.verify),
+            id="dashboard",
+        ),
+    ],
+)
+def test_only_the_signed_spelling_of_a_link_opens(
+    sign_and_check: Callable[[], tuple[str, Callable[[str], object]]],
+) -> None:
+    """Found trying it from outside (issue 14): a link ending in 4, 5, 6 or 7 opened alike
+    (the same signature bytes). An altered link is refused, whatever was altered."""
+    token, verify = sign_and_check()
+    verify(token)
+    others = [t for t in respellings(token) if t != token]
+    assert others
+    for other in others:
+        with pytest.raises(SignedLinkError):
+            verify(other)

@@ -20,6 +20,7 @@ from itsdangerous import (
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
+from itsdangerous.encoding import base64_decode, base64_encode
 
 T = TypeVar("T")
 
@@ -27,6 +28,19 @@ T = TypeVar("T")
 class SignedLinkError(ValueError):
     """A link that is damaged, forged or expired; the message says which, for the person who
     clicked it."""
+
+
+def canonical(token: str) -> bool:
+    """Whether each part of ``token`` is spelt as its bytes encode. Base64 leaves spare bits
+    in a part's last character, so four spellings of a link decode to the same signed bytes:
+    only the one that was signed is the link (an altered link is refused, whatever changed)."""
+    try:
+        return all(
+            base64_encode(base64_decode(part)) == part.encode("ascii")
+            for part in token.lstrip(".").split(".")  # a leading "." marks a compressed payload
+        )
+    except (BadData, UnicodeEncodeError, ValueError):
+        return False
 
 
 @dataclass(frozen=True, repr=False)
@@ -59,6 +73,8 @@ class SignedLinks:
         with :attr:`damaged`; one older than ``max_age``, with :attr:`expired`."""
         serializer = self._serializer()
         try:
+            if not canonical(token):
+                raise BadData("not the spelling the token was signed with")
             if isinstance(serializer, URLSafeTimedSerializer):
                 seconds = None if max_age is None else int(max_age.total_seconds())
                 payload, signed_at = serializer.loads(token, max_age=seconds, return_timestamp=True)
