@@ -277,6 +277,18 @@ async def test_an_unknown_time_zone_is_refused(api: Api) -> None:
     assert error["loc"] == ["timezone"] and "Europe/Berlin" in error["msg"]
 
 
+def test_addresses_a_mail_provider_refuses_are_refused_at_the_edge() -> None:
+    """Found trying it from outside (issue 14): '{{7*7}}<b>@evil.example' was accepted and
+    SendGrid refused every touch to it later. Addresses recorded before stay readable."""
+    for address in ("{{7*7}}<b>@evil.example", "a b@x.com", "ann@localhost", "ann..b@x.com"):
+        error = _refusal(LeadProfile, {"lead_id": "l1", "email": address})
+        assert error["loc"] == ("email",) and "not a valid email address" in error["msg"]
+    for address in ("o'brien+news@example.co.uk", "jos\u00e9@exa\u00f1o.es", "x@corp.example"):
+        assert LeadProfile.from_edge({"lead_id": "l1", "email": address}).email == address
+    recorded = LeadProfile.model_validate({"lead_id": "l1", "email": "<b>@evil.example"})
+    assert recorded.email == "<b>@evil.example"  # in a running lead's history: replays
+
+
 async def test_json_bodies_are_read_whatever_content_type_curl_sends(api: Api) -> None:
     """Finding 21: the README's `curl -d '{…}'` sends application/x-www-form-urlencoded; the
     JSON endpoints read the body as JSON (also text/plain, or no type); the spec still says

@@ -42,7 +42,12 @@ _EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 EDGE_LEAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,199}$"  # LEAD_ID_PATTERN without '@'
 _NOT_CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
 PLAIN_TEXT_PATTERN = rf"^[^{_NOT_CONTROL}]*$"
-EDGE_EMAIL_PATTERN = rf"^[^@\s{_NOT_CONTROL}]+@[^@\s{_NOT_CONTROL}]+\.[^@\s{_NOT_CONTROL}]+$"
+_EMAIL_ATOM = rf'[^@\s"(),:;<>\[\]\\.{_NOT_CONTROL}]+'  # RFC 5322 atext (and UTF-8)
+_EMAIL_LABEL = r"[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]*[A-Za-z0-9\u0080-\uffff])?"
+EDGE_EMAIL_PATTERN = rf"^{_EMAIL_ATOM}(?:\.{_EMAIL_ATOM})*@{_EMAIL_LABEL}(?:\.{_EMAIL_LABEL})+$"
+"""An address a mail provider takes: dot-separated atoms before the @ (no spaces, brackets,
+quotes or commas), a domain of two or more labels. Checked where addresses come in; leads
+recorded before keep theirs (``_EMAIL_PATTERN``)."""
 # C0 controls (NUL, ESC…) and lone surrogates: PostgreSQL refuses NUL in text, and a lone
 # surrogate cannot be encoded as UTF-8 for a Temporal payload. Tab and line breaks are text.
 _FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -274,8 +279,9 @@ class LeadProfile(_FromOutside):
 
     @field_validator("email")
     @classmethod
-    def _email_shape(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(_EMAIL_PATTERN, value):
+    def _email_shape(cls, value: str | None, info: ValidationInfo) -> str | None:
+        pattern = EDGE_EMAIL_PATTERN if _at_edge(info) else _EMAIL_PATTERN
+        if value is not None and not re.fullmatch(pattern, value):
             raise ValueError(
                 f"not a valid email address: {value[:100]!r} (expected name@domain.tld)"
             )
