@@ -189,7 +189,9 @@ async def test_forged_unsigned_stale_and_replayed_posts_are_refused(
                 await post(forged_body, {SIGNATURE: "x", TIMESTAMP: ts})
                 for ts in ("1e9", "1" + "0" * 400, "9" * 5000, "-1")
             ]
-            too_big = await post(b"[" + b" " * (6 * 1024 * 1024) + b"]", {})
+            # A body over the webhook's 5 MiB is refused before it is read (413, and the
+            # connection closed under a client still sending): tests/test_ingest_edge.py
+            # checks it on raw sockets, by Content-Length and while streaming.
             fresh = await post(
                 forged_body, {SIGNATURE: standin.sign(forged_body, now), TIMESTAMP: now}
             )
@@ -201,7 +203,6 @@ async def test_forged_unsigned_stale_and_replayed_posts_are_refused(
         assert garbage.status_code == 403 and "forged" in garbage.json()["detail"]
         assert reencoded.status_code == 403 and "replayed" in reencoded.json()["detail"]
         assert [r.status_code for r in odd_times] == [403, 403, 403, 403]
-        assert too_big.status_code == 413
         assert fresh.status_code == 200  # the same body, properly signed now, is accepted
         state = await wait_for_state(handle, lambda s: s.events_applied == 2)
         assert state.score.total == score + 12
