@@ -37,14 +37,15 @@ def median_ms(module_name: str, runs: int) -> float:
     return statistics.median(times) * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=300, help="default: %(default)s")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     medians = {kind: median_ms(name, args.runs) for kind, name in MODULES.items()}
     for kind, ms in medians.items():
         print(f"{kind:9} {MODULES[kind]:26} median {ms:.3f} ms per instance")
     print(f"ratio lead / counting: {medians['lead'] / medians['counting']:.1f}")
+    return medians
 
 
 if __name__ == "__main__":

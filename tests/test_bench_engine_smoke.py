@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import engine_throughput, scoring
+from bench import engine_throughput, instance_cost, scoring
 
 
 def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -> None:
@@ -82,3 +82,8 @@ def test_scoring_reports_microseconds_and_ratios(tmp_path: Path) -> None:
     }
     assert all(value > 0 for value in results["us_per_event"].values())
     assert all(ratio > 0 for ratio in results["ratios"].values())
+
+
+def test_instance_cost_reports_both_modules() -> None:
+    medians = instance_cost.main(["--runs", "3"])
+    assert set(medians) == {"counting", "lead"} and all(ms > 0 for ms in medians.values())
