@@ -384,6 +384,65 @@ def test_sla_per_rep_in_time_late_missed_open(database_url: str) -> None:
     assert rows(february, "reps") == [["bob", 1, 1, 0, 0, 0, 0, 0, 1.0, 180.02]]
 
 
+def test_sla_a_turn_continues_its_rep_only_after_a_hand_back_in_the_same_handoff(
+    database_url: str,
+) -> None:
+    """Leads from before issue 13 were "reassigned" to the rep who held them. A turn continues
+    the rep's own when another turn of the same handoff and rep, begun no later (the same
+    instant too, or before the period), handed the lead back to that rep; not the hand-back
+    turn itself, nor a turn of another handoff or another rep."""
+    lives = [
+        lead_life(
+            "H1",
+            day(2, 1),
+            [(day(2, 28, 22), "assigned")],
+            [
+                # Handed back to maria in February; her turn in March continues it.
+                turn("H1", "maria", day(2, 28, 22), day(3, 1, 2), None, 1, 1, "maria"),
+                turn("H1", "maria", day(3, 1, 2), day(3, 1, 6), day(3, 1, 3), number=2),
+                # alice's turn on the same handoff is her own: 30 minutes, in time.
+                turn("H1", "alice", day(3, 1, 4), day(3, 1, 8), day(3, 1, 4, 30), number=3),
+            ],
+        ),
+        lead_life(
+            "H2",
+            day(2, 1),
+            [(day(3, 2, 10), "assigned")],
+            [
+                # Missed and handed back to bob: received (its own hand-back is no earlier
+                # one); a second turn begun the same instant continues it: late, 60 minutes.
+                turn("H2", "bob", day(3, 2, 10), day(3, 2, 14), None, 1, 0, "bob"),
+                turn("H2", "bob", day(3, 2, 10), day(3, 2, 14), day(3, 2, 11), number=2),
+                # The next handoff to bob is a new lead received: 30 minutes, in time.
+                turn(
+                    "H2", "bob", day(3, 5, 10), day(3, 5, 14), day(3, 5, 10, 30), number=3
+                ).model_copy(update={"handoff": 2}),
+            ],
+        ),
+    ]
+    engine = write(database_url, lives)
+
+    march = run_report(engine, "sla", MARCH)
+    assert rows(march, "reps") == [
+        ["alice", 1, 1, 0, 0, 0, 0, 0, 1.0, 30.0],
+        # Received H2 twice (the hand-back turn, the second handoff), one in time; the
+        # continuation late; compliance 1 / 2; minutes 30 60: median rank 1 = 30.
+        ["bob", 2, 1, 1, 1, 0, 0, 0, 0.5, 30.0],
+        # Only the continuation of February's turn: nothing received, answered late.
+        ["maria", 0, 0, 1, 0, 0, 0, 0, None, 60.0],
+    ]
+    # 3 received, 2 in time, none open; minutes 30 30 60 60: median rank 2 = 30.
+    assert march.summary == {
+        "received": 3,
+        "responded_in_time": 2,
+        "misses": 1,
+        "compliance": 0.6667,
+        "median_minutes_to_response": 30.0,
+    }
+    february = run_report(engine, "sla", ReportQuery(since=day(2, 1), until=SINCE))
+    assert rows(february, "reps") == [["maria", 1, 0, 0, 1, 1, 0, 0, 0.0, None]]
+
+
 # --- influence ---------------------------------------------------------------------------------
 
 
