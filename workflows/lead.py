@@ -73,11 +73,11 @@ RETRY_FOREVER = RetryPolicy(
 )
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 FACTS_CARRIED_MAX = 1000  # ~300 bytes each: well inside a run's input
-EFFECT_ACTIVITIES = {
-    "transition": RECORD_TRANSITION,
-    "task": CLOSE_TASK,
-    "crm_lead": CRM_UPSERT_LEAD,
-    "crm_task": CRM_ADD_TASK,
+EFFECT_ACTIVITIES = {  # kind: (activity, what a failure names)
+    "transition": (RECORD_TRANSITION, "record"),
+    "task": (CLOSE_TASK, "record"),
+    "crm_lead": (CRM_UPSERT_LEAD, "CRM push"),
+    "crm_task": (CRM_ADD_TASK, "CRM activity"),
 }
 
 Result = TypeVar("Result")
@@ -316,16 +316,13 @@ class LeadWorkflow:
 
     async def _carry_out(self, effect: Effect) -> None:
         """An alert, a task closure, a transition record or a CRM write, queued by the core."""
-        if isinstance(effect, EmailRequest):
-            what, activity_name = f"{effect.category} email", SEND_EMAIL
-        else:
-            kind = effect.kind
-            what = {"crm_lead": "CRM push", "crm_task": "CRM activity"}.get(kind, "record")
-            activity_name = EFFECT_ACTIVITIES[kind]
         try:
-            await self._activity(
-                activity_name, effect, EmailResult if activity_name == SEND_EMAIL else None
-            )
+            if isinstance(effect, EmailRequest):
+                what = f"{effect.category} email"
+                await self._activity(SEND_EMAIL, effect, EmailResult)
+            else:
+                activity_name, what = EFFECT_ACTIVITIES[effect.kind]
+                await self._activity(activity_name, effect)
         except ActivityError as err:
             self._core.failed(what, failure(err).message)
 
