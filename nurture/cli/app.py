@@ -25,6 +25,7 @@ from nurture.cli.output import (
     print_json,
     run,
     table,
+    warn,
 )
 from nurture.cli.report import report_command
 from nurture.cli.tasks import tasks_app
@@ -190,9 +191,7 @@ def _ingest(
         try:
             known = load_rules(config_dir_from_env(config)).scoring.known_event_types()
         except ConfigError as exc:
-            errors.print(
-                Text.assemble(("warning:", "yellow"), f" event types not checked locally: {exc}")
-            )
+            warn(f"event types not checked locally: {exc}")
 
     async def main() -> int:
         try:

@@ -6,9 +6,8 @@ from datetime import date
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
-from nurture.cli.output import JsonOpt, console, errors, fail, print_json, table
+from nurture.cli.output import JsonOpt, console, fail, print_json, table, warn
 from nurture.store.campaigns import CampaignError, list_campaigns, record_cost, save_campaign
 from nurture.store.db import database_url_from_env, make_engine
 
@@ -99,13 +98,9 @@ def cost(
         highlight=False,
     )
     if recorded.overlapping:
-        errors.print(
-            Text.assemble(
-                ("warning:", "yellow"),
-                f" this period overlaps other costs of {recorded.campaign} "
-                f"({'; '.join(recorded.overlapping)}): reports add them together",
-            ),
-            highlight=False,
+        warn(
+            f"this period overlaps other costs of {recorded.campaign} "
+            f"({'; '.join(recorded.overlapping)}): reports add them together"
         )
 
 

@@ -62,6 +62,10 @@ def fail(message: str, status: int = 1) -> int:
     return status
 
 
+def warn(message: str) -> None:
+    errors.print(Text.assemble(("warning:", "yellow"), f" {message}"), highlight=False)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
