@@ -33,7 +33,8 @@ from nurture.config.templating import (
     template_source,
 )
 from nurture.contract.messages import SEND_EMAIL, EmailRequest, EmailResult
-from nurture.store.db import OutboxMessage, Suppression
+from nurture.store import suppression
+from nurture.store.db import OutboxMessage
 
 log = structlog.get_logger(__name__)
 
@@ -146,16 +147,11 @@ class EmailActivities:
                     self._mark_sent(session, row, accepted)
                     bound.info("provider had accepted it before a crash; not sending again")
                     return EmailResult(key=request.key, message_id=accepted, status="already_sent")
-            suppressed = session.get(Suppression, request.to_email.lower()) if marketing else None
+            suppressed = suppression.why_suppressed(self.engine, request.to_email) if marketing else None
             if suppressed is not None:
-                bound.info(
-                    "address is on the suppression list; not sending", reason=suppressed.reason
-                )
+                bound.info("address is on the suppression list; not sending", reason=suppressed)
                 return EmailResult(
-                    key=request.key,
-                    message_id=None,
-                    status="suppressed",
-                    detail=f"{suppressed.reason} ({suppressed.source})",
+                    key=request.key, message_id=None, status="suppressed", detail=suppressed
                 )
             if row is None:
                 row = OutboxMessage(

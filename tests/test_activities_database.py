@@ -16,7 +16,8 @@ from nurture.config.settings import MailerSettings
 from nurture.contract.messages import AssignRequest, EmailRequest, TransitionRecord
 from nurture.domain.rules import Sender
 from nurture.standins.sendgrid_standin import SendGridStandIn
-from nurture.store.db import OutboxMessage, RepAssignment, StageTransition, Suppression, make_engine
+from nurture.store.db import OutboxMessage, RepAssignment, StageTransition, make_engine
+from nurture.store.suppression import suppress
 from tests.conftest import TEST_SECRET, TEST_TEMPLATES
 
 
@@ -127,8 +128,8 @@ def test_a_send_accepted_before_a_crash_counts_as_sent_even_if_the_lead_unsubscr
             assert row is not None
             row.status = "pending"
             session.add(row)
-            session.add(Suppression(email=request.to_email, reason="unsubscribe", source="link"))
             session.commit()
+        suppress(engine, request.to_email, "unsubscribe", "link")
         retried = env.run(emails.send_email, request)
         other = env.run(emails.send_email, request.model_copy(update={"key": "touch:lead-3:x"}))
 

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from nurture.standins.sendgrid_standin import RecordedMessage, SendGridStandIn, encode_events
 from nurture.store.db import Suppression, WebhookEvent, make_engine
+from nurture.store.salted import address_digest, salt_of
 from nurture.web.webhook_verify import WebhookRefused, WebhookVerifier
 from tests.conftest import (
     Engine,
@@ -44,9 +45,17 @@ async def first_touch(
     return handle, sent[0]
 
 
+KNOWN_ADDRESSES = ("uma@corp.example", "sam@corp.example", "lee@corp.example")
+
+
 def suppressions(engine: Engine) -> dict[str, str]:
-    with Session(make_engine(engine.database_url)) as session:
-        return {row.email: row.reason for row in session.exec(select(Suppression)).all()}
+    """The list, each entry named by the address whose digest it holds (the list itself keeps
+    digests only: an entry for any other address shows as its digest)."""
+    database = make_engine(engine.database_url)
+    names = {address_digest(salt_of(database), a): a for a in KNOWN_ADDRESSES}
+    with Session(database) as session:
+        rows = session.exec(select(Suppression)).all()
+        return {names.get(row.email_hash, row.email_hash): row.reason for row in rows}
 
 
 async def emit(standin: SendGridStandIn, message_id: str, *events: dict[str, object]):  # type: ignore[no-untyped-def]

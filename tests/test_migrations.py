@@ -26,6 +26,7 @@ from nurture.store.migrations import (
     migrate,
 )
 from nurture.store.read_model import CampaignCost, LeadRecord
+from nurture.store.suppression import why_suppressed
 
 AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 DAY = date(2026, 11, 1)
@@ -43,6 +44,8 @@ PREVIOUS_RELEASE_TABLES = (
 )
 ADDED_SINCE = {"stagetransition": {"seconds_in_from_stage", "handoff"}}
 """Columns of those tables that the release before migrations did not have (revision 0002)."""
+REPLACED_SINCE = {"suppression": {"email_hash": ("email", 320)}}
+"""Columns that took another's place since: the list's addresses became digests (0005)."""
 
 
 def previous_release_metadata() -> sa.MetaData:
@@ -53,7 +56,15 @@ def previous_release_metadata() -> sa.MetaData:
     for name in PREVIOUS_RELEASE_TABLES:
         table = SQLModel.metadata.tables[name]
         added = ADDED_SINCE.get(name, set())
-        sa.Table(name, old, *(c._copy() for c in table.columns if c.name not in added))
+        replaced = REPLACED_SINCE.get(name, {})
+        columns = [
+            sa.Column(replaced[c.name][0], sa.String(replaced[c.name][1]), primary_key=True)
+            if c.name in replaced
+            else c._copy()
+            for c in table.columns
+            if c.name not in added
+        ]
+        sa.Table(name, old, *columns)
     return old
 
 
@@ -145,6 +156,13 @@ def test_a_previous_release_database_is_upgraded_and_keeps_its_rows(database_url
             },
         )
         conn.execute(
+            old.tables["suppression"].insert(),
+            [
+                {"email": "ada@example.com", "reason": "unsubscribe", "source": "link", "at": AT},
+                {"email": "bo@example.com", "reason": "bounce", "source": "sendgrid", "at": AT},
+            ],
+        )
+        conn.execute(
             old.tables["apikey"].insert(),
             {
                 "id": "k1",
@@ -166,6 +184,13 @@ def test_a_previous_release_database_is_upgraded_and_keeps_its_rows(database_url
         assert moved.seconds_in_from_stage is None and moved.handoff is None
         message = session.get(OutboxMessage, "m1")
         assert message is not None and message.status == "sent"
+        # The suppression list keeps its entries, by digest only: no address is left in it.
+        assert why_suppressed(engine, "Ada@Example.com ") == "unsubscribe (link)"
+        assert why_suppressed(engine, "bo@example.com") == "bounce (sendgrid)"
+        assert why_suppressed(engine, "cy@example.com") is None
+        with engine.connect() as conn:
+            listed = conn.execute(sa.text("SELECT * FROM suppression")).all()
+        assert len(listed) == 2 and "example.com" not in repr(listed)
         key = session.get(ApiKey, "k1")
         assert key is not None and key.role == "ingest"
         session.add(

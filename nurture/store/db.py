@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel, create_engine
 
 from nurture.contract.ledger import LedgerStageMove
 from nurture.store.clock import utcnow
+from nurture.store.personal import PERSONAL
 from nurture.store.sqlite_writers import QueuedWriterConnection
 
 DEFAULT_DATA_DIR = Path("data")
@@ -32,8 +33,8 @@ class OutboxMessage(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=300)
     lead_id: str = Field(index=True, max_length=200)
     category: str = Field(max_length=20)
-    to_email: str = Field(max_length=320)
-    subject: str = Field(max_length=998)
+    to_email: str = Field(max_length=320, sa_column_kwargs=PERSONAL)
+    subject: str = Field(max_length=998, sa_column_kwargs=PERSONAL)
     status: str = Field(default="pending", max_length=10)
     provider_message_id: str | None = Field(default=None, max_length=200)
     attempts: int = 0
@@ -56,6 +57,7 @@ class StageTransition(LedgerStageMove, _StageTransitionKey, table=True):
     from_stage: str | None = Field(default=None, max_length=20)
     to_stage: str = Field(index=True, max_length=20)
     by: str = Field(max_length=100)
+    reason: str = Field(sa_column_kwargs=PERSONAL)  # a rep's words on a reject
     owner: str | None = Field(default=None, max_length=100)
 
 
@@ -76,9 +78,11 @@ class RepAssignment(SQLModel, table=True):
 
 class Suppression(SQLModel, table=True):
     """The global do-not-email list, consulted before every marketing send. An address lands
-    here by unsubscribing (link or provider), bouncing hard, being dropped or reporting spam."""
+    here by unsubscribing (link or provider), bouncing hard, being dropped, reporting spam or
+    being erased. Only the address's keyed digest is kept (``nurture.store.suppression``): the
+    list answers whether an address is on it, and never which addresses are."""
 
-    email: str = Field(primary_key=True, max_length=320)  # lower-cased
+    email_hash: str = Field(primary_key=True, max_length=64)
     reason: str = Field(max_length=40)
     source: str = Field(max_length=40)
     lead_id: str | None = Field(default=None, max_length=200)
@@ -91,12 +95,12 @@ class WebhookEvent(SQLModel, table=True):
 
     sg_event_id: str = Field(primary_key=True, max_length=100)
     event: str = Field(index=True, max_length=40)
-    email: str | None = Field(default=None, max_length=320)
+    email: str | None = Field(default=None, max_length=320, sa_column_kwargs=PERSONAL)
     lead_id: str | None = Field(default=None, index=True, max_length=200)
     message_id: str | None = Field(default=None, max_length=200)
     status: str = Field(default="received", index=True, max_length=20)
-    detail: str | None = None
-    payload: str
+    detail: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
+    payload: str = Field(sa_column_kwargs=PERSONAL)
     received_at: datetime = Field(default_factory=utcnow)
 
 
@@ -116,17 +120,17 @@ class SalesTask(SQLModel, table=True):
     channel: str = Field(max_length=20)
     cadence: str = Field(max_length=64)
     step: str = Field(max_length=64)
-    title: str
-    instructions: str = ""
-    phone: str | None = Field(default=None, max_length=60)
-    address: str | None = Field(default=None, max_length=500)
+    title: str = Field(sa_column_kwargs=PERSONAL)  # rendered with the lead's name
+    instructions: str = Field(default="", sa_column_kwargs=PERSONAL)
+    phone: str | None = Field(default=None, max_length=60, sa_column_kwargs=PERSONAL)
+    address: str | None = Field(default=None, max_length=500, sa_column_kwargs=PERSONAL)
     status: str = Field(default="open", index=True, max_length=20)
     created_at: datetime = Field(default_factory=utcnow)
     due_at: datetime = Field(index=True)
     closed_at: datetime | None = None
     closed_by: str | None = Field(default=None, max_length=100)
     outcome: str | None = Field(default=None, max_length=40)
-    note: str | None = None
+    note: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
 
 
 class ApiKey(SQLModel, table=True):
@@ -248,7 +252,12 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
-    from nurture.store import read_model, rules_status  # noqa: F401  (their tables: the same schema)
+    from nurture.store import (  # noqa: F401  (their tables: the same schema)
+        erasure_receipts,
+        read_model,
+        rules_status,
+        salted,
+    )
 
     if migrate:
         from nurture.store.migrations import migrate as run_migrations

@@ -17,6 +17,7 @@ from sqlmodel import Field, SQLModel
 
 from nurture.contract.ledger import RepTurn
 from nurture.store.clock import utcnow
+from nurture.store.personal import PERSONAL
 
 
 class LeadRecord(SQLModel, table=True):
@@ -26,10 +27,10 @@ class LeadRecord(SQLModel, table=True):
     lead_id: str = Field(primary_key=True, max_length=200)
     workflow_id: str = Field(max_length=220)
     version: int = Field(default=0, sa_type=BigInteger)  # see LeadWorkflow._next_version
-    email: str | None = Field(default=None, max_length=320)
-    name: str | None = None
-    company: str | None = None
-    title: str | None = None
+    email: str | None = Field(default=None, max_length=320, sa_column_kwargs=PERSONAL)
+    name: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
+    company: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
+    title: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
     industry: str | None = Field(default=None, max_length=200)
     country: str | None = Field(default=None, max_length=100)
     segment: str | None = Field(default=None, index=True, max_length=64)
@@ -63,7 +64,7 @@ class LeadEventRecord(SQLModel, table=True):
     type: str = Field(index=True, max_length=64)
     at: datetime = Field(index=True)
     received_at: datetime
-    url: str | None = None
+    url: str | None = Field(default=None, sa_column_kwargs=PERSONAL)  # may carry ?email=
     campaign: str | None = Field(default=None, max_length=200)
     points: int = 0
     score_after: int = 0
@@ -79,7 +80,7 @@ class ScoreChange(SQLModel, table=True):
     delta: int
     score_after: int
     cause: str = Field(max_length=20)
-    detail: str = ""
+    detail: str = Field(default="", sa_column_kwargs=PERSONAL)  # fit matches on the profile
 
 
 class HandoffRecord(SQLModel, table=True):
@@ -103,7 +104,7 @@ class HandoffRecord(SQLModel, table=True):
     touches_before: int = 0
     status: str = Field(default="open", index=True, max_length=10)
     status_at: datetime | None = None
-    reject_reason: str | None = None
+    reject_reason: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
     rejected_by: str | None = Field(default=None, max_length=100)
     misses: int = 0
 
@@ -141,7 +142,7 @@ class TouchRecord(SQLModel, table=True):
     cycle: int = 1
     channel: str = Field(max_length=20)
     status: str = Field(index=True, max_length=20)
-    detail: str | None = None
+    detail: str | None = Field(default=None, sa_column_kwargs=PERSONAL)  # provider errors
 
 
 class DealOutcome(SQLModel, table=True):

@@ -12,9 +12,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from nurture.store.db import OutboxMessage, Suppression, WebhookEvent, WebhookPost
+from nurture.store import suppression
+from nurture.store.db import OutboxMessage, WebhookEvent, WebhookPost
 
-EMAIL_MAX = 320  # the column's size; RFC 5321 allows 254
 FINAL_STATUSES = frozenset({"applied", "unknown_lead", "recorded", "invalid"})
 
 
@@ -87,18 +87,9 @@ class EventStore:
 
     def suppress(self, email: str, reason: str, source: str, lead_id: str | None) -> None:
         """Put the address on the do-not-email list (the first reason is kept)."""
-        address = _storable(email.strip().lower())
-        if len(address) > EMAIL_MAX:  # no address we send to is that long
-            return
-        lead_id = _text(lead_id, 200)
-        with Session(self.engine) as session:
-            if session.get(Suppression, address) is not None:
-                return
-            session.add(Suppression(email=address, reason=reason, source=source, lead_id=lead_id))
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
+        suppression.suppress(
+            self.engine, _storable(email), reason, source, _text(lead_id, 200)
+        )
 
 
 def _text(value: object, limit: int) -> str | None:

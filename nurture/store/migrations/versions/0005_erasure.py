@@ -1,0 +1,100 @@
+"""Erasure: the suppression list by keyed digest, the installation's salt, erasure receipts.
+
+Existing suppression entries are kept: each address is replaced by its digest under a salt
+made here (``nurture.store.salted``), so no plain address stays on the list. Going back down
+cannot restore the addresses: the list comes back empty (say so before downgrading).
+
+Revision ID: 0005
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import op
+
+from nurture.store.salted import SALT_NAME, address_digest
+
+revision = "0005"
+down_revision: str | None = "0003"
+branch_labels = None
+depends_on = None
+
+
+def _at(name: str, nullable: bool = False) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def upgrade() -> None:
+    salt_table = op.create_table(
+        "installsalt",
+        sa.Column("name", sa.String(40), nullable=False),
+        sa.Column("value", sa.String(128), nullable=False),
+        _at("created_at"),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "erasurereceipt",
+        sa.Column("erasure_id", sa.String(64), nullable=False),
+        sa.Column("lead_ref", sa.String(64), nullable=False),
+        _at("requested_at"),
+        _at("finished_at"),
+        sa.Column("requested_by", sa.String(200), nullable=False),
+        sa.Column("reason", sa.String(500), nullable=True),
+        sa.Column("erased", sa.String(), nullable=False),
+        sa.PrimaryKeyConstraint("erasure_id"),
+        sa.Index("ix_erasurereceipt_lead_ref", "lead_ref"),
+    )
+    bind = op.get_bind()
+    old = sa.table(
+        "suppression",
+        sa.column("email", sa.String),
+        sa.column("reason", sa.String),
+        sa.column("source", sa.String),
+        sa.column("lead_id", sa.String),
+        sa.column("at", sa.DateTime(timezone=True)),
+    )
+    entries = bind.execute(sa.select(old)).mappings().all()
+    op.drop_table("suppression")
+    new = op.create_table(
+        "suppression",
+        sa.Column("email_hash", sa.String(64), nullable=False),
+        sa.Column("reason", sa.String(40), nullable=False),
+        sa.Column("source", sa.String(40), nullable=False),
+        sa.Column("lead_id", sa.String(200), nullable=True),
+        _at("at"),
+        sa.PrimaryKeyConstraint("email_hash"),
+    )
+    if not entries:
+        return  # the salt is made on first use
+    salt = secrets.token_bytes(32)
+    op.bulk_insert(
+        salt_table,
+        [{"name": SALT_NAME, "value": salt.hex(), "created_at": datetime.now(UTC)}],
+    )
+    hashed: dict[str, dict[str, object]] = {}
+    for entry in entries:  # two spellings of one address: the first reason is kept
+        digest = address_digest(salt, entry["email"])
+        hashed.setdefault(digest, {**entry, "email_hash": digest})
+    op.bulk_insert(
+        new,
+        [{k: v for k, v in row.items() if k != "email"} for row in hashed.values()],
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("suppression")
+    op.create_table(
+        "suppression",
+        sa.Column("email", sa.String(320), nullable=False),
+        sa.Column("reason", sa.String(40), nullable=False),
+        sa.Column("source", sa.String(40), nullable=False),
+        sa.Column("lead_id", sa.String(200), nullable=True),
+        _at("at"),
+        sa.PrimaryKeyConstraint("email"),
+    )
+    op.drop_table("erasurereceipt")
+    op.drop_table("installsalt")
