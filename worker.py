@@ -1,4 +1,4 @@
-"""Run a Nurture worker: the lead workflow and its activities on the ``nurture-leads`` queue.
+"""Run a Nurture worker: the lead and erasure workflows and their activities on ``nurture-leads``.
 
 ``python worker.py [--config DIR]`` against any Temporal (``TEMPORAL_ADDRESS``,
 ``TEMPORAL_NAMESPACE``, TLS/API-key variables); start as many as the load needs.
@@ -26,6 +26,7 @@ from activities import (
     TaskActivities,
     all_activities,
 )
+from activities.erasure import ErasureActivities
 from nurture.access.consent import ConsentConfigError
 from nurture.config.config_loader import config_dir_from_env, templates_dir_from_env
 from nurture.config.rules_source import RulesSource
@@ -33,26 +34,29 @@ from nurture.config.settings import WorkerOptions
 from nurture.contract.messages import TASK_QUEUE
 from nurture.runtime.bytecode import cache_bytecode
 from nurture.store.db import data_dir_from_env, keep_private, make_engine
+from workflows.erasure import ErasureWorkflow
 from workflows.lead import LeadWorkflow
 
 log = structlog.get_logger(__name__)
 
 
 def build_worker(client: Client, options: WorkerOptions, source: RulesSource) -> Worker:
-    """A worker with every lead activity wired to its dependencies."""
+    """A worker for leads and their erasures, every activity wired to its dependencies."""
     cache_bytecode([sys.modules[LeadWorkflow.__module__]])  # the sandbox imports it per lead
     tune_garbage_collector(options.gc_young_threshold)
     engine = make_engine(options.database_url)
     source.record_status_in(engine)  # for `nurture config status` and the dashboard
+    mailer = Mailer(options.mailer)
     activities = all_activities(
         RulesActivities(source),
         # Templates come from the rules version in force, in memory: never a newer file.
-        EmailActivities(engine, Mailer(options.mailer), source, options.signer),
+        EmailActivities(engine, mailer, source, options.signer),
         RoutingActivities(engine),
         RecordActivities(engine),
         TaskActivities(engine, source),
         CrmActivities(options.crm),
     )
+    activities += ErasureActivities(client, engine, mailer, options.crm).all()
     log.info(
         "worker ready",
         task_queue=options.task_queue,
@@ -63,7 +67,7 @@ def build_worker(client: Client, options: WorkerOptions, source: RulesSource) ->
     return Worker(
         client,
         task_queue=options.task_queue,
-        workflows=[LeadWorkflow],
+        workflows=[LeadWorkflow, ErasureWorkflow],
         activities=activities,
         activity_executor=concurrent.futures.ThreadPoolExecutor(options.activity_threads),
         max_cached_workflows=options.max_cached_workflows,

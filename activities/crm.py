@@ -86,6 +86,16 @@ class CrmClient:
             return answer
         return answer
 
+    def delete_lead(self, lead_id: str) -> bool:
+        """Delete the lead (and, as Salesforce does, its activities) by our lead id; False when
+        the CRM has no such lead (never pushed, or deleted before)."""
+        path = f"/sobjects/Lead/{LEAD_EXTERNAL_ID}/{quote(lead_id, safe='')}"
+        answer = self.request("DELETE", path)
+        if answer.status_code == 404:
+            return False
+        _check(answer, "delete lead")
+        return True
+
     def lead_id(self, lead_id: str) -> str:
         answer = self.request("GET", f"/sobjects/Lead/{LEAD_EXTERNAL_ID}/{quote(lead_id, safe='')}")
         _check(answer, "read lead")

@@ -80,6 +80,14 @@ class Mailer:
         messages = json.loads(response.body or b"{}").get("messages", [])
         return str(messages[0].get("msg_id")) if messages else None
 
+    def erase_recipients(self, addresses: list[str]) -> str:
+        """Ask SendGrid to erase what it holds on these recipients (the Recipients' Data
+        Erasure API); the job's id. Raises ``python_http_client`` errors as the client does."""
+        response = self.client.client.recipients.erasejob.post(
+            request_body={"email_addresses": addresses}
+        )
+        return str(json.loads(response.body or b"{}").get("job_id", ""))
+
 
 class EmailActivities:
     def __init__(
@@ -147,7 +155,9 @@ class EmailActivities:
                     self._mark_sent(session, row, accepted)
                     bound.info("provider had accepted it before a crash; not sending again")
                     return EmailResult(key=request.key, message_id=accepted, status="already_sent")
-            suppressed = suppression.why_suppressed(self.engine, request.to_email) if marketing else None
+            suppressed = (
+                suppression.why_suppressed(self.engine, request.to_email) if marketing else None
+            )
             if suppressed is not None:
                 bound.info("address is on the suppression list; not sending", reason=suppressed)
                 return EmailResult(
@@ -167,7 +177,7 @@ class EmailActivities:
             try:
                 message_id = self.mailer.send(request, rendered, headers)
             except HTTPError as exc:
-                error = _classify(exc)
+                error = classify(exc)
                 if error.non_retryable:  # final: the outbox says so; the reason is on the lead
                     row.status = "refused"
                     session.add(row)
@@ -190,7 +200,7 @@ class EmailActivities:
         try:
             return self.mailer.find_sent(key)
         except HTTPError as exc:
-            raise _classify(exc) from exc
+            raise classify(exc) from exc
 
     @staticmethod
     def _mark_sent(session: Session, row: OutboxMessage, message_id: str) -> None:
@@ -201,7 +211,7 @@ class EmailActivities:
         session.commit()
 
 
-def _classify(exc: HTTPError) -> ApplicationError:
+def classify(exc: HTTPError) -> ApplicationError:
     """429 and 5xx are worth retrying (after the provider's reset time); other 4xx are not."""
     status = int(getattr(exc, "status_code", 0) or 0)
     detail = _error_detail(exc)

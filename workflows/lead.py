@@ -137,7 +137,7 @@ class LeadWorkflow:
         self._clock_watch = asyncio.create_task(self._clock.watch())
         await self._drive(core.read_rules())
         core.crm.start()
-        core.begin_run(new=inp.state is None)
+        core.begin_run(new=inp.state is None, suppressed=inp.suppressed)
         while True:
             await self._drain()
             core.enrol_if_idle()

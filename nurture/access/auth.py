@@ -37,6 +37,8 @@ READ_LEADS: tuple[Role, ...] = ("rep", "marketer", "operator")
 """Read a lead (a rep: its own leads only)."""
 ACT_ON_LEADS: tuple[Role, ...] = ("rep", "operator")
 """Accept, contact, reject, close a lead, work the task queue (an operator names the rep)."""
+ERASE_LEADS: tuple[Role, ...] = ("operator",)
+"""Erase a lead's personal data for good (``DELETE /api/leads/{id}``)."""
 KEY_PATTERN = re.compile(r"nk_([a-z0-9]{10})_([A-Za-z0-9_-]{43})")
 
 

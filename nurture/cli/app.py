@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from nurture.cli.campaigns import campaign_app
 from nurture.cli.dashboard import dashboard_link
 from nurture.cli.db import db_app
 from nurture.cli.keys import inbox_link, keys_app
+from nurture.cli.lead_forget import lead_erasure, lead_forget
 from nurture.cli.output import (
     JsonOpt,
     connect_client,
@@ -57,10 +59,12 @@ app = typer.Typer(
     add_completion=False,
     help="Nurture: one durable Temporal workflow per lead.",
 )
-lead_app = typer.Typer(no_args_is_help=True, help="Lead profiles.")
+lead_app = typer.Typer(no_args_is_help=True, help="Lead profiles; erasure.")
 config_app = typer.Typer(no_args_is_help=True, help="Marketer-owned rules.")
 templates_app = typer.Typer(no_args_is_help=True, help="Email templates.")
 app.add_typer(lead_app, name="lead")
+lead_app.command("forget")(lead_forget)
+lead_app.command("erasure")(lead_erasure)
 app.add_typer(config_app, name="config")
 app.add_typer(templates_app, name="templates")
 app.add_typer(tasks_app, name="tasks")
@@ -184,7 +188,7 @@ def _ingest(
 ) -> None:
     from nurture.cli.ingest import ingest, rejects_path
     from nurture.client.csv_import import CsvHeaderError
-    from nurture.client.ingest import LeadDelivery
+    from nurture.client.ingest import LeadDelivery, SuppressionCheck
 
     known: set[str] | None = None
     if model is LeadEvent:
@@ -193,6 +197,13 @@ def _ingest(
         except ConfigError as exc:
             warn(f"event types not checked locally: {exc}")
 
+    suppression: SuppressionCheck | None = None
+    if model is LeadProfile:  # a profile of an address on the list starts its lead suppressed
+        from nurture.store.db import database_url_from_env, make_engine
+        from nurture.store.suppression import why_suppressed
+
+        suppression = functools.partial(why_suppressed, make_engine(database_url_from_env()))
+
     async def main() -> int:
         try:
             client = await connect_client()
@@ -200,7 +211,7 @@ def _ingest(
             return fail(str(exc), EXIT_USAGE)
         try:
             report = await ingest(
-                LeadDelivery(client, task_queue),
+                LeadDelivery(client, task_queue, suppression=suppression),
                 source,
                 model,
                 known,
@@ -215,6 +226,8 @@ def _ingest(
             console.print(
                 f"{report.applied} of {report.read} {report.unit} applied", highlight=False
             )
+            for line, note in sorted(report.notes)[:20]:
+                warn(f"line {line}: {note}")
             for r in report.rejected[:20]:
                 errors.print(f"  line {r.line}: {r.reason}", highlight=False)
             if len(report.rejected) > 20:

@@ -44,6 +44,8 @@ class IngestReport:
     read: int = 0  # records (JSON lines, or CSV rows without the header)
     applied: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    notes: list[tuple[int, str]] = field(default_factory=list)
+    """Applied records the operator should know about (line, what), e.g. a suppressed address."""
     rejects_file: Path | None = None
     unit: str = "lines"
 
@@ -54,6 +56,7 @@ class IngestReport:
             "rejected": len(self.rejected),
             "rejects_file": str(self.rejects_file) if self.rejects_file else None,
             "errors": [{"line": r.line, "reason": r.reason} for r in self.rejected[:100]],
+            "notes": [{"line": line, "note": note} for line, note in sorted(self.notes)[:100]],
         }
 
 
@@ -261,6 +264,8 @@ async def ingest(
         delivered = await delivery.deliver(item)
         if delivered.status == "accepted":
             report.applied += 1
+            if delivered.note:
+                report.notes.append((record.line, delivered.note))
         else:  # the record is kept, with why it did not reach its lead
             report.rejected.append(Rejected.of(record, delivered.reason or delivered.status))
         progress.update(bar, advance=1, rejected=len(report.rejected))

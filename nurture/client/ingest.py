@@ -11,6 +11,7 @@ reaching Temporal is temporary (retry).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +24,9 @@ from nurture.domain.leads import LeadEvent, LeadProfile
 
 IN_FLIGHT = 64
 """Items on their way to Temporal at once (each a signal-with-start)."""
+
+SuppressionCheck = Callable[[str], str | None]
+"""Why an address is on the suppression list (None: it is not); blocking (a database read)."""
 
 
 def unknown_event_type(event: LeadEvent, known: set[str] | None) -> str | None:
@@ -41,16 +45,25 @@ class Delivered:
     status: Literal["accepted", "rejected", "failed"]
     reason: str | None = None
     kind: Literal["refused", "unavailable"] | None = None
+    note: str | None = None
+    """What the sender should know about an accepted item (its address is suppressed)."""
 
 
 class LeadDelivery:
     """Sends items to their leads (signal-with-start, so a lead's first item starts it)."""
 
     def __init__(
-        self, client: Client, task_queue: str = TASK_QUEUE, in_flight: int = IN_FLIGHT
+        self,
+        client: Client,
+        task_queue: str = TASK_QUEUE,
+        in_flight: int = IN_FLIGHT,
+        suppression: SuppressionCheck | None = None,
     ) -> None:
+        """``suppression``: a profile whose address is on the list starts its lead suppressed
+        (an erased person re-imported by mistake is never emailed), and says so."""
         self.client = client
         self.task_queue = task_queue
+        self.suppression = suppression
         self._gate = asyncio.Semaphore(in_flight)
         self._turns: dict[str, asyncio.Lock] = {}
         self._failed: set[str] = set()
@@ -70,11 +83,16 @@ class LeadDelivery:
             return outcome
 
     async def _send(self, item: LeadEvent | LeadProfile) -> Delivered:
+        suppressed = None
         try:
             if isinstance(item, LeadEvent):
                 await send_event(self.client, item, task_queue=self.task_queue)
             else:
-                await send_profile(self.client, item, task_queue=self.task_queue)
+                if self.suppression is not None and item.email:
+                    suppressed = await asyncio.to_thread(self.suppression, item.email)
+                await send_profile(
+                    self.client, item, task_queue=self.task_queue, suppressed=suppressed
+                )
         except RPCError as exc:
             if permanent(exc):
                 return Delivered(
@@ -83,7 +101,16 @@ class LeadDelivery:
             return Delivered("failed", f"not delivered, retry: {exc.message}", "unavailable")
         except Exception as exc:  # the item is reported, with why it did not reach its lead
             return Delivered("failed", f"not delivered, retry: {exc}", "unavailable")
+        if suppressed:
+            return Delivered("accepted", note=suppressed_note(suppressed))
         return Delivered("accepted")
+
+
+def suppressed_note(reason: str) -> str:
+    return (
+        f"email: the address is on the suppression list ({reason}): the lead is suppressed "
+        "and will never be emailed"
+    )
 
 
 def permanent(exc: RPCError) -> bool:

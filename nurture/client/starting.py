@@ -12,9 +12,17 @@ from nurture.domain.leads import LeadEvent, LeadProfile, workflow_id_for
 
 
 async def send_profile(
-    client: Client, profile: LeadProfile, task_queue: str = TASK_QUEUE
+    client: Client,
+    profile: LeadProfile,
+    task_queue: str = TASK_QUEUE,
+    suppressed: str | None = None,
 ) -> WorkflowHandle:
-    return await _signal_with_start(client, profile.lead_id, PROFILE_SIGNAL, profile, task_queue)
+    """``suppressed``: why the profile's address is on the suppression list, if it is; a lead
+    this profile starts is then created suppressed (an existing lead learns it at its next
+    send, which the list refuses)."""
+    return await _signal_with_start(
+        client, profile.lead_id, PROFILE_SIGNAL, profile, task_queue, suppressed
+    )
 
 
 async def send_event(
@@ -24,11 +32,16 @@ async def send_event(
 
 
 async def _signal_with_start(
-    client: Client, lead_id: str, signal: str, payload: LeadEvent | LeadProfile, task_queue: str
+    client: Client,
+    lead_id: str,
+    signal: str,
+    payload: LeadEvent | LeadProfile,
+    task_queue: str,
+    suppressed: str | None = None,
 ) -> WorkflowHandle:
     return await client.start_workflow(
         LEAD_WORKFLOW,
-        LeadInput(lead_id=lead_id),
+        LeadInput(lead_id=lead_id, suppressed=suppressed),
         id=workflow_id_for(lead_id),
         task_queue=task_queue,
         start_signal=signal,

@@ -207,6 +207,9 @@ class LeadInput(BaseModel):
     pending: list[LeadEvent | LeadProfile] = Field(default_factory=list)
     pending_effects: list[Effect] = Field(default_factory=list)
     pending_facts: list[Fact] = Field(default_factory=list)
+    suppressed: str | None = None
+    """Why the lead's address was on the suppression list when the lead was started (e.g.
+    ``erased (erasure)``): a new lead is then created suppressed and never emailed."""
 
 
 # --- rep actions (updates) ------------------------------------------------------------------

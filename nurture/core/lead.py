@@ -58,14 +58,17 @@ def described(item: LeadEvent | LeadProfile) -> str:
 class LeadCore(Sales):
     """One lead: the whole of its decisions (see the module's docstring)."""
 
-    def begin_run(self, new: bool) -> None:
-        """The run has its rules: a new lead is created; a lead from before the read model
-        reports what it already is."""
+    def begin_run(self, new: bool, suppressed: str | None = None) -> None:
+        """The run has its rules: a new lead is created (suppressed at once when its address
+        was on the suppression list, ``suppressed`` saying why); a lead from before the read
+        model reports what it already is."""
         state = self.state
         if new:
             state.created_at = state.stage_entered_at = self.now()
             state.note(self.now(), "created", "lead workflow started")
             self.set_fit()
+            if suppressed:
+                self.suppress_email(f"suppression list: {suppressed}")
         elif self.patches.ledger and state.ledger_flushes == 0:
             self.report(facts.backfill, self.threshold())
 

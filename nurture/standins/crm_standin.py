@@ -11,7 +11,8 @@ client written against the stand-in works against a real org:
   ``.../sobjects`` (global describe), ``.../sobjects/Lead`` and ``.../sobjects/Lead/describe``.
 * Records of ``Lead`` and ``Task``: ``POST .../sobjects/<Type>`` (create, 201),
   ``GET``/``PATCH``/``DELETE .../sobjects/<Type>/<Id>`` (15- or 18-character ids, as Salesforce
-  accepts both) and the external-id resource ``.../sobjects/<Type>/<ExtField>/<value>``, whose
+  accepts both; deleting a Lead deletes its Tasks, as Salesforce deletes a record's activities
+  with it) and the external-id resource ``.../sobjects/<Type>/<ExtField>/<value>``, whose
   ``PATCH`` is an upsert: 201 ``{"id", "success", "errors", "created": true}`` when it created
   the record; when it updated one, 200 with ``"created": false`` from API version 46.0 on (so in
   v60.0) and 204 without a body in versions up to 45.0, as Salesforce documents. A retried push
@@ -1470,6 +1471,10 @@ class SalesforceStandIn(loopback.LoopbackStandIn):
             if ext is not None:
                 self._state.external[sobject.name].pop(ext.lower(), None)
             record.update(IsDeleted=True, LastModifiedDate=now, SystemModstamp=now)
+            if sobject.name == "Lead":  # as in Salesforce: its activities go with it
+                for task in self._records("Task").values():
+                    if task.get("WhoId") == record["Id"] and not task["IsDeleted"]:
+                        task.update(IsDeleted=True, LastModifiedDate=now, SystemModstamp=now)
             self._changed.notify_all()
 
     # -- outbound notifications ----------------------------------------------------------

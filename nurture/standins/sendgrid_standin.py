@@ -16,6 +16,9 @@ API the engine uses, on loopback, answering the way SendGrid answers, so that th
   with signature verification on, and :meth:`SendGridStandIn.emit_events` posts SendGrid-shaped,
   signed event batches for accepted messages to the configured URL (over HTTP for demos:
   ``POST /_standin/messages/<X-Message-Id>/events``, a test control, not a SendGrid API).
+* ``POST /v3/recipients/erasejob`` - the Recipients' Data Erasure API: ``{"email_addresses":
+  [...]}`` (1 to 5,000) answers ``202 {"job_id"}`` and forgets every accepted message and
+  activity row addressed to them (SendGrid erases names, addresses, subjects and content).
 * A mailbox, as Mailpit or MailHog give developers: ``GET /_standin/mailbox`` lists what was
   sent and ``GET /_standin/mailbox/<X-Message-Id>`` shows a message's HTML (sandboxed), text
   and links (``nurture.standins.standin_mailbox``).
@@ -1061,8 +1064,12 @@ _CORS_HEADERS = {
 _WEBHOOK_SETTINGS_PATH = "/v3/user/webhooks/event/settings"
 _SIGNED_SETTINGS_PATH = "/v3/user/webhooks/event/settings/signed"
 
+_ERASE_PATH = "/v3/recipients/erasejob"
+ERASE_ADDRESSES_MAX = 5000
+
 _ROUTES: dict[str, frozenset[str]] = {
     "/v3/mail/send": frozenset({"POST"}),
+    _ERASE_PATH: frozenset({"POST"}),
     "/v3/messages": frozenset({"GET"}),
     _WEBHOOK_SETTINGS_PATH: frozenset({"GET", "PATCH"}),
     _SIGNED_SETTINGS_PATH: frozenset({"GET", "PATCH"}),
@@ -1196,6 +1203,8 @@ class _Handler(loopback.StandInHandler):
             self._mail_send(raw, length)
         elif path == "/v3/messages":
             self._activity()
+        elif path == _ERASE_PATH:
+            self._erase(raw)
         elif path == _WEBHOOK_SETTINGS_PATH:
             self._webhook_settings(raw)
         else:
@@ -1298,6 +1307,25 @@ class _Handler(loopback.StandInHandler):
         ][:limit]
         self._send(HTTPStatus.OK, json.dumps({"messages": rows}).encode("utf-8"))
 
+    # -- POST /v3/recipients/erasejob ---------------------------------------------------
+
+    def _erase(self, raw: bytes) -> None:
+        ok, body = self._json_body(raw)
+        if not ok:
+            return
+        addresses = body.get("email_addresses") if isinstance(body, dict) else None
+        if (
+            not isinstance(addresses, list)
+            or not 1 <= len(addresses) <= ERASE_ADDRESSES_MAX
+            or not all(isinstance(a, str) for a in addresses)
+        ):
+            message = f"email_addresses must be a list of 1 to {ERASE_ADDRESSES_MAX} strings"
+            self._send(HTTPStatus.BAD_REQUEST, _simple_errors_body(message, "email_addresses"))
+            return
+        job_id = str(uuid.uuid4())
+        self.server.standin._erase_recipients(job_id, addresses)
+        self._send(HTTPStatus.ACCEPTED, json.dumps({"job_id": job_id}).encode("utf-8"))
+
     # -- /v3/user/webhooks/event/settings[/signed] ---------------------------------------
 
     def _json_body(self, raw: bytes) -> tuple[bool, Any]:
@@ -1396,6 +1424,7 @@ class _State:
     activity: list[_ActivityRow] = field(default_factory=list)
     faults: deque[SendFault] = field(default_factory=deque)
     deliveries: list[WebhookDelivery] = field(default_factory=list)
+    erasure_jobs: list[str] = field(default_factory=list)
 
 
 class SendGridStandIn(loopback.LoopbackStandIn):
@@ -1458,6 +1487,12 @@ class SendGridStandIn(loopback.LoopbackStandIn):
             for m in self.messages
             if all(m.custom_args.get(key) == value for key, value in custom_args.items())
         ]
+
+    @property
+    def erasure_jobs(self) -> list[str]:
+        """The ids of the erasure jobs received (``POST /v3/recipients/erasejob``)."""
+        with self._lock:
+            return list(self._state.erasure_jobs)
 
     def wait_for_messages(self, count: int, timeout: float = 5.0) -> bool:
         """Block until at least ``count`` messages are recorded; False on timeout."""
@@ -1668,6 +1703,15 @@ class SendGridStandIn(loopback.LoopbackStandIn):
     def _activity_newest_first(self) -> list[_ActivityRow]:
         with self._lock:
             return list(reversed(self._state.activity))
+
+    def _erase_recipients(self, job_id: str, addresses: list[str]) -> None:
+        erased = {a.strip().lower() for a in addresses}
+        with self._changed:
+            state = self._state
+            state.messages = [m for m in state.messages if not erased & {to.lower() for to in m.to}]
+            state.activity = [r for r in state.activity if r.to_email.lower() not in erased]
+            state.erasure_jobs.append(job_id)
+            self._changed.notify_all()
 
     def _record(self, message_id: str, body: dict[str, Any]) -> RecordedMessage:
         now = datetime.now(UTC)

@@ -6,15 +6,17 @@ so whoever knows the lead id finds its receipts and nobody can read the lead id 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
+from sqlalchemy import JSON
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, col, select
+
+from nurture.contract.erasure import ErasureReceiptFields
 
 
-class ErasureReceipt(SQLModel, table=True):
+class ErasureReceipt(ErasureReceiptFields, table=True):
     __tablename__ = "erasurereceipt"
 
     erasure_id: str = Field(primary_key=True, max_length=64)
@@ -23,34 +25,27 @@ class ErasureReceipt(SQLModel, table=True):
     finished_at: datetime
     requested_by: str = Field(max_length=200)
     reason: str | None = Field(default=None, max_length=500)
-    erased: str = "{}"
-    """JSON: how many of each kind were erased (rows per table, keys, addresses, requests)."""
-
-    def counts(self) -> dict[str, int]:
-        return dict(json.loads(self.erased))
+    erased: dict[str, int] = Field(default_factory=dict, sa_type=JSON)
 
 
-def keep_receipt(engine: Engine, receipt: ErasureReceipt) -> ErasureReceipt:
-    """Store ``receipt`` once (by its erasure id); return the stored one."""
+def keep_receipt(engine: Engine, receipt: ErasureReceiptFields) -> ErasureReceiptFields:
+    """Store ``receipt`` once (by its erasure id); return what is stored."""
     with Session(engine) as session:
         stored = session.get(ErasureReceipt, receipt.erasure_id)
         if stored is None:
-            session.add(receipt)
+            session.add(ErasureReceipt.model_validate(receipt.model_dump()))
             try:
                 session.commit()
             except IntegrityError:  # the same step retried at the same moment
                 session.rollback()
             stored = session.get(ErasureReceipt, receipt.erasure_id)
         assert stored is not None
-        session.expunge(stored)
-        return stored
+        return ErasureReceiptFields.model_validate(stored.model_dump())
 
 
-def receipts_for(engine: Engine, lead_ref: str) -> list[ErasureReceipt]:
+def receipts_for(engine: Engine, lead_ref: str) -> list[ErasureReceiptFields]:
     """Every erasure of the lead with this digest, newest first."""
     with Session(engine) as session:
         query = select(ErasureReceipt).where(ErasureReceipt.lead_ref == lead_ref)
         rows = session.exec(query.order_by(col(ErasureReceipt.finished_at).desc())).all()
-        for row in rows:
-            session.expunge(row)
-        return list(rows)
+        return [ErasureReceiptFields.model_validate(row.model_dump()) for row in rows]

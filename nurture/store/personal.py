@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, String, Table
 
 PERSONAL_INFO_KEY = "personal"
 PERSONAL: dict[str, Any] = {"info": {PERSONAL_INFO_KEY: True}}
@@ -25,6 +25,12 @@ PERSONAL: dict[str, Any] = {"info": {PERSONAL_INFO_KEY: True}}
 
 def is_personal(column: Column[Any]) -> bool:
     return bool(column.info.get(PERSONAL_INFO_KEY))
+
+
+def is_text(column: Column[Any]) -> bool:
+    """Whether the column holds text (SQLModel's ``AutoString`` wraps a ``String``)."""
+    kind = column.type
+    return isinstance(kind, String) or isinstance(getattr(kind, "impl", None), String)
 
 
 def personal_columns(table: Table) -> list[Column[Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,9 +26,11 @@ from nurture.access.consent import LinkSigner
 from nurture.access.dashboard_links import DashboardLinks
 from nurture.access.rep_links import RepLinks
 from nurture.contract.messages import TASK_QUEUE
+from nurture.store.suppression import why_suppressed
 from nurture.web.campaigns_api import CampaignsApi
 from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.dashboard import DashboardPages
+from nurture.web.erasure_api import ErasureApi
 from nurture.web.event_store import EventStore
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
@@ -113,9 +116,11 @@ def create_app(
         may_ingest=requires(engine, *SEND_LEADS),
         may_import=requires(engine, *MARKETING),
         task_queue=task_queue,
+        suppression=functools.partial(why_suppressed, engine),
     )
     app.include_router(ingest.router())
     app.include_router(LeadsApi(client, engine).router())
+    app.include_router(ErasureApi(client, engine, task_queue).router())
     app.include_router(ReportsApi(engine).router())
     app.include_router(CampaignsApi(engine).router())
     app.include_router(

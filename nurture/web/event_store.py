@@ -87,9 +87,7 @@ class EventStore:
 
     def suppress(self, email: str, reason: str, source: str, lead_id: str | None) -> None:
         """Put the address on the do-not-email list (the first reason is kept)."""
-        suppression.suppress(
-            self.engine, _storable(email), reason, source, _text(lead_id, 200)
-        )
+        suppression.suppress(self.engine, _storable(email), reason, source, _text(lead_id, 200))
 
 
 def _text(value: object, limit: int) -> str | None:

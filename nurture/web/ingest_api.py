@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import Client
 
 from nurture.client.csv_import import CsvHeaderError, rows_as_json
-from nurture.client.ingest import LeadDelivery, unknown_event_type
+from nurture.client.ingest import LeadDelivery, SuppressionCheck, unknown_event_type
 from nurture.contract.messages import TASK_QUEUE
 from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.web.responses import AUTHENTICATED, errors, errors_or, json_body, one_or_many
@@ -41,6 +41,9 @@ class ItemResult(BaseModel):
     lead_id: str | None = None
     event_id: str | None = Field(default=None, description="the id that makes a retry count once")
     errors: list[ItemError] = Field(default_factory=list)
+    note: str | None = Field(
+        default=None, description="accepted, with something to know (its address is suppressed)"
+    )
 
 
 class BatchResult(BaseModel):
@@ -79,6 +82,7 @@ class IngestApi:
     may_ingest: Callable[..., Any]
     may_import: Callable[..., Any]
     task_queue: str = TASK_QUEUE
+    suppression: SuppressionCheck | None = None
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/api", tags=["ingest"])
@@ -179,7 +183,7 @@ class IngestApi:
         return await self._deliver(_profiles(numbered))
 
     async def _deliver(self, parsed: list[Parsed]) -> JSONResponse:
-        delivery = LeadDelivery(self.client, self.task_queue)
+        delivery = LeadDelivery(self.client, self.task_queue, suppression=self.suppression)
 
         async def result(index: int, item: LeadEvent | LeadProfile | ItemResult) -> ItemResult:
             if isinstance(item, ItemResult):
@@ -193,6 +197,7 @@ class IngestApi:
                 errors=[ItemError(loc=[], msg=delivered.reason, type=delivered.kind)]
                 if delivered.reason and delivered.kind
                 else [],
+                note=delivered.note,
             )
 
         ordered = list(await asyncio.gather(*(result(index, item) for index, item in parsed)))

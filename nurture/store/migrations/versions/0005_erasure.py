@@ -44,7 +44,7 @@ def upgrade() -> None:
         _at("finished_at"),
         sa.Column("requested_by", sa.String(200), nullable=False),
         sa.Column("reason", sa.String(500), nullable=True),
-        sa.Column("erased", sa.String(), nullable=False),
+        sa.Column("erased", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("erasure_id"),
         sa.Index("ix_erasurereceipt_lead_ref", "lead_ref"),
     )
