@@ -17,10 +17,10 @@ from activities.records import write_batches
 from bench.population import NOW, Population
 from nurture.contract.ledger import FactBatch
 from nurture.privacy.pseudonymise import forget_addresses, lead_tables, pseudonymise
-from nurture.reports import REPORTS, ReportQuery, run_report
 from nurture.store.db import OutboxMessage, SalesTask, WebhookEvent, make_engine
 from nurture.store.personal import is_text, personal_columns
 from nurture.store.suppression import suppress, why_suppressed
+from tests.erasure_checks import report_figures, text_cells
 
 AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -79,33 +79,6 @@ def _add_beside(engine: Engine, lead: str, email: str, name: str) -> None:
     suppress(engine, email, "unsubscribe", "link", lead)
 
 
-def _reports(engine: Engine) -> dict[str, object]:
-    query = ReportQuery(now=NOW)
-    return {
-        name: run_report(engine, name, query).model_dump(mode="json", exclude={"generated_at"})
-        for name in sorted(REPORTS)
-    }
-
-
-def _text_cells(engine: Engine, skip_leads: set[str]) -> list[tuple[str, str, str]]:
-    """Every non-empty text value in the database, (table, column, value), but in rows of the
-    leads in ``skip_leads`` (synthetic people may share a name)."""
-    cells = []
-    with engine.connect() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            keyed = "lead_id" in table.c
-            for column in table.columns:
-                if not is_text(column):
-                    continue
-                query = select(column).where(column.is_not(None))
-                if keyed:
-                    query = query.where(table.c.lead_id.not_in(skip_leads))
-                for (value,) in conn.execute(query):
-                    if value:
-                        cells.append((table.name, column.name, str(value)))
-    return cells
-
-
 def test_a_pseudonymised_lead_leaves_no_personal_data_and_the_reports_unchanged(
     database_url: str,
 ) -> None:
@@ -116,7 +89,7 @@ def test_a_pseudonymised_lead_leaves_no_personal_data_and_the_reports_unchanged(
     email, name, company = profile.email, profile.name, profile.company
     assert email and name and company
     _add_beside(engine, lead, email, name)
-    before = _reports(engine)
+    before = report_figures(engine, NOW)
     others = {b.lead_id for b in batches} - {lead}
 
     counts = pseudonymise(engine, lead, "erased-0123456789abcdef")
@@ -124,11 +97,11 @@ def test_a_pseudonymised_lead_leaves_no_personal_data_and_the_reports_unchanged(
 
     assert counts["lead"] == 1 and counts["leadevent"] >= 1 and counts["outboxmessage"] == 1
     assert forgot == 1  # the provider's event for the address alone (the other went with the lead)
-    assert _reports(engine) == before
+    assert report_figures(engine, NOW) == before
     token = re.compile(rf"(?<![\w-]){re.escape(lead)}(?![\w-])")
-    everywhere = _text_cells(engine, set())
+    everywhere = text_cells(engine, set())
     assert [c for c in everywhere if token.search(c[2]) or email in c[2] or company in c[2]] == []
-    besides_others = _text_cells(engine, others)
+    besides_others = text_cells(engine, others)
     assert [c for c in besides_others if name.lower() in c[2].lower()] == []
     with engine.connect() as conn:
         for table in lead_tables():  # an export by lead id finds nothing
