@@ -30,8 +30,10 @@ def start_worker(
     db_url: str,
     standin: SendGridStandIn,
     log: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``worker.py`` as its own process, on the dev server ``env`` (or at that address)."""
+    """``worker.py`` as its own process, on the dev server ``env`` (or at that address);
+    ``extra_env`` adds to (or overrides) its environment."""
     environment = {
         **os.environ,
         "TEMPORAL_ADDRESS": env
@@ -44,6 +46,7 @@ def start_worker(
         "NURTURE_SECRET_KEY": "crash-test-secret-0123456789",
         "NURTURE_PUBLIC_URL": "https://nurture.example",
         "NURTURE_LOG_FORMAT": "json",
+        **(extra_env or {}),
     }
     return subprocess.Popen(
         [
