@@ -22,6 +22,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.access.auth import create_key
+from nurture.cli.audit import audit
 from nurture.client.sales import act
 from nurture.config.settings import CrmSettings
 from nurture.contract.messages import OutcomeRequest, RepAction
@@ -160,6 +161,16 @@ async def test_forget_erases_the_person_everywhere_and_a_reimport_is_never_email
                 stored = session.exec(select(ErasureReceipt)).one()
             kept = json.dumps(stored.model_dump(mode="json"))
             assert lead not in kept and not any(p.lower() in kept.lower() for p in person)
+
+            # `nurture audit` takes the closed workflow of an erased lead for no problem.
+            query = f"WorkflowId = '{workflow_id_for(lead)}' AND ExecutionStatus = 'Terminated'"
+            for _ in range(50):
+                if [wf async for wf in engine.client.list_workflows(query)]:
+                    break
+                await asyncio.sleep(0.1)
+            audited = await audit(engine.client, engine=db)
+            assert audited.per_stage["(erased)"] >= 1
+            assert not [p for p in audited.problems if p["lead_id"] == lead]
 
             # Asked again (HTTP, then the CLI): nothing more, the same receipt.
             again = await http.delete(f"/api/leads/{lead}", headers=auth("operator"))

@@ -1,10 +1,11 @@
 """``nurture audit``: every lead's stage and owner from Temporal visibility, and the leads that
 are at risk of being lost (in sales with no owner, past the SLA with no escalation, or whose
-workflow is no longer running) or blocked (a touch held because its email cannot be rendered,
-from the read model)."""
+workflow is no longer running, unless the lead was erased) or blocked (a touch held because its
+email cannot be rendered, from the read model)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from temporalio.client import Client
 
 from nurture.contract.names import LEAD_WORKFLOW, OWNER, SCORE, SLA_DUE, STAGE
 from nurture.domain.stages import SALES_STAGES, STAGES
+from nurture.privacy.erasure import was_erased
 from nurture.reports.held import held_touches as held_touches_now
 
 
@@ -71,6 +73,14 @@ async def audit(
             newest[wf.id] = wf
     for wf in sorted(newest.values(), key=lambda w: w.id):
         lead_id = wf.id.removeprefix("lead-")
+        terminated = wf.status is not None and wf.status.name == "TERMINATED"
+        if (
+            terminated
+            and engine is not None
+            and await asyncio.to_thread(was_erased, engine, lead_id)
+        ):
+            report.per_stage["(erased)"] += 1  # forgotten on purpose: nothing to look after
+            continue
         attrs = wf.typed_search_attributes
         stage = attrs.get(STAGE)
         owner = attrs.get(OWNER)

@@ -107,6 +107,11 @@ async def forget(
     return Erasure(receipt.erasure_id, receipt)
 
 
+def was_erased(engine: Engine, lead_id: str) -> bool:
+    """Whether an erasure of this lead finished (its closed workflow is then no problem)."""
+    return bool(receipts_for(engine, lead_ref(engine, lead_id)))
+
+
 async def erasures_of(client: Client, engine: Engine, lead_id: str) -> list[Erasure]:
     """The lead's receipts, newest first, after its erasure still running if there is one."""
     ref = await asyncio.to_thread(lead_ref, engine, lead_id)
