@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import Engine as SqlEngine
 from sqlmodel import Session, select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -207,7 +208,7 @@ async def test_forget_erases_the_person_everywhere_and_a_reimport_is_never_email
             assert len(standin.messages) == sent_before
 
 
-def _stage(db: object, lead: str) -> str | None:
-    with Session(db) as session:  # type: ignore[call-overload]
+def _stage(db: SqlEngine, lead: str) -> str | None:
+    with Session(db) as session:
         row = session.get(LeadRecord, lead)
         return row.stage if row is not None else None
