@@ -37,6 +37,7 @@ PUBLIC |= {"POST /u/{token}"}
 REP_WORK = {f"POST /api/leads/{{lead_id}}/{a}" for a in ("accept", "contact", "reject", "outcome")}
 REP_WORK |= {"GET /api/leads/{lead_id}", "GET /api/tasks", "POST /api/tasks/{task_id}/complete"}
 INGEST = {"POST /api/events", "POST /api/leads"}
+OPERATOR_ONLY = {"DELETE /api/leads/{lead_id}"}
 MARKETING = {
     "POST /api/leads/import",
     "GET /api/leads/{lead_id}",
@@ -52,7 +53,7 @@ IN_DEPTH: dict[str | None, set[str]] = {
     "ingest": INGEST,
     "marketer": INGEST | MARKETING,
     "rep": REP_WORK,
-    "operator": INGEST | MARKETING | REP_WORK,
+    "operator": INGEST | MARKETING | REP_WORK | OPERATOR_ONLY,
     None: PUBLIC,
 }
 # schemathesis' defaults, plus 413: a body over an endpoint's limit is refused as too large.
@@ -201,7 +202,8 @@ def _collect(schema: BaseSchema, found: Findings) -> None:
                     if check.failure_info and not excused(check.failure_info.failure, interaction)
                 )
         elif isinstance(event, events.NonFatalError | events.FatalError):
-            found.errors.append(str(getattr(event, "value", None) or event.exception))
+            where = getattr(event, "label", None) or ""
+            found.errors.append(f"{where}: {getattr(event, 'value', None) or event.exception}")
         elif isinstance(event, events.EngineFinished):
             found.failures.extend(f"{f.operation}: {f.title}: {f.message}" for f in event.failures)
 
@@ -217,7 +219,7 @@ async def test_every_operation_of_the_spec_has_a_role(service: Service) -> None:
     async with httpx.AsyncClient() as http:
         spec = (await http.get(f"{service.url}/openapi.json")).json()
     labels = {f"{m.upper()} {path}" for path, ops in spec["paths"].items() for m in ops}
-    assert labels == PUBLIC | INGEST | MARKETING | REP_WORK
+    assert labels == PUBLIC | INGEST | MARKETING | REP_WORK | OPERATOR_ONLY
 
 
 async def test_a_refusal_names_the_field_and_a_405_names_every_method(service: Service) -> None:

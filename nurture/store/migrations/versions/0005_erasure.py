@@ -28,6 +28,19 @@ def _at(name: str, nullable: bool = False) -> sa.Column:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
+def _suppression_table(key: str, length: int) -> sa.Table:
+    """The list keyed by ``key``: the address (before) or its digest (since)."""
+    return op.create_table(
+        "suppression",
+        sa.Column(key, sa.String(length), nullable=False),
+        sa.Column("reason", sa.String(40), nullable=False),
+        sa.Column("source", sa.String(40), nullable=False),
+        sa.Column("lead_id", sa.String(200), nullable=True),
+        _at("at"),
+        sa.PrimaryKeyConstraint(key),
+    )
+
+
 def upgrade() -> None:
     salt_table = op.create_table(
         "installsalt",
@@ -59,15 +72,7 @@ def upgrade() -> None:
     )
     entries = bind.execute(sa.select(old)).mappings().all()
     op.drop_table("suppression")
-    new = op.create_table(
-        "suppression",
-        sa.Column("email_hash", sa.String(64), nullable=False),
-        sa.Column("reason", sa.String(40), nullable=False),
-        sa.Column("source", sa.String(40), nullable=False),
-        sa.Column("lead_id", sa.String(200), nullable=True),
-        _at("at"),
-        sa.PrimaryKeyConstraint("email_hash"),
-    )
+    new = _suppression_table("email_hash", 64)
     if not entries:
         return  # the salt is made on first use
     salt = secrets.token_bytes(32)
@@ -87,14 +92,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("suppression")
-    op.create_table(
-        "suppression",
-        sa.Column("email", sa.String(320), nullable=False),
-        sa.Column("reason", sa.String(40), nullable=False),
-        sa.Column("source", sa.String(40), nullable=False),
-        sa.Column("lead_id", sa.String(200), nullable=True),
-        _at("at"),
-        sa.PrimaryKeyConstraint("email"),
-    )
+    _suppression_table("email", 320)
     op.drop_table("erasurereceipt")
     op.drop_table("installsalt")
