@@ -253,6 +253,7 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
             cursor.close()
 
     from nurture.store import (  # noqa: F401  (their tables: the same schema)
+        data_keys,
         erasure_receipts,
         read_model,
         rules_status,

@@ -5,7 +5,7 @@ made here (``nurture.store.salted``), so no plain address stays on the list. Goi
 cannot restore the addresses: the list comes back empty (say so before downgrading).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from alembic import op
 from nurture.store.salted import SALT_NAME, address_digest
 
 revision = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels = None
 depends_on = None
 
