@@ -34,6 +34,7 @@ from nurture.contract.erasure import (
     PseudonymiseRequest,
 )
 from nurture.privacy import key_store, pseudonymise
+from nurture.privacy.codec import EnvelopeCodec
 from nurture.store import erasure_receipts, suppression
 from nurture.store.db import OutboxMessage
 from nurture.store.read_model import LeadRecord
@@ -53,6 +54,10 @@ class ErasureActivities:
         self.engine = engine
         self.mailer = mailer
         self.crm = CrmClient(crm) if crm else None
+        # The keys this worker's payloads are encrypted with: where they are kept (our
+        # database, or one of their own) is the codec's.
+        codec = client.data_converter.payload_codec
+        self.keys = codec.store if isinstance(codec, EnvelopeCodec) else None
 
     @activity.defn(name=ERASE_ADDRESSES)
     async def erase_addresses(self, lead: LeadRef) -> AddressesErased:
@@ -141,7 +146,11 @@ class ErasureActivities:
     @activity.defn(name=SHRED_KEYS)
     def shred_keys(self, lead: LeadRef) -> int:
         """Destroy the lead's data keys: its histories can never be decrypted again."""
-        shredded = key_store.shred_keys(self.engine, lead.workflow_id)
+        if self.keys is None:  # a worker without the codec writes plain histories
+            self._log(lead).warning("no payload codec: no data keys to shred")
+            return 0
+        shredded = key_store.shred_keys(self.keys.engine, lead.workflow_id)
+        self.keys.forget(lead.workflow_id)
         self._log(lead).info("data keys shredded", keys=shredded)
         return shredded
 
