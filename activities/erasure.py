@@ -14,7 +14,12 @@ from python_http_client.exceptions import HTTPError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.crm import CrmClient
@@ -33,6 +38,7 @@ from nurture.contract.erasure import (
     LeadRef,
     PseudonymiseRequest,
 )
+from nurture.contract.names import FORGET_SIGNAL, STATE_QUERY
 from nurture.privacy import key_store, pseudonymise
 from nurture.privacy.codec import EnvelopeCodec
 from nurture.store import erasure_receipts, suppression
@@ -44,6 +50,7 @@ log = structlog.get_logger(__name__)
 
 ERASED = "erased"
 QUERY_TIMEOUT = 10.0
+FORGET_WAIT = 10.0
 
 
 class ErasureActivities:
@@ -125,16 +132,31 @@ class ErasureActivities:
 
     @activity.defn(name=TERMINATE_LEAD)
     async def terminate_lead(self, lead: LeadRef) -> bool:
-        """Terminate the lead's workflow; False when it was not running (closed, or never
+        """Tell the lead it is forgotten (a worker holding it in memory then refuses its state
+        query), then terminate its workflow; False when it was not running (closed, or never
         started)."""
+        handle = self.client.get_workflow_handle(lead.workflow_id)
         try:
-            await self.client.get_workflow_handle(lead.workflow_id).terminate(reason=ERASED)
+            await handle.signal(FORGET_SIGNAL)
+            await self._until_forgotten(handle)
+            await handle.terminate(reason=ERASED)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
             return False
         self._log(lead).info("lead workflow terminated")
         return True
+
+    async def _until_forgotten(self, handle: WorkflowHandle[Any, Any]) -> None:
+        """Until the lead took the signal in (its state query is refused), for at most
+        ``FORGET_WAIT`` seconds: a lead whose workflow tasks fail is terminated all the same."""
+        deadline = asyncio.get_running_loop().time() + FORGET_WAIT
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                await asyncio.wait_for(handle.query(STATE_QUERY), FORGET_WAIT)
+            except (WorkflowQueryFailedError, TimeoutError):
+                return
+            await asyncio.sleep(0.1)
 
     @activity.defn(name=DELETE_FROM_CRM)
     def delete_from_crm(self, lead: LeadRef) -> int:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlmodel import Session, select
 from temporalio.client import WorkflowExecutionStatus
@@ -28,6 +29,8 @@ from nurture.client.sales import act
 from nurture.config.settings import CrmSettings
 from nurture.contract.messages import OutcomeRequest, RepAction
 from nurture.domain.leads import workflow_id_for
+from nurture.privacy.codec import EnvelopeCodec
+from nurture.privacy.key_store import KeyShreddedError, KeyStore
 from nurture.standins.crm_standin import SalesforceStandIn
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import make_engine
@@ -37,6 +40,8 @@ from nurture.store.suppression import why_suppressed
 from tests.conftest import lead_id, running_engine, wait_for_state, wait_until
 from tests.erasure_checks import report_figures, text_cells
 from tests.scenarios import crm_rules
+from tests.test_encrypted_histories import _raw_history as raw_history
+from tests.test_encrypted_histories import history_payloads
 
 ROOT = Path(__file__).parent.parent
 LATER = datetime(2100, 1, 1, tzinfo=UTC)  # reports over everything, as of a fixed moment
@@ -63,6 +68,7 @@ async def test_forget_erases_the_person_everywhere_and_a_reimport_is_never_email
     standin: SendGridStandIn,
     salesforce: SalesforceStandIn,
     tmp_path: Path,
+    key_store: KeyStore,
 ) -> None:
     lead = lead_id("forget")
     email, first, last, company = "Zora.Quill@quillworks.example", "Zora", "Quill", "Quillworks"
@@ -142,6 +148,15 @@ async def test_forget_erases_the_person_everywhere_and_a_reimport_is_never_email
             # The workflow is closed; the CRM and SendGrid hold nothing of the person.
             described = await engine.client.get_workflow_handle(workflow_id_for(lead)).describe()
             assert described.status == WorkflowExecutionStatus.TERMINATED
+            # Its keys are gone: no run of its history can be read, by any process.
+            assert counts["data_keys"] >= 1
+            encrypted = history_payloads(await raw_history(dev_env, lead))
+            assert encrypted
+            with pytest.raises(KeyShreddedError):
+                await EnvelopeCodec(KeyStore(key_store.engine, key_store.wrapper)).decode(encrypted)
+            gone = await http.get(f"/api/leads/{lead}", headers=auth("operator"))
+            assert gone.status_code == 404, gone.text
+            assert "erased" in gone.json()["detail"] and email not in gone.text
             assert salesforce.lead_by_external_id(lead) is None
             assert all(t["WhoId"] is None or lead not in json.dumps(t) for t in salesforce.tasks)
             assert not [m for m in standin.messages if email.lower() in map(str.lower, m.to)]

@@ -49,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from nurture.contract.names import (
         EVENT_SIGNAL,
+        FORGET_SIGNAL,
+        LEAD_ERASED,
         LEAD_WORKFLOW,
         PROFILE_SIGNAL,
         SEARCH_ATTRIBUTES,
@@ -126,6 +128,7 @@ class LeadWorkflow:
         self._wake_timer_at: datetime | None = None
         self._published: dict[str, visibility.SearchValue] = {}
         self._clock_watch: asyncio.Task[None] | None = None
+        self._forgotten = False
 
     # --- the life of a lead ------------------------------------------------------------------
 
@@ -262,8 +265,15 @@ class LeadWorkflow:
     def _validate_outcome(self, request: OutcomeRequest) -> None:
         refuse_if(self._core.rep_action_error("outcome", request.rep))
 
+    @workflow.signal(name=FORGET_SIGNAL)
+    def forget(self) -> None:
+        """The lead is being erased (and terminated next): its state is no one's to read."""
+        self._forgotten = True
+
     @workflow.query(name=STATE_QUERY)
     def state(self) -> LeadState:
+        if self._forgotten:
+            raise ApplicationError("this lead was erased", type=LEAD_ERASED)
         return self._core.state
 
     # --- carrying out what the core asks ----------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 from temporalio.api.errordetails.v1 import QueryFailedFailure
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -26,6 +27,7 @@ from nurture.contract.messages import (
 from nurture.contract.names import (
     AHEAD_OF_WORKFLOW_TASK,
     AHEAD_OF_WORKFLOW_TASK_ERROR,
+    LEAD_ERASED,
     STATE_QUERY,
     RepUpdate,
 )
@@ -66,10 +68,24 @@ QUERY_ATTEMPTS = 5
 
 
 async def read_state(client: Client, lead_id: str) -> LeadState:
+    """The lead's state; :class:`UnknownLeadError` for no such lead, or an erased one (it
+    refuses the query while a worker still holds it, and its history cannot be decrypted
+    once it is evicted)."""
+    handle = client.get_workflow_handle(workflow_id_for(lead_id))
     try:
-        return await query_state(client.get_workflow_handle(workflow_id_for(lead_id)))
+        return await query_state(handle)
     except RPCError as err:
         raise _lead_rpc_error(lead_id, err) from err
+    except WorkflowQueryFailedError as err:
+        erased = query_failure_type(err) == LEAD_ERASED
+        if erased or (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            raise UnknownLeadError(
+                f"no lead {lead_id!r}: it was erased"
+                if erased
+                else f"lead {lead_id!r}: its workflow is closed and its state cannot be read "
+                "(an erased lead's history can never be read again)"
+            ) from err
+        raise
 
 
 async def query_state(handle: WorkflowHandle[Any, Any]) -> LeadState:
@@ -82,26 +98,28 @@ async def query_state(handle: WorkflowHandle[Any, Any]) -> LeadState:
         try:
             return await handle.query(STATE_QUERY, result_type=LeadState)
         except WorkflowQueryFailedError as err:
-            if not _ahead_of_workflow_task(err) or attempt == QUERY_ATTEMPTS:
+            ahead = AHEAD_OF_WORKFLOW_TASK in err.message or (
+                query_failure_type(err) == AHEAD_OF_WORKFLOW_TASK_ERROR
+            )
+            if not ahead or attempt == QUERY_ATTEMPTS:
                 raise
         await asyncio.sleep(0.1 * attempt)
         attempt += 1
 
 
-def _ahead_of_workflow_task(err: WorkflowQueryFailedError) -> bool:
-    """Whether the lead refused the query for being ahead of its workflow task. Failure
-    messages travel encrypted (``nurture.privacy``) and the SDK hands a query's failure over
-    as its message alone, so the failure's type, which is not encrypted, tells."""
-    if AHEAD_OF_WORKFLOW_TASK in err.message:
-        return True
+def query_failure_type(err: WorkflowQueryFailedError) -> str | None:
+    """The type of the error the lead's query handler raised (e.g. it refused the query for
+    being ahead of its workflow task, or because it was erased). Failure messages travel
+    encrypted (``nurture.privacy``) and the SDK hands a query's failure over as its message
+    alone, so the failure's type, which is not encrypted, tells."""
     cause = err.__context__
     if not isinstance(cause, RPCError):
-        return False
+        return None
     for detail in cause.grpc_status.details:
         failed = QueryFailedFailure()
         if detail.Unpack(failed):
-            return failed.failure.application_failure_info.type == AHEAD_OF_WORKFLOW_TASK_ERROR
-    return False
+            return failed.failure.application_failure_info.type or None
+    return None
 
 
 def _lead_rpc_error(lead_id: str, err: RPCError) -> LeadActionError:

@@ -16,6 +16,11 @@ LEAD_WORKFLOW: Final = "LeadWorkflow"
 PROFILE_SIGNAL: Final = "profile"
 EVENT_SIGNAL: Final = "event"
 STATE_QUERY: Final = "state"
+FORGET_SIGNAL: Final = "forget"
+"""Sent by an erasure just before it terminates the lead: from then on the lead refuses its
+``state`` query (``LEAD_ERASED``), so a worker that still holds the lead in memory shows
+nothing of the person."""
+LEAD_ERASED: Final = "LeadErased"
 AHEAD_OF_WORKFLOW_TASK: Final = "ahead of its workflow task"
 AHEAD_OF_WORKFLOW_TASK_ERROR: Final = "AheadOfWorkflowTask"
 """The type of the lead's refusal (its message is encrypted on the way to the client)."""

@@ -118,8 +118,6 @@ def _pre_alembic_revision(conn: Connection) -> str | None:
         return None
     columns = {c["name"] for c in inspector.get_columns("stagetransition")}
     if "lead" in tables and {"seconds_in_from_stage", "handoff"} <= columns:
-        if "erasurereceipt" in tables:
-            return HEAD
         return "0003" if "rulesstatus" in tables else "0002"
     return BASELINE
 
