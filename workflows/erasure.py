@@ -6,7 +6,8 @@ In order, each step an activity retried until it succeeds:
 1. the lead's addresses go on the suppression list (as keyed digests only) and to the mail
    provider's erasure; provider events naming them are cleared. First, while everything that
    names the addresses is still readable; from here on no touch can reach them;
-2. the lead's workflow is terminated (a closed one is fine);
+2. the lead is told to forget (it refuses its state query from then on) and its workflow is
+   terminated (a closed one is fine);
 3. the lead is deleted from the CRM (where one is configured);
 4. the lead's data keys are destroyed: every run's history, current or closed, is unreadable;
 5. its read-model rows are pseudonymised (reports keep their counts and sums);
