@@ -7,6 +7,7 @@ from temporalio import workflow
 
 from nurture.contract.names import (
     EVENT_SIGNAL,
+    FORGET_SIGNAL,
     LEAD_WORKFLOW,
     PROFILE_SIGNAL,
     REP_UPDATES,
@@ -18,7 +19,8 @@ from workflows.lead import LeadWorkflow
 def test_the_workflow_answers_to_the_contract_names() -> None:
     definition = workflow._Definition.must_from_class(LeadWorkflow)
     assert definition.name == LEAD_WORKFLOW == "LeadWorkflow"
-    assert set(definition.signals) == {PROFILE_SIGNAL, EVENT_SIGNAL} == {"profile", "event"}
+    signals = {PROFILE_SIGNAL, EVENT_SIGNAL, FORGET_SIGNAL}
+    assert set(definition.signals) == signals == {"profile", "event", "forget"}
     assert set(definition.queries) == {STATE_QUERY} == {"state"}
     assert set(definition.updates) == set(REP_UPDATES)
     assert set(REP_UPDATES) == {"accept", "contact", "reject", "outcome", "complete_task"}
