@@ -23,17 +23,22 @@ from nurture.store.clock import utcnow
 from nurture.store.sqlite_writers import QueuedWriterConnection
 
 DEFAULT_DATA_DIR = Path("data")
+_PERSONAL = {"info": {"personal": True}}
+"""A column that holds personal data (what erasure pseudonymises or deletes)."""
 
 
 class OutboxMessage(SQLModel, table=True):
     """One email we mean to send exactly once: ``pending`` until the provider accepted it
-    (``sent``), or ``refused`` with the provider's reason."""
+    (``sent``), or ``refused`` with the provider's reason. The subject and bodies are kept as
+    rendered (with their signed links), so a person's export shows what they were sent."""
 
     key: str = Field(primary_key=True, max_length=300)
     lead_id: str = Field(index=True, max_length=200)
     category: str = Field(max_length=20)
     to_email: str = Field(max_length=320)
     subject: str = Field(max_length=998)
+    text_body: str | None = Field(default=None, sa_column_kwargs=_PERSONAL)
+    html_body: str | None = Field(default=None, sa_column_kwargs=_PERSONAL)
     status: str = Field(default="pending", max_length=10)
     provider_message_id: str | None = Field(default=None, max_length=200)
     attempts: int = 0
