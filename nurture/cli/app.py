@@ -16,6 +16,7 @@ from nurture.cli.campaigns import campaign_app
 from nurture.cli.dashboard import dashboard_link
 from nurture.cli.db import db_app
 from nurture.cli.keys import inbox_link, keys_app
+from nurture.cli.lead_export import lead_export
 from nurture.cli.output import (
     JsonOpt,
     connect_client,
@@ -61,6 +62,7 @@ lead_app = typer.Typer(no_args_is_help=True, help="Lead profiles.")
 config_app = typer.Typer(no_args_is_help=True, help="Marketer-owned rules.")
 templates_app = typer.Typer(no_args_is_help=True, help="Email templates.")
 app.add_typer(lead_app, name="lead")
+lead_app.command("export")(lead_export)
 app.add_typer(config_app, name="config")
 app.add_typer(templates_app, name="templates")
 app.add_typer(tasks_app, name="tasks")

@@ -29,6 +29,7 @@ from nurture.web.campaigns_api import CampaignsApi
 from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.dashboard import DashboardPages
 from nurture.web.event_store import EventStore
+from nurture.web.export_api import ExportApi
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
 from nurture.web.leads_api import LeadsApi
@@ -116,6 +117,7 @@ def create_app(
     )
     app.include_router(ingest.router())
     app.include_router(LeadsApi(client, engine).router())
+    app.include_router(ExportApi(client, engine).router())
     app.include_router(ReportsApi(engine).router())
     app.include_router(CampaignsApi(engine).router())
     app.include_router(
