@@ -110,7 +110,10 @@ def build_document(
 
 
 def stored_records(
-    conn: Connection, lead_id: str, addresses: Iterable[str] = ()
+    conn: Connection,
+    lead_id: str,
+    addresses: Iterable[str] = (),
+    metadata: sa.MetaData = SQLModel.metadata,
 ) -> dict[str, list[dict[str, Any]]]:
     """Every row the database holds on the lead, per table (every table of
     :func:`lead_tables` and :func:`address_tables`, empty ones too), in time order.
@@ -119,13 +122,13 @@ def stored_records(
     read-model row, the emails it was sent): an address it had before an edit finds its
     suppression entry and webhook events too."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for table in lead_tables():
+    for table in lead_tables(metadata):
         rows = conn.execute(
             sa.select(table).where(table.c[LEAD_COLUMN] == lead_id).order_by(*_order(table))
         )
         found[table.name] = [_jsonable(row) for row in rows.mappings()]
     known = {a.strip().lower() for a in addresses if a} | _addresses_in(found)
-    for table in address_tables():
+    for table in address_tables(metadata):
         matches = [
             sa.func.lower(table.c[name]).in_(sorted(known))
             for name in ADDRESS_COLUMNS
