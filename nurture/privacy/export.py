@@ -37,6 +37,22 @@ ADDRESS_COLUMNS = ("email",)
 """Columns holding an address (lower-cased): rows there are the person's when the address is
 one of theirs, whichever lead (or none) the row names."""
 OUTBOX_TABLE = "outboxmessage"
+WHAT_TABLES_HOLD = {
+    "handoff": "hand-offs to sales",
+    "lead": "the lead as last reported",
+    "leadevent": "events",
+    "outboxmessage": "emails as sent",
+    "outcome": "won or lost",
+    "repassignment": "routing turns",
+    "salesassignment": "rep turns and SLA",
+    "salestask": "tasks",
+    "scorechange": "score history",
+    "stagetransition": "stage moves",
+    "suppression": "suppression entries",
+    "touch": "touches",
+    "webhookevent": "SendGrid events",
+}
+"""Words for the CLI's overview; a table not named here shows under its own name."""
 TIME_COLUMNS = ("at", "created_at", "received_at")
 """A table's rows are listed in time order by the first of these it has, then by its key."""
 
@@ -129,14 +145,14 @@ def stored_records(
         found[table.name] = [_jsonable(row) for row in rows.mappings()]
     known = {a.strip().lower() for a in addresses if a} | _addresses_in(found)
     for table in address_tables(metadata):
+        if not known:
+            found.setdefault(table.name, [])
+            continue
         matches = [
             sa.func.lower(table.c[name]).in_(sorted(known))
             for name in ADDRESS_COLUMNS
             if name in table.columns
         ]
-        if not known:
-            found.setdefault(table.name, [])
-            continue
         keyed_elsewhere = (
             sa.or_(*matches)
             if LEAD_COLUMN not in table.columns
@@ -161,7 +177,14 @@ def summary(document: Mapping[str, Any]) -> list[tuple[str, int]]:
         ("state: timeline", len(state["timeline"]) if state else 0),
         ("crm_pushes", len(document.get("crm_pushes", []))),
     ]
-    lines += [(f"records: {name}", len(rows)) for name, rows in document["records"].items()]
+    lines += [
+        (
+            f"records: {name}"
+            + (f" ({WHAT_TABLES_HOLD[name]})" if name in WHAT_TABLES_HOLD else ""),
+            len(rows),
+        )
+        for name, rows in document["records"].items()
+    ]
     return lines
 
 
