@@ -48,7 +48,10 @@ def lead_export(lead_id: str, as_json: JsonOpt = False, out: OutOpt = None) -> N
             print_json(document)
             return 0
         path = out or Path(f"lead-{lead_id}-export.json")
-        write_private(path, document)
+        try:
+            write_private(path, document)
+        except OSError as exc:
+            return fail(f"cannot write {path}: {exc.strerror or exc}", 2)
         _print_summary(document, path)
         return 0
 

@@ -73,13 +73,7 @@ async def _state(client: Client, lead_id: str, missing: list[str]) -> LeadState 
     try:
         return await asyncio.wait_for(query_state(handle), STATE_TIMEOUT.total_seconds())
     except (TimeoutError, RPCError, WorkflowQueryFailedError) as exc:
-        reason = (
-            "no worker answered in time"
-            if isinstance(exc, TimeoutError)
-            else exc.message
-            if isinstance(exc, RPCError | WorkflowQueryFailedError)
-            else str(exc)
-        )
+        reason = "no worker answered in time" if isinstance(exc, TimeoutError) else exc.message
         missing.append(f"state: the lead's workflow did not answer its state query ({reason})")
         return None
 
@@ -112,7 +106,10 @@ async def _crm_pushes(
         except RPCError as err:  # an older run past retention
             missing.append(f"crm_pushes: run {run_id} could not be read ({err.message})")
             break
-        pushes[:0] = await _pushes_in(client, run_id, history.events)
+        try:
+            pushes[:0] = await _pushes_in(client, run_id, history.events)
+        except Exception as exc:  # e.g. its data key destroyed: the rest is still exported
+            missing.append(f"crm_pushes: run {run_id} could not be decoded ({exc})")
         first = history.events[0] if history.events else None
         started = first.workflow_execution_started_event_attributes if first else None
         run_id = started.continued_execution_run_id if started else None

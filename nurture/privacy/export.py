@@ -211,14 +211,14 @@ def _not_this_lead(table: sa.Table, lead_id: str) -> sa.ColumnElement[bool]:
     return sa.or_(column.is_(None), column != lead_id)
 
 
-def _order(table: sa.Table) -> list[sa.ColumnElement[Any]]:
+def _order(table: sa.Table) -> list[sa.Column[Any]]:
     time = next((table.c[name] for name in TIME_COLUMNS if name in table.columns), None)
     return [*([time] if time is not None else []), *table.primary_key.columns]
 
 
 def _sort_key(table: sa.Table, row: Mapping[str, Any]) -> tuple[str, ...]:
     """The same order as :func:`_order`, on rows already made JSON (ISO times sort as text)."""
-    return tuple(str(row[c.name] or "") for c in _order(table))  # type: ignore[attr-defined]
+    return tuple(str(row[c.name] or "") for c in _order(table))
 
 
 def _jsonable(row: sa.RowMapping) -> dict[str, Any]:
