@@ -36,6 +36,24 @@ def without_time(document: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k != "generated_at"}
 
 
+async def export_by_cli(engine: Engine, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``nurture lead export …`` in a process of its own, on the engine's Temporal and database
+    (in a thread: the worker runs on this event loop and must keep running)."""
+    env = {
+        **os.environ,
+        "NURTURE_DATABASE_URL": engine.database_url,
+        "TEMPORAL_ADDRESS": engine.client.service_client.config.target_host,
+    }
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(ROOT / "starter.py"), "lead", "export", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+
+
 async def api_export(http: httpx.AsyncClient, lead: str, key: str) -> dict[str, Any]:
     answer = await http.get(f"/api/leads/{lead}/export", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 200, answer.text
@@ -98,30 +116,14 @@ async def test_export_holds_every_kind_of_data_the_same_by_cli_and_api_and_nothi
         await engine.profile(lead_id=bea, email=f"{bea}@mail.example", first_name="Bea", **SHARED)
         assert (await engine.request_call(bea)).owner == "dana"  # the same rep, the same company
 
-        env = {
-            **os.environ,
-            "NURTURE_DATABASE_URL": engine.database_url,
-            "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        }
-
-        async def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            return await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, str(ROOT / "starter.py"), "lead", "export", *args],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-            )
-
         async with httpx.AsyncClient(base_url=engine.web_url or "", timeout=30) as http:
             other = await api_export(http, bea, operator)
             # The lead still forwards its last activity to its owner for a moment: the CLI's
             # document is compared with the API's from before and after it, once those agree.
             for _ in range(20):
                 document = await api_export(http, ada, operator)
-                printed = await cli(ada, "--json")
-                summed = await cli(ada)
+                printed = await export_by_cli(engine, tmp_path, ada, "--json")
+                summed = await export_by_cli(engine, tmp_path, ada)
                 if without_time(await api_export(http, ada, operator)) == without_time(document):
                     break
             else:

@@ -23,7 +23,13 @@ from nurture.contract.messages import (
     LeadState,
 )
 from nurture.domain.leads import workflow_id_for
-from nurture.privacy.export import NothingHeldError, TemporalHoldings, build_document
+from nurture.privacy.export import (
+    LEAD_ID_RULE,
+    NothingHeldError,
+    TemporalHoldings,
+    build_document,
+    can_be_a_lead_id,
+)
 
 STATE_TIMEOUT = timedelta(seconds=15)
 """How long the state query may take: a lead whose worker is gone does not answer at all."""
@@ -36,6 +42,8 @@ CRM_REQUESTS: dict[str, type[CrmLeadUpsert | CrmNote]] = {
 async def export_lead(client: Client, engine: Engine, lead_id: str) -> dict[str, Any]:
     """The lead's export document; :class:`UnknownLeadError` when nothing holds the lead,
     :class:`TemporalUnavailableError` when Temporal cannot be asked at all."""
+    if not can_be_a_lead_id(lead_id):
+        raise UnknownLeadError(f"no lead has this id: {LEAD_ID_RULE}")
     held = await temporal_holdings(client, lead_id)
     try:
         return await asyncio.to_thread(build_document, engine, lead_id, held)

@@ -17,6 +17,7 @@ ISO 8601 with their offset (UTC).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,10 +29,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from nurture.contract.messages import LeadState
+from nurture.domain.leads import LEAD_ID_PATTERN
 from nurture.domain.scoring import explain
 from nurture.store import read_model, rules_status  # noqa: F401  (their tables: the metadata)
 
 SCHEMA_VERSION = 1
+LEAD_ID_RULE = (
+    "a lead id is 1 to 200 letters, digits and . _ : @ + -, starting with a letter or digit"
+)
 LEAD_COLUMN = "lead_id"
 ADDRESS_COLUMNS = ("email",)
 """Columns holding an address (lower-cased): rows there are the person's when the address is
@@ -77,6 +82,12 @@ class TemporalHoldings:
 
 class NothingHeldError(LookupError):
     """Neither Temporal nor the database holds anything on this lead id."""
+
+
+def can_be_a_lead_id(value: str) -> bool:
+    """Whether any lead can have this id (those from before '@' was refused too): anything
+    else is held nowhere, and is answered so before Temporal or the database is asked."""
+    return re.fullmatch(LEAD_ID_PATTERN, value) is not None
 
 
 def lead_tables(metadata: sa.MetaData = SQLModel.metadata) -> list[sa.Table]:
