@@ -19,7 +19,7 @@ import structlog
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -33,6 +33,10 @@ from nurture.config.settings import CrmSettings, MailerSettings, WorkerOptions
 from nurture.contract.messages import LeadState
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.privacy.converter import KEYS_DATABASE_ENV, encrypted_converter
+from nurture.privacy.key_store import KeyStore
+from nurture.privacy.master_keys import MASTER_KEY_ENV, MasterKeys, parse
+from nurture.privacy.master_keys import generate as generate_master_key
 from nurture.standins.crm_standin import SalesforceStandIn
 from nurture.standins.sendgrid_standin import RecordedMessage, SendGridStandIn
 from nurture.store.db import make_engine
@@ -48,11 +52,28 @@ TEST_TEMPLATES = FIXTURES / "templates"
 TEST_SECRET = "test-secret-0123456789abcdef"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def key_store(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
+    """The data keys of every lead the tests' Temporal servers see, as in production: in a
+    database of ours, wrapped by a master key. Every process a test starts (CLI commands,
+    workers in subprocesses) is given the same, through the environment."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('keys') / 'keys.db'}"
+    master_key = generate_master_key()
+    os.environ[KEYS_DATABASE_ENV], os.environ[MASTER_KEY_ENV] = url, master_key
+    return KeyStore(make_engine(url), MasterKeys(current=parse(master_key, MASTER_KEY_ENV)))
+
+
+@pytest.fixture(scope="session")
+def data_converter(key_store: KeyStore) -> DataConverter:
+    """Encrypting, as every client and worker of the engine: tests see what operators see."""
+    return encrypted_converter(key_store)
+
+
 @pytest.fixture
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+async def time_skipping_env(data_converter: DataConverter) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=installed_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
@@ -70,10 +91,10 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="session")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+async def dev_env(data_converter: DataConverter) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         search_attributes=SEARCH_ATTRIBUTES,
     )
     yield env

@@ -9,7 +9,6 @@ import asyncio
 from pathlib import Path
 
 import yaml
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -93,7 +92,7 @@ async def test_handoff_pushes_the_lead_then_activity_and_a_crm_reject_comes_back
         assert state.cadence is not None and state.cadence.cadence_id == "recycle"
         history = await handle.fetch_history()
         replayed = await Replayer(
-            workflows=[LeadWorkflow], data_converter=pydantic_data_converter
+            workflows=[LeadWorkflow], data_converter=engine.client.data_converter
         ).replay_workflow(history, raise_on_replay_failure=False)
         assert replayed.replay_failure is None  # the CRM queue runs deterministically
         salesforce.set_outbound(f"{engine.web_url}/webhooks/crm", "wrong-secret")

@@ -8,6 +8,7 @@ import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
@@ -52,8 +53,8 @@ PATCHES_BY_VERSION = {
 CURRENT = "v6"
 
 
-def _replayer() -> Replayer:
-    return Replayer(workflows=[LeadWorkflow], data_converter=pydantic_data_converter)
+def _replayer(data_converter: DataConverter) -> Replayer:
+    return Replayer(workflows=[LeadWorkflow], data_converter=data_converter)
 
 
 def test_histories_of_shipped_versions_are_kept() -> None:
@@ -61,9 +62,13 @@ def test_histories_of_shipped_versions_are_kept() -> None:
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_recorded_history_replays_on_current_code(path: Path) -> None:
+async def test_recorded_history_replays_on_current_code(
+    path: Path, data_converter: DataConverter
+) -> None:
+    """Through the encrypting converter: histories recorded before encryption (plain payloads)
+    pass through its codec unchanged."""
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
+    result = await _replayer(data_converter).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
@@ -110,7 +115,9 @@ async def test_a_fresh_life_replays_deterministically(
     assert "workflow_execution_update_accepted_event_attributes" in kinds
     assert "timer_fired_event_attributes" in kinds
     assert len(_patches(history)) == len(PATCHES_BY_VERSION[CURRENT])
-    result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
+    result = await _replayer(dev_env.client.data_converter).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
     assert result.replay_failure is None
 
 

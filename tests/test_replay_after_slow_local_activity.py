@@ -29,7 +29,6 @@ from typing import Any
 from temporalio import activity
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     HandleQueryInput,
@@ -200,6 +199,6 @@ async def test_a_lead_replays_after_its_rules_arrived_in_a_later_workflow_task(
         await wait_for_email(standin, lead, "touch")
         history = await handle.fetch_history()
     result = await Replayer(
-        workflows=[LeadWorkflow], data_converter=pydantic_data_converter
+        workflows=[LeadWorkflow], data_converter=dev_env.client.data_converter
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

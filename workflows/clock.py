@@ -16,7 +16,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from nurture.contract.names import AHEAD_OF_WORKFLOW_TASK
+from nurture.contract.names import AHEAD_OF_WORKFLOW_TASK, AHEAD_OF_WORKFLOW_TASK_ERROR
 
 Hold = tuple[asyncio.Task[Any] | None, datetime]
 
@@ -38,6 +38,10 @@ class AheadOfWorkflowTask(Exception):
     client asks again) and the worker drops the lead from its cache; the next workflow task
     replays the history and delivers the events with the right time. Never raised on replay
     or in a query handler, and never caught by the lead's own error handling."""
+
+
+# Clients recognise the refusal by this type's name (its message reaches them encrypted).
+assert AheadOfWorkflowTask.__name__ == AHEAD_OF_WORKFLOW_TASK_ERROR
 
 
 class HeldClock:

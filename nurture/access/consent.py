@@ -8,16 +8,15 @@ to keep working.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from nurture.access.signed_links import SignedLinkError, SignedLinks
+from nurture.runtime.secret_files import read_or_create
 
 SECRET_ENV = "NURTURE_SECRET_KEY"
 PUBLIC_URL_ENV = "NURTURE_PUBLIC_URL"
@@ -176,15 +175,4 @@ def _secret_file(data_dir: Path, create: bool) -> str:
                 "sign unsubscribe links with (or point NURTURE_DATA_DIR at their data dir)"
             ]
         )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Written whole to a private temporary file, then linked into place: another process
-    # sees either no file or the complete secret, and only one secret ever wins.
-    fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=".secret-")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32))
-        with contextlib.suppress(FileExistsError):
-            os.link(temporary, path)
-    finally:
-        os.unlink(temporary)
-    return path.read_text().strip()
+    return read_or_create(path, lambda: secrets.token_urlsafe(32))

@@ -28,6 +28,7 @@ from nurture.cli.output import (
     table,
     warn,
 )
+from nurture.cli.privacy_keys import codec_link, master_key_app
 from nurture.cli.report import report_command
 from nurture.cli.tasks import tasks_app
 from nurture.client.sales import LeadActionError, act, read_state
@@ -68,9 +69,11 @@ app.add_typer(templates_app, name="templates")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(master_key_app, name="master-key")
 app.add_typer(campaign_app, name="campaign")
 app.command("inbox-link")(inbox_link)
 app.command("dashboard-link")(dashboard_link)
+app.command("codec-link")(codec_link)
 app.command("report")(report_command)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="rules dir (NURTURE_CONFIG)")]

@@ -19,15 +19,18 @@ import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
 from sendgrid import SendGridAPIClient
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from nurture.access.codec_links import CodecLinks
 from nurture.access.consent import LinkSigner
 from nurture.client.temporal import (
     TemporalSettings,
@@ -37,9 +40,11 @@ from nurture.client.temporal import (
 )
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import MailerSettings, WorkerOptions
+from nurture.privacy.converter import encrypted_converter, key_store_from_env
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import database_url_from_env, keep_private, make_engine
 from nurture.web.app import WebSettings, create_app, serving
+from nurture.web.codec_api import ui_origins
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +78,11 @@ def _check_free(port: int, what: str, flag: str) -> None:
             ) from None
 
 
-def start_dev_server(options: EmbeddedOptions) -> subprocess.Popen[bytes]:
+def start_dev_server(
+    options: EmbeddedOptions, codec_endpoint: str | None = None
+) -> subprocess.Popen[bytes]:
+    """The dev server; its Web UI decodes payloads through ``codec_endpoint`` (our codec
+    server), so an operator reads histories that are ciphertext to anyone else."""
     options.data_dir.mkdir(parents=True, exist_ok=True)
     command = [
         installed_binary("temporal"),
@@ -90,6 +99,8 @@ def start_dev_server(options: EmbeddedOptions) -> subprocess.Popen[bytes]:
         *search_attribute_flags(),
     ]
     command += ["--headless"] if options.headless else ["--ui-port", str(options.ui_port)]
+    if codec_endpoint and not options.headless:
+        command += ["--ui-codec-endpoint", codec_endpoint]
     log_file = (options.data_dir / "temporal-server.log").open("ab")
     return subprocess.Popen(
         command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
@@ -97,7 +108,10 @@ def start_dev_server(options: EmbeddedOptions) -> subprocess.Popen[bytes]:
 
 
 async def wait_for_server(
-    address: str, process: subprocess.Popen[bytes], timeout: float = 60
+    address: str,
+    process: subprocess.Popen[bytes],
+    data_converter: DataConverter | None = None,
+    timeout: float = 60,
 ) -> Client:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -107,7 +121,7 @@ async def wait_for_server(
                 "see temporal-server.log in the data dir"
             )
         try:
-            client = await connect(TemporalSettings(address=address))
+            client = await connect(TemporalSettings(address=address), data_converter)
             # Connected is not ready: wait until the namespace answers.
             await client.workflow_service.describe_namespace(
                 DescribeNamespaceRequest(namespace=client.namespace)
@@ -133,6 +147,8 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 STANDIN_TOKEN_FILE = "sendgrid-standin.token"
+CODEC_ENDPOINT_VALID_FOR = timedelta(days=30)
+"""How long the UI's codec endpoint works; ``nurture up`` makes a new one at every start."""
 
 
 def new_standin_token(data_dir: Path) -> str:
@@ -191,10 +207,13 @@ async def run_embedded(
     )
     web_settings = WebSettings.from_env()
     address = f"127.0.0.1:{options.port}"
-    server = start_dev_server(options)
+    web_settings.codec_origins = ui_origins(options.ui_port)
+    codec_endpoint = CodecLinks(signer.secret, http_url).endpoint(CODEC_ENDPOINT_VALID_FOR)
+    converter = encrypted_converter(key_store_from_env(data_dir=options.data_dir))
+    server = start_dev_server(options, codec_endpoint)
     standin: SendGridStandIn | None = None
     try:
-        client = await wait_for_server(address, server)
+        client = await wait_for_server(address, server, converter)
         if real_key:
             mailer = MailerSettings.from_env()
         else:

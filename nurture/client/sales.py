@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from temporalio.api.errordetails.v1 import QueryFailedFailure
 from temporalio.client import (
     Client,
     WorkflowHandle,
@@ -22,7 +23,12 @@ from nurture.contract.messages import (
     RepAction,
     TaskCompletion,
 )
-from nurture.contract.names import AHEAD_OF_WORKFLOW_TASK, STATE_QUERY, RepUpdate
+from nurture.contract.names import (
+    AHEAD_OF_WORKFLOW_TASK,
+    AHEAD_OF_WORKFLOW_TASK_ERROR,
+    STATE_QUERY,
+    RepUpdate,
+)
 from nurture.domain.leads import workflow_id_for
 
 
@@ -76,10 +82,26 @@ async def query_state(handle: WorkflowHandle[Any, Any]) -> LeadState:
         try:
             return await handle.query(STATE_QUERY, result_type=LeadState)
         except WorkflowQueryFailedError as err:
-            if AHEAD_OF_WORKFLOW_TASK not in err.message or attempt == QUERY_ATTEMPTS:
+            if not _ahead_of_workflow_task(err) or attempt == QUERY_ATTEMPTS:
                 raise
         await asyncio.sleep(0.1 * attempt)
         attempt += 1
+
+
+def _ahead_of_workflow_task(err: WorkflowQueryFailedError) -> bool:
+    """Whether the lead refused the query for being ahead of its workflow task. Failure
+    messages travel encrypted (``nurture.privacy``) and the SDK hands a query's failure over
+    as its message alone, so the failure's type, which is not encrypted, tells."""
+    if AHEAD_OF_WORKFLOW_TASK in err.message:
+        return True
+    cause = err.__context__
+    if not isinstance(cause, RPCError):
+        return False
+    for detail in cause.grpc_status.details:
+        failed = QueryFailedFailure()
+        if detail.Unpack(failed):
+            return failed.failure.application_failure_info.type == AHEAD_OF_WORKFLOW_TASK_ERROR
+    return False
 
 
 def _lead_rpc_error(lead_id: str, err: RPCError) -> LeadActionError:

@@ -1,5 +1,6 @@
 """Connecting to Temporal: address, namespace and TLS/API key from the environment, the
-pydantic data converter, and the lead search attributes the engine needs registered."""
+encrypting data converter (``nurture.privacy``), and the lead search attributes the engine
+needs registered."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
 
 from nurture.contract.names import SEARCH_ATTRIBUTES
+from nurture.privacy.converter import encrypted_converter, key_store_from_env
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,20 @@ class TemporalSettings:
         return bool(self.api_key)
 
 
-async def connect(settings: TemporalSettings | None = None) -> Client:
+async def connect(
+    settings: TemporalSettings | None = None, data_converter: DataConverter | None = None
+) -> Client:
+    """A client whose payloads are encrypted with each lead's data key (the key store on our
+    database unless ``data_converter`` says otherwise); its workers inherit the converter."""
     settings = settings or TemporalSettings.from_env()
+    if data_converter is None:
+        data_converter = encrypted_converter(key_store_from_env())
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
         tls=settings.tls_config(),
         api_key=settings.api_key,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
 
 

@@ -17,6 +17,8 @@ PROFILE_SIGNAL: Final = "profile"
 EVENT_SIGNAL: Final = "event"
 STATE_QUERY: Final = "state"
 AHEAD_OF_WORKFLOW_TASK: Final = "ahead of its workflow task"
+AHEAD_OF_WORKFLOW_TASK_ERROR: Final = "AheadOfWorkflowTask"
+"""The type of the lead's refusal (its message is encrypted on the way to the client)."""
 """In the message of a query that failed because the lead refused to run history events
 delivered with it before their workflow task (``workflows/clock.py``): nothing was decided and
 the lead is fine; ask again (the next query waits for that workflow task)."""

@@ -253,7 +253,7 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
-    from nurture.store import read_model, rules_status  # noqa: F401  (their tables: the same schema)
+    from nurture.store import data_keys, read_model, rules_status  # noqa: F401  (their tables: the same schema)
 
     if migrate:
         from nurture.store.migrations import migrate as run_migrations

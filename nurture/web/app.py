@@ -21,11 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from nurture.access.auth import MARKETING, SEND_LEADS
+from nurture.access.codec_links import CodecLinks
 from nurture.access.consent import LinkSigner
 from nurture.access.dashboard_links import DashboardLinks
 from nurture.access.rep_links import RepLinks
 from nurture.contract.messages import TASK_QUEUE
+from nurture.privacy.codec import EnvelopeCodec
 from nurture.web.campaigns_api import CampaignsApi
+from nurture.web.codec_api import CodecServer, ui_origins
 from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.dashboard import DashboardPages
 from nurture.web.event_store import EventStore
@@ -49,6 +52,7 @@ MiB = 1024 * 1024
 BULK_PATHS = frozenset({"/api/events", "/api/leads", "/api/leads/import"})
 BULK_BODY_MAX = 16 * MiB  # a batch of 10,000 typical items, or a CSV of as many rows
 WEBHOOK_BODY_MAX = SENDGRID_BODY_MAX  # SendGrid posts events in batches (its route's limit)
+CODEC_BODY_MAX = 16 * MiB  # the payloads of a page of history
 BODY_MAX = 1 * MiB  # everything else: an action, a form, a CRM notification
 JSON_API_PREFIX = "/api/"
 NOT_JSON_PATHS = frozenset({"/api/leads/import"})  # CSV
@@ -64,6 +68,8 @@ class WebSettings:
     webhook_max_age_seconds: int = 300
     rep_link_max_age: timedelta = timedelta(days=7)
     crm_webhook_secret: str | None = field(default=None, repr=False)
+    codec_origins: list[str] = field(default_factory=ui_origins)
+    """The Temporal Web UI origins the codec server answers (``NURTURE_CODEC_ORIGINS``)."""
 
     @classmethod
     def from_env(cls) -> WebSettings:
@@ -127,6 +133,10 @@ def create_app(
     app.include_router(RepInbox(client, links, pages, task_queue).router())
     app.include_router(CrmWebhook(client, settings.crm_webhook_secret, store).router())
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
+    codec = client.data_converter.payload_codec if isinstance(client, Client) else None
+    if isinstance(codec, EnvelopeCodec):  # the service's own: it decodes what it encodes
+        endpoints = CodecLinks(signer.secret, signer.public_url)
+        app.mount("/codec", CodecServer(codec, endpoints, engine, settings.codec_origins).app())
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -139,6 +149,8 @@ def body_limit_for(path: str) -> int:
     """The largest request body ``path`` takes, in bytes."""
     if path in BULK_PATHS:
         return BULK_BODY_MAX
+    if path.startswith("/codec/"):
+        return CODEC_BODY_MAX
     if path == "/webhooks/sendgrid":
         return WEBHOOK_BODY_MAX
     return BODY_MAX

@@ -123,10 +123,7 @@ def _pre_alembic_revision(conn: Connection) -> str | None:
         return None
     columns = {c["name"] for c in inspector.get_columns("stagetransition")}
     if "lead" in tables and {"seconds_in_from_stage", "handoff"} <= columns:
-        if "rulesstatus" not in tables:
-            return "0002"
-        outbox = {c["name"] for c in inspector.get_columns("outboxmessage")}
-        return "none_outbox_bodies" if "text_body" in outbox else "0003"
+        return "0003" if "rulesstatus" in tables else "0002"
     return BASELINE
 
 

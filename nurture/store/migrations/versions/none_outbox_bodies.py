@@ -2,7 +2,7 @@
 a person's export shows what they were sent.
 
 Revision ID: none_outbox_bodies
-Revises: 0003
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "none_outbox_bodies"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels = None
 depends_on = None
 
