@@ -4,7 +4,7 @@ workflow that only counts signals, measured in the same run on the same dev serv
     .venv/bin/python -m bench.engine_throughput [--leads 500 --events 4 --in-flight 50]
         [--repeats 3] [--handoff-leads 200 --handoff-in-flight 10]
         [--worker-option NAME=VALUE ...] [--sweep] [--database-url URL] [--sample-stacks]
-        [--results FILE]
+        [--codec on|off|both] [--results FILE]
 
 One process: a dev server in memory (``WorkflowEnvironment.start_local`` with the installed
 ``temporal`` binary and the lead search attributes), the SendGrid stand-in on loopback, a SQLite
@@ -23,6 +23,11 @@ every event, checked by query) and the per-event latency of the signal-with-star
 Handoff latency: ``--handoff-leads`` new leads each send ``requested_call`` (instant qualify);
 from the signal returning to the stand-in accepting the rep's handoff email (its
 ``received_at``): p50/p99 (target p99 < 1 s on the dev server).
+
+``--codec``: the clients and workers encrypt payloads as the engine does (``on``, the default:
+``nurture.privacy``, keys in the bench's database), or not (``off``), or ``both``: every variant
+measured plain and encrypted on the same server, and the report gives the codec's cost as the
+encrypted lead throughput over the plain one.
 
 ``--worker-option`` applies to both workers: ``max_cached_workflows``, ``activity_threads``
 (``WorkerOptions`` fields), ``workflow_pollers``/``activity_pollers`` (poller maxima), or any
@@ -76,7 +81,11 @@ from nurture.config.settings import MailerSettings, WorkerOptions
 from nurture.contract.ledger import RECORD_FACTS
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.domain.leads import LeadEvent, workflow_id_for
+from nurture.privacy.converter import encrypted_converter
+from nurture.privacy.key_store import KeyStore
+from nurture.privacy.master_keys import MasterKeys, generate, parse
 from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.store.db import make_engine
 from worker import build_worker
 from workflows.lead import LeadWorkflow
 
@@ -497,6 +506,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "both workers' workflows unsandboxed; 'read-model' makes the lead drop its facts "
         "instead of writing them (repeatable)",
     )
+    parser.add_argument(
+        "--codec",
+        choices=("on", "off", "both"),
+        default="on",
+        help="encrypt payloads as the engine does (on), not (off), or measure both; "
+        "default: %(default)s",
+    )
     parser.add_argument("--results", type=Path, help="JSON file (default: bench/results/...)")
     args = parser.parse_args(argv)
     args.populations = list(dict.fromkeys(args.populations or POPULATIONS))
@@ -513,7 +529,7 @@ def machine() -> dict[str, Any]:
 
 
 async def measure_variant(
-    env: WorkflowEnvironment,
+    client: Client,
     standin: SendGridStandIn,
     database_url: str,
     source: RulesSource,
@@ -523,7 +539,7 @@ async def measure_variant(
     handoff_leads: int,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    async with engines(env.client, standin, database_url, source, options, args.ablate) as engine:
+    async with engines(client, standin, database_url, source, options, args.ablate) as engine:
         if args.warmup_leads:
             for kind in ("counting", "lead"):
                 await engine.run_population(kind, 0, args.warmup_leads, 1, args.in_flight)
@@ -579,6 +595,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "variants": [],
     }
     results["ablated"] = args.ablate
+    results["codec"] = args.codec
     with (
         tempfile.TemporaryDirectory(prefix="nurture-bench-") as tmp,
         SendGridStandIn() as standin,
@@ -592,15 +609,35 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             search_attributes=SEARCH_ATTRIBUTES,
             dev_server_log_level="error",
         )
+        keys = KeyStore(make_engine(database_url), MasterKeys(parse(generate(), "bench key")))
+        clients = {
+            "plain": env.client,
+            "encrypted": Client(
+                env.client.service_client,
+                namespace=env.client.namespace,
+                data_converter=encrypted_converter(keys),
+            ),
+        }
+        codecs = {"on": ["encrypted"], "off": ["plain"], "both": ["plain", "encrypted"]}
         try:
             for index, (name, options) in enumerate(variants):
-                print(f"variant {name}: {options or 'worker.py defaults'}", flush=True)
-                handoff_leads = args.handoff_leads if index == 0 else min(args.handoff_leads, 100)
-                results["variants"].append(
-                    await measure_variant(
-                        env, standin, database_url, source, name, options, args, handoff_leads
+                for codec in codecs[args.codec]:
+                    label = f"{name}, {codec}" if args.codec == "both" else name
+                    print(f"variant {label}: {options or 'worker.py defaults'}", flush=True)
+                    handoff_leads = (
+                        args.handoff_leads if index == 0 else min(args.handoff_leads, 100)
                     )
-                )
+                    measured = await measure_variant(
+                        clients[codec],
+                        standin,
+                        database_url,
+                        source,
+                        label,
+                        options,
+                        args,
+                        handoff_leads,
+                    )
+                    results["variants"].append({**measured, "codec": codec})
         finally:
             await env.shutdown()
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -642,11 +679,31 @@ def report(results: dict[str, Any]) -> str:
             f"max {h['max_ms']:.0f} ms (target p99 < 1000 ms)",
         ]
     lines.append("(ratio = lead / counting; target >= 0.8)")
+    lines += codec_cost(results["variants"])
     for v in results["variants"]:
         if v.get("lead_stacks"):
             lines += ["", f"where busy threads were during the lead runs ({v['variant']}):"]
             lines += [f"  {share:5.1f}%  {name}" for name, share in v["lead_stacks"]]
     return "\n".join(lines)
+
+
+def codec_cost(variants: Sequence[dict[str, Any]]) -> list[str]:
+    """What encryption costs: each encrypted variant's lead throughput over the same variant's
+    plain one, measured in the same run (``--codec both``)."""
+    plain = {v["variant"].rsplit(", ", 1)[0]: v for v in variants if v.get("codec") == "plain"}
+    lines = []
+    for v in variants:
+        base = plain.get(v["variant"].rsplit(", ", 1)[0])
+        if v.get("codec") != "encrypted" or base is None:
+            continue
+        for population, p in v.get("populations", {"new": v}).items():
+            q = base.get("populations", {"new": base})[population]
+            lines.append(
+                f"codec cost ({v['variant']}, {population} leads): lead processed/s encrypted "
+                f"/ plain = {p['lead']['processed_per_s'] / q['lead']['processed_per_s']:.2f}, "
+                f"accepted/s {p['lead']['accepted_per_s'] / q['lead']['accepted_per_s']:.2f}"
+            )
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

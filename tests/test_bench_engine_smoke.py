@@ -38,21 +38,26 @@ def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -
     assert handoff["p99_ms"] >= handoff["p50_ms"] > 0
 
 
-def test_engine_throughput_measures_without_the_sandbox_and_the_read_model(
+def test_engine_throughput_measures_without_the_sandbox_the_read_model_and_the_codec(
     tmp_path: Path,
 ) -> None:
     results_file = tmp_path / "ablated.json"
     argv = ["--leads", "4", "--events", "2", "--in-flight", "4", "--repeats", "1"]
     argv += ["--warmup-leads", "0", "--handoff-leads", "2", "--population", "running"]
     argv += ["--ablate", "sandbox", "--ablate", "read-model", "--results", str(results_file)]
+    argv += ["--codec", "both"]
 
     assert engine_throughput.main(argv) == 0
 
     results = json.loads(results_file.read_text())
     assert results["ablated"] == ["sandbox", "read-model"]
-    (variant,) = results["variants"]
-    assert set(variant["populations"]) == {"running"}
-    assert variant["handoff"]["notified"] == 2  # leads still work without the two parts
+    plain, encrypted = results["variants"]
+    assert (plain["codec"], encrypted["codec"]) == ("plain", "encrypted")
+    for variant in (plain, encrypted):
+        assert set(variant["populations"]) == {"running"}
+        assert variant["handoff"]["notified"] == 2  # leads still work without the two parts
+    (cost,) = engine_throughput.codec_cost(results["variants"])
+    assert cost.startswith("codec cost (defaults, encrypted, running leads)")
     # nothing left patched after the run
     assert engine_throughput.temporalio.workflow.execute_local_activity.__name__ == (
         "execute_local_activity"

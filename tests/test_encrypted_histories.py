@@ -67,9 +67,18 @@ async def _lived_lead(client: Client, standin: SendGridStandIn, tmp_path: Path) 
 
 
 async def test_the_raw_history_holds_no_personal_data_and_reads_through_the_codec(
-    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path, key_store: KeyStore
+    dev_env: WorkflowEnvironment,
+    standin: SendGridStandIn,
+    tmp_path: Path,
+    key_store: KeyStore,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     lead, rep_email = await _lived_lead(dev_env.client, standin, tmp_path)
+    logged = "".join(capsys.readouterr()) + caplog.text
+    assert lead in logged  # the worker logged this lead's life…
+    for value in [*PERSONAL, rep_email]:
+        assert value not in logged  # …and nothing that identifies the person
     workflow_id = workflow_id_for(lead)
     plain_client = await Client.connect(
         dev_env.client.service_client.config.target_host,

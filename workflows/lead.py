@@ -91,7 +91,8 @@ def failure(err: ActivityError) -> Failed:
         if isinstance(cause, ApplicationError) and cause.type == "TemplateError"
         else None
     )
-    return Failed(str(cause) if cause is not None else str(err), unrenderable)
+    kind = cause.type if isinstance(cause, ApplicationError) else type(cause or err).__name__
+    return Failed(str(cause) if cause is not None else str(err), unrenderable, kind or "")
 
 
 @workflow.defn(name=LEAD_WORKFLOW)
@@ -324,7 +325,7 @@ class LeadWorkflow:
                 activity_name, what = EFFECT_ACTIVITIES[effect.kind]
                 await self._activity(activity_name, effect)
         except ActivityError as err:
-            self._core.failed(what, failure(err).message)
+            self._core.failed(what, failure(err))
 
     async def _write_to_crm(self, queued: list[CrmLeadUpsert | CrmNote]) -> int:
         await self._carry_out(queued[0])  # retried until it succeeds or is refused
@@ -350,7 +351,7 @@ class LeadWorkflow:
                 retry_policy=RETRY_FOREVER,
             )
         except ActivityError as err:
-            core.failed("read model write", failure(err).message)
+            core.failed("read model write", failure(err))
         self._reported = snapshot
         return len(written)
 

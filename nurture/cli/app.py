@@ -50,6 +50,7 @@ from nurture.contract.names import RepUpdate
 from nurture.domain.durations import format_duration
 from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.domain.scoring import explain
+from nurture.privacy.master_keys import MasterKeyError
 from nurture.runtime.logging import configure_logging
 from nurture.runtime.process import exit_now
 from nurture.store.campaigns import MAX_AMOUNT
@@ -156,7 +157,7 @@ def up(
     async def main() -> int:
         try:
             await run_embedded(options, ready, engine_parts(ctx).build_worker)
-        except (PortBusyError, ConfigError, ConsentConfigError) as exc:
+        except (PortBusyError, ConfigError, ConsentConfigError, MasterKeyError) as exc:
             return fail(str(exc), EXIT_USAGE)
         return 0
 

@@ -46,10 +46,16 @@ def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
 async def connect_client() -> Client:
     from nurture.client.sales import LeadActionError
     from nurture.client.temporal import TemporalSettings, connect
+    from nurture.privacy.converter import encrypted_converter, key_store_from_env
+    from nurture.privacy.master_keys import MasterKeyError
 
     settings = TemporalSettings.from_env()
     try:
-        return await connect(settings)
+        converter = encrypted_converter(key_store_from_env())
+    except MasterKeyError as exc:
+        raise LeadActionError(str(exc)) from exc
+    try:
+        return await connect(settings, converter)
     except (RuntimeError, ValueError) as exc:  # unreachable, or its TLS settings incomplete
         raise LeadActionError(
             f"cannot reach Temporal at {settings.address} ({exc}); start the engine with "

@@ -24,7 +24,7 @@ from nurture.contract.messages import (
     TransitionRecord,
 )
 from nurture.core import crm, facts, idempotency
-from nurture.core.commands import Queue, ReadRules, Step
+from nurture.core.commands import Failed, Queue, ReadRules, Step
 from nurture.core.context import rep_alert_context
 from nurture.core.patches import Patches
 from nurture.domain import scoring
@@ -306,11 +306,13 @@ class LeadBase:
 
     # --- errors ----------------------------------------------------------------------------
 
-    def failed(self, what: str, message: str) -> None:
+    def failed(self, what: str, failure: Failed) -> None:
         """Record on the lead that ``what`` (an activity) failed for good."""
-        self.state.last_error = f"{what} failed: {message}"
+        self.state.last_error = f"{what} failed: {failure.message}"
         self.state.note(self.now(), "error", self.state.last_error)
-        self.log.warning("%s failed for lead %s: %s", what, self.state.lead_id, message)
+        # The message may quote the lead's data (an address a provider refused): the log
+        # names the failure's kind; the lead keeps the whole message (nurture show).
+        self.log.warning("%s failed for lead %s: %s", what, self.state.lead_id, failure.kind)
 
     def bad_input(self, what: str, err: Exception) -> None:
         """Record on the lead that ``what`` could not be applied and was skipped."""

@@ -62,6 +62,9 @@ class Failed:
     unrenderable: str | None = None
     """Why the email could not be rendered, when that is why it failed (a template error is
     the marketer's to fix, not the lead's)."""
+    kind: str = ""
+    """The failure's type (e.g. ``SendGridRejected``): what logs say, since the message may
+    quote the lead's data."""
 
 
 Step = Generator[Ask, Any, Result]

@@ -112,7 +112,7 @@ class Nurturing(LeadBase):
                 if reason is not None and state.cadence is progress:
                     self.hold(progress, current, step, label, reason)
                     return
-                self.failed(f"{request.category} email", sent.message)
+                self.failed(f"{request.category} email", sent)
             if state.held_touch is not None and state.held_touch.key == key:
                 state.held_touch = None  # its outcome is reported below
                 state.note(now, "touch released", f"{label}: tried again after a rules change")
@@ -239,7 +239,7 @@ class Nurturing(LeadBase):
         )
         task_id: int | Failed = yield CreateTask(request)
         if isinstance(task_id, Failed):
-            self.failed(f"{channel} task", task_id.message)
+            self.failed(f"{channel} task", task_id)
             self.report(facts.touch, progress, current.id, step, "failed", self.state.last_error)
             self.advance(progress, current)
             return

@@ -104,7 +104,7 @@ class Sales(Nurturing):
         )
         rep: str | Failed | None = yield AssignRep(request)
         if isinstance(rep, Failed):
-            self.failed("assignment", rep.message)
+            self.failed("assignment", rep)
             return None
         return rep
 

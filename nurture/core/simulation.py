@@ -100,7 +100,11 @@ class World:
 
     def send(self, request: EmailRequest, lead: SimulatedLead) -> EmailResult | Failed:
         if request.template in self.broken_templates:
-            return Failed("TemplateError: no such variable", unrenderable="no such variable")
+            return Failed(
+                "TemplateError: no such variable",
+                unrenderable="no such variable",
+                kind="TemplateError",
+            )
         if request.to_email in self.suppressed:
             return EmailResult(
                 key=request.key,

@@ -36,8 +36,9 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 
 
-class MasterKeyError(Exception):
-    """The master key configuration cannot encrypt or decrypt safely; the message says why."""
+class MasterKeyError(ValueError):
+    """The master key configuration cannot encrypt or decrypt safely; the message says why
+    (a ValueError: entry points refuse to start on it as on any bad setting)."""
 
 
 class UnknownMasterKeyError(MasterKeyError):
