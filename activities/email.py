@@ -171,7 +171,9 @@ class EmailActivities:
                     to_email=request.to_email,
                     subject=rendered.subject[:998],
                 )
-                session.add(row)
+            # What this attempt sends, as the person receives it (their export shows it).
+            row.text_body, row.html_body = rendered.text, rendered.html
+            session.add(row)
             row.attempts += 1
             session.commit()
             try:

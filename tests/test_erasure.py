@@ -157,6 +157,11 @@ async def test_forget_erases_the_person_everywhere_and_a_reimport_is_never_email
             gone = await http.get(f"/api/leads/{lead}", headers=auth("operator"))
             assert gone.status_code == 404, gone.text
             assert "erased" in gone.json()["detail"] and email not in gone.text
+            # The export finds nothing either: what is left (a closed workflow, pseudonymised
+            # rows) is no one's data.
+            export = await http.get(f"/api/leads/{lead}/export", headers=auth("operator"))
+            assert export.status_code == 404, export.text
+            assert "erased" in export.json()["detail"] and email not in export.text
             assert salesforce.lead_by_external_id(lead) is None
             assert all(t["WhoId"] is None or lead not in json.dumps(t) for t in salesforce.tasks)
             assert not [m for m in standin.messages if email.lower() in map(str.lower, m.to)]

@@ -39,6 +39,8 @@ ACT_ON_LEADS: tuple[Role, ...] = ("rep", "operator")
 """Accept, contact, reject, close a lead, work the task queue (an operator names the rep)."""
 ERASE_LEADS: tuple[Role, ...] = ("operator",)
 """Erase a lead's personal data for good (``DELETE /api/leads/{id}``)."""
+PERSONAL_DATA: tuple[Role, ...] = ("operator",)
+"""Export everything held on a person (all their personal data at once)."""
 KEY_PATTERN = re.compile(r"nk_([a-z0-9]{10})_([A-Za-z0-9_-]{43})")
 
 

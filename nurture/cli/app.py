@@ -17,6 +17,7 @@ from nurture.cli.campaigns import campaign_app
 from nurture.cli.dashboard import dashboard_link
 from nurture.cli.db import db_app
 from nurture.cli.keys import inbox_link, keys_app
+from nurture.cli.lead_export import lead_export
 from nurture.cli.lead_forget import lead_erasure, lead_forget
 from nurture.cli.output import (
     JsonOpt,
@@ -67,6 +68,7 @@ templates_app = typer.Typer(no_args_is_help=True, help="Email templates.")
 app.add_typer(lead_app, name="lead")
 lead_app.command("forget")(lead_forget)
 lead_app.command("erasure")(lead_erasure)
+lead_app.command("export")(lead_export)
 app.add_typer(config_app, name="config")
 app.add_typer(templates_app, name="templates")
 app.add_typer(tasks_app, name="tasks")

@@ -28,13 +28,16 @@ DEFAULT_DATA_DIR = Path("data")
 
 class OutboxMessage(SQLModel, table=True):
     """One email we mean to send exactly once: ``pending`` until the provider accepted it
-    (``sent``), or ``refused`` with the provider's reason."""
+    (``sent``), or ``refused`` with the provider's reason. The subject and bodies are kept as
+    rendered (with their signed links), so a person's export shows what they were sent."""
 
     key: str = Field(primary_key=True, max_length=300)
     lead_id: str = Field(index=True, max_length=200)
     category: str = Field(max_length=20)
     to_email: str = Field(max_length=320, sa_column_kwargs=PERSONAL)
     subject: str = Field(max_length=998, sa_column_kwargs=PERSONAL)
+    text_body: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
+    html_body: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
     status: str = Field(default="pending", max_length=10)
     provider_message_id: str | None = Field(default=None, max_length=200)
     attempts: int = 0

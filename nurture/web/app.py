@@ -35,6 +35,7 @@ from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.dashboard import DashboardPages
 from nurture.web.erasure_api import ErasureApi
 from nurture.web.event_store import EventStore
+from nurture.web.export_api import ExportApi
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
 from nurture.web.leads_api import LeadsApi
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(ingest.router())
     app.include_router(LeadsApi(client, engine).router())
     app.include_router(ErasureApi(client, engine, task_queue).router())
+    app.include_router(ExportApi(client, engine).router())
     app.include_router(ReportsApi(engine).router())
     app.include_router(CampaignsApi(engine).router())
     app.include_router(
