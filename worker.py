@@ -27,6 +27,7 @@ from activities import (
     all_activities,
 )
 from activities.erasure import ErasureActivities
+from activities.retention import RetentionActivities
 from nurture.access.consent import ConsentConfigError
 from nurture.config.config_loader import config_dir_from_env, templates_dir_from_env
 from nurture.config.rules_source import RulesSource
@@ -36,6 +37,7 @@ from nurture.runtime.bytecode import cache_bytecode
 from nurture.store.db import data_dir_from_env, keep_private, make_engine
 from workflows.erasure import ErasureWorkflow
 from workflows.lead import LeadWorkflow
+from workflows.retention import RetentionSweep
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +59,7 @@ def build_worker(client: Client, options: WorkerOptions, source: RulesSource) ->
         CrmActivities(options.crm),
     )
     activities += ErasureActivities(client, engine, mailer, options.crm).all()
+    activities += RetentionActivities(engine).all()
     log.info(
         "worker ready",
         task_queue=options.task_queue,
@@ -67,7 +70,7 @@ def build_worker(client: Client, options: WorkerOptions, source: RulesSource) ->
     return Worker(
         client,
         task_queue=options.task_queue,
-        workflows=[LeadWorkflow, ErasureWorkflow],
+        workflows=[LeadWorkflow, ErasureWorkflow, RetentionSweep],
         activities=activities,
         activity_executor=concurrent.futures.ThreadPoolExecutor(options.activity_threads),
         max_cached_workflows=options.max_cached_workflows,
@@ -88,11 +91,14 @@ def tune_garbage_collector(young_threshold: int) -> None:
 
 
 async def run_worker(options: WorkerOptions) -> None:
+    from nurture.client.retention import keep_retention_schedule
     from nurture.client.temporal import connect
 
     source = options.rules_source()  # fail on a broken config before connecting
     client = await connect()
     worker = build_worker(client, options, source)
+    retention = await keep_retention_schedule(client, source.current().engine, options.task_queue)
+    log.info("retention schedule", schedule=retention)
     async with worker:
         await asyncio.Event().wait()
 

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from nurture.contract.erasure import (
         DELETE_FROM_CRM,
         ERASE_ADDRESSES,
+        ERASED_PREFIX,
         ERASURE_WORKFLOW,
         KEEP_RECEIPT,
         PSEUDONYMISE,
@@ -63,7 +64,7 @@ class ErasureWorkflow:
         keys = await self._step(SHRED_KEYS, lead, int)
         # A pseudonym no one can derive from the lead id: only this (encrypted) history and
         # the rows themselves hold it.
-        pseudonym = f"erased-{workflow.uuid4().hex}"
+        pseudonym = f"{ERASED_PREFIX}{workflow.uuid4().hex}"
         rows = await self._step(
             PSEUDONYMISE,
             PseudonymiseRequest(lead_id=request.lead_id, pseudonym=pseudonym),

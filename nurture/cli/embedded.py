@@ -32,6 +32,7 @@ from temporalio.worker import Worker
 
 from nurture.access.codec_links import CodecLinks
 from nurture.access.consent import LinkSigner
+from nurture.client.retention import keep_retention_schedule
 from nurture.client.temporal import (
     TemporalSettings,
     connect,
@@ -233,6 +234,7 @@ async def run_embedded(
             time_scale=options.time_scale,
         )
         worker = build_worker(client, worker_options, source)
+        await keep_retention_schedule(client, source.current().engine)
         app = create_app(
             client,
             make_engine(worker_options.database_url),

@@ -23,6 +23,10 @@ PSEUDONYMISE: Final = "erasure_pseudonymise"
 KEEP_RECEIPT: Final = "erasure_receipt"
 
 
+ERASED_PREFIX: Final = "erased-"
+"""How an erased lead's pseudonym begins (what its read-model rows carry instead of its id)."""
+
+
 def erasure_workflow_id(lead_ref: str) -> str:
     """The one erasure of a lead at a time: a second request joins the running one."""
     return f"erasure-{lead_ref[:40]}"

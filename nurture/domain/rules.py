@@ -388,6 +388,9 @@ class EngineSettings(_Strict):
     activity_timeout: Duration = timedelta(seconds=30)
     max_events_per_run: int = Field(default=2000, ge=10)
     rules_refresh: Literal["cycle"] = "cycle"
+    erase_cold_leads_after: Duration | None = None
+    """Retention: a lead in a cold stage with no event and no stage change for this long is
+    erased as by ``nurture lead forget`` (daily, by a Temporal Schedule). None: kept."""
 
 
 class Rules(_Strict):
