@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         LeadState,
         LoadRulesRequest,
         OutcomeRequest,
+        PreferenceChange,
         RejectRequest,
         RepAction,
         TaskCompletion,
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from nurture.contract.names import (
         EVENT_SIGNAL,
         LEAD_WORKFLOW,
+        PREFERENCES_UPDATE,
         PROFILE_SIGNAL,
         SEARCH_ATTRIBUTES,
         STATE_QUERY,
@@ -261,6 +263,17 @@ class LeadWorkflow:
     @outcome.validator
     def _validate_outcome(self, request: OutcomeRequest) -> None:
         refuse_if(self._core.rep_action_error("outcome", request.rep))
+
+    # --- the person's own choice (an update) ------------------------------------------------
+
+    @workflow.update(name=PREFERENCES_UPDATE)
+    @rep_action
+    def preferences(self, change: PreferenceChange) -> None:
+        self._core.set_preferences(change)
+
+    @preferences.validator
+    def _validate_preferences(self, change: PreferenceChange) -> None:
+        refuse_if(self._core.preference_error(change))
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> LeadState:

@@ -16,6 +16,8 @@ LEAD_WORKFLOW: Final = "LeadWorkflow"
 PROFILE_SIGNAL: Final = "profile"
 EVENT_SIGNAL: Final = "event"
 STATE_QUERY: Final = "state"
+PREFERENCES_UPDATE: Final = "preferences"
+"""The person's choice of topics from the preferences page (applied once per request id)."""
 AHEAD_OF_WORKFLOW_TASK: Final = "ahead of its workflow task"
 """In the message of a query that failed because the lead refused to run history events
 delivered with it before their workflow task (``workflows/clock.py``): nothing was decided and

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 SCRIPT_LOCATION = Path(__file__).parent
 BASELINE = "0001"
 """The schema of the last release without migrations (its tables, no ``alembic_version``)."""
-HEAD = "0003"
+HEAD = "0006"
 """The newest revision: a database at it needs nothing, and is recognised without loading
 Alembic (one cheap query)."""
 
@@ -118,6 +118,8 @@ def _pre_alembic_revision(conn: Connection) -> str | None:
         return None
     columns = {c["name"] for c in inspector.get_columns("stagetransition")}
     if "lead" in tables and {"seconds_in_from_stage", "handoff"} <= columns:
+        if "consent" in tables:
+            return "0006"
         return "0003" if "rulesstatus" in tables else "0002"
     return BASELINE
 
