@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, Field
 from sqlmodel import SQLModel
 
 from nurture.contract.ledger import Fact, StageMove
 from nurture.domain.cadence import CadenceProgress
-from nurture.domain.leads import ConsentGiven, LeadEvent, LeadProfile
+from nurture.domain.leads import ConsentGiven, LaterFieldsOmitted, LeadEvent, LeadProfile
 from nurture.domain.routing import RepLimits, RouteDecision
 from nurture.domain.rules import TOPIC_PATTERN, Sender
 from nurture.domain.scoring import ScoreCard, ScoreEntry
@@ -179,12 +179,7 @@ class PreferenceChange(BaseModel):
     )
 
 
-STATE_ADDITIONS = ("consents", "preferences")
-"""Fields of :class:`LeadState` left out of its JSON while empty: states recorded before
-them (histories, the traces of ``tests/test_replay_trace.py``) serialize as they did."""
-
-
-class LeadState(BaseModel):
+class LeadState(LaterFieldsOmitted):
     """Everything a lead workflow knows; returned whole by the ``state`` query."""
 
     lead_id: str
@@ -227,18 +222,11 @@ class LeadState(BaseModel):
     """Numbers handed to read-model facts so far (keys, and ties between versions)."""
     ledger_flushes: int = 0
     """Batches written to the read model so far (0: this lead has not reported yet)."""
+    LATER_FIELDS = ("consents", "preferences")
     consents: list[ConsentRecord] = Field(default_factory=list)
     """How and when the person agreed to be emailed, oldest first (the latest CONSENTS_KEPT)."""
     preferences: Preferences | None = None
     """The person's choices on the preferences page (None: never chose)."""
-
-    @model_serializer(mode="wrap")
-    def _without_empty_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        for name in STATE_ADDITIONS:
-            if not data.get(name):
-                data.pop(name, None)
-        return data
 
     def topic_left(self, topic: str | None) -> bool:
         """Whether the person chose not to receive emails about ``topic``."""
