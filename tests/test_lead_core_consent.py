@@ -47,9 +47,7 @@ def touches(lead: Lead) -> list[TouchFact]:
     return [f for f in lead.written().facts if isinstance(f, TouchFact)]
 
 
-def test_leaving_a_topic_skips_that_cadences_next_touches_with_the_reason_and_the_cadence_goes_on() -> (
-    None
-):
+def test_a_topic_left_skips_its_cadences_touches_with_the_reason_and_the_cadence_goes_on() -> None:
     lead = a_lead()
     lead.wait(timedelta(hours=1))
     assert [r.template for r in lead.world.sent] == ["smb/01_welcome.html"]
