@@ -37,7 +37,7 @@ def day_ahead(hours: float) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
 
 
-REFUSED: list[tuple[dict[str, Any], list[str], str]] = [
+REFUSED: list[tuple[dict[str, Any] | str, list[str], str]] = [
     ({**FORM, "text": "x" * (CONSENT_TEXT_MAX + 1)}, ["consent", "text"], "at most 5,000"),
     ({**FORM, "text": "yes\x00"}, ["consent", "text"], "U+0000"),
     ({**FORM, "at": "1999-12-31T23:59:59Z"}, ["consent", "at"], "before 2000-01-01"),
@@ -57,7 +57,7 @@ REFUSED: list[tuple[dict[str, Any], list[str], str]] = [
 
 @pytest.mark.parametrize(("consent", "loc", "says"), REFUSED)
 def test_the_cli_refuses_a_consent_the_lead_cannot_keep_naming_the_field(
-    consent: dict[str, Any], loc: list[str], says: str
+    consent: dict[str, Any] | str, loc: list[str], says: str
 ) -> None:
     line = json.dumps({"lead_id": "l1", "consent": consent})
     with pytest.raises(ValueError, match=rf"^{re.escape('.'.join(loc))}: .*{re.escape(says)}"):
