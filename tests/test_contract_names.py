@@ -8,6 +8,7 @@ from temporalio import workflow
 from nurture.contract.names import (
     EVENT_SIGNAL,
     LEAD_WORKFLOW,
+    PREFERENCES_UPDATE,
     PROFILE_SIGNAL,
     REP_UPDATES,
     STATE_QUERY,
@@ -20,5 +21,6 @@ def test_the_workflow_answers_to_the_contract_names() -> None:
     assert definition.name == LEAD_WORKFLOW == "LeadWorkflow"
     assert set(definition.signals) == {PROFILE_SIGNAL, EVENT_SIGNAL} == {"profile", "event"}
     assert set(definition.queries) == {STATE_QUERY} == {"state"}
-    assert set(definition.updates) == set(REP_UPDATES)
+    assert set(definition.updates) == {*REP_UPDATES, PREFERENCES_UPDATE}
+    assert PREFERENCES_UPDATE == "preferences"  # the person's own choice of topics
     assert set(REP_UPDATES) == {"accept", "contact", "reject", "outcome", "complete_task"}

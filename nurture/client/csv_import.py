@@ -3,10 +3,9 @@
 The header names profile fields (``email``, ``first_name``, ``company_size``…, or
 ``custom.<name>`` for your own, ``consent.<field>`` for a consent record: ``consent.source``,
 ``consent.version``, ``consent.text``, ``consent.at``, ``consent.ip``); an empty cell means
-"not sent", so it never blanks a field a
-lead already has. Each row becomes one JSON object, validated like any other profile (a row
-that cannot even be read as CSV, e.g. a cell over the csv module's 131,072 characters, is
-reported as that row's error and the rest are read on).
+"not sent", so it never blanks a field a lead already has. Each row becomes one JSON object,
+validated like any other profile (a row that cannot even be read as CSV, e.g. a cell over the
+csv module's 131,072 characters, is reported as that row's error and the rest are read on).
 """
 
 from __future__ import annotations

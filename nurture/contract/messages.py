@@ -174,9 +174,6 @@ class PreferenceChange(BaseModel):
     topics_left: list[Annotated[str, Field(pattern=TOPIC_PATTERN)]] = Field(
         default_factory=list, max_length=TOPICS_MAX
     )
-    touch: str | None = Field(
-        default=None, max_length=300, description="the email whose link the person followed"
-    )
 
 
 class LeadState(LaterFieldsOmitted):

@@ -38,10 +38,16 @@ class Consent(LeadBase):
         state.note(now, "consent", f"consent to email recorded ({record.source}{shown})")
         self.report(facts.consent, record)
 
-    def email_refused(self, current: Cadence) -> str | None:
-        """Why the person must not get ``current``'s emails, by their own say (None: they
-        may): the cadence requires consent and there is no record, or they left its topic."""
+    def why_not_emailed(self, current: Cadence) -> str | None:
+        """Why ``current``'s email must not go to the lead (None: it may): its email is
+        suppressed or unknown, the cadence requires consent and there is no record, or the
+        person left the cadence's topic. Checked in this order: a skip's reason is the
+        first that holds."""
         state = self.state
+        if state.email_suppressed:
+            return f"email suppressed ({state.email_suppressed})"
+        if not state.profile.email:
+            return "no email address on file"
         if current.consent == "required" and not state.consents:
             return f"no consent record (cadence {current.id} requires consent)"
         if state.topic_left(current.topic):

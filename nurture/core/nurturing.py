@@ -78,11 +78,7 @@ class Nurturing(Consent):
             yield from self.start_task(current, progress, step, label)
             return
         key = cadence.touch_key(state.lead_id, progress, step)
-        why = (
-            f"email suppressed ({state.email_suppressed})"
-            if state.email_suppressed
-            else ("no email address on file" if not state.profile.email else None)
-        ) or self.email_refused(current)
+        why = self.why_not_emailed(current)
         if why is not None:
             if state.held_touch is not None and state.held_touch.key == key:
                 state.held_touch = None  # skipped with its reason below: no longer waiting

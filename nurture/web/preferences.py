@@ -89,7 +89,7 @@ class PreferencePages:
             return self._refused(PageRefused(403, str(exc)))
         try:
             claim, email = await self._claim(token)
-            change = await self._change(request, claim)
+            change = await self._change(request)
             await update_lead(
                 self.client,
                 claim.lead_id,
@@ -130,7 +130,7 @@ class PreferencePages:
             raise _try_again() from None
         return state.preferences.topics_left if state.preferences else []
 
-    async def _change(self, request: Request, claim: UnsubscribeClaim) -> PreferenceChange:
+    async def _change(self, request: Request) -> PreferenceChange:
         """The choice in the form: the topics shown and not ticked are the ones left."""
         form = await request.form()
         shown = [str(v) for v in form.getlist("shown")]
@@ -139,7 +139,6 @@ class PreferencePages:
             return PreferenceChange(
                 request_id=str(form.get("request_id") or ""),
                 topics_left=[topic for topic in dict.fromkeys(shown) if topic not in ticked],
-                touch=claim.key,
             )
         except ValidationError as exc:
             first = exc.errors()[0]
