@@ -116,10 +116,11 @@ class EmailActivities:
         marketing = request.category == "touch"
         context, headers = request.context, {}
         if marketing:
-            url = self.signer.unsubscribe_url(
+            links = self.signer.footer_links(
                 UnsubscribeClaim(lead_id=request.lead_id, key=request.key)
             )
-            context = {**context, "unsubscribe_url": url}
+            url = links["unsubscribe_url"]
+            context = {**context, **links}
             # RFC 2369 + RFC 8058: mailbox providers show an unsubscribe button that POSTs here.
             headers = {
                 "List-Unsubscribe": f"<{url}>",

@@ -25,12 +25,14 @@ from nurture.contract.ledger import RECORD_FACTS, FactBatch
 from nurture.contract.messages import RECORD_TRANSITION, TransitionRecord
 from nurture.store.db import StageTransition
 from nurture.store.read_model import (
+    ConsentRow,
     DealOutcome,
     HandoffRecord,
     LeadEventRecord,
     LeadRecord,
     SalesAssignment,
     ScoreChange,
+    TopicChoiceRow,
     TouchRecord,
     table_of,
 )
@@ -41,6 +43,8 @@ APPEND_ONLY: dict[str, type[SQLModel]] = {
     "transition": StageTransition,
     "touch": TouchRecord,
     "outcome": DealOutcome,
+    "consent": ConsentRow,
+    "topic_choice": TopicChoiceRow,
 }
 log = structlog.get_logger(__name__)
 VERSIONED: dict[str, type[SQLModel]] = {

@@ -187,6 +187,7 @@ async def running_engine(
                 settings,
                 lambda: rules.current().scoring.known_event_types(),
                 task_queue,
+                topics=lambda: rules.current().cadences.topics(),
             )
             web_url = await stack.enter_async_context(serving(app, "127.0.0.1", 0))
             point_standin_webhook(standin, f"{web_url}/webhooks/sendgrid")

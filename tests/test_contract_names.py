@@ -9,6 +9,7 @@ from nurture.contract.names import (
     EVENT_SIGNAL,
     FORGET_SIGNAL,
     LEAD_WORKFLOW,
+    PREFERENCES_UPDATE,
     PROFILE_SIGNAL,
     REP_UPDATES,
     STATE_QUERY,
@@ -22,5 +23,6 @@ def test_the_workflow_answers_to_the_contract_names() -> None:
     signals = {PROFILE_SIGNAL, EVENT_SIGNAL, FORGET_SIGNAL}
     assert set(definition.signals) == signals == {"profile", "event", "forget"}
     assert set(definition.queries) == {STATE_QUERY} == {"state"}
-    assert set(definition.updates) == set(REP_UPDATES)
+    assert set(definition.updates) == {*REP_UPDATES, PREFERENCES_UPDATE}
+    assert PREFERENCES_UPDATE == "preferences"  # the person's own choice of topics
     assert set(REP_UPDATES) == {"accept", "contact", "reject", "outcome", "complete_task"}

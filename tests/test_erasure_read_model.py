@@ -134,7 +134,7 @@ def test_every_text_column_of_a_table_keyed_by_lead_is_marked_personal_or_known_
         "qualified_by", "rep", "status", "rejected_by", "response", "reassigned_to",
         "escalated_to", "cadence", "step", "channel", "result", "category", "pool", "rep_id",
         "provider_message_id", "closed_by", "sg_event_id", "event", "message_id", "email_hash",
-        "source", "reason",
+        "source", "reason", "version", "topic",
     }  # fmt: skip
     unmarked = [
         f"{table.name}.{column.name}"

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, CancelledError
 
@@ -30,7 +31,7 @@ class Shell(Protocol):
 
 
 Self = TypeVar("Self", bound=Shell)
-Request = TypeVar("Request", bound=RepAction)
+Request = TypeVar("Request", bound=BaseModel)
 
 CONTROL_FLOW_ERRORS = (
     workflow.NondeterminismError,  # also RestrictedWorkflowAccessError: a bug to see, not skip
@@ -46,9 +47,10 @@ pass anyway)."""
 def rep_action(
     handler: Callable[[Self, Request], None],
 ) -> Callable[[Self, Request], ActionResult]:
-    """Every rep action (an update) goes through here, so none can forget that what it changed
-    must be visible at once (search attributes, read model) and that one bad action must not
-    fail the workflow task: the failure is recorded on the lead and refused to the caller."""
+    """Every action on the lead from outside (an update: a rep's, or the person's own choice
+    of topics) goes through here, so none can forget that what it changed must be visible at
+    once (search attributes, read model) and that one bad action must not fail the workflow
+    task: the failure is recorded on the lead and refused to the caller."""
 
     @functools.wraps(handler)
     def applied(self: Self, request: Request) -> ActionResult:
@@ -63,7 +65,8 @@ def rep_action(
             raise
         except Exception as err:
             undo()  # all or nothing: the action changed nothing
-            what = f"{handler.__name__} by {request.rep}"
+            who = request.rep if isinstance(request, RepAction) else "the person"
+            what = f"{handler.__name__} by {who}"
             core.bad_input(what, err)
             raise ApplicationError(
                 f"lead {core.state.lead_id}: {what} could not be applied: {err}",

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         LeadState,
         LoadRulesRequest,
         OutcomeRequest,
+        PreferenceChange,
         RejectRequest,
         RepAction,
         TaskCompletion,
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         FORGET_SIGNAL,
         LEAD_ERASED,
         LEAD_WORKFLOW,
+        PREFERENCES_UPDATE,
         PROFILE_SIGNAL,
         SEARCH_ATTRIBUTES,
         STATE_QUERY,
@@ -270,6 +272,17 @@ class LeadWorkflow:
     def forget(self) -> None:
         """The lead is being erased (and terminated next): its state is no one's to read."""
         self._forgotten = True
+
+    # --- the person's own choice (an update) ------------------------------------------------
+
+    @workflow.update(name=PREFERENCES_UPDATE)
+    @rep_action
+    def preferences(self, change: PreferenceChange) -> None:
+        self._core.set_preferences(change)
+
+    @preferences.validator
+    def _validate_preferences(self, change: PreferenceChange) -> None:
+        refuse_if(self._core.preference_error(change))
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> LeadState:

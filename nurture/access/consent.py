@@ -1,9 +1,10 @@
-"""Consent: signed one-click unsubscribe links, and where the signing secret comes from.
+"""Consent: signed one-click unsubscribe links and preferences links, and where the signing
+secret comes from.
 
 A link carries the lead and the touch it came with (not the address: links end up in logs),
-signed with the engine's secret (itsdangerous), so nobody can unsubscribe someone else by
-editing a URL. Unsubscribe links never expire: RFC 8058 and the mailbox providers expect them
-to keep working.
+signed with the engine's secret (itsdangerous), so nobody can unsubscribe someone else, or
+change their topics, by editing a URL. Unsubscribe links never expire: RFC 8058 and the
+mailbox providers expect them to keep working; preferences links, in the same footer, neither.
 """
 
 from __future__ import annotations
@@ -114,6 +115,23 @@ class LinkSigner(SignedLinks):
     def unsubscribe_url(self, claim: UnsubscribeClaim) -> str:
         return self._link("u", self.token(claim))
 
+    def footer_links(self, claim: UnsubscribeClaim) -> dict[str, str]:
+        """The signed links every marketing email's footer carries, by template variable."""
+        return {
+            "unsubscribe_url": self.unsubscribe_url(claim),
+            "preferences_url": self.preferences_url(claim),
+        }
+
+    def _preferences(self) -> PreferenceLinks:
+        return PreferenceLinks(self.secret, self.public_url)
+
+    def preferences_url(self, claim: UnsubscribeClaim) -> str:
+        """The link to the page where the person chooses the topics they get email about."""
+        return self._preferences().url(claim)
+
+    def verify_preferences(self, token: str) -> UnsubscribeClaim:
+        return self._preferences().verify(token)
+
     def verify(self, token: str) -> UnsubscribeClaim:
         claim, _ = self._read(token, _unsubscribe_claim)
         return claim
@@ -128,6 +146,23 @@ class LinkSigner(SignedLinks):
         except InvalidLinkError:
             return False
         return True
+
+
+@dataclass(frozen=True, repr=False)
+class PreferenceLinks(SignedLinks):
+    """Links to the preferences page: the same claim as an unsubscribe link's, under a salt of
+    their own (a preferences link cannot unsubscribe by one-click POST, nor the reverse)."""
+
+    salt = "nurture.preferences.v1"
+    error = InvalidLinkError
+    damaged = "this preferences link is damaged or was not sent by us"
+
+    def url(self, claim: UnsubscribeClaim) -> str:
+        return self._link("p", self._sign([claim.lead_id, claim.key]))
+
+    def verify(self, token: str) -> UnsubscribeClaim:
+        claim, _ = self._read(token, _unsubscribe_claim)
+        return claim
 
 
 def _unsubscribe_claim(payload: Any) -> UnsubscribeClaim:

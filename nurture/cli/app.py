@@ -306,6 +306,27 @@ def _who(profile: LeadProfile) -> str:
     return f"{person} @ {profile.company}" if profile.company else person
 
 
+def _consent_lines(state: LeadState) -> list[list[str]]:
+    """The latest consent record and the topics the person left, for ``nurture show``."""
+    lines = []
+    if state.consents:
+        latest = state.consents[-1]
+        given = [latest.source, f"{latest.at:%Y-%m-%d %H:%M} UTC"]
+        given += [f"version {latest.version}"] if latest.version else []
+        given += [f"from {latest.ip}"] if latest.ip else []
+        given += [f"text {latest.text[:60]!r}"] if latest.text else []
+        more = f" (+{len(state.consents) - 1} earlier)" if len(state.consents) > 1 else ""
+        lines.append(["consent", ", ".join(given) + more])
+    else:
+        lines.append(["consent", "no record"])
+    if state.preferences is not None:
+        left = ", ".join(state.preferences.topics_left) or "none"
+        lines.append(
+            ["topics left", f"{left} (chosen {state.preferences.changed_at:%Y-%m-%d %H:%M} UTC)"]
+        )
+    return lines
+
+
 def _print_state(state: LeadState) -> None:
     p = state.profile
     due = state.handoff.sla_due_at if state.handoff and state.stage == "assigned" else None
@@ -368,6 +389,7 @@ def _print_state(state: LeadState) -> None:
         )
     if state.email_suppressed:
         summary.append(["email", f"suppressed ({state.email_suppressed})"])
+    summary += _consent_lines(state)
     if state.last_error:
         summary.append(["last error", state.last_error])
     console.print(table(f"Lead {state.lead_id}", ["", ""], summary))

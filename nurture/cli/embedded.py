@@ -241,6 +241,7 @@ async def run_embedded(
             signer,
             web_settings,
             lambda: source.current().scoring.known_event_types(),
+            topics=lambda: source.current().cadences.topics(),
         )
         async with worker, serving(app, "127.0.0.1", options.http_port):
             on_ready(

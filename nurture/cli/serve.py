@@ -34,6 +34,7 @@ async def serve_forever(host: str | None, port: int | None) -> int:
             signer,
             settings,
             lambda: source.current().scoring.known_event_types(),
+            topics=lambda: source.current().cadences.topics(),
         )
     except ConfigError as exc:
         return fail("; ".join(exc.problems), 2)

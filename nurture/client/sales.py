@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.api.errordetails.v1 import QueryFailedFailure
 from temporalio.client import (
     Client,
@@ -47,19 +48,28 @@ class TemporalUnavailableError(LeadActionError):
 
 
 async def act(client: Client, lead_id: str, action: RepUpdate, request: RepAction) -> ActionResult:
-    handle = client.get_workflow_handle(workflow_id_for(lead_id))
     if action == "reject" and not isinstance(request, RejectRequest):
         raise LeadActionError("reject needs a reason")
     if action == "outcome" and not isinstance(request, OutcomeRequest):
         raise LeadActionError("outcome needs won or lost")
     if action == "complete_task" and not isinstance(request, TaskCompletion):
         raise LeadActionError("complete_task needs the task and its outcome")
+    return await update_lead(client, lead_id, action, request)
+
+
+async def update_lead(
+    client: Client, lead_id: str, update: str, request: BaseModel, update_id: str | None = None
+) -> ActionResult:
+    """Send the lead's ``update`` (a rep's action, the person's preferences): applied whole,
+    or refused (:class:`LeadActionError` saying why). ``update_id`` makes a retry of the same
+    request one update."""
+    handle = client.get_workflow_handle(workflow_id_for(lead_id))
     try:
-        return await handle.execute_update(action, request, result_type=ActionResult)
+        return await handle.execute_update(update, request, id=update_id, result_type=ActionResult)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-        raise LeadActionError(f"{action} refused for lead {lead_id}: {message}") from err
+        raise LeadActionError(f"{update} refused for lead {lead_id}: {message}") from err
     except RPCError as err:
         raise _lead_rpc_error(lead_id, err) from err
 

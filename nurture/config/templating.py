@@ -609,6 +609,7 @@ KIND_EXTRAS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "cadence": "sample",
         "cycle": 1,
         "unsubscribe_url": "https://nurture.example/u/sample-token",
+        "preferences_url": "https://nurture.example/p/sample-token",
     },
     "task": lambda rep: {"step": "call", "cadence": "sample", "cycle": 1},
     "handoff": lambda rep: {"rep": rep},

@@ -214,6 +214,37 @@ class OutcomeFact(BaseModel):
     handoff: int | None = None
 
 
+class ConsentEvidence(SQLModel):
+    """One consent record as the read model keeps it: the ``ConsentFact`` and the ``consent``
+    row (``nurture.store.read_model.ConsentRow``); the lead's own is
+    ``nurture.contract.messages.ConsentRecord`` (the edge's model, validated where it came in).
+    ``text`` and ``ip`` are the person's data."""
+
+    at: datetime
+    recorded_at: datetime
+    source: str
+    version: str | None = None
+    text: str | None = None
+    ip: str | None = None
+
+
+class ConsentFact(ConsentEvidence, FactKey):
+    kind: Literal["consent"] = "consent"
+
+
+class TopicChoice(SQLModel):
+    """The person's choice about one topic on the preferences page: the ``TopicChoiceFact``
+    and the ``topicchoice`` row (one per topic whose choice changed)."""
+
+    at: datetime
+    topic: str
+    receives: bool
+
+
+class TopicChoiceFact(TopicChoice, FactKey):
+    kind: Literal["topic_choice"] = "topic_choice"
+
+
 Fact = Annotated[
     EventFact
     | ScoreChangeFact
@@ -221,7 +252,9 @@ Fact = Annotated[
     | HandoffFact
     | AssignmentFact
     | TouchFact
-    | OutcomeFact,
+    | OutcomeFact
+    | ConsentFact
+    | TopicChoiceFact,
     Field(discriminator="kind"),
 ]
 

@@ -14,9 +14,9 @@ from sqlmodel import SQLModel
 
 from nurture.contract.ledger import Fact, StageMove
 from nurture.domain.cadence import CadenceProgress
-from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.domain.leads import ConsentGiven, LaterFieldsOmitted, LeadEvent, LeadProfile
 from nurture.domain.routing import RepLimits, RouteDecision
-from nurture.domain.rules import Sender
+from nurture.domain.rules import TOPIC_PATTERN, Sender
 from nurture.domain.scoring import ScoreCard, ScoreEntry
 from nurture.domain.stages import Stage
 from nurture.domain.tasks import TaskChannel, TaskStatus
@@ -36,6 +36,8 @@ CRM_ADD_TASK = "crm_add_task"
 TIMELINE_KEPT = 200
 TASKS_KEPT = 50
 MARKETING_SENDS_KEPT = 50  # enough for any frequency cap (FrequencyCap.max_emails <= 50)
+CONSENTS_KEPT = 20  # the latest consent records (the read model keeps them all)
+TOPICS_MAX = 100
 SEEN_EVENT_IDS_KEPT = 5000
 """The de-duplication window: a client may retry a batch of this many events and each still
 counts once. Kept as 16-hex-digit digests (~95 KB), carried across continue-as-new."""
@@ -147,7 +149,34 @@ class TaskRef(BaseModel):
     closed_by: str | None = None
 
 
-class LeadState(BaseModel):
+class ConsentRecord(ConsentGiven):
+    """A consent the lead keeps: as it was given, when it was given (``at``: when the lead
+    received it, unless the sender said) and when the lead recorded it."""
+
+    at: datetime  # type: ignore[assignment]  # always known once recorded
+    recorded_at: datetime
+
+
+class Preferences(BaseModel):
+    """What the person chose on the preferences page: the topics they left (a topic added to
+    cadences.yaml later is received until they leave it too)."""
+
+    topics_left: list[str] = Field(default_factory=list)
+    changed_at: datetime | None = None
+    changes: int = 0
+
+
+class PreferenceChange(BaseModel):
+    """The person's choice from the preferences page (the ``preferences`` update): the topics
+    they do not want. ``request_id`` is the page's, so a form sent twice counts once."""
+
+    request_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    topics_left: list[Annotated[str, Field(pattern=TOPIC_PATTERN)]] = Field(
+        default_factory=list, max_length=TOPICS_MAX
+    )
+
+
+class LeadState(LaterFieldsOmitted):
     """Everything a lead workflow knows; returned whole by the ``state`` query."""
 
     lead_id: str
@@ -190,6 +219,19 @@ class LeadState(BaseModel):
     """Numbers handed to read-model facts so far (keys, and ties between versions)."""
     ledger_flushes: int = 0
     """Batches written to the read model so far (0: this lead has not reported yet)."""
+    LATER_FIELDS = ("consents", "preferences")
+    consents: list[ConsentRecord] = Field(default_factory=list)
+    """How and when the person agreed to be emailed, oldest first (the latest CONSENTS_KEPT)."""
+    preferences: Preferences | None = None
+    """The person's choices on the preferences page (None: never chose)."""
+
+    def topic_left(self, topic: str | None) -> bool:
+        """Whether the person chose not to receive emails about ``topic``."""
+        return (
+            topic is not None
+            and self.preferences is not None
+            and (topic in self.preferences.topics_left)
+        )
 
     def note(self, at: datetime, kind: str, detail: str) -> None:
         self.timeline.append(TimelineEntry(at=at, kind=kind, detail=detail))

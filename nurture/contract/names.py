@@ -21,12 +21,14 @@ FORGET_SIGNAL: Final = "forget"
 ``state`` query (``LEAD_ERASED``), so a worker that still holds the lead in memory shows
 nothing of the person."""
 LEAD_ERASED: Final = "LeadErased"
+PREFERENCES_UPDATE: Final = "preferences"
+"""The person's choice of topics from the preferences page (applied once per request id)."""
 AHEAD_OF_WORKFLOW_TASK: Final = "ahead of its workflow task"
-AHEAD_OF_WORKFLOW_TASK_ERROR: Final = "AheadOfWorkflowTask"
-"""The type of the lead's refusal (its message is encrypted on the way to the client)."""
 """In the message of a query that failed because the lead refused to run history events
 delivered with it before their workflow task (``workflows/clock.py``): nothing was decided and
 the lead is fine; ask again (the next query waits for that workflow task)."""
+AHEAD_OF_WORKFLOW_TASK_ERROR: Final = "AheadOfWorkflowTask"
+"""The type of the lead's refusal (its message is encrypted on the way to the client)."""
 
 RepUpdate = Literal["accept", "contact", "reject", "outcome", "complete_task"]
 """The updates a rep's action is: each is applied whole or refused with the reason."""

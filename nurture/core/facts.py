@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from nurture.contract.ledger import (
     AssignmentFact,
+    ConsentFact,
     EventFact,
     Fact,
     FactBatch,
@@ -26,11 +27,19 @@ from nurture.contract.ledger import (
     OutcomeFact,
     ScoreCause,
     ScoreChangeFact,
+    TopicChoiceFact,
     TouchFact,
     TouchStatus,
     TransitionFact,
 )
-from nurture.contract.messages import Assignment, HeldTouch, LeadState, Outcome, TaskRef
+from nurture.contract.messages import (
+    Assignment,
+    ConsentRecord,
+    HeldTouch,
+    LeadState,
+    Outcome,
+    TaskRef,
+)
 from nurture.core.handoff import handoff_status
 from nurture.domain.cadence import CadenceProgress, touch_key
 from nurture.domain.leads import LeadEvent
@@ -289,6 +298,30 @@ def outcome(state: LeadState, stamp: Stamp, closed: Outcome, threshold: int) -> 
         handoff=number,
     )
     return [won_or_lost, *handoff(state, stamp, threshold)]
+
+
+def consent(state: LeadState, stamp: Stamp, record: ConsentRecord) -> list[Fact]:
+    """A consent record the lead received (one row each, never written again)."""
+    return [
+        ConsentFact(
+            key=run_key(state, stamp, f"consent{next_seq(state)}"),
+            **record.model_dump(include=set(ConsentFact.model_fields) - {"kind", "key"}),
+        )
+    ]
+
+
+def topic_choices(state: LeadState, stamp: Stamp, left: set[str], rejoined: set[str]) -> list[Fact]:
+    """The topics the person left and came back to in one change on the preferences page."""
+    changed = [(topic, False) for topic in sorted(left)] + [(t, True) for t in sorted(rejoined)]
+    return [
+        TopicChoiceFact(
+            key=run_key(state, stamp, f"topic{next_seq(state)}"),
+            at=stamp.now,
+            topic=topic,
+            receives=receives,
+        )
+        for topic, receives in changed
+    ]
 
 
 def backfill(state: LeadState, stamp: Stamp, threshold: int) -> list[Fact]:

@@ -11,7 +11,8 @@ exactly the order the decisions ask for them. A unit test drives a step the same
 answers of its own (``tests/lead_driver.py``).
 
 The parts, each building on the one before: :class:`~nurture.core.base.LeadBase` (state,
-clock, bookkeeping), :class:`~nurture.core.nurturing.Nurturing` (cadences, touches, tasks),
+clock, bookkeeping), :class:`~nurture.core.consent.Consent` (consent records, topics the
+person left), :class:`~nurture.core.nurturing.Nurturing` (cadences, touches, tasks),
 :class:`~nurture.core.sales.Sales` (handoff, SLA, rep actions), and this module (what comes
 in, what is due).
 """
@@ -105,6 +106,8 @@ class LeadCore(Sales):
         state.profile = state.profile.merged(update)
         self.set_fit()
         state.note(self.now(), "profile", "profile updated")
+        if update.consent is not None:
+            self.record_consent(update.consent)
         progress = state.cadence
         if progress is not None and may_resegment(state):
             better = cadence.select_cadence(state.profile, rules.cadences)

@@ -20,8 +20,8 @@ from nurture.contract.messages import (
     TaskRequest,
 )
 from nurture.core import facts
-from nurture.core.base import LeadBase
 from nurture.core.commands import CreateTask, Failed, SendEmail, Step
+from nurture.core.consent import Consent
 from nurture.core.context import step_context
 from nurture.domain import cadence, send_window
 from nurture.domain.cadence import CadenceProgress
@@ -33,7 +33,7 @@ from nurture.domain.tasks import missing_contact, outcome_error, outcome_event_t
 HELD_TOUCH_RECHECK = timedelta(hours=1)  # a held touch looks at the rules this often
 
 
-class Nurturing(LeadBase):
+class Nurturing(Consent):
     """The cadence a lead in marketing follows, one touch at a time."""
 
     def enrol(self, chosen: Cadence, reason: str) -> None:
@@ -78,15 +78,11 @@ class Nurturing(LeadBase):
             yield from self.start_task(current, progress, step, label)
             return
         key = cadence.touch_key(state.lead_id, progress, step)
-        if state.email_suppressed or not state.profile.email:
+        why = self.why_not_emailed(current)
+        if why is not None:
             if state.held_touch is not None and state.held_touch.key == key:
                 state.held_touch = None  # skipped with its reason below: no longer waiting
             state.touches_skipped += 1
-            why = (
-                f"email suppressed ({state.email_suppressed})"
-                if state.email_suppressed
-                else ("no email address on file")
-            )
             state.note(now, "touch skipped", f"{label}: {why}")
             self.report(facts.touch, progress, current.id, step, "skipped", why)
         else:

@@ -15,21 +15,24 @@ without them, so a running lead replays what it was once sent exactly as before.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import math
 import re
 import zoneinfo
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Self
+from typing import Any, ClassVar, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -159,6 +162,35 @@ def check_plain_text(value: str) -> str:
     return value
 
 
+def _edge_time_text(value: object) -> object:
+    """JSON has no date type: at the edge a date is RFC 3339 text (the schema's format
+    date-time), parsed here so that strict validation (JSON items) takes it while refusing a
+    number."""
+    if not isinstance(value, str):
+        return value
+    if not _DATE_TIME_TEXT.fullmatch(value):  # not "1700000000", "2026-11-24" or a week
+        raise ValueError(
+            f"not a date and time: {value[:40]!r}; send RFC 3339, e.g. 2026-11-24T10:00:00Z"
+        )
+    try:
+        return _DATETIME.validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["msg"]) from None
+
+
+def _plausible(value: datetime, when: str) -> datetime:
+    """A time a lead can do date arithmetic on (decay, windows, timers): year 9999, or an
+    offset that pushes it past the datetime range, would fail every workflow task."""
+    offset = value.utcoffset() or timedelta(0)
+    if not UTC_OFFSETS[0] <= offset <= UTC_OFFSETS[1]:
+        raise ValueError("UTC offset out of range: real zones are from -12:00 to +14:00")
+    if value < EARLIEST_EVENT:
+        raise ValueError(f"before 2000-01-01: send when {when}")
+    if value > datetime.now(UTC) + FUTURE_TOLERANCE:
+        raise ValueError(f"more than a day in the future: send when {when}")
+    return value
+
+
 def _check_number(value: float) -> float:
     if not math.isfinite(value) or abs(value) > AMOUNT_MAX:
         raise ValueError(f"must be a finite number between -{AMOUNT_MAX:g} and {AMOUNT_MAX:g}")
@@ -192,6 +224,23 @@ def _text_problem(value: str) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+class LaterFieldsOmitted(BaseModel):
+    """A model carried in recorded histories whose fields in ``LATER_FIELDS`` came after them:
+    left out of its JSON while empty, so a model recorded before serializes as it did (the
+    traces of ``tests/test_replay_trace.py`` compare it byte for byte)."""
+
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_empty_later_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.LATER_FIELDS:
+                if name in data and not data[name]:
+                    del data[name]
+        return data
 
 
 class _FromOutside(BaseModel):
@@ -235,7 +284,106 @@ def _edge_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-class LeadProfile(_FromOutside):
+ConsentSource = Literal["form", "import", "api", "double_opt_in"]
+CONSENT_TEXT_MAX = 5000
+CONSENT_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+
+class ConsentGiven(BaseModel):
+    """How and when the person agreed to be emailed, as the system that asked them says it:
+    sent with a profile (``"consent": {...}``), kept by the lead as evidence, never rendered
+    (``text`` is what the person was shown, kept as plain text even if it holds markup)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: ConsentSource = Field(
+        description="how it was obtained: form, import, api or double_opt_in"
+    )
+    text: str | None = Field(
+        default=None, description=f"the wording shown, plain text up to {CONSENT_TEXT_MAX:,}"
+    )
+    version: str | None = Field(
+        default=None, description="the version of the wording shown, e.g. signup-2026-11"
+    )
+    at: datetime | None = Field(
+        default=None,
+        description="when it was given, with a UTC offset; from 2000 to a day ahead of now "
+        "(default: when the lead receives it)",
+    )
+    ip: str | None = Field(
+        default=None, description="the address the form was sent from (required for form)"
+    )
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _from_text(cls, value: object, info: ValidationInfo) -> object:
+        return _edge_time_text(value) if _at_edge(info) else value
+
+    @field_validator("at")
+    @classmethod
+    def _aware_and_plausible(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return value
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone, e.g. 2026-11-24T10:00:00Z")
+        return _plausible(value, "consent was given") if _at_edge(info) else value
+
+    @field_validator("text")
+    @classmethod
+    def _plain_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return (
+            _check_text(value, CONSENT_TEXT_MAX) if value is not None and _at_edge(info) else value
+        )
+
+    @field_validator("version")
+    @classmethod
+    def _version_slug(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if (
+            value is not None
+            and _at_edge(info)
+            and not re.fullmatch(CONSENT_VERSION_PATTERN, value)
+        ):
+            raise ValueError(
+                "a consent version is 1 to 64 letters, digits, '.', '_', ':' or '-', "
+                "e.g. signup-2026-11"
+            )
+        return value
+
+    @field_validator("ip")
+    @classmethod
+    def _ip_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not _at_edge(info):
+            return value
+        try:
+            return str(ipaddress.ip_address(value[:64]))
+        except ValueError:
+            raise ValueError(
+                f"not an IP address: {value[:64]!r} (expected e.g. 203.0.113.7 or 2001:db8::7)"
+            ) from None
+
+    @model_validator(mode="after")
+    def _evidence(self, info: ValidationInfo) -> Self:
+        if not _at_edge(info):
+            return self
+        if self.text is None and self.version is None:
+            raise ValueError("say what the person agreed to: 'text' or 'version' (or both)")
+        if self.source == "form" and self.ip is None:
+            raise ValueError("consent from a form needs 'ip': the address the form was sent from")
+        return self
+
+    @classmethod
+    def edge_json_schema(cls, schema: dict[str, Any]) -> None:
+        """Add the edge rules JSON Schema can state to ``schema`` (this model's)."""
+        properties = schema["properties"]
+        _constrain(
+            properties["text"], "string", maxLength=CONSENT_TEXT_MAX, pattern=PLAIN_TEXT_PATTERN
+        )
+        _constrain(properties["version"], "string", pattern=CONSENT_VERSION_PATTERN)
+        _constrain(properties["ip"], "string", maxLength=64)
+        _constrain(properties["at"], "string", format="date-time")
+
+
+class LeadProfile(_FromOutside, LaterFieldsOmitted):
     """Who the lead is. ``custom`` holds any extra field a marketer wants to match on.
 
     As an update (a ``profile`` signal), only the fields in ``sent_fields`` change: see
@@ -262,6 +410,12 @@ class LeadProfile(_FromOutside):
         description=f"your own fields (at most {CUSTOM_KEYS_MAX} per lead); in an update, "
         "null removes one",
     )
+    consent: ConsentGiven | None = Field(
+        default=None,
+        description="how and when the person agreed to be emailed: kept by the lead as a "
+        "consent record (it is not a profile field)",
+    )
+    LATER_FIELDS = ("consent",)
     sent_fields: list[str] | None = Field(
         default=None,
         description="set by the service, never sent: the fields this update carries. Updates "
@@ -367,6 +521,7 @@ class LeadProfile(_FromOutside):
         _constrain(properties["timezone"], "string", enum=sorted(zoneinfo.available_timezones()))
         _constrain(properties["company_size"], "integer", maximum=COMPANY_SIZE_MAX)
         _constrain(properties["budget"], "number", maximum=AMOUNT_MAX)
+        ConsentGiven.edge_json_schema(schema["$defs"]["ConsentGiven"])
         number = {"minimum": -AMOUNT_MAX, "maximum": AMOUNT_MAX}
         properties["custom"] |= {
             "maxProperties": CUSTOM_KEYS_MAX,
@@ -398,14 +553,16 @@ class LeadProfile(_FromOutside):
         """
         if update.sent_fields is None:
             changes = update.model_dump(
-                exclude_unset=True, exclude={"lead_id", "custom", "sent_fields"}
+                exclude_unset=True, exclude={"lead_id", "custom", "sent_fields", "consent"}
             )
             custom = {**self.custom, **update.custom}
             return self.model_copy(update={**changes, "custom": custom})
         sent = set(update.sent_fields)
         changes = {name: getattr(update, name) for name in PROFILE_FIELDS if name in sent}
         custom = self._merged_custom(update.custom) if "custom" in sent else dict(self.custom)
-        return self.model_copy(update={**changes, "custom": custom, "sent_fields": None})
+        return self.model_copy(
+            update={**changes, "custom": custom, "sent_fields": None, "consent": None}
+        )
 
     def custom_overflow(self, update: LeadProfile) -> list[str]:
         """The custom fields ``merged`` leaves out of this lead (it has CUSTOM_KEYS_MAX)."""
@@ -461,16 +618,7 @@ class LeadEvent(_FromOutside):
         """JSON has no date type: at the edge a date is RFC 3339 text (the schema's format
         date-time), parsed here so that strict validation (JSON items) takes it while refusing
         a number. Recorded payloads are read as they always were."""
-        if not isinstance(value, str) or not _at_edge(info):
-            return value
-        if not _DATE_TIME_TEXT.fullmatch(value):  # not "1700000000", "2026-11-24" or a week
-            raise ValueError(
-                f"not a date and time: {value[:40]!r}; send RFC 3339, e.g. 2026-11-24T10:00:00Z"
-            )
-        try:
-            return _DATETIME.validate_python(value)
-        except ValidationError as exc:
-            raise ValueError(exc.errors()[0]["msg"]) from None
+        return _edge_time_text(value) if _at_edge(info) else value
 
     @field_validator("at")
     @classmethod
@@ -484,16 +632,11 @@ class LeadEvent(_FromOutside):
     def _plausible_time(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         """A lead does date arithmetic on ``at`` (decay, windows, timers): year 9999, or an
         offset that pushes it past the datetime range, would fail every workflow task."""
-        if value is None or not _at_edge(info):
-            return value
-        offset = value.utcoffset() or timedelta(0)
-        if not UTC_OFFSETS[0] <= offset <= UTC_OFFSETS[1]:
-            raise ValueError("UTC offset out of range: real zones are from -12:00 to +14:00")
-        if value < EARLIEST_EVENT:
-            raise ValueError("before 2000-01-01: send when the event really happened")
-        if value > datetime.now(UTC) + FUTURE_TOLERANCE:
-            raise ValueError("more than a day in the future: send when the event happened")
-        return value
+        return (
+            _plausible(value, "the event happened")
+            if value is not None and _at_edge(info)
+            else value
+        )
 
     @field_validator("url")
     @classmethod

@@ -19,6 +19,9 @@ from nurture.domain.matching import Condition
 from nurture.domain.send_window import FrequencyCap, SendWindow
 from nurture.domain.tasks import TASK_CHANNELS, TaskChannel
 
+TOPIC_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""A cadence's topic: a slug (it travels in preference links' pages and the lead's state)."""
+
 Grade = Literal["A", "B", "C", "D"]
 
 
@@ -195,6 +198,16 @@ class Cadence(_Strict):
     send_window: SendWindow | None = Field(
         default=None, description="when this cadence may email; default: the book's"
     )
+    topic: str | None = Field(
+        default=None,
+        pattern=TOPIC_PATTERN,
+        description="what its emails are about (e.g. product-news): people choose topics on "
+        "the preferences page; a lead that left this topic skips its email touches",
+    )
+    consent: Literal["required", "optional"] = Field(
+        default="optional",
+        description="required: email only leads with a consent record (others skip the touch)",
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> Cadence:
@@ -252,6 +265,10 @@ class CadenceBook(_Strict):
 
     def window_for(self, cadence: Cadence) -> SendWindow:
         return cadence.send_window or self.send_window
+
+    def topics(self) -> list[str]:
+        """Every topic a cadence declares, in the order they first appear."""
+        return list(dict.fromkeys(c.topic for c in self.cadences if c.topic))
 
 
 # --- routing.yaml -------------------------------------------------------------------------

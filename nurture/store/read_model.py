@@ -15,7 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Index, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from nurture.contract.ledger import RepTurn
+from nurture.contract.ledger import ConsentEvidence, RepTurn, TopicChoice
 from nurture.store.clock import utcnow
 from nurture.store.personal import PERSONAL
 
@@ -157,6 +157,36 @@ class DealOutcome(SQLModel, table=True):
     amount: float | None = None
     rep: str = Field(max_length=100)
     handoff: int | None = None
+
+
+PERSONAL = {"info": {"personal": True}}
+"""A column holding the person's data (``nurture/store/personal.py``'s convention)."""
+
+
+class _LeadFactKey(SQLModel):
+    key: str = Field(primary_key=True, max_length=300)
+    lead_id: str = Field(index=True, max_length=200)
+
+
+class ConsentRow(ConsentEvidence, _LeadFactKey, table=True):
+    """How and when a person agreed to be emailed (every record a lead received)."""
+
+    __tablename__ = "consent"
+
+    at: datetime = Field(index=True)
+    source: str = Field(max_length=20)
+    version: str | None = Field(default=None, max_length=64)
+    text: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
+    ip: str | None = Field(default=None, max_length=64, sa_column_kwargs=PERSONAL)
+
+
+class TopicChoiceRow(TopicChoice, _LeadFactKey, table=True):
+    """A person's choice about one topic on the preferences page (one row per change)."""
+
+    __tablename__ = "topicchoice"
+
+    at: datetime = Field(index=True)
+    topic: str = Field(max_length=64)
 
 
 class Campaign(SQLModel, table=True):

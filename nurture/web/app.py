@@ -39,6 +39,7 @@ from nurture.web.export_api import ExportApi
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
 from nurture.web.leads_api import LeadsApi
+from nurture.web.preferences import PreferencePages
 from nurture.web.reports_api import ReportsApi
 from nurture.web.responses import install_api_contract
 from nurture.web.security import PageSecurityHeaders, requires
@@ -95,9 +96,11 @@ def create_app(
     settings: WebSettings,
     known_event_types: Callable[[], set[str] | None] = lambda: None,
     task_queue: str = TASK_QUEUE,
+    topics: Callable[[], list[str]] = list,
 ) -> FastAPI:
     """The service. ``known_event_types`` (from the current rules) lets ingest refuse event
-    types scoring.yaml does not know, as the CLI does."""
+    types scoring.yaml does not know, as the CLI does; ``topics`` (the cadences' topics in
+    force) are what the preferences page offers."""
     store = EventStore(engine)
     verifier = (
         WebhookVerifier(settings.webhook_public_key, settings.webhook_max_age_seconds)
@@ -138,6 +141,7 @@ def create_app(
     app.include_router(RepInbox(client, links, pages, task_queue).router())
     app.include_router(CrmWebhook(client, settings.crm_webhook_secret, store).router())
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
+    app.include_router(PreferencePages(client, store, signer, pages, topics).router())
     codec = client.data_converter.payload_codec if isinstance(client, Client) else None
     if isinstance(codec, EnvelopeCodec):  # the service's own: it decodes what it encodes
         endpoints = CodecLinks(signer.secret, signer.public_url)

@@ -4,7 +4,7 @@ sees and acts on its own leads only; the workflow refuses illegal transitions.""
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -42,6 +42,9 @@ RepName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(che
 Note = Annotated[str, Field(max_length=2000), AfterValidator(check_plain_text)]
 # A rep action: 404 no such lead, 409 not in this stage, 503 Temporal unavailable.
 ACTION_ERRORS = errors(AUTHENTICATED, JSON_BODY, 404, 409, 503)
+
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the task's number")]
+"""A task number the database can hold (a larger one was a 500: SQLite's INTEGER overflowed)."""
 
 
 class ActionBody(BaseModel):
@@ -198,7 +201,7 @@ class LeadsApi:
 
         return await run_in_threadpool(load)
 
-    async def complete(self, task_id: int, who: Caller, body: TaskBody) -> ActionResult:
+    async def complete(self, task_id: TaskId, who: Caller, body: TaskBody) -> ActionResult:
         def load() -> SalesTask | None:
             with Session(self.engine) as session:
                 return session.get(SalesTask, task_id)
