@@ -20,7 +20,9 @@ from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine, wait_for_email
 
 EMAIL = "ada.lovelace@analytical.example"
-PERSONAL = [EMAIL, "Ada", "Lovelace", "Analytical Engines Ltd", "+44 20 7946 0018"]
+PERSONAL = [EMAIL, "Augusta Ada", "Lovelace-King", "Analytical Engines Ltd", "+44 20 7946 0018"]
+"""Long enough that no ciphertext or base64 holds one by chance (a 3-letter name would, in
+about one history of ten)."""
 
 
 def payloads(message: Message) -> list[Payload]:
@@ -53,8 +55,8 @@ async def _lived_lead(client: Client, standin: SendGridStandIn, tmp_path: Path) 
         await engine.profile(
             lead_id=lead,
             email=EMAIL,
-            first_name="Ada",
-            last_name="Lovelace",
+            first_name="Augusta Ada",
+            last_name="Lovelace-King",
             company="Analytical Engines Ltd",
             phone="+44 20 7946 0018",
             country="GB",
