@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payloads
+from itsdangerous import URLSafeTimedSerializer
+from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -50,7 +54,9 @@ async def _raw_payloads(api: Api, lead: str) -> list:  # type: ignore[type-arg]
     return history_payloads(await plain.get_workflow_handle(workflow_id_for(lead)).fetch_history())
 
 
-async def test_the_codec_server_decodes_for_operators_only(api: Api, key_store: KeyStore) -> None:
+async def test_the_codec_server_decodes_for_operators_only(
+    api: Api, key_store: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lead = lead_id("codec")
     await api.engine.profile(lead_id=lead, email=EMAIL, first_name="Ada", company_size=900)
     await wait_for_email(api.engine.standin, lead, "touch")
@@ -73,6 +79,30 @@ async def test_the_codec_server_decodes_for_operators_only(api: Api, key_store: 
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     for bad in (forged, "x", "{{7*7}}", "<b>"):
         assert (await api.http.post(f"/codec/{bad}/decode", json=body)).status_code in (403, 404)
+
+    # Forged payloads (a nonce too short, no data, a key name not ours) come back as given.
+    key_id = encrypted[0].metadata["encryption-key-id"]
+    for forged in (
+        {"encoding": b"binary/encrypted", "encryption-key-id": key_id},
+        {"encoding": b"binary/encrypted", "encryption-key-id": b"\xff\xff\xff"},
+        {"encoding": b"binary/encrypted"},
+    ):
+        for data in (b"AAAA", b"", b"x" * 40):
+            junk = _body([Payload(metadata=forged, data=data)])
+            answer = await api.http.post(f"/codec/{token}/decode", json=junk)
+            assert answer.status_code == 200 and answer.json() == junk, (forged, data)
+
+    # An expired or out-of-range signed endpoint is refused, not a 500.
+    real = time.time()
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real - 3 * 86400)
+    expired = CodecLinks(TEST_SECRET, "http://x").token(timedelta(days=1))
+    monkeypatch.undo()
+    answer = await api.http.post(f"/codec/{expired}/decode", json=body)
+    assert answer.status_code == 403 and "expired" in answer.json()["detail"]
+    signer = URLSafeTimedSerializer(TEST_SECRET, salt="codec")
+    for days in (-1, 0, 1e308, "x"):
+        bad = signer.dumps({"days": days})
+        assert (await api.http.post(f"/codec/{bad}/decode", json=body)).status_code == 403
 
     # Garbage is refused by name, never a 500.
     deep = b'{"payloads": ' + b"[" * 5000 + b"]" * 5000 + b"}"

@@ -19,6 +19,7 @@ from typing import Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     ActivitySerializationContext,
@@ -81,7 +82,16 @@ class EnvelopeCodec(PayloadCodec, WithSerializationContext):
 
 
 def _key_ids(payloads: Sequence[Payload]) -> set[str]:
-    return {p.metadata[KEY_ID].decode() for p in payloads if p.metadata.get("encoding") == ENCODING}
+    return {key_id for p in payloads if (key_id := _key_id(p)) is not None}
+
+
+def _key_id(payload: Payload) -> str | None:
+    """The data key an encrypted payload names; None for a plain payload, or one whose name
+    is not one we make (hex), which no key opens."""
+    if payload.metadata.get("encoding") != ENCODING:
+        return None
+    name = payload.metadata.get(KEY_ID, b"")
+    return name.decode() if name and len(name) <= 64 and name.isalnum() and name.isascii() else None
 
 
 def _opened(payloads: Sequence[Payload], keys: dict[str, bytes], *, strict: bool) -> list[Payload]:
@@ -89,15 +99,19 @@ def _opened(payloads: Sequence[Payload], keys: dict[str, bytes], *, strict: bool
     on the way: GCM checks) is left as it is instead of failing the lot."""
     opened = []
     for payload in payloads:
-        key_id = payload.metadata.get(KEY_ID, b"")
-        key = keys.get(key_id.decode()) if payload.metadata.get("encoding") == ENCODING else None
-        if key is None:
+        key_id = _key_id(payload)
+        key = keys.get(key_id) if key_id is not None else None
+        if key is None or key_id is None:
+            if strict and payload.metadata.get("encoding") == ENCODING:
+                raise InvalidTag(f"an encrypted payload names no key of ours ({key_id!r})")
             opened.append(payload)
             continue
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:
-            opened.append(Payload.FromString(AESGCM(key).decrypt(nonce, sealed, key_id)))
-        except InvalidTag:
+            if len(nonce) < NONCE_BYTES:
+                raise InvalidTag("shorter than a nonce")
+            opened.append(Payload.FromString(AESGCM(key).decrypt(nonce, sealed, key_id.encode())))
+        except (InvalidTag, DecodeError):
             if strict:
                 raise
             opened.append(payload)

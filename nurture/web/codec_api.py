@@ -22,7 +22,8 @@ from google.protobuf.message import DecodeError
 from sqlalchemy.engine import Engine
 from temporalio.api.common.v1 import Payload, Payloads
 
-from nurture.access.codec_links import CodecLinkError, CodecLinks
+from nurture.access.codec_links import CodecLinks
+from nurture.access.dashboard_links import DashboardLinkError
 from nurture.privacy.codec import EnvelopeCodec
 from nurture.web.security import requires
 
@@ -74,7 +75,7 @@ class CodecServer:
     def _signed(self, token: str) -> None:
         try:
             self.links.verify(token)
-        except CodecLinkError as exc:
+        except DashboardLinkError as exc:  # damaged, forged or expired (CodecLinkError too)
             raise HTTPException(403, str(exc)) from None
 
     @staticmethod
