@@ -167,13 +167,28 @@ class ErasureActivities:
         return int(self.crm.delete_lead(lead.lead_id))
 
     @activity.defn(name=SHRED_KEYS)
-    def shred_keys(self, lead: LeadRef) -> int:
-        """Destroy the lead's data keys: its histories can never be decrypted again."""
+    async def shred_keys(self, lead: LeadRef) -> int:
+        """Destroy the lead's data keys: its histories can never be decrypted again.
+
+        An event that reached the lead after it was terminated started a new run, encrypted
+        with the key being destroyed here: that run could never be read, and would fail every
+        workflow task for good. Once every process has let go of the key (a process notices
+        a shredded key within a second), a run still going is such a run: it is terminated
+        too (the events it holds are the erased person's)."""
         if self.keys is None:  # a worker without the codec writes plain histories
             self._log(lead).warning("no payload codec: no data keys to shred")
             return 0
-        shredded = key_store.shred_keys(self.keys.engine, lead.workflow_id)
+        shredded = await asyncio.to_thread(key_store.shred_keys, self.keys.engine, lead.workflow_id)
         self.keys.forget(lead.workflow_id)
+        await asyncio.sleep(key_store.CHECK_SHREDDED_EVERY * 2)
+        handle = self.client.get_workflow_handle(lead.workflow_id)
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason=f"{ERASED}: started while it was being erased")
+                self._log(lead).warning("a run started during the erasure was terminated")
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
         self._log(lead).info("data keys shredded", keys=shredded)
         return shredded
 

@@ -30,6 +30,7 @@ from nurture.config.settings import CrmSettings
 from nurture.contract.messages import OutcomeRequest, RepAction
 from nurture.domain.leads import workflow_id_for
 from nurture.privacy.codec import EnvelopeCodec
+from nurture.privacy.erasure import forget
 from nurture.privacy.key_store import KeyShreddedError, KeyStore
 from nurture.standins.crm_standin import SalesforceStandIn
 from nurture.standins.sendgrid_standin import SendGridStandIn
@@ -232,3 +233,39 @@ def _stage(db: SqlEngine, lead: str) -> str | None:
     with Session(db) as session:
         row = session.get(LeadRecord, lead)
         return row.stage if row is not None else None
+
+
+async def test_events_racing_an_erasure_leave_no_unreadable_lead_behind(
+    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path, key_store: KeyStore
+) -> None:
+    """Found from outside: events sent while the lead was being erased started a new run
+    encrypted with the key being destroyed, and that run failed every workflow task for good
+    (its state unreadable, ``nurture show`` stuck, the API answering 503). Now such a run is
+    terminated with the erasure; an event after it starts a new, readable lead."""
+    lead = lead_id("race")
+    async with running_engine(dev_env.client, standin, tmp_path) as engine:
+        db = make_engine(engine.database_url)
+        await engine.profile(lead_id=lead, email=f"{lead}@race.example", company_size=900)
+        await wait_for_state(engine.client.get_workflow_handle(workflow_id_for(lead)), bool)
+        racing = True
+
+        async def keep_sending() -> int:
+            sent = 0
+            while racing:
+                await engine.event(lead, "page_view", url=f"https://x.example/{sent}")
+                sent += 1
+                await asyncio.sleep(0.01)
+            return sent
+
+        sender = asyncio.create_task(keep_sending())
+        erasure = await forget(engine.client, db, lead, "test", task_queue=engine.task_queue)
+        racing = False
+        assert await sender > 0 and erasure.done
+        # Every run the events started while the lead was being erased is closed; the one
+        # running now (if an event came after the erasure) is a new lead, and readable.
+        handle = engine.client.get_workflow_handle(workflow_id_for(lead))
+        await engine.event(lead, "page_view")
+        state = await wait_for_state(handle, lambda s: s.events_applied >= 1)
+        assert state.profile.email is None  # nothing of the erased person
+        payloads = history_payloads(await raw_history(dev_env, lead))
+        await EnvelopeCodec(KeyStore(key_store.engine, key_store.wrapper)).decode(payloads)
