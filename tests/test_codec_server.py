@@ -82,15 +82,16 @@ async def test_the_codec_server_decodes_for_operators_only(
 
     # Forged payloads (a nonce too short, no data, a key name not ours) come back as given.
     key_id = encrypted[0].metadata["encryption-key-id"]
-    for forged in (
+    metadata: dict[str, bytes]
+    for metadata in (
         {"encoding": b"binary/encrypted", "encryption-key-id": key_id},
         {"encoding": b"binary/encrypted", "encryption-key-id": b"\xff\xff\xff"},
         {"encoding": b"binary/encrypted"},
     ):
         for data in (b"AAAA", b"", b"x" * 40):
-            junk = _body([Payload(metadata=forged, data=data)])
-            answer = await api.http.post(f"/codec/{token}/decode", json=junk)
-            assert answer.status_code == 200 and answer.json() == junk, (forged, data)
+            given = _body([Payload(metadata=metadata, data=data)])
+            answer = await api.http.post(f"/codec/{token}/decode", json=given)
+            assert answer.status_code == 200 and answer.json() == given, (metadata, data)
 
     # An expired or out-of-range signed endpoint is refused, not a 500.
     real = time.time()
@@ -106,9 +107,9 @@ async def test_the_codec_server_decodes_for_operators_only(
 
     # Garbage is refused by name, never a 500.
     deep = b'{"payloads": ' + b"[" * 5000 + b"]" * 5000 + b"}"
-    for junk in (b"{", b"[]", b'{"payloads": 3}', deep):
-        response = await api.http.post(f"/codec/{token}/decode", content=junk)
-        assert response.status_code == 422, junk
+    for garbage in (b"{", b"[]", b'{"payloads": 3}', deep):
+        response = await api.http.post(f"/codec/{token}/decode", content=garbage)
+        assert response.status_code == 422, garbage
 
     # CORS: the UI's origin may call from the browser; another origin may not.
     preflight = {
