@@ -17,6 +17,7 @@ from rich.text import Text
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from nurture.privacy.master_keys import MasterKeyError
 from nurture.runtime.process import exit_now
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -33,6 +34,8 @@ def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
         status = asyncio.run(coro)
     except KeyboardInterrupt:
         status = interrupted_status
+    except MasterKeyError as exc:  # e.g. a data key wrapped by a master key not given here
+        status = fail(str(exc), 2)
     except RPCError as exc:  # the server went away or is not ready: say so, no traceback
         status = fail(
             f"Temporal answered {exc.status.name}: {exc.message}. Is the engine running and "
@@ -47,7 +50,6 @@ async def connect_client() -> Client:
     from nurture.client.sales import LeadActionError
     from nurture.client.temporal import TemporalSettings, connect
     from nurture.privacy.converter import encrypted_converter, key_store_from_env
-    from nurture.privacy.master_keys import MasterKeyError
 
     settings = TemporalSettings.from_env()
     try:

@@ -61,7 +61,12 @@ def status(as_json: JsonOpt = False) -> None:
         return
     console.print(f"current master key: {keys.current_id}", highlight=False)
     for master, count in sorted(wrapped.items()):
-        mark = "" if master == keys.current_id else "  (old: run 'nurture master-key rewrap')"
+        mark = (
+            ""
+            if master == keys.current_id
+            else "  (not this process's NURTURE_MASTER_KEY: after a rotation, run "
+            "'nurture master-key rewrap' once every process has the new key)"
+        )
         console.print(f"  {count:>9,} data keys wrapped by {master}{mark}", highlight=False)
     console.print(f"  {shredded:>9,} data keys shredded", highlight=False)
 
@@ -86,7 +91,12 @@ def rewrap() -> None:
             done = rewrap_keys(engine, keys, lambda n: progress.update(task, completed=n))
         except MasterKeyError as exc:
             raise typer.Exit(fail(str(exc), 1)) from None
-    console.print(f"{done:,} data keys now wrapped by {keys.current_id}", highlight=False)
+    console.print(
+        f"{done:,} data keys re-wrapped; every live data key is now wrapped by {keys.current_id}"
+        if done
+        else f"nothing to re-wrap: every live data key is wrapped by {keys.current_id}",
+        highlight=False,
+    )
 
 
 def codec_link(

@@ -2,8 +2,10 @@
 
 ``NURTURE_MASTER_KEY`` is the current master key: 32 random bytes in base64 (``nurture
 master-key generate`` prints one). Rotating it: set the new key there and move the old one to
-``NURTURE_MASTER_KEYS_OLD`` (comma-separated), restart, then ``nurture master-key rewrap``
-re-wraps every data key with the new one; after that the old key can be dropped. A master key is
+``NURTURE_MASTER_KEYS_OLD`` (comma-separated) on every worker, service and CLI host, restart
+them all (a process still on the old key keeps wrapping new leads' keys with it), then
+``nurture master-key rewrap`` re-wraps every data key with the new one; after that the old key
+can be dropped everywhere. A master key is
 known by its id, a fingerprint of the key (never the key): each data key row names the master
 key that wrapped it, so reading works across a rotation.
 
