@@ -269,3 +269,12 @@ async def test_events_racing_an_erasure_leave_no_unreadable_lead_behind(
         assert state.profile.email is None  # nothing of the erased person
         payloads = history_payloads(await raw_history(dev_env, lead))
         await EnvelopeCodec(KeyStore(key_store.engine, key_store.wrapper)).decode(payloads)
+
+
+def test_a_reason_too_long_is_refused_by_the_cli_as_by_the_api(tmp_path: Path) -> None:
+    """Found from outside: the CLI cut a 10 KB reason to 500 characters where the API refuses
+    it; a receipt keeps what was asked, or nothing is asked."""
+    answer = _cli(f"sqlite:///{tmp_path / 'n.db'}", "127.0.0.1:1", "lead", "forget", "ada",
+                  "--reason", "x" * 10_000)  # fmt: skip
+    assert answer.returncode == 2
+    assert "--reason" in answer.stderr and "500" in answer.stderr

@@ -10,12 +10,12 @@ import typer
 
 from nurture.cli.output import JsonOpt, connect_client, console, fail, print_json, run, table
 from nurture.client.sales import LeadActionError
+from nurture.contract.erasure import REASON_MAX
 from nurture.contract.messages import TASK_QUEUE
 from nurture.domain.leads import check_plain_text
 from nurture.privacy.erasure import Erasure, NoSuchLeadError, erasures_of, forget
 from nurture.store.db import database_url_from_env, make_engine
 
-REASON_MAX = 500
 QueueOpt = Annotated[str, typer.Option("--task-queue", help="worker task queue", hidden=True)]
 
 
@@ -35,7 +35,9 @@ def lead_forget(
 
     async def main() -> int:
         try:
-            why = None if reason is None else check_plain_text(reason)[:REASON_MAX]
+            why = None if reason is None else check_plain_text(reason)
+            if why is not None and len(why) > REASON_MAX:  # as the API refuses it: never cut
+                raise ValueError(f"at most {REASON_MAX} characters, got {len(why)}")
         except ValueError as exc:
             return fail(f"--reason: {exc}", 2)
         try:

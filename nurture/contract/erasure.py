@@ -23,6 +23,8 @@ PSEUDONYMISE: Final = "erasure_pseudonymise"
 KEEP_RECEIPT: Final = "erasure_receipt"
 
 
+REASON_MAX: Final = 500
+"""The longest reason an erasure takes (kept on its receipt), from the CLI as from the API."""
 ERASED_PREFIX: Final = "erased-"
 """How an erased lead's pseudonym begins (what its read-model rows carry instead of its id)."""
 

@@ -21,14 +21,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from nurture.access.auth import ERASE_LEADS
-from nurture.contract.erasure import ErasureReceiptFields
+from nurture.contract.erasure import REASON_MAX, ErasureReceiptFields
 from nurture.contract.messages import TASK_QUEUE
 from nurture.domain.leads import LEAD_ID_PATTERN, check_plain_text
 from nurture.privacy.erasure import Erasure, NoSuchLeadError, forget
 from nurture.web.responses import AUTHENTICATED, errors
 from nurture.web.security import Caller, requires
 
-Reason = Annotated[str, Field(max_length=500), AfterValidator(check_plain_text)]
+Reason = Annotated[str, Field(max_length=REASON_MAX), AfterValidator(check_plain_text)]
 WAIT = timedelta(seconds=20)
 
 
