@@ -306,10 +306,10 @@ def _who(profile: LeadProfile) -> str:
     return f"{person} @ {profile.company}" if profile.company else person
 
 
-def _in_utc(moment: datetime) -> str:
+def _in_utc(moment: datetime | None) -> str:
     """``2026-11-20 03:15 UTC``: a time as ``show`` prints it, converted (a consent's ``at``
-    keeps the offset it was sent with)."""
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    keeps the offset it was sent with); ``-`` when there is none."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else "-"
 
 
 def _consent_lines(state: LeadState) -> list[list[str]]:
@@ -327,9 +327,7 @@ def _consent_lines(state: LeadState) -> list[list[str]]:
         lines.append(["consent", "no record"])
     if state.preferences is not None:
         left = ", ".join(state.preferences.topics_left) or "none"
-        lines.append(
-            ["topics left", f"{left} (chosen {_in_utc(state.preferences.changed_at)})"]
-        )
+        lines.append(["topics left", f"{left} (chosen {_in_utc(state.preferences.changed_at)})"])
     return lines
 
 

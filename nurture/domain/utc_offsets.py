@@ -45,9 +45,7 @@ def _block_offsets(tzif: bytes, at: int, time_size: int) -> tuple[list[int], int
     """The offsets of the data block whose header starts at ``at``, and where the block ends."""
     _magic, _version, isut, isstd, leaps, times, types, chars = _HEADER.unpack_from(tzif, at)
     first_type = at + _HEADER.size + times * (time_size + 1)
-    offsets = [
-        _OFFSET.unpack_from(tzif, first_type + n * _TYPE_SIZE)[0] for n in range(types)
-    ]
+    offsets = [_OFFSET.unpack_from(tzif, first_type + n * _TYPE_SIZE)[0] for n in range(types)]
     end = first_type + types * _TYPE_SIZE + chars + leaps * (time_size + 4) + isstd + isut
     return offsets, end
 
