@@ -16,6 +16,9 @@ import pytest
 from sqlmodel import Session
 from temporalio.testing import WorkflowEnvironment
 
+from nurture.cli.app import _consent_lines
+from nurture.contract.messages import ConsentRecord, LeadState
+from nurture.domain.leads import LeadProfile
 from nurture.reports.sla import COLUMNS as SLA_COLUMNS
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import SalesTask, make_engine
@@ -194,3 +197,12 @@ def test_markup_in_lead_data_is_printed_as_it_is_never_as_styles(database: str) 
     forced = nurture(database, "report", "returns", FORCE_COLOR="1", TTY_COMPATIBLE="1")
     assert "[bold red]budget[/]" in re.sub(r"\x1b\[[0-9;]*m", "", forced.stdout)
     assert "\x1b]8;" not in forced.stdout
+
+
+def test_show_prints_a_consent_given_at_an_offset_as_its_instant_in_utc() -> None:
+    """Found from outside: ``consent.at = 2026-11-20T09:00:00+05:45`` was shown as 09:00 UTC;
+    the table and the export held 03:15 UTC, the instant it was given."""
+    given = datetime.fromisoformat("2026-11-20T09:00:00+05:45")
+    record = ConsentRecord(source="api", version="signup-1", at=given, recorded_at=given)
+    state = LeadState(lead_id="l1", profile=LeadProfile(lead_id="l1"), consents=[record])
+    assert _consent_lines(state) == [["consent", "api, 2026-11-20 03:15 UTC, version signup-1"]]

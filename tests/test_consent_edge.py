@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from nurture.cli.ingest import parse_line
 from nurture.client.csv_import import rows_as_json
-from nurture.domain.leads import CONSENT_TEXT_MAX, LeadProfile
+from nurture.domain.leads import CONSENT_TEXT_MAX, LeadEvent, LeadProfile
 from nurture.domain.leads import workflow_id_for as wf
 from nurture.store.db import make_engine
 from nurture.store.read_model import ConsentRow, table_of
@@ -31,6 +31,7 @@ pytest_plugins = ["tests.web_api"]  # the `api` fixture: the service with a work
 
 HOSTILE_TEXT = "{{ 7*7 }} {% raw %}<script>alert(1)</script>{% endraw %} <b>Yes</b>, email me"
 FORM = {"source": "form", "text": HOSTILE_TEXT, "ip": "203.0.113.7"}
+NEPAL = "2026-11-20T09:00:00+05:45"
 
 
 def day_ahead(hours: float) -> str:
@@ -42,7 +43,8 @@ REFUSED: list[tuple[dict[str, Any] | str, list[str], str]] = [
     ({**FORM, "text": "yes\x00"}, ["consent", "text"], "U+0000"),
     ({**FORM, "at": "1999-12-31T23:59:59Z"}, ["consent", "at"], "before 2000-01-01"),
     ({**FORM, "at": day_ahead(25)}, ["consent", "at"], "more than a day in the future"),
-    ({**FORM, "at": "2026-11-24T10:00:00+15:00"}, ["consent", "at"], "UTC offset out of range"),
+    ({**FORM, "at": "2026-11-24T10:00:00+15:00"}, ["consent", "at"], "+15:00 is no time zone's"),
+    ({**FORM, "at": "2026-11-24T10:00:00+05:17"}, ["consent", "at"], "+05:17 is no time zone's"),
     ({**FORM, "at": "2026-11-24"}, ["consent", "at"], "not a date and time"),
     ({**FORM, "ip": "999.1.1.1"}, ["consent", "ip"], "not an IP address"),
     ({**FORM, "ip": "<b>{{ip}}</b>"}, ["consent", "ip"], "not an IP address"),
@@ -64,8 +66,19 @@ def test_the_cli_refuses_a_consent_the_lead_cannot_keep_naming_the_field(
         parse_line(line, LeadProfile, None)
 
 
+def test_an_event_at_an_offset_no_zone_has_is_refused_naming_at() -> None:
+    """The README's promise holds for events too (one validator): +05:17 is no zone's, +05:45
+    (Nepal) and +12:45 (Chatham) are."""
+    line = {"lead_id": "l1", "type": "page_view", "at": "2026-11-24T10:00:00+05:17"}
+    with pytest.raises(ValueError, match=r"^at: UTC offset \+05:17 is no time zone's"):
+        parse_line(json.dumps(line), LeadEvent, None)
+    for offset in ("+05:45", "+12:45", "-03:30", "Z"):
+        line["at"] = f"2026-11-24T10:00:00{offset}"
+        assert parse_line(json.dumps(line), LeadEvent, None)
+
+
 def test_consents_at_the_bounds_are_taken() -> None:
-    for at in ("2000-01-01T00:00:00Z", day_ahead(23), "2026-11-24T10:00:00-12:00"):
+    for at in ("2000-01-01T00:00:00Z", day_ahead(23), "2026-11-24T10:00:00-12:00", NEPAL):
         given = LeadProfile.from_edge({"lead_id": "l1", "consent": {**FORM, "at": at}}, strict=True)
         assert given.consent is not None and given.consent.text == HOSTILE_TEXT
     ipv6 = LeadProfile.from_edge(

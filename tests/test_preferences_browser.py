@@ -3,7 +3,9 @@ stand-in: the person follows the footer's link of a product-news email, unticks 
 and saves; the cadence's next product-news touch is not sent (skipped, with the reason), and
 once the lead is in a cadence about another topic (check-ins, after sales returned it) that
 topic's email goes out. The page refuses altered links, forms from other sites, unknown
-topics and a malformed form, and a form sent twice changes the lead once."""
+topics, a malformed form and one that does not say which topics it showed (422, in words,
+naming the form's field and never the lead's id), and a form sent twice changes the lead
+once."""
 
 from __future__ import annotations
 
@@ -153,10 +155,19 @@ async def _the_page_refuses_what_it_must(
         form = {"request_id": "form-00000001", "shown": ["product-news", "check-ins"]}
         cross = await http.post(path, data=form, headers={"Sec-Fetch-Site": "cross-site"})
         assert cross.status_code == 403
+        # A form that does not say which topics it showed (a bare POST) re-subscribed the
+        # person to every topic: it changes nothing, and says which field is missing.
+        bare = await http.post(path, data={"request_id": "abcdefgh41"})
+        assert bare.status_code == 422 and "(shown)" in bare.text, bare.text
+        assert "nothing was changed" in bare.text and 'id="saved"' not in bare.text
         unknown = await http.post(path, data={**form, "shown": ["webinars"]})
-        assert unknown.status_code == 409 and "webinars" in unknown.text
+        assert unknown.status_code == 422 and "Webinars (shown)" in unknown.text, unknown.text
         malformed = await http.post(path, data={**form, "request_id": "{{7*7}}"})
-        assert malformed.status_code == 422 and "request_id" in malformed.text
+        assert malformed.status_code == 422 and "(request_id)" in malformed.text
+        bad_topic = await http.post(path, data={**form, "shown": ["{{7*7}}"]})
+        assert bad_topic.status_code == 422 and "(shown)" in bad_topic.text, bad_topic.text
+        for refused in (bare, unknown, malformed, bad_topic):  # internal names stay inside
+            assert lead not in refused.text and "topics_left" not in refused.text
         for _ in range(2):  # sent twice: one change
             saved = await http.post(path, data={**form, "topic": ["check-ins"]})
             assert saved.status_code == 200 and 'id="saved"' in saved.text

@@ -306,12 +306,18 @@ def _who(profile: LeadProfile) -> str:
     return f"{person} @ {profile.company}" if profile.company else person
 
 
+def _in_utc(moment: datetime | None) -> str:
+    """``2026-11-20 03:15 UTC``: a time as ``show`` prints it, converted (a consent's ``at``
+    keeps the offset it was sent with); ``-`` when there is none."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else "-"
+
+
 def _consent_lines(state: LeadState) -> list[list[str]]:
     """The latest consent record and the topics the person left, for ``nurture show``."""
     lines = []
     if state.consents:
         latest = state.consents[-1]
-        given = [latest.source, f"{latest.at:%Y-%m-%d %H:%M} UTC"]
+        given = [latest.source, _in_utc(latest.at)]
         given += [f"version {latest.version}"] if latest.version else []
         given += [f"from {latest.ip}"] if latest.ip else []
         given += [f"text {latest.text[:60]!r}"] if latest.text else []
@@ -321,9 +327,7 @@ def _consent_lines(state: LeadState) -> list[list[str]]:
         lines.append(["consent", "no record"])
     if state.preferences is not None:
         left = ", ".join(state.preferences.topics_left) or "none"
-        lines.append(
-            ["topics left", f"{left} (chosen {state.preferences.changed_at:%Y-%m-%d %H:%M} UTC)"]
-        )
+        lines.append(["topics left", f"{left} (chosen {_in_utc(state.preferences.changed_at)})"])
     return lines
 
 
@@ -378,7 +382,7 @@ def _print_state(state: LeadState) -> None:
         summary.append(
             [
                 "SLA due",
-                f"{due:%Y-%m-%d %H:%M} UTC ("
+                f"{_in_utc(due)} ("
                 + (
                     f"in {format_duration(timedelta(seconds=int(left.total_seconds())))}"
                     if left.total_seconds() > 0

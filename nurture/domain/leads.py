@@ -36,6 +36,8 @@ from pydantic import (
     model_validator,
 )
 
+from nurture.domain.utc_offsets import offset_text, real_utc_offsets
+
 LEAD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 CAMPAIGN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -61,7 +63,6 @@ EDGE: Final[dict[str, bool]] = {"edge": True}
 # --- edge bounds -------------------------------------------------------------------------------
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)  # clocks of websites and trackers drift; years do not
-UTC_OFFSETS = (timedelta(hours=-12), timedelta(hours=14))  # the offsets real zones use
 TEXT_MAX: Final[dict[str, int]] = {
     "email": 254,
     "first_name": 100,
@@ -182,8 +183,11 @@ def _plausible(value: datetime, when: str) -> datetime:
     """A time a lead can do date arithmetic on (decay, windows, timers): year 9999, or an
     offset that pushes it past the datetime range, would fail every workflow task."""
     offset = value.utcoffset() or timedelta(0)
-    if not UTC_OFFSETS[0] <= offset <= UTC_OFFSETS[1]:
-        raise ValueError("UTC offset out of range: real zones are from -12:00 to +14:00")
+    if offset not in real_utc_offsets():
+        raise ValueError(
+            f"UTC offset {offset_text(offset)} is no time zone's: send the offset of the "
+            "place's zone at that time, e.g. +05:30 or -03:00 (or Z)"
+        )
     if value < EARLIEST_EVENT:
         raise ValueError(f"before 2000-01-01: send when {when}")
     if value > datetime.now(UTC) + FUTURE_TOLERANCE:

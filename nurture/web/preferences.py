@@ -89,7 +89,7 @@ class PreferencePages:
             return self._refused(PageRefused(403, str(exc)))
         try:
             claim, email = await self._claim(token)
-            change = await self._change(request)
+            change = await self._change(request, claim)
             await update_lead(
                 self.client,
                 claim.lead_id,
@@ -103,8 +103,11 @@ class PreferencePages:
             return self._refused(_no_lead())
         except TemporalUnavailableError:
             return self._refused(_try_again())
-        except LeadActionError as exc:
-            return self._refused(PageRefused(409, str(exc), "Not saved"))
+        except LeadActionError as exc:  # its words name the lead: for the log, not the page
+            log.warning("preferences refused", lead_id=claim.lead_id, reason=str(exc))
+            return self._refused(
+                PageRefused(409, "we could not save your choice just now", "Not saved")
+            )
         log.info("preferences saved", lead_id=claim.lead_id, touch=claim.key)
         return self._choices(token, claim, email, change.topics_left, "saved")
 
@@ -130,20 +133,32 @@ class PreferencePages:
             raise _try_again() from None
         return state.preferences.topics_left if state.preferences else []
 
-    async def _change(self, request: Request) -> PreferenceChange:
-        """The choice in the form: the topics shown and not ticked are the ones left."""
+    async def _change(self, request: Request, claim: UnsubscribeClaim) -> PreferenceChange:
+        """The choice in the form: the topics shown and not ticked are the ones left. A form
+        that does not say which topics it showed says nothing about them (and would otherwise
+        read as every topic ticked): it is refused, and so is a topic no cadence has."""
         form = await request.form()
-        shown = [str(v) for v in form.getlist("shown")]
+        shown = list(dict.fromkeys(str(v) for v in form.getlist("shown")))
         ticked = {str(v) for v in form.getlist("topic")}
+        if not shown:
+            raise _not_saved("the form did not say which topics it showed you (shown)")
         try:
-            return PreferenceChange(
+            change = PreferenceChange(
                 request_id=str(form.get("request_id") or ""),
-                topics_left=[topic for topic in dict.fromkeys(shown) if topic not in ticked],
+                topics_left=[topic for topic in shown if topic not in ticked],
             )
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise PageRefused(422, f"{field}: {first['msg']}", "Not saved") from None
+            raise _not_saved(_form_problem(exc)) from None
+        known = await self._known_topics(claim)
+        unknown = [topic for topic in shown if topic not in known]
+        if unknown:
+            names = ", ".join(topic_name(topic) for topic in unknown)
+            raise _not_saved(f"we send no emails about {names} (shown)")
+        return change
+
+    async def _known_topics(self, claim: UnsubscribeClaim) -> set[str]:
+        """The topics the page offers this person: the cadences' and any they left."""
+        return {*self.topics(), *await self._topics_left(claim)}
 
     def _choices(
         self, token: str, claim: UnsubscribeClaim, email: str, left: list[str], state: str
@@ -168,6 +183,18 @@ class PreferencePages:
             state="invalid", message=refused.message, title=refused.title
         )
         return HTMLResponse(html, status_code=refused.status)
+
+
+def _form_problem(exc: ValidationError) -> str:
+    """What is wrong with the form, naming its field: ``topics_left`` is made from ``shown``
+    (the person never saw ``topics_left.0``)."""
+    if exc.errors()[0]["loc"][0] == "topics_left":
+        return "the form holds topics that are not ours (shown)"
+    return "the form is not one of ours or was altered (request_id)"
+
+
+def _not_saved(message: str) -> PageRefused:
+    return PageRefused(422, f"{message}, so nothing was changed", "Not saved")
 
 
 def _no_lead() -> PageRefused:

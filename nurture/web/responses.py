@@ -9,6 +9,7 @@ A router declares the errors its routes can give with :func:`errors` (JSON) or
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections.abc import Iterable, Sequence
@@ -201,8 +202,54 @@ def _with_declared_bodies(spec: dict[str, Any]) -> dict[str, Any]:
         for operation in operations.values():
             schema = operation.pop(REQUEST_SCHEMA, None)
             if schema is not None:
-                operation["requestBody"]["content"]["application/json"]["schema"] = schema
+                body = _defs_as_components(copy.deepcopy(schema), spec)
+                operation["requestBody"]["content"]["application/json"]["schema"] = body
     return spec
+
+
+DEFS_REF = "#/$defs/"
+COMPONENTS_REF = "#/components/schemas/"
+
+
+def _defs_as_components(schema: Any, spec: dict[str, Any]) -> Any:
+    """A declared body's nested models (pydantic's ``$defs``, referred to as ``#/$defs/X``,
+    which does not resolve inside the spec) moved to ``components/schemas``, as FastAPI puts
+    the nested models of the bodies it generates. A model whose edge schema differs from the
+    one already there (``ConsentGiven``, with its edge bounds) is ``X-Input``, FastAPI's name
+    for a request's variant of a model."""
+    components = spec.setdefault("components", {}).setdefault("schemas", {})
+    names: dict[str, str] = {}
+    found: dict[str, Any] = {}
+    _pop_defs(schema, found)
+    for name, definition in found.items():
+        taken = components.get(name)
+        names[name] = name if taken in (None, definition) else f"{name}-Input"
+        if components.get(names[name], definition) != definition:
+            raise ValueError(f"two request schemas named {names[name]!r} differ")
+    for name, definition in found.items():
+        components[names[name]] = _refs_to_components(definition, names)
+    return _refs_to_components(schema, names)
+
+
+def _pop_defs(schema: Any, found: dict[str, Any]) -> None:
+    if isinstance(schema, dict):
+        found.update(schema.pop("$defs", {}))
+        for value in schema.values():
+            _pop_defs(value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _pop_defs(value, found)
+
+
+def _refs_to_components(schema: Any, names: dict[str, str]) -> Any:
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith(DEFS_REF):
+            return {**schema, "$ref": COMPONENTS_REF + names[ref.removeprefix(DEFS_REF)]}
+        return {key: _refs_to_components(value, names) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_refs_to_components(value, names) for value in schema]
+    return schema
 
 
 def install_api_contract(app: FastAPI) -> None:
