@@ -1,53 +1,35 @@
-"""The UTC offsets time zones have ever used, read from the tz database (``tzdata``).
+"""The UTC offsets time zones use, read from the tz database through ``zoneinfo``.
 
-An ``at`` from outside must carry an offset some place has had (``+05:45``, ``-03:30``):
-``+05:17`` is a typo or an invented time, and taking it would date the event wrongly. The set
-is computed from the database's compiled zone files, not written by hand, so it follows the
-``tzdata`` release installed. Standard, summer and historical offsets (local mean time
-included) all count: a time in 1999 Nepal is still a real time.
+An ``at`` from outside must carry an offset some place has (``+05:45``, ``-03:30``): ``+05:17``
+is a typo or an invented time, and taking it would date the event wrongly. The set is what
+every zone of ``zoneinfo.available_timezones()`` (``tzdata``, pinned) says its offset is,
+winter and summer, over the years an ``at`` may fall in, so it follows the installed tz
+database and is written by nobody.
 """
 
 from __future__ import annotations
 
 import functools
-import struct
 import zoneinfo
-from datetime import timedelta
-from importlib import resources
+from datetime import UTC, datetime, timedelta
 
-_HEADER = struct.Struct(">4s1s15x6l")  # magic, version, six counts (RFC 8536, section 3.1)
-_OFFSET = struct.Struct(">l")
-_TYPE_SIZE = 6  # a local time type: utoff (4 bytes), isdst, desigidx
+YEARS = range(1995, 2041)
+"""The years looked at: every year an accepted ``at`` can be in, with a margin."""
+SAMPLE_DAYS = ((1, 1), (4, 1), (7, 1), (10, 1))
+"""Winter and summer on both hemispheres, and the seasons between."""
 
 
 @functools.cache
 def real_utc_offsets() -> frozenset[timedelta]:
-    """Every offset any zone of ``zoneinfo.available_timezones()`` has used."""
-    offsets: set[int] = set()
-    zone_files = resources.files("tzdata").joinpath("zoneinfo")
+    """Every offset a zone of ``zoneinfo.available_timezones()`` had over :data:`YEARS`."""
+    instants = [
+        datetime(year, month, day, tzinfo=UTC) for year in YEARS for month, day in SAMPLE_DAYS
+    ]
+    offsets: set[timedelta | None] = set()
     for name in zoneinfo.available_timezones():
-        zone_file = zone_files.joinpath(*name.split("/"))
-        if zone_file.is_file():  # the system's own names (``localtime``) alias tzdata's zones
-            offsets.update(_offsets_in(zone_file.read_bytes()))
-    return frozenset(timedelta(seconds=seconds) for seconds in offsets)
-
-
-def _offsets_in(tzif: bytes) -> list[int]:
-    """The offsets (seconds) of a TZif file's local time types, in its version 1 block and,
-    from version 2 on, the 64-bit block after it (tzdata's slim files keep them only there)."""
-    offsets, end = _block_offsets(tzif, 0, time_size=4)
-    if tzif[4:5] >= b"2":
-        offsets += _block_offsets(tzif, end, time_size=8)[0]
-    return offsets
-
-
-def _block_offsets(tzif: bytes, at: int, time_size: int) -> tuple[list[int], int]:
-    """The offsets of the data block whose header starts at ``at``, and where the block ends."""
-    _magic, _version, isut, isstd, leaps, times, types, chars = _HEADER.unpack_from(tzif, at)
-    first_type = at + _HEADER.size + times * (time_size + 1)
-    offsets = [_OFFSET.unpack_from(tzif, first_type + n * _TYPE_SIZE)[0] for n in range(types)]
-    end = first_type + types * _TYPE_SIZE + chars + leaps * (time_size + 4) + isstd + isut
-    return offsets, end
+        zone = zoneinfo.ZoneInfo(name)
+        offsets.update(instant.astimezone(zone).utcoffset() for instant in instants)
+    return frozenset(offset for offset in offsets if offset is not None)
 
 
 def offset_text(offset: timedelta) -> str:
