@@ -60,7 +60,9 @@ async def test_an_erasure_killed_half_way_finishes_after_a_restart(
             "test",
             task_queue=task_queue,
             wait=timedelta(seconds=0.2),
-            step_timeout=timedelta(seconds=2),
+            # Short, so the killed worker's step is retried soon; long enough for the key
+            # shredding step, which waits ~2 s for every process to let go of the key.
+            step_timeout=timedelta(seconds=5),
         )
         assert not erasure.done
 

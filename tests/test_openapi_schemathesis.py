@@ -75,6 +75,10 @@ BEYOND_THE_SCHEMA: dict[str, dict[str, str]] = {
     "POST /api/campaigns/{name}/costs": {
         ANY: "a period ends after it starts; costs cover 1970-01-01 until 2200-01-01"
     },
+    "POST /api/leads": {
+        "consent": "text or version given; an ip for a form; at from 2000 to a day ahead of now "
+        "with an offset a zone has used; plain text, a version slug, an IP address",
+    },
     "POST /api/events": {
         "at": "from 2000 to a day ahead of now: relative to the clock; an offset a zone has used",
         "props": "at most 8 levels deep and 16 KiB as JSON, text without control characters",
