@@ -41,6 +41,7 @@ from nurture.contract.erasure import (
 from nurture.contract.names import FORGET_SIGNAL, STATE_QUERY
 from nurture.privacy import key_store, pseudonymise
 from nurture.privacy.codec import EnvelopeCodec
+from nurture.privacy.erasure import lead_status
 from nurture.store import erasure_receipts, suppression
 from nurture.store.db import OutboxMessage
 from nurture.store.read_model import LeadRecord
@@ -90,14 +91,9 @@ class ErasureActivities:
 
     async def _addresses(self, lead: LeadRef) -> set[str]:
         found = set(await asyncio.to_thread(self._stored_addresses, lead.lead_id))
-        handle = self.client.get_workflow_handle(lead.workflow_id)
-        try:
-            running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-            running = False
-        if running:  # its profile now (the read model may be behind); a failure is retried
+        if await lead_status(self.client, lead.lead_id) == WorkflowExecutionStatus.RUNNING:
+            # its profile now (the read model may be behind); a failure is retried
+            handle = self.client.get_workflow_handle(lead.workflow_id)
             state = await asyncio.wait_for(query_state(handle), QUERY_TIMEOUT)
             if state.profile.email:
                 found.add(normalised_address(state.profile.email))
@@ -181,14 +177,14 @@ class ErasureActivities:
         shredded = await asyncio.to_thread(key_store.shred_keys, self.keys.engine, lead.workflow_id)
         self.keys.forget(lead.workflow_id)
         await asyncio.sleep(key_store.CHECK_SHREDDED_EVERY * 2)
-        handle = self.client.get_workflow_handle(lead.workflow_id)
-        try:
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        if await lead_status(self.client, lead.lead_id) == WorkflowExecutionStatus.RUNNING:
+            handle = self.client.get_workflow_handle(lead.workflow_id)
+            try:
                 await handle.terminate(reason=f"{ERASED}: started while it was being erased")
                 self._log(lead).warning("a run started during the erasure was terminated")
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
+            except RPCError as exc:  # it closed meanwhile
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
         self._log(lead).info("data keys shredded", keys=shredded)
         return shredded
 

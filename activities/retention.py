@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 
 from nurture.contract.retention import COLD_STAGES, FIND_COLD_LEADS, ColdLead, ColdLeadQuery
+from nurture.privacy.erasure import lead_ref
 from nurture.store.cold_leads import cold_leads
-from nurture.store.salted import lead_digest, salt_of
 
 
 class RetentionActivities:
@@ -19,9 +19,8 @@ class RetentionActivities:
 
     @activity.defn(name=FIND_COLD_LEADS)
     def find_cold_leads(self, query: ColdLeadQuery) -> list[ColdLead]:
-        salt = salt_of(self.engine)
         return [
-            ColdLead(lead_id=lead_id, lead_ref=lead_digest(salt, lead_id))
+            ColdLead(lead_id=lead_id, lead_ref=lead_ref(self.engine, lead_id))
             for lead_id in cold_leads(self.engine, query.cutoff, query.limit, COLD_STAGES)
         ]
 

@@ -75,7 +75,7 @@ async def forget(
     Raises :class:`NoSuchLeadError` when nothing is held under ``lead_id``, and
     ``temporalio.service.RPCError`` when Temporal cannot be reached (retry)."""
     ref = await asyncio.to_thread(lead_ref, engine, lead_id)
-    status = await _lead_status(client, lead_id)
+    status = await lead_status(client, lead_id)
     if status != WorkflowExecutionStatus.RUNNING:
         earlier = await asyncio.to_thread(receipts_for, engine, ref)
         if earlier:
@@ -127,7 +127,8 @@ async def erasures_of(client: Client, engine: Engine, lead_id: str) -> list[Eras
     return done
 
 
-async def _lead_status(client: Client, lead_id: str) -> WorkflowExecutionStatus | None:
+async def lead_status(client: Client, lead_id: str) -> WorkflowExecutionStatus | None:
+    """The status of the lead's workflow (its newest run); None when Temporal has none."""
     try:
         described = await client.get_workflow_handle(workflow_id_for(lead_id)).describe()
     except RPCError as exc:

@@ -172,10 +172,7 @@ def stored_records(
             else sa.and_(sa.or_(*matches), _not_this_lead(table, lead_id))
         )
         rows = conn.execute(sa.select(table).where(keyed_elsewhere).order_by(*_order(table)))
-        more = [_jsonable(row) for row in rows.mappings()]
-        found[table.name] = sorted(
-            [*found.get(table.name, []), *more], key=lambda row: _sort_key(table, row)
-        )
+        _add_rows(found, table, rows)
     _add_suppressions_of(conn, lead_id, known, found)
     return dict(sorted(found.items()))
 
@@ -193,6 +190,13 @@ def _add_suppressions_of(
     rows = conn.execute(
         sa.select(table).where(table.c.email_hash.in_(digests), _not_this_lead(table, lead_id))
     )
+    _add_rows(found, table, rows)
+
+
+def _add_rows(
+    found: dict[str, list[dict[str, Any]]], table: sa.Table, rows: sa.CursorResult[Any]
+) -> None:
+    """``rows`` of ``table`` added to those found already, in the table's time order."""
     more = [_jsonable(row) for row in rows.mappings()]
     found[table.name] = sorted(
         [*found.get(table.name, []), *more], key=lambda row: _sort_key(table, row)

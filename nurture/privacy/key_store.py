@@ -211,21 +211,22 @@ class KeyStore:
         if now - self._checked_at < CHECK_SHREDDED_EVERY:
             return
         self._checked_at = now
-        since = self._last_shredded
-        shredded = await asyncio.to_thread(self._shredded_since, since)
-        for key_id, owner, at in shredded:
+        if self._last_shredded is None:  # the first look: nothing cached yet, only where from
+            latest = await asyncio.to_thread(self._latest_shredding)
+            self._last_shredded = latest or NEVER
+            return
+        for key_id, owner, at in await asyncio.to_thread(self._shredded_since, self._last_shredded):
             self._keys.pop(key_id, None)
             if self._current.get(owner) == key_id:
                 del self._current[owner]
-            self._last_shredded = max(self._last_shredded or at, at)
-        if self._last_shredded is None:
-            self._last_shredded = NEVER
+            self._last_shredded = max(self._last_shredded, at)
 
-    def _shredded_since(self, since: datetime | None) -> list[tuple[str, str, datetime]]:
+    def _latest_shredding(self) -> datetime | None:
         with Session(self.engine) as session:
-            if since is None:  # the first look: nothing cached yet, only where to look from
-                latest = session.exec(select(func.max(DataKey.shredded_at))).one()
-                return [("", "", latest)] if latest is not None else []
+            return session.exec(select(func.max(DataKey.shredded_at))).one()
+
+    def _shredded_since(self, since: datetime) -> list[tuple[str, str, datetime]]:
+        with Session(self.engine) as session:
             rows = session.exec(
                 select(DataKey.key_id, DataKey.owner, DataKey.shredded_at).where(
                     col(DataKey.shredded_at) >= since
