@@ -214,59 +214,23 @@ async def test_what_must_store_nothing_stores_nothing(api: Api) -> None:
     assert visitors_stored(api, site) == stored
 
 
+def one(**fields: Any) -> dict[str, Any]:
+    """A body whose one event is ``fields`` over a good page view."""
+    event = {"id": "e" * 10, "type": "page_view", "at": "2026-11-24T10:00:00Z", **fields}
+    return {"events": [event]}
+
+
 @pytest.mark.parametrize(
     ("change", "field", "says"),
     [
         ({"visitor": "short"}, "visitor", "String should match pattern"),
         ({"events": []}, "events", "at least 1 item"),
-        (
-            {"events": [{"id": "e" * 10, "type": "page_view", "at": "2026-11-24"}]},
-            "events.0",
-            "at: not a date and time",
-        ),
-        (
-            {"events": [{"id": "e" * 10, "type": "page_view", "at": "9999-12-31T23:59:59Z"}]},
-            "events.0",
-            "more than a day in the future",
-        ),
-        (
-            {"events": [{"id": "e" * 10, "type": "pricing peek", "at": "2026-11-24T10:00:00Z"}]},
-            "events.0.type",
-            "String should match pattern",
-        ),
-        (
-            {"events": [{"id": "e" * 10, "type": "teleported", "at": "2026-11-24T10:00:00Z"}]},
-            "events.0.type",
-            "unknown event type 'teleported'",
-        ),
-        (
-            {
-                "events": [
-                    {
-                        "id": "e" * 10,
-                        "type": "page_view",
-                        "at": "2026-11-24T10:00:00Z",
-                        "title": "a\x00b",
-                    }
-                ]
-            },
-            "events.0",
-            "U+0000",
-        ),
-        (
-            {
-                "events": [
-                    {
-                        "id": "e" * 10,
-                        "type": "page_view",
-                        "at": "2026-11-24T10:00:00Z",
-                        "props": {"a": [[[[[[[[[[1]]]]]]]]]]},
-                    }
-                ]
-            },
-            "events.0",
-            "nested deeper than 8",
-        ),
+        (one(at="2026-11-24"), "events.0", "at: not a date and time"),
+        (one(at="9999-12-31T23:59:59Z"), "events.0", "more than a day in the future"),
+        (one(type="pricing peek"), "events.0.type", "String should match pattern"),
+        (one(type="teleported"), "events.0.type", "unknown event type 'teleported'"),
+        (one(title="a\x00b"), "events.0", "U+0000"),
+        (one(props={"a": [[[[[[[[[[1]]]]]]]]]]}), "events.0", "nested deeper than 8"),
     ],
 )
 async def test_a_bad_field_is_refused_by_name(
