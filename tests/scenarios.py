@@ -3,6 +3,7 @@ under tests/histories/ (replayed in CI) and to replay a fresh one."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,13 @@ import yaml
 from temporalio.client import WorkflowHandle
 
 from nurture.client.sales import act
-from nurture.contract.messages import OutcomeRequest, RejectRequest, RepAction, TaskCompletion
+from nurture.contract.messages import (
+    LeadState,
+    OutcomeRequest,
+    RejectRequest,
+    RepAction,
+    TaskCompletion,
+)
 from nurture.standins.crm_standin import SalesforceStandIn, to_18_char_id
 from tests.conftest import TEST_RULES, Engine, wait_for_state, wait_until
 
@@ -77,6 +84,10 @@ async def multichannel_life(engine: Engine, lead: str) -> WorkflowHandle:
     return handle
 
 
+def _applied(count: int, state: LeadState) -> bool:
+    return state.events_applied == count
+
+
 async def late_history(engine: Engine, lead: str) -> WorkflowHandle:
     """A website visitor's anonymous visits handed over on identification (issue 16): events
     with their own past times, weeks apart, each its own signal, after the lead was made: the
@@ -97,7 +108,7 @@ async def late_history(engine: Engine, lead: str) -> WorkflowHandle:
             event_id=f"{lead}-{number}",
         )
         # Each in its own workflow task: decay to now runs between them, and is refunded.
-        await wait_for_state(handle, lambda s, n=number: s.events_applied == n)
+        await wait_for_state(handle, functools.partial(_applied, number))
     return handle
 
 
