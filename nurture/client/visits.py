@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,7 +77,7 @@ class Visits:
         self.task_queue = task_queue
         self.suppression = suppression
         self.clock = clock
-        self._turns: dict[str, asyncio.Lock] = {}
+        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._swept_at = 0.0
 
     # --- events ---------------------------------------------------------------------------
@@ -209,25 +210,13 @@ class Visits:
     def _delivery(self) -> LeadDelivery:
         return LeadDelivery(self.client, self.task_queue, suppression=self.suppression)
 
-    def _turn(self, key: str) -> _Turn:
-        return _Turn(self._turns, key)
-
-
-class _Turn:
-    """One request at a time per visitor in this process (its events stay in order), and
-    no lock kept once nobody waits on it."""
-
-    def __init__(self, turns: dict[str, asyncio.Lock], key: str) -> None:
-        self.turns, self.key = turns, key
-        self.lock = turns.setdefault(key, asyncio.Lock())
-
-    async def __aenter__(self) -> None:
-        await self.lock.acquire()
-
-    async def __aexit__(self, *_: object) -> None:
-        self.lock.release()
-        if not self.lock.locked() and not getattr(self.lock, "_waiters", None):
-            self.turns.pop(self.key, None)
+    def _turn(self, key: str) -> asyncio.Lock:
+        """One request at a time per visitor in this process (its events stay in order); a
+        lock lives while someone holds or awaits it."""
+        lock = self._turns.get(key)
+        if lock is None:
+            lock = self._turns[key] = asyncio.Lock()
+        return lock
 
 
 async def _deliver(delivery: LeadDelivery, item: LeadEvent | LeadProfile) -> None:
