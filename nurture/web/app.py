@@ -33,6 +33,7 @@ from nurture.web.campaigns_api import CampaignsApi
 from nurture.web.codec_api import CodecServer, ui_origins
 from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.dashboard import DashboardPages
+from nurture.web.demo import DemoSite
 from nurture.web.erasure_api import ErasureApi
 from nurture.web.event_store import EventStore
 from nurture.web.export_api import ExportApi
@@ -74,6 +75,8 @@ class WebSettings:
     crm_webhook_secret: str | None = field(default=None, repr=False)
     codec_origins: list[str] = field(default_factory=ui_origins)
     """The Temporal Web UI origins the codec server answers (``NURTURE_CODEC_ORIGINS``)."""
+    demo_site_key: str | None = None
+    """The demo site's key: with one, ``/demo/`` serves the demo website (``nurture up``)."""
 
     @classmethod
     def from_env(cls) -> WebSettings:
@@ -142,6 +145,8 @@ def create_app(
     app.include_router(CrmWebhook(client, settings.crm_webhook_secret, store).router())
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
     app.include_router(PreferencePages(client, store, signer, pages, topics).router())
+    if settings.demo_site_key:
+        app.include_router(DemoSite(settings.demo_site_key, pages).router())
     codec = client.data_converter.payload_codec if isinstance(client, Client) else None
     if isinstance(codec, EnvelopeCodec):  # the service's own: it decodes what it encodes
         endpoints = CodecLinks(signer.secret, signer.public_url)
