@@ -220,7 +220,16 @@ def test_a_previous_release_database_is_upgraded_and_keeps_its_rows(database_url
 
 
 TABLES_SINCE_0003 = frozenset(
-    {"datakey", "installsalt", "erasurereceipt", "consent", "topicchoice"}
+    {
+        "datakey",
+        "installsalt",
+        "erasurereceipt",
+        "consent",
+        "topicchoice",
+        "site",
+        "visitor",
+        "visitorevent",
+    }
 )
 """Tables that revisions after 0003 add."""
 CHANGED_SINCE_0003 = frozenset({"suppression"})

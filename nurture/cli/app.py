@@ -32,6 +32,7 @@ from nurture.cli.output import (
 )
 from nurture.cli.privacy_keys import codec_link, master_key_app
 from nurture.cli.report import report_command
+from nurture.cli.sites import lead_find, sites_app
 from nurture.cli.tasks import tasks_app
 from nurture.client.sales import LeadActionError, act, read_state
 from nurture.config.config_loader import (
@@ -69,6 +70,7 @@ app.add_typer(lead_app, name="lead")
 lead_app.command("forget")(lead_forget)
 lead_app.command("erasure")(lead_erasure)
 lead_app.command("export")(lead_export)
+lead_app.command("find")(lead_find)
 app.add_typer(config_app, name="config")
 app.add_typer(templates_app, name="templates")
 app.add_typer(tasks_app, name="tasks")
@@ -76,6 +78,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(master_key_app, name="master-key")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(sites_app, name="sites")
 app.command("inbox-link")(inbox_link)
 app.command("dashboard-link")(dashboard_link)
 app.command("codec-link")(codec_link)

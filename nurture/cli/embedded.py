@@ -41,6 +41,7 @@ from nurture.client.temporal import (
 )
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import MailerSettings, WorkerOptions
+from nurture.config.tracking_settings import load_tracking_settings
 from nurture.privacy.converter import encrypted_converter, key_store_from_env
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import database_url_from_env, keep_private, make_engine
@@ -235,6 +236,7 @@ async def run_embedded(
         )
         worker = build_worker(client, worker_options, source)
         await keep_retention_schedule(client, source.current().engine)
+        web_settings.tracking = load_tracking_settings(options.config_dir)
         app = create_app(
             client,
             make_engine(worker_options.database_url),

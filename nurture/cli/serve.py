@@ -12,6 +12,7 @@ from nurture.cli.output import connect_client, fail
 from nurture.client.sales import LeadActionError
 from nurture.config.config_loader import ConfigError, config_dir_from_env, templates_dir_from_env
 from nurture.config.rules_source import RulesSource
+from nurture.config.tracking_settings import load_tracking_settings
 from nurture.store.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
 from nurture.web.app import WebSettings, create_app, serving
 
@@ -27,6 +28,7 @@ async def serve_forever(host: str | None, port: int | None) -> int:
         # Never a new secret here: links must verify with the secret the workers sign with.
         signer = LinkSigner.from_env(create=False, http_host=settings.host, http_port=settings.port)
         source = RulesSource(config_dir_from_env(), templates_dir_from_env())  # for ingest
+        settings.tracking = load_tracking_settings(config_dir_from_env())
         client = await connect_client()
         app = create_app(
             client,

@@ -12,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -32,6 +32,7 @@ RULE_FILES: dict[str, type[BaseModel]] = {
     "routing.yaml": RoutingRules,
 }
 OPTIONAL_FILES: dict[str, type[BaseModel]] = {"engine.yaml": EngineSettings}
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(Exception):
@@ -154,6 +155,32 @@ def load_rule_set(
         if problems:
             raise ConfigError(problems)
     return RuleSet(rules=rules, templates=templates)
+
+
+def read_settings_file(path: Path, model: type[M]) -> M:
+    """An optional YAML file of the config dir outside the workflows' rules (the website's
+    ``tracking.yaml``, ``forms.yaml``): the model's defaults when the file is missing or
+    empty; :class:`ConfigError` naming the file, line and key of every problem otherwise."""
+    if not path.exists():
+        return model()
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if data is None:
+        return model()
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"]
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        places = _YamlPlaces(path, text)
+        raise ConfigError([places.describe(err) for err in exc.errors()]) from None
 
 
 NAMED_LISTS: dict[str, tuple[str, str | None]] = {

@@ -49,6 +49,15 @@ def event_time(at: datetime | None, received: datetime) -> datetime:
     return min(utc, received)
 
 
+def _where_and_when(event: LeadEvent) -> str:
+    """`` https://…/pricing``, and for a visit made before the person was known (handed over
+    by the website tracker on identification) when it was made."""
+    where = f" {event.url}" if event.url else ""
+    if event.props.get("anonymous") is True and event.at is not None:
+        return f"{where} (anonymous visit, {event.at:%Y-%m-%d %H:%M} UTC)"
+    return where
+
+
 def described(item: LeadEvent | LeadProfile) -> str:
     """What an item is, for the note saying it could not be applied (no personal data)."""
     if isinstance(item, LeadProfile):
@@ -142,7 +151,7 @@ class LeadCore(Sales):
         state.score, entries = scoring.score_event(state.score, event, rules.scoring, now)
         summary = ", ".join(f"{e.rule} {e.points:+d}" for e in entries)
         self.report(facts.event, event, entries)
-        state.note(now, "event", f"{event.type}{' ' + event.url if event.url else ''}: {summary}")
+        state.note(now, "event", f"{event.type}{_where_and_when(event)}: {summary}")
         if state.stage in SALES_STAGES:
             state.unforwarded.append(
                 f"{(event.at or now):%Y-%m-%d %H:%M} {event.type}"

@@ -261,6 +261,7 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
         read_model,
         rules_status,
         salted,
+        tracking,
     )
 
     if migrate:

@@ -26,8 +26,12 @@ from nurture.access.codec_links import CodecLinks
 from nurture.access.consent import LinkSigner
 from nurture.access.dashboard_links import DashboardLinks
 from nurture.access.rep_links import RepLinks
+from nurture.access.visitor_links import IdentifyLinks
+from nurture.client.visits import Visits
+from nurture.config.tracking_settings import TrackingSettings
 from nurture.contract.messages import TASK_QUEUE
 from nurture.privacy.codec import EnvelopeCodec
+from nurture.store.ip_places import PlaceFinder
 from nurture.store.suppression import why_suppressed
 from nurture.web.campaigns_api import CampaignsApi
 from nurture.web.codec_api import CodecServer, ui_origins
@@ -46,6 +50,8 @@ from nurture.web.responses import install_api_contract
 from nurture.web.security import PageSecurityHeaders, requires
 from nurture.web.sendgrid_webhook import MAX_BODY_BYTES as SENDGRID_BODY_MAX
 from nurture.web.sendgrid_webhook import SendGridWebhook
+from nurture.web.site_gate import SiteGate
+from nurture.web.tracking_api import TRACKING_BODY_MAX, TrackingApi
 from nurture.web.unsubscribe import UnsubscribePages
 from nurture.web.webhook_verify import PUBLIC_KEY_ENV, WebhookVerifier
 
@@ -75,6 +81,10 @@ class WebSettings:
     crm_webhook_secret: str | None = field(default=None, repr=False)
     codec_origins: list[str] = field(default_factory=ui_origins)
     """The Temporal Web UI origins the codec server answers (``NURTURE_CODEC_ORIGINS``)."""
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    """``config/tracking.yaml``: the website tracker's retention, limits and IP database."""
+    places: PlaceFinder | None = None
+    """Where visits come from (None: from ``tracking``'s IP database, if it names one)."""
     demo_site_key: str | None = None
     """The demo site's key: with one, ``/demo/`` serves the demo website (``nurture up``)."""
 
@@ -145,6 +155,17 @@ def create_app(
     app.include_router(CrmWebhook(client, settings.crm_webhook_secret, store).router())
     app.include_router(UnsubscribePages(client, store, signer, pages).router())
     app.include_router(PreferencePages(client, store, signer, pages, topics).router())
+    suppressed = functools.partial(why_suppressed, engine)
+    visits = Visits(
+        client,
+        engine,
+        IdentifyLinks(signer.secret, signer.public_url),
+        settings.tracking,
+        task_queue,
+        suppression=suppressed,
+    )
+    gate = SiteGate(engine, settings.tracking, settings.places)
+    app.include_router(TrackingApi(gate, visits, known_event_types).router())
     if settings.demo_site_key:
         app.include_router(DemoSite(settings.demo_site_key, pages).router())
     codec = client.data_converter.payload_codec if isinstance(client, Client) else None
@@ -167,6 +188,8 @@ def body_limit_for(path: str) -> int:
         return CODEC_BODY_MAX
     if path == "/webhooks/sendgrid":
         return WEBHOOK_BODY_MAX
+    if path.startswith(("/t/", "/f/")):
+        return TRACKING_BODY_MAX
     return BODY_MAX
 
 

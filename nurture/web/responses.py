@@ -48,6 +48,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     409: "The lead's stage does not allow this action now",
     413: "The body is larger than this endpoint takes",
     422: "A field is missing or not valid: `detail` names it and says what is expected",
+    429: "Too many requests from this address or visitor: wait `Retry-After` seconds",
     503: "Temporal is unavailable: nothing was changed; send the same request again later",
 }
 
