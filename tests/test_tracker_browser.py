@@ -435,3 +435,62 @@ async def test_a_call_whose_answer_was_lost_is_resent_from_the_next_page_and_kep
     assert demo.kept_paths() == [("page_view", "/demo/"), ("page_view", "/demo/pricing")]
     assert await page.evaluate("sessionStorage.getItem('_nq')") is None
     await context.close()
+
+
+# --- the form capture ------------------------------------------------------------------------
+
+
+async def test_a_captured_form_sends_its_fields_but_never_passwords_or_card_numbers(
+    demo: Demo, browser: Browser
+) -> None:
+    """A site's own form (posting to its back end) marked ``data-nurture-form``: the tracker
+    sends a copy and lets the submit go on."""
+    signup = f"{demo.url}/signup"
+    form_page = (
+        f'<!DOCTYPE html><html lang="en"><head><title>Sign up</title>'
+        f'<script async src="{demo.url}/t.js" data-site="{demo.site.site_key}"></script>'
+        "</head><body><form data-nurture-form=\"contact\" method=\"post\" action=\"/signup\">"
+        '<input name="email" value="grace@fernhill-customer.example">'
+        '<input name="first_name" value="Grace">'
+        '<input name="password" type="password" value="hunter2">'
+        '<input name="pass_confirm" value="hunter2">'
+        '<input name="card_number" value="4242424242424242">'
+        '<input name="pay" autocomplete="cc-number" value="4242424242424242">'
+        '<input name="cvc" value="123">'
+        '<input name="consent" type="checkbox" value="yes" checked>'
+        '<input name="newsletter" type="checkbox" value="yes">'
+        '<button id="go">Sign up</button></form></body></html>'
+    )
+    backend: list[str] = []
+
+    async def site(route: Route) -> None:
+        if route.request.method == "POST":  # the site's own back end got the submit
+            backend.append(route.request.post_data or "")
+            await route.fulfill(body="<p id=done>Welcome</p>", content_type="text/html")
+        else:
+            await route.fulfill(body=form_page, content_type="text/html")
+
+    context = await browser.new_context(user_agent=CHROME)
+    await context.route(signup, site)
+    wire = await Wire.watch(context, demo.url)
+    page = await context.new_page()
+    await page.goto(signup)
+    await page.wait_for_function("window.nurture && window.nurture.loaded")
+    await page.locator("#go").click()
+    await page.wait_for_selector("#done")
+    assert backend and "hunter2" in backend[0]  # the submit went on, whole
+
+    await wait_until(lambda: any("/f/" in path for path, _ in wire.calls), what="the copy")
+    ((path, body),) = [(path, body) for path, body in wire.calls if "/f/" in path]
+    visitor = next(c["value"] for c in await context.cookies() if c["name"] == "_nv")
+    assert path == f"/f/{demo.site.site_key}/contact"
+    assert json.loads(body) == {
+        "visitor": visitor,
+        "consent": "granted",
+        "fields": {
+            "email": "grace@fernhill-customer.example",
+            "first_name": "Grace",
+            "consent": "yes",
+        },
+    }
+    await context.close()
