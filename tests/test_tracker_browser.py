@@ -449,7 +449,7 @@ async def test_a_captured_form_sends_its_fields_but_never_passwords_or_card_numb
     form_page = (
         f'<!DOCTYPE html><html lang="en"><head><title>Sign up</title>'
         f'<script async src="{demo.url}/t.js" data-site="{demo.site.site_key}"></script>'
-        "</head><body><form data-nurture-form=\"contact\" method=\"post\" action=\"/signup\">"
+        '</head><body><form data-nurture-form="contact" method="post" action="/signup">'
         '<input name="email" value="grace@fernhill-customer.example">'
         '<input name="first_name" value="Grace">'
         '<input name="password" type="password" value="hunter2">'
