@@ -3,14 +3,22 @@ under tests/histories/ (replayed in CI) and to replay a fresh one."""
 
 from __future__ import annotations
 
+import functools
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 from temporalio.client import WorkflowHandle
 
 from nurture.client.sales import act
-from nurture.contract.messages import OutcomeRequest, RejectRequest, RepAction, TaskCompletion
+from nurture.contract.messages import (
+    LeadState,
+    OutcomeRequest,
+    RejectRequest,
+    RepAction,
+    TaskCompletion,
+)
 from nurture.standins.crm_standin import SalesforceStandIn, to_18_char_id
 from tests.conftest import TEST_RULES, Engine, wait_for_state, wait_until
 
@@ -76,7 +84,39 @@ async def multichannel_life(engine: Engine, lead: str) -> WorkflowHandle:
     return handle
 
 
-SCENARIOS = {"full-life": full_life, "multichannel": multichannel_life}
+def _applied(count: int, state: LeadState) -> bool:
+    return state.events_applied == count
+
+
+async def late_history(engine: Engine, lead: str) -> WorkflowHandle:
+    """A website visitor's anonymous visits handed over on identification (issue 16): events
+    with their own past times, weeks apart, each its own signal, after the lead was made: the
+    lead decays up to each one, and refunds decay a later-told visit shows was not due."""
+    handle = await engine.profile(lead_id=lead, email=f"{lead}@corp.example", first_name="Lu")
+    now = datetime.now(UTC)
+    # Decay periods are 14400x shorter here (14 d -> 84 s): the second visit comes 60 s
+    # after the first: inside the period the decay charged once the first was told.
+    ago = [timedelta(days=40), timedelta(days=40, seconds=-60), timedelta(days=12)]
+    kinds = ["page_view", "download", "page_view"]
+    for number, (before, kind) in enumerate(zip(ago, kinds, strict=True), start=1):
+        await engine.event(
+            lead,
+            kind,
+            at=now - before,
+            url=f"https://corp.example/{kind}",
+            props={"anonymous": True},
+            event_id=f"{lead}-{number}",
+        )
+        # Each in its own workflow task: decay to now runs between them, and is refunded.
+        await wait_for_state(handle, functools.partial(_applied, number))
+    return handle
+
+
+SCENARIOS = {
+    "full-life": full_life,
+    "multichannel": multichannel_life,
+    "late-history": late_history,
+}
 
 
 def crm_user(number: int) -> str:

@@ -110,6 +110,11 @@ class Visits:
                 await _deliver(delivery, _lead_event(lead, event, anonymous=False))
             return Recorded(delivered=len(kept))
 
+    async def send(self, item: LeadEvent | LeadProfile) -> None:
+        """One item to its lead through the ingest pipeline (a form's ``form_fill``, after
+        :meth:`identify` handed over the visits before it)."""
+        await _deliver(self._delivery(), item)
+
     # --- identification -------------------------------------------------------------------
 
     async def identify(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from limits import parse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nurture.config.config_loader import read_settings_file
 from nurture.domain.durations import Duration
@@ -25,6 +26,17 @@ class RateLimits(BaseModel):
         description="tracking calls from one IP address (offices share one: keep it high)",
     )
     forms_per_ip: str = Field(default="20/hour", description="form posts from one IP address")
+
+    @field_validator("per_visitor", "per_ip", "forms_per_ip")
+    @classmethod
+    def _a_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(
+                f"not a rate limit: {value!r}; write e.g. 120/minute or 20 per hour"
+            ) from None
+        return value
 
 
 class TrackingSettings(BaseModel):

@@ -135,7 +135,10 @@ class LeadBase:
         state = self.state
         try:
             state.score, entries = scoring.apply_decay(
-                state.score, self.rules_now().scoring.decay, now
+                state.score,
+                self.rules_now().scoring.decay,
+                now,
+                keep_ticks=self.patches.decay_in_event_time,
             )
         except OverflowError:  # as in next_decay_at: no decay is due before year 10000
             return
@@ -148,6 +151,15 @@ class LeadBase:
                 sum(e.points for e in entries),
                 "; ".join(e.detail or "" for e in entries),
             )
+
+    def refund_decay(self, active_at: datetime) -> None:
+        """Give back decay charged for a time an event told late shows the lead active."""
+        state = self.state
+        policy = self.rules_now().scoring.decay
+        state.score, entries = scoring.refund_decay(state.score, policy, active_at)
+        for entry in entries:
+            state.note(self.now(), "decay", f"{entry.points:+d} ({entry.detail})")
+            self.report(facts.score, "decay", entry.points, entry.detail or "")
 
     def suppress_email(self, reason: str) -> None:
         state = self.state

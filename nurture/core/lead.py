@@ -148,6 +148,10 @@ class LeadCore(Sales):
             self.report(facts.event, event, [])
             self.suppress_email(event.type)
             return
+        if self.patches.decay_in_event_time and event.at is not None and event.at < now:
+            # Told late: decay as it would have been charged had the event come live.
+            self.refund_decay(event.at)
+            self.apply_decay(event.at)
         state.score, entries = scoring.score_event(state.score, event, rules.scoring, now)
         summary = ", ".join(f"{e.rule} {e.points:+d}" for e in entries)
         self.report(facts.event, event, entries)

@@ -44,6 +44,11 @@ PATCH_ENROLMENT_VISIBLE = "visibility-after-enrolment"
 """A lead publishes its search attributes as soon as it is enrolled in a cadence (``LeadSegment``
 at once), instead of at its next timer or event (up to the first touch's delay later). Runs
 started before this change publish as they did until their next continue-as-new."""
+PATCH_DECAY_IN_EVENT_TIME = "decay-up-to-each-event"
+"""An event that happened before the lead heard of it (a website visit handed over when the
+visitor is identified, an import of past activity) first takes the decay its inactivity had
+cost by then, so a history told late scores as it would have live. Runs started before this
+change score a late event as it arrives, decaying only on their timers."""
 PATCHES = (
     PATCH_SEND_WINDOWS,
     PATCH_READ_MODEL,
@@ -52,6 +57,7 @@ PATCHES = (
     PATCH_SLA_LADDER,
     PATCH_DERIVED_KEYS,
     PATCH_ENROLMENT_VISIBLE,
+    PATCH_DECAY_IN_EVENT_TIME,
 )
 """In the order a run asks for them (first thing in the run, before any local activity)."""
 
@@ -67,6 +73,7 @@ class Patches:
     sla_ladder: bool = False
     derived_keys: bool = False
     enrolment_visible: bool = False
+    decay_in_event_time: bool = False
 
     @classmethod
     def asked(cls, patched: Callable[[str], bool]) -> Patches:
@@ -81,4 +88,5 @@ class Patches:
             sla_ladder=answers[PATCH_SLA_LADDER],
             derived_keys=answers[PATCH_DERIVED_KEYS],
             enrolment_visible=answers[PATCH_ENROLMENT_VISIBLE],
+            decay_in_event_time=answers[PATCH_DECAY_IN_EVENT_TIME],
         )

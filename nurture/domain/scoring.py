@@ -11,7 +11,7 @@ from fnmatch import fnmatch
 
 from pydantic import BaseModel, Field
 
-from nurture.domain.leads import LeadEvent, LeadProfile
+from nurture.domain.leads import LaterFieldsOmitted, LeadEvent, LeadProfile
 from nurture.domain.matching import condition_holds
 from nurture.domain.rules import DecayPolicy, Grade, ScoringRules, UrlRule
 
@@ -31,8 +31,17 @@ class RuleTally(BaseModel):
     count: int = 0
 
 
-class ScoreCard(BaseModel):
+class DecayTick(BaseModel):
+    """One decay period charged since the lead's last activity: when, and the points taken."""
+
+    at: datetime
+    points: int
+
+
+class ScoreCard(LaterFieldsOmitted):
     """The lead's score with its explanation. ``total`` = fit + behaviour."""
+
+    LATER_FIELDS = ("decay_ticks",)
 
     fit_points: int = 0
     fit_matches: dict[str, int] = Field(default_factory=dict)
@@ -42,6 +51,9 @@ class ScoreCard(BaseModel):
     last_activity_at: datetime | None = None
     last_visit_at: datetime | None = None
     last_decay_at: datetime | None = None
+    decay_ticks: list[DecayTick] = Field(default_factory=list)
+    """The decay charged since ``last_activity_at``, tick by tick (kept only by runs that
+    refund it: see :func:`refund_decay`)."""
 
     @property
     def total(self) -> int:
@@ -111,8 +123,15 @@ def score_event(
         last_visit = at if last_visit is None else max(last_visit, at)
     updated = card.with_entries(entries)
     last_activity = at if card.last_activity_at is None else max(card.last_activity_at, at)
+    ticks = card.decay_ticks if last_activity == card.last_activity_at else []
     return (
-        updated.model_copy(update={"last_activity_at": last_activity, "last_visit_at": last_visit}),
+        updated.model_copy(
+            update={
+                "last_activity_at": last_activity,
+                "last_visit_at": last_visit,
+                "decay_ticks": ticks,
+            }
+        ),
         entries,
     )
 
@@ -172,9 +191,10 @@ def _decay_ticks(
 
 
 def apply_decay(
-    card: ScoreCard, policy: DecayPolicy | None, now: datetime
+    card: ScoreCard, policy: DecayPolicy | None, now: datetime, *, keep_ticks: bool = False
 ) -> tuple[ScoreCard, list[ScoreEntry]]:
-    """Take away the points inactivity has cost since the last decay; never below the floor."""
+    """Take away the points inactivity has cost since the last decay; never below the floor.
+    ``keep_ticks``: note each period's loss on the card, so that it can be refunded."""
     if policy is None:
         return card, []
     due, latest_tick = _decay_ticks(card, policy, now)
@@ -193,7 +213,52 @@ def apply_decay(
         if loss > 0
         else []
     )
-    return card.with_entries(entries).model_copy(update={"last_decay_at": latest_tick}), entries
+    ticks = card.decay_ticks
+    if keep_ticks:
+        left, first = loss, latest_tick - (due - 1) * policy.every
+        number = 0
+        while left > 0:  # the periods that took points (the rest stopped at the floor)
+            taken = min(policy.points, left)
+            ticks = [*ticks, DecayTick(at=first + number * policy.every, points=taken)]
+            left, number = left - taken, number + 1
+    return card.with_entries(entries).model_copy(
+        update={"last_decay_at": latest_tick, "decay_ticks": ticks}
+    ), entries
+
+
+def refund_decay(
+    card: ScoreCard, policy: DecayPolicy | None, active_at: datetime
+) -> tuple[ScoreCard, list[ScoreEntry]]:
+    """Undo the decay charged for periods after ``active_at``: an activity told late (a
+    website visit handed over on identification) shows the lead was not inactive then. The
+    periods are charged again, from the new last activity, when they come due."""
+    last, charged_to = card.last_activity_at, card.last_decay_at
+    if policy is None or last is None or charged_to is None or active_at <= last:
+        return card, []
+    if charged_to <= active_at:
+        return card, []
+    start = last + policy.inactive_after
+    still = (
+        None if active_at < start else start + ((active_at - start) // policy.every) * policy.every
+    )
+    refunded = [tick for tick in card.decay_ticks if tick.at > active_at]
+    kept = [tick for tick in card.decay_ticks if tick.at <= active_at]
+    points = sum(tick.points for tick in refunded)
+    entries = (
+        [
+            ScoreEntry(
+                at=active_at,
+                rule="decay",
+                points=points,
+                detail=f"{len(refunded)} period(s) refunded: active after all",
+            )
+        ]
+        if points
+        else []
+    )
+    return card.with_entries(entries).model_copy(
+        update={"decay_ticks": kept, "last_decay_at": still}
+    ), entries
 
 
 def next_decay_at(card: ScoreCard, policy: DecayPolicy | None) -> datetime | None:
