@@ -140,7 +140,7 @@
     } else forget();
   };
   const api = (command, a, b) => {
-    if (command === 'track' && typeof a === 'string') track(a, { props: Object.assign({}, b) });
+    if (command === 'track' && typeof a === 'string') track(a, { props: b && typeof b === 'object' ? b : {} });
     else if (command === 'identify' && a && typeof a === 'object') identify(a);
     else if (command === 'consent') setConsent(a);
   };
