@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.access.consent import LinkSigner
@@ -30,6 +31,7 @@ PAGES = [
     "/demo/thanks",
 ]
 CONTACT_FIELDS = ["email", "first_name", "last_name", "company", "title", "website", "consent"]
+FORMS_FILE = Path(__file__).parent.parent / "config" / "forms.yaml"
 
 
 async def _service(client: object, tmp_path: Path, demo_key: str | None) -> AsyncIterator[str]:
@@ -76,6 +78,23 @@ async def test_the_contact_form_posts_the_agreed_fields_to_the_forms_endpoint(de
     assert re.findall(r'<input[^>]* name="([^"]+)"', form.group(2)) == CONTACT_FIELDS
     for field in CONTACT_FIELDS:  # every field has its label (the honeypot's says: leave empty)
         assert re.search(rf'<label[^>]* for="{field}"', form.group(2)), field
+
+
+async def test_the_contact_form_is_the_one_forms_yaml_ships_and_shows_its_consent_wording(
+    demo: str,
+) -> None:
+    """What the person is shown beside the box is what each consent keeps as evidence."""
+    (contact,) = [
+        f for f in yaml.safe_load(FORMS_FILE.read_text())["forms"] if f["name"] == "contact"
+    ]
+    assert set(contact["fields"]) | {contact["honeypot"], contact["consent"]["field"]} == set(
+        CONTACT_FIELDS
+    )
+    assert contact["thank_you"] == "/demo/thanks"
+    async with httpx.AsyncClient(base_url=demo) as http:
+        page = (await http.get("/demo/contact")).text
+    label = re.search(r'<label class="check" for="consent">.*?<span>(.*?)</span>', page, re.S)
+    assert label and html.unescape(label.group(1)) == contact["consent"]["text"]
 
 
 async def test_the_whitepaper_is_a_pdf_whose_cross_references_hold(demo: str) -> None:
