@@ -166,9 +166,12 @@ async def running_engine(
     crm: CrmSettings | None = None,
     crm_webhook_secret: str | None = None,
     database_url: str | None = None,
+    web_port: int = 0,
+    demo_site_key: str | None = None,
 ) -> AsyncIterator[Engine]:
     """A worker (and with ``web``, the HTTP service with the stand-in's signed Event Webhook
-    pointed at it, as ``nurture up`` wires them), on a SQLite file unless ``database_url``."""
+    pointed at it, as ``nurture up`` wires them; on ``web_port``, any free one when 0; with
+    the demo website when given its site's key), on a SQLite file unless ``database_url``."""
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
     database_url = database_url or f"sqlite:///{tmp_path / 'nurture.db'}"
     rules = RulesSource(config_dir, templates_dir, time_scale)  # one load for worker and web
@@ -179,6 +182,7 @@ async def running_engine(
             settings = WebSettings(
                 webhook_public_key=standin.webhook_public_key,
                 crm_webhook_secret=crm_webhook_secret,
+                demo_site_key=demo_site_key,
             )
             app = create_app(
                 client,
@@ -189,7 +193,7 @@ async def running_engine(
                 task_queue,
                 topics=lambda: rules.current().cadences.topics(),
             )
-            web_url = await stack.enter_async_context(serving(app, "127.0.0.1", 0))
+            web_url = await stack.enter_async_context(serving(app, "127.0.0.1", web_port))
             point_standin_webhook(standin, f"{web_url}/webhooks/sendgrid")
             signer = LinkSigner(secret=TEST_SECRET, public_url=web_url)
         options = WorkerOptions(

@@ -108,6 +108,17 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
         with urllib.request.urlopen(f"{http}/healthz", timeout=10) as page:
             assert json.loads(page.read()) == {"status": "ok"}
 
+        # The demo website, linked by the banner, carries the key of the site `up` made for it.
+        assert f"Demo site     {http}/demo/" in log.read_text()
+        (demo,) = json.loads(cli("sites", "list", "--json").stdout)
+        assert demo["name"] == "demo"
+        assert demo["origins"] == [
+            f"http://127.0.0.1:{ports['http']}",
+            f"http://localhost:{ports['http']}",
+        ]
+        with urllib.request.urlopen(f"{http}/demo/", timeout=10) as page:
+            assert f'src="{http}/t.js" data-site="{demo["site_key"]}"' in page.read().decode()
+
         added = cli("lead", "add", "examples/leads.jsonl")
         assert added.returncode == 1, added.stderr
         assert "4 of 5 lines applied" in added.stdout

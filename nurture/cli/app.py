@@ -145,6 +145,7 @@ def up(
             f"Web UI        {info['ui'] or '(headless)'}",
             f"SendGrid      {info['sendgrid']}",
             f"HTTP          {info['http']}  (API, rep inbox, dashboard, webhooks)",
+            f"Demo site     {info['demo']}  (a website carrying the tracker)",
             f"Data          {info['data_dir']}",
         ]
         if time_scale != 1:

@@ -3,8 +3,9 @@
 Starts the Temporal dev server (Web UI, SQLite file under the data dir so leads survive a
 restart, lead search attributes registered), the SendGrid stand-in (unless a real key is set)
 with its signed Event Webhook pointed at our HTTP service and its mailbox page, the HTTP
-service (API, rep inbox, dashboard, webhooks, unsubscribe links) and a worker; Ctrl-C stops
-them all, worker first. The data dir and everything in it are this user's only (0700/0600).
+service (API, rep inbox, dashboard, webhooks, unsubscribe links, the tracker, and the demo
+website ``/demo/`` with its site ``demo``) and a worker; Ctrl-C stops them all, worker first.
+The data dir and everything in it are this user's only (0700/0600).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import structlog
 from sendgrid import SendGridAPIClient
+from sqlalchemy.engine import Engine
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
@@ -45,8 +47,10 @@ from nurture.config.tracking_settings import load_tracking_settings
 from nurture.privacy.converter import encrypted_converter, key_store_from_env
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import database_url_from_env, keep_private, make_engine
+from nurture.store.tracking import Site, ensure_site
 from nurture.web.app import WebSettings, create_app, serving
 from nurture.web.codec_api import ui_origins
+from nurture.web.demo import DEMO_PREFIX
 
 log = structlog.get_logger(__name__)
 
@@ -174,6 +178,16 @@ def point_standin_webhook(standin: SendGridStandIn, webhook_url: str) -> str:
     return str(json.loads(settings.signed.get().body)["public_key"])
 
 
+DEMO_SITE_NAME = "demo"
+
+
+def demo_site(database: Engine, http_port: int) -> Site:
+    """The site of the demo website (``/demo/``): made on the first ``nurture up``, its
+    origins following the HTTP port (both names a browser may use for this machine)."""
+    origins = [f"http://127.0.0.1:{http_port}", f"http://localhost:{http_port}"]
+    return ensure_site(database, DEMO_SITE_NAME, origins)
+
+
 WorkerBuilder = Callable[[Client, WorkerOptions, RulesSource], Worker]
 """``worker.build_worker``: handed in by the ``nurture`` command (``starter.py``), so that this
 package never imports the workflows and activities it runs."""
@@ -237,9 +251,11 @@ async def run_embedded(
         worker = build_worker(client, worker_options, source)
         await keep_retention_schedule(client, source.current().engine)
         web_settings.tracking = load_tracking_settings(options.config_dir)
+        database = make_engine(worker_options.database_url)
+        web_settings.demo_site_key = demo_site(database, options.http_port).site_key
         app = create_app(
             client,
-            make_engine(worker_options.database_url),
+            database,
             signer,
             web_settings,
             lambda: source.current().scoring.known_event_types(),
@@ -253,6 +269,7 @@ async def run_embedded(
                     "sendgrid": mailer.base_url,
                     "mailbox": standin.mailbox_url if standin is not None else None,
                     "http": http_url,
+                    "demo": f"{http_url}{DEMO_PREFIX}/",
                     "data_dir": str(options.data_dir),
                     "database": worker_options.database_url,
                     "time_scale": options.time_scale,

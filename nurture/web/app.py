@@ -37,6 +37,7 @@ from nurture.web.campaigns_api import CampaignsApi
 from nurture.web.codec_api import CodecServer, ui_origins
 from nurture.web.crm_webhook import CrmWebhook
 from nurture.web.dashboard import DashboardPages
+from nurture.web.demo import DemoSite
 from nurture.web.erasure_api import ErasureApi
 from nurture.web.event_store import EventStore
 from nurture.web.export_api import ExportApi
@@ -84,6 +85,8 @@ class WebSettings:
     """``config/tracking.yaml``: the website tracker's retention, limits and IP database."""
     places: PlaceFinder | None = None
     """Where visits come from (None: from ``tracking``'s IP database, if it names one)."""
+    demo_site_key: str | None = None
+    """The demo site's key: with one, ``/demo/`` serves the demo website (``nurture up``)."""
 
     @classmethod
     def from_env(cls) -> WebSettings:
@@ -163,6 +166,8 @@ def create_app(
     )
     gate = SiteGate(engine, settings.tracking, settings.places)
     app.include_router(TrackingApi(gate, visits, known_event_types).router())
+    if settings.demo_site_key:
+        app.include_router(DemoSite(settings.demo_site_key, pages).router())
     codec = client.data_converter.payload_codec if isinstance(client, Client) else None
     if isinstance(codec, EnvelopeCodec):  # the service's own: it decodes what it encodes
         endpoints = CodecLinks(signer.secret, signer.public_url)
