@@ -101,6 +101,7 @@ async def test_reports_match_what_the_simulated_leads_did(
             settle_seconds=60,
             show_progress=False,
             task_queue=engine.task_queue,
+            time_scale=TIME_SCALE,
         )
         ids = [f"sim{SEED}-{i:05d}" for i in range(LEADS)]
         # Let the absent rep's leads miss their SLA at least once before sales settles.

@@ -565,6 +565,12 @@ def simulate(
     seed: Annotated[int, typer.Option(help="random seed (same seed, same population)")] = 1,
     config: ConfigOpt = None,
     settle: Annotated[float, typer.Option(help="seconds to wait for leads to settle")] = 120,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            min=1, help="the engine's --time-scale: the leads' past weeks are compressed alike"
+        ),
+    ] = 1.0,
     as_json: JsonOpt = False,
     task_queue: QueueOpt = TASK_QUEUE,
 ) -> None:
@@ -573,14 +579,21 @@ def simulate(
     from nurture.cli.simulate import simulate as run_simulation
 
     try:
-        rules = load_rules(config_dir_from_env(config))
+        rules = load_rules(config_dir_from_env(config), time_scale=time_scale)
     except ConfigError as exc:
         exit_now(fail(str(exc), EXIT_USAGE))
 
     async def main() -> int:
         try:
             summary = await run_simulation(
-                await connect_client(), rules, leads, seed, settle, not as_json, task_queue
+                await connect_client(),
+                rules,
+                leads,
+                seed,
+                settle,
+                not as_json,
+                task_queue,
+                time_scale,
             )
         except LeadActionError as exc:
             return fail(str(exc), EXIT_USAGE)

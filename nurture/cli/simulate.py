@@ -137,17 +137,19 @@ def make_profile(rng: random.Random, index: int, seed: int) -> LeadProfile:
 
 
 def make_events(
-    rng: random.Random, lead: LeadProfile, now: datetime
+    rng: random.Random, lead: LeadProfile, now: datetime, time_scale: float = 1.0
 ) -> tuple[str, list[LeadEvent]]:
+    """A lead's past behaviour, over the last weeks (divided by the engine's ``time_scale``,
+    as its rule durations are: a lead decays up to each past event as it would have live)."""
     temperature = rng.choices(["hot", "warm", "cold"], weights=[25, 35, 40])[0]
     count = {"hot": rng.randint(8, 18), "warm": rng.randint(3, 8), "cold": rng.randint(0, 3)}[
         temperature
     ]
-    start = now - timedelta(days=rng.randint(5, 30))
+    start = now - timedelta(days=rng.randint(5, 30)) / time_scale
     events: list[LeadEvent] = []
     at = start
     for n in range(count):
-        at += timedelta(hours=rng.randint(1, 60))
+        at += timedelta(hours=rng.randint(1, 60)) / time_scale
         at = min(at, now)
         if temperature == "hot":
             kind = rng.choices(
@@ -193,6 +195,7 @@ async def simulate(
     settle_seconds: float,
     show_progress: bool,
     task_queue: str,
+    time_scale: float = 1.0,
 ) -> SimulationSummary:
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -201,7 +204,7 @@ async def simulate(
     absent = rng.choice(reps) if reps else None
     summary.absent_reps = [absent] if absent else []
     population = [make_profile(rng, i, seed) for i in range(leads)]
-    plans = [make_events(rng, lead, now) for lead in population]
+    plans = [make_events(rng, lead, now, time_scale) for lead in population]
     gate = asyncio.Semaphore(50)
 
     async def feed(lead: LeadProfile, events: list[LeadEvent]) -> None:
