@@ -30,6 +30,7 @@ from nurture.client.starting import send_event, send_profile
 from nurture.client.temporal import installed_binary
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import CrmSettings, MailerSettings, WorkerOptions
+from nurture.config.tracking_settings import TrackingSettings
 from nurture.contract.messages import LeadState
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.domain.leads import LeadEvent, LeadProfile
@@ -166,9 +167,11 @@ async def running_engine(
     crm: CrmSettings | None = None,
     crm_webhook_secret: str | None = None,
     database_url: str | None = None,
+    tracking: TrackingSettings | None = None,
 ) -> AsyncIterator[Engine]:
     """A worker (and with ``web``, the HTTP service with the stand-in's signed Event Webhook
-    pointed at it, as ``nurture up`` wires them), on a SQLite file unless ``database_url``."""
+    pointed at it, as ``nurture up`` wires them; with ``tracking``, config/tracking.yaml's
+    settings), on a SQLite file unless ``database_url``."""
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
     database_url = database_url or f"sqlite:///{tmp_path / 'nurture.db'}"
     rules = RulesSource(config_dir, templates_dir, time_scale)  # one load for worker and web
@@ -179,6 +182,7 @@ async def running_engine(
             settings = WebSettings(
                 webhook_public_key=standin.webhook_public_key,
                 crm_webhook_secret=crm_webhook_secret,
+                tracking=tracking or TrackingSettings(),
             )
             app = create_app(
                 client,
