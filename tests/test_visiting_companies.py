@@ -356,13 +356,17 @@ def test_companies_visiting_now_on_sqlite_and_postgresql(database_url: str) -> N
         seen_from(db, site, berlin, now - timedelta(minutes=10), "acme-2")  # acme-2 again
         lab = Place(ip="198.51.100.0", country="FR", organisation="Lab SARL")
         seen_from(db, site, lab, now - timedelta(minutes=5))
+        tie = now - timedelta(minutes=7)  # two visitors at the same moment: one row
+        seen_from(db, site, Place(ip="192.0.2.0", city="Graz", organisation="Tie AG"), tie)
+        seen_from(db, site, Place(ip="192.0.2.0", city="Linz", organisation="Tie AG"), tie)
         seen_from(db, site, Place(ip="192.0.2.0"), now)  # no organisation known: not listed
         old = Place(ip="2001:db8:1::", organisation="Lisboa Dados SA")
         seen_from(db, site, old, now - timedelta(hours=25))  # before the last 24 hours
 
         companies = companies_visiting(db, now)
-        assert [c.organisation for c in companies] == ["Lab SARL", "Acme GmbH"]
-        lab_row, acme = companies
+        assert [c.organisation for c in companies] == ["Lab SARL", "Tie AG", "Acme GmbH"]
+        lab_row, tied, acme = companies
+        assert tied.visitors == 2 and tied.city in ("Graz", "Linz")
         assert (lab_row.visitors, lab_row.leads, lab_row.best_score) == (1, 0, None)
         assert lab_row.location == "FR"
         assert (acme.visitors, acme.leads, acme.best_score) == (4, 2, 77)
@@ -374,7 +378,12 @@ def test_companies_visiting_now_on_sqlite_and_postgresql(database_url: str) -> N
             seen_from(db, site, place, now - timedelta(hours=1, minutes=n))
         listed = companies_visiting(db, now)
         assert len(listed) == MAX_LISTED
-        assert [c.organisation for c in listed[:3]] == ["Lab SARL", "Acme GmbH", "Company 000"]
+        assert [c.organisation for c in listed] == [
+            "Lab SARL",
+            "Tie AG",
+            "Acme GmbH",
+            *(f"Company {n:03d}" for n in range(MAX_LISTED - 3)),  # the newest of the rest
+        ]
     finally:
         db.dispose()
 

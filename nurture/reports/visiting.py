@@ -3,8 +3,9 @@ the last hours (ActiveConversion's screen), with where they are, how many of the
 are leads and the best of those leads' scores. Anonymous visitors' organisations are
 listed too: a company researching before anyone gave an email is what marketers look for.
 
-Not a period report: it always looks back :data:`WINDOW` from now. One SQL aggregate over the
-visitors seen in that window (``ix_visitor_last_seen_at``), whatever the table's size.
+Not a period report: it always looks back :data:`WINDOW` from now. One SQL statement: an
+aggregate over the visitors seen in that window (``ix_visitor_last_seen_at``), then each listed
+company's latest visit for its location.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 
 from nurture.contract.erasure import ERASED_PREFIX
@@ -52,56 +53,59 @@ def companies_visiting(
     """The organisations seen in ``window`` before ``now``, newest activity first. Visitors
     of an erased lead are left out: the person asked to be forgotten."""
     visitor = VISITOR
-    latest_first = func.row_number().over(
-        partition_by=visitor.c.organisation,
-        order_by=(visitor.c.last_seen_at.desc(), visitor.c.visitor_key),
+    counted = and_(
+        visitor.c.last_seen_at >= now - window,
+        visitor.c.organisation.is_not(None),
+        visitor.c.organisation != "",
+        or_(visitor.c.lead_id.is_(None), ~visitor.c.lead_id.startswith(ERASED_PREFIX)),
     )
-    seen = (
+    last_activity = func.max(visitor.c.last_seen_at).label("last_activity")
+    newest = (
         select(
             visitor.c.organisation,
-            visitor.c.city,
-            visitor.c.country,
-            visitor.c.lead_id,
-            visitor.c.last_seen_at,
-            LEAD.c.score,
-            latest_first.label("recency"),
-        )
-        .select_from(visitor.outerjoin(LEAD, LEAD.c.lead_id == visitor.c.lead_id))
-        .where(
-            visitor.c.last_seen_at >= now - window,
-            visitor.c.organisation.is_not(None),
-            visitor.c.organisation != "",
-            or_(visitor.c.lead_id.is_(None), ~visitor.c.lead_id.startswith(ERASED_PREFIX)),
-        )
-        .subquery()
-    )
-    last_activity = func.max(seen.c.last_seen_at).label("last_activity")
-    newest = seen.c.recency == 1
-    query = (
-        select(
-            seen.c.organisation,
-            func.max(case((newest, seen.c.city))).label("city"),
-            func.max(case((newest, seen.c.country))).label("country"),
             func.count().label("visitors"),
-            func.count(seen.c.lead_id.distinct()).label("leads"),
-            func.max(seen.c.score).label("best"),
+            func.count(visitor.c.lead_id.distinct()).label("leads"),
+            func.max(LEAD.c.score).label("best"),
             last_activity,
         )
-        .group_by(seen.c.organisation)
-        .order_by(last_activity.desc(), seen.c.organisation)
+        .select_from(visitor.outerjoin(LEAD, LEAD.c.lead_id == visitor.c.lead_id))
+        .where(counted)
+        .group_by(visitor.c.organisation)
+        .order_by(last_activity.desc(), visitor.c.organisation)
         .limit(limit)
+        .subquery()
+    )
+    # Each company's location is its latest visit's: the visitor rows at its last activity
+    # (found by the last_seen_at index), the first of them when several share the moment.
+    latest = visitor.alias("latest")
+    query = (
+        select(newest, latest.c.city, latest.c.country)
+        .select_from(
+            newest.join(
+                latest,
+                and_(
+                    latest.c.organisation == newest.c.organisation,
+                    latest.c.last_seen_at == newest.c.last_activity,
+                    or_(latest.c.lead_id.is_(None), ~latest.c.lead_id.startswith(ERASED_PREFIX)),
+                ),
+            )
+        )
+        .order_by(newest.c.last_activity.desc(), newest.c.organisation, latest.c.visitor_key)
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [
-        VisitingCompany(
-            organisation=row.organisation,
-            city=row.city,
-            country=row.country,
-            visitors=int(row.visitors),
-            leads=int(row.leads),
-            best_score=None if row.best is None else int(row.best),
-            last_activity=aware(row.last_activity),
+    companies: dict[str, VisitingCompany] = {}
+    for row in rows:
+        companies.setdefault(
+            row.organisation,
+            VisitingCompany(
+                organisation=row.organisation,
+                city=row.city,
+                country=row.country,
+                visitors=int(row.visitors),
+                leads=int(row.leads),
+                best_score=None if row.best is None else int(row.best),
+                last_activity=aware(row.last_activity),
+            ),
         )
-        for row in rows
-    ]
+    return list(companies.values())
