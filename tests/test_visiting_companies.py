@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
@@ -58,7 +58,9 @@ from tests.conftest import (
 from tests.ip_database import HOSTILE_ORGANISATION, write_city_and_asn, write_database
 from tests.test_dashboard_browser import serving_page
 from tests.test_erasure import _cli as nurture_cli
-from tests.web_api import Api, running_api
+
+if TYPE_CHECKING:
+    from tests.web_api import Api
 
 ORIGIN = "https://www.example.test"
 BROWSER = (
@@ -251,6 +253,8 @@ async def geo_api(
     dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
 ) -> AsyncIterator[Api]:
     """The service with a worker and the tests' IP databases."""
+    from tests.web_api import running_api  # a plugin module: imported once pytest is up
+
     async with running_api(dev_env, standin, tmp_path, geo_settings(tmp_path / "geo")) as api:
         yield api
 
