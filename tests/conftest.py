@@ -30,6 +30,7 @@ from nurture.client.starting import send_event, send_profile
 from nurture.client.temporal import installed_binary
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import CrmSettings, MailerSettings, WorkerOptions
+from nurture.config.tracking_settings import TrackingSettings
 from nurture.contract.messages import LeadState
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.domain.leads import LeadEvent, LeadProfile
@@ -168,10 +169,12 @@ async def running_engine(
     database_url: str | None = None,
     web_port: int = 0,
     demo_site_key: str | None = None,
+    tracking: TrackingSettings | None = None,
 ) -> AsyncIterator[Engine]:
     """A worker (and with ``web``, the HTTP service with the stand-in's signed Event Webhook
     pointed at it, as ``nurture up`` wires them; on ``web_port``, any free one when 0; with
-    the demo website when given its site's key), on a SQLite file unless ``database_url``."""
+    the demo website when given its site's key; with ``tracking``, config/tracking.yaml's
+    settings), on a SQLite file unless ``database_url``."""
     task_queue = f"test-{uuid.uuid4().hex[:8]}"
     database_url = database_url or f"sqlite:///{tmp_path / 'nurture.db'}"
     rules = RulesSource(config_dir, templates_dir, time_scale)  # one load for worker and web
@@ -183,6 +186,7 @@ async def running_engine(
                 webhook_public_key=standin.webhook_public_key,
                 crm_webhook_secret=crm_webhook_secret,
                 demo_site_key=demo_site_key,
+                tracking=tracking or TrackingSettings(),
             )
             app = create_app(
                 client,

@@ -13,6 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.access.auth import create_key
+from nurture.config.tracking_settings import TrackingSettings
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import make_engine
 from tests.conftest import Engine, running_engine
@@ -30,9 +31,14 @@ class Api:
 
 @asynccontextmanager
 async def running_api(
-    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+    dev_env: WorkflowEnvironment,
+    standin: SendGridStandIn,
+    tmp_path: Path,
+    tracking: TrackingSettings | None = None,
 ) -> AsyncIterator[Api]:
-    async with running_engine(dev_env.client, standin, tmp_path, web=True) as engine:
+    async with running_engine(
+        dev_env.client, standin, tmp_path, web=True, tracking=tracking
+    ) as engine:
         db = make_engine(engine.database_url)
         keys = {
             "ingest": create_key(db, "ingest", "tracker")[1],

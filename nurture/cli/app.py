@@ -41,6 +41,7 @@ from nurture.config.config_loader import (
     load_rules,
     templates_dir_from_env,
 )
+from nurture.config.tracking_settings import load_tracking_settings
 from nurture.contract.messages import (
     TASK_QUEUE,
     ActionResult,
@@ -647,16 +648,24 @@ def templates_check(
 def config_check(
     config: ConfigOpt = None, templates: TemplatesOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Validate the rules and render every template against sample leads."""
+    """Validate the rules, render every template against sample leads, and read the
+    website tracker's settings (tracking.yaml, its IP databases)."""
     config_dir, templates_dir = config_dir_from_env(config), templates_dir_from_env(templates)
+    problems: list[str] = []
     try:
         rules = load_rules(config_dir, templates_dir)
     except ConfigError as exc:
+        problems += exc.problems
+    try:
+        load_tracking_settings(config_dir)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
         if as_json:
-            print_json({"ok": False, "problems": exc.problems})
+            print_json({"ok": False, "problems": problems})
         else:
-            errors.print(f"{len(exc.problems)} problem(s):", style="bold red")
-            for problem in exc.problems:
+            errors.print(f"{len(problems)} problem(s):", style="bold red")
+            for problem in problems:
                 errors.print(f"  {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     if as_json:

@@ -222,6 +222,7 @@ async def run_embedded(
         options.data_dir, http_host="127.0.0.1", http_port=options.http_port
     )
     web_settings = WebSettings.from_env()
+    web_settings.tracking = load_tracking_settings(options.config_dir)  # IP databases too
     address = f"127.0.0.1:{options.port}"
     web_settings.codec_origins = ui_origins(options.ui_port)
     codec_endpoint = CodecLinks(signer.secret, http_url).endpoint(CODEC_ENDPOINT_VALID_FOR)
@@ -250,7 +251,6 @@ async def run_embedded(
         )
         worker = build_worker(client, worker_options, source)
         await keep_retention_schedule(client, source.current().engine)
-        web_settings.tracking = load_tracking_settings(options.config_dir)
         database = make_engine(worker_options.database_url)
         web_settings.demo_site_key = demo_site(database, options.http_port).site_key
         app = create_app(

@@ -20,7 +20,6 @@ from temporalio.service import RPCError
 from nurture.access.visitor_links import IdentifyLinkError, IdentifyLinks
 from nurture.client.ingest import LeadDelivery, SuppressionCheck
 from nurture.config.tracking_settings import TrackingSettings
-from nurture.contract.erasure import ERASED_PREFIX
 from nurture.contract.messages import TASK_QUEUE
 from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.domain.visits import PENDING_LEAD, TrackedEvent
@@ -93,7 +92,7 @@ class Visits:
                 tracking.seen, self.engine, key, site.site_key, place, self.clock()
             )
             lead = visitor.lead_id
-            if lead is not None and lead.startswith(ERASED_PREFIX):
+            if tracking.is_forgotten(visitor):
                 return Recorded(dropped=len(kept))
             if lead is None:
                 new = await asyncio.to_thread(

@@ -9,8 +9,9 @@ from pathlib import Path
 from limits import parse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nurture.config.config_loader import read_settings_file
+from nurture.config.config_loader import ConfigError, read_settings_file
 from nurture.domain.durations import Duration
+from nurture.store.ip_places import IpDatabaseError, MaxMindPlaces, from_settings
 
 TRACKING_FILE = "tracking.yaml"
 
@@ -64,11 +65,20 @@ class TrackingSettings(BaseModel):
 
 def load_tracking_settings(config_dir: Path) -> TrackingSettings:
     """The settings of ``config_dir/tracking.yaml`` (defaults when it is missing); relative
-    database paths are read from the config dir."""
-    settings = read_settings_file(config_dir / TRACKING_FILE, TrackingSettings)
+    database paths are read from the config dir. :class:`ConfigError` when a configured IP
+    database is missing or not a MaxMind DB, so the service refuses to start with it."""
+    file = config_dir / TRACKING_FILE
+    settings = read_settings_file(file, TrackingSettings)
     paths = {
         name: config_dir / path
         for name in ("ip_database", "asn_database")
         if (path := getattr(settings, name)) is not None and not path.is_absolute()
     }
-    return settings.model_copy(update=paths) if paths else settings
+    settings = settings.model_copy(update=paths) if paths else settings
+    try:
+        opened = from_settings(settings)
+    except IpDatabaseError as exc:
+        raise ConfigError([f"{file}: {exc}"]) from None
+    if isinstance(opened, MaxMindPlaces):  # opened to try them: the service opens its own
+        opened.close()
+    return settings

@@ -1,6 +1,7 @@
 """The marketing dashboard's content: the five reports (funnel, SLA, returns, influence, cost)
-for a period as headline tiles and plotly charts, built from the reports' rows. The page and the
-charts API that show it are :mod:`nurture.web.dashboard`.
+for a period as headline tiles and plotly charts, built from the reports' rows, and the
+companies visiting the websites now. The page and the charts API that show it are
+:mod:`nurture.web.dashboard`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import plotly.graph_objects as go
@@ -18,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.reports.base import Report, ReportError, ReportQuery, duration_unit, run_report
 from nurture.reports.held import HeldTouch, held_touches
+from nurture.reports.visiting import WINDOW, VisitingCompany, companies_visiting
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +60,19 @@ class Dashboard:
     held: list[HeldTouch] = field(default_factory=list)
     rules_notice: str | None = None
     """Set while the workers refuse the newest rules edit and keep sending the last good one."""
+    visiting: list[VisitingCompany] = field(default_factory=list)
+    """Companies visiting the websites now (the last :data:`WINDOW`, whatever the period)."""
+
+    @property
+    def visiting_hours(self) -> int:
+        return int(WINDOW.total_seconds() // 3600)
+
+    def ago(self, moment: datetime) -> str:
+        """``12 min ago`` (from when the dashboard was made)."""
+        minutes = max(int((self.query.now - moment).total_seconds() // 60), 0)
+        if minutes < 1:
+            return "just now"
+        return f"{minutes} min ago" if minutes < 60 else f"{minutes // 60} h ago"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +90,10 @@ class Dashboard:
                 "oldest": [{**h.__dict__, "since": h.since.isoformat()} for h in self.held],
             },
             "rules_notice": self.rules_notice,
+            "visiting_companies": {
+                "hours": self.visiting_hours,
+                "companies": [c.as_json() for c in self.visiting],
+            },
         }
 
 
@@ -98,6 +118,7 @@ def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
         held_total=held_total,
         held=held,
         rules_notice=rules_notice(engine),
+        visiting=companies_visiting(engine, query.now),
     )
 
 

@@ -11,6 +11,7 @@ from nurture.store.read_model import (
     TouchRecord,
     table_of,
 )
+from nurture.store.tracking import Visitor
 
 LEAD = table_of(LeadRecord)
 TRANSITION = table_of(StageTransition)
@@ -18,3 +19,4 @@ HANDOFF = table_of(HandoffRecord)
 TURN = table_of(SalesAssignment)
 TOUCH = table_of(TouchRecord)
 OUTCOME = table_of(DealOutcome)
+VISITOR = table_of(Visitor)

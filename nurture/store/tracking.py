@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from nurture.contract.erasure import ERASED_PREFIX
 from nurture.store.clock import utcnow
 from nurture.store.personal import PERSONAL
 
@@ -244,15 +245,23 @@ def event_key(site_key: str, tracker_id: str, tracker_event_id: str) -> str:
     return "trk-" + digest.hexdigest()[:40]
 
 
+def is_forgotten(visitor: Visitor) -> bool:
+    """Its lead was erased (the erasure put a pseudonym in ``lead_id``)."""
+    return visitor.lead_id is not None and visitor.lead_id.startswith(ERASED_PREFIX)
+
+
 def find_visitor(engine: Engine, key: str) -> Visitor | None:
     with Session(engine) as session:
         return session.get(Visitor, key)
 
 
 def seen(engine: Engine, key: str, site_key: str, place: Place, at: datetime) -> Visitor:
-    """Record a visit of ``key`` (made on first sight); its latest place is kept."""
+    """Record a visit of ``key`` (made on first sight); its latest place is kept. A visitor
+    whose lead was erased stays as the erasure left it: nothing of a later visit is kept."""
     with Session(engine) as session:
         visitor = session.get(Visitor, key)
+        if visitor is not None and is_forgotten(visitor):
+            return visitor
         if visitor is None:
             visitor = Visitor(visitor_key=key, site_key=site_key, first_seen_at=at, last_seen_at=at)
         visitor.last_seen_at = max(visitor.last_seen_at, at)

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import socket
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from nurture.client.visits import Visits
 from nurture.config.tracking_settings import TrackingSettings
 from nurture.contract.messages import TASK_QUEUE
 from nurture.privacy.codec import EnvelopeCodec
-from nurture.store.ip_places import PlaceFinder
+from nurture.store.ip_places import MaxMindPlaces, PlaceFinder, from_settings
 from nurture.store.suppression import why_suppressed
 from nurture.web.campaigns_api import CampaignsApi
 from nurture.web.codec_api import CodecServer, ui_origins
@@ -164,7 +165,10 @@ def create_app(
         task_queue,
         suppression=suppressed,
     )
-    gate = SiteGate(engine, settings.tracking, settings.places)
+    places = settings.places or from_settings(settings.tracking)
+    if isinstance(places, MaxMindPlaces):  # memory-mapped: unmapped when the app is let go
+        weakref.finalize(app, places.close)
+    gate = SiteGate(engine, settings.tracking, places)
     app.include_router(TrackingApi(gate, visits, known_event_types).router())
     if settings.demo_site_key:
         app.include_router(DemoSite(settings.demo_site_key, pages).router())
