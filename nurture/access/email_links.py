@@ -11,6 +11,7 @@ everything else in the email: only the tags whose ``href`` changes are written a
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -133,13 +134,23 @@ def tag_html(html: str, tagged: Callable[[str], str | None]) -> str:
 
 # --- the text part --------------------------------------------------------------------------
 
-_links_in_text = LinkifyIt(options={"fuzzy_link": False, "fuzzy_email": False, "fuzzy_ip": False})
+_finders = threading.local()
+
+
+def _links_in_text() -> LinkifyIt:
+    """This thread's link finder (a ``LinkifyIt`` keeps the state of its last match, and
+    activities render emails on many threads): URLs with a scheme only."""
+    finder: LinkifyIt | None = getattr(_finders, "finder", None)
+    if finder is None:
+        options = {"fuzzy_link": False, "fuzzy_email": False, "fuzzy_ip": False}
+        finder = _finders.finder = LinkifyIt(options=options)
+    return finder
 
 
 def tag_text(text: str, tagged: Callable[[str], str | None]) -> str:
     """``text`` with each http(s) URL that ``tagged`` changes replaced."""
     changes = []
-    for match in _links_in_text.match(text) or []:
+    for match in _links_in_text().match(text) or []:
         if match.schema.lower() not in ("http:", "https:"):
             continue
         written = text[match.index : match.last_index]
