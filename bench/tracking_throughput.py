@@ -27,8 +27,10 @@ Rounds alternate the order of the kinds; after each kind the worker is drained (
 idle: ``describe``, no workflow task or activity pending), so a kind does not pay for the one
 before it. Per kind: *accepted* page views/s (every call answered 2xx) and p50/p99 latency;
 for api and identified also *processed* per second (until the leads applied every event).
-Medians over the rounds; the ratios are tracking / api, measured on the same server, the same
-worker and the same database in the same minutes. Timings are never asserted:
+Also the CPU time each process (service, worker, dev server) spent per page view over the send
+and the drain (``/proc``): less moved by other load on the machine than rates are. Medians
+over the rounds; the ratios are tracking / api, measured on the same server, the same worker
+and the same database in the same minutes. Timings are never asserted:
 ``tests/test_bench_tracking_smoke.py`` runs this tiny and checks that it reports figures.
 
 The cost of anonymous visitors: ``--visitors`` new visitors × ``--visits`` page views each,
@@ -104,6 +106,8 @@ class Phase:
     latencies_ms: list[float] = field(repr=False)
     statuses: Counter[int] = field(default_factory=Counter)
     drain_s: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each process used over the send and the drain."""
 
     @property
     def accepted(self) -> int:
@@ -122,20 +126,28 @@ class Phase:
             "processed_per_s": round(self.events / (self.send_s + self.drain_s), 1),
             "p50_ms": round(percentile(self.latencies_ms, 50), 1),
             "p99_ms": round(percentile(self.latencies_ms, 99), 1),
+            "cpu_ms_per_event": {
+                name: round(seconds * 1000 / max(1, self.events), 2)
+                for name, seconds in self.cpu_s.items()
+            },
         }
 
 
-def medians(phases: Sequence[Phase]) -> dict[str, dict[str, float]]:
+def medians(phases: Sequence[Phase]) -> dict[str, dict[str, Any]]:
     keys = ("accepted_per_s", "processed_per_s", "p50_ms", "p99_ms", "drain_s")
-    by_kind: dict[str, dict[str, float]] = {}
+    by_kind: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
         rows = [p.summary() for p in phases if p.kind == kind]
         if rows:
             by_kind[kind] = {k: round(statistics.median(r[k] for r in rows), 1) for k in keys}
+            by_kind[kind]["cpu_ms_per_event"] = {
+                name: round(statistics.median(r["cpu_ms_per_event"][name] for r in rows), 2)
+                for name in rows[0]["cpu_ms_per_event"]
+            }
     return by_kind
 
 
-def ratios(by_kind: dict[str, dict[str, float]]) -> dict[str, float]:
+def ratios(by_kind: dict[str, dict[str, Any]]) -> dict[str, float]:
     api = by_kind["api"]
     return {
         "identified_accepted": round(
@@ -147,7 +159,34 @@ def ratios(by_kind: dict[str, dict[str, float]]) -> dict[str, float]:
         "identified_processed": round(
             by_kind["identified"]["processed_per_s"] / api["processed_per_s"], 3
         ),
+        **{
+            f"{kind}_service_cpu": round(
+                by_kind[kind]["cpu_ms_per_event"]["service"] / api["cpu_ms_per_event"]["service"],
+                3,
+            )
+            for kind in ("identified", "anonymous")
+            if api["cpu_ms_per_event"].get("service")
+        },
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Processes:
+    """The processes whose CPU time a phase reports, by name."""
+
+    pids: dict[str, int]
+
+    def snapshot(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        return {name: seconds - before[name] for name, seconds in self.snapshot().items()}
 
 
 # --- the service's traffic --------------------------------------------------------------------
@@ -418,6 +457,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 base_url=f"http://127.0.0.1:{http_port}", timeout=60, limits=limits
             ) as http:
                 await wait_until_ready(http, service, tmp / "service.log")
+                processes = Processes(
+                    {"service": service.pid, "worker": worker.pid, "temporal": server.pid}
+                )
                 traffic = Traffic(
                     http,
                     site.site_key,
@@ -435,16 +477,19 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 for round_ in range(1, args.rounds + 1):
                     turn = (round_ - 1) % len(KINDS)
                     for kind in (*KINDS[turn:], *KINDS[:turn]):
+                        cpu_before = processes.snapshot()
                         phase = await traffic.run(
                             kind, round_, args.events, args.visits, args.concurrency, f"r{round_}"
                         )
                         if kind != "anonymous":
                             phase.drain_s, _ = await drain(client, lead_workflows, args.concurrency)
+                        phase.cpu_s = processes.since(cpu_before)
                         phases.append(phase)
                         print(f"  {json.dumps(phase.summary())}", flush=True)
 
                 await drain(client, lead_workflows, args.concurrency)
                 kept_before, before = rows_kept(engine), database_size(engine, db)
+                cpu_before = processes.snapshot()
                 cost_phase = await traffic.run(
                     "anonymous",
                     0,
@@ -453,6 +498,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     args.concurrency,
                     "cost",
                 )
+                cost_phase.cpu_s = processes.since(cpu_before)
                 kept_after, after = rows_kept(engine), database_size(engine, db)
         finally:
             for process in (service, worker):
@@ -488,19 +534,25 @@ def report(results: dict[str, Any]) -> str:
         f"{results['database']['kind']}; load average {results['machine']['load_average']} -> "
         f"{results['machine']['load_average_after']}",
         "",
-        f"{'kind':12} {'accepted/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'processed/s':>11}",
+        f"{'kind':12} {'accepted/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'processed/s':>11}"
+        f"   CPU ms per event: {'service':>7} {'worker':>7} {'temporal':>8}",
     ]
     for kind, row in by_kind.items():
         processed = f"{row['processed_per_s']:>11.0f}" if kind != "anonymous" else f"{'-':>11}"
+        cpu = row["cpu_ms_per_event"]
         lines.append(
             f"{kind:12} {row['accepted_per_s']:>10.0f} {row['p50_ms']:>7.0f} "
-            f"{row['p99_ms']:>7.0f} {processed}"
+            f"{row['p99_ms']:>7.0f} {processed}   {'':17} {cpu['service']:>7.2f} "
+            f"{cpu['worker']:>7.2f} {cpu['temporal']:>8.2f}"
         )
     lines += [
         "",
         f"identified / api, accepted: {ratio['identified_accepted']:.2f}; processed: "
         f"{ratio['identified_processed']:.2f}",
         f"anonymous / api, accepted: {ratio['anonymous_accepted']:.2f}",
+        "the service's CPU per event over the api's: "
+        f"identified {ratio.get('identified_service_cpu', 0):.2f}, "
+        f"anonymous {ratio.get('anonymous_service_cpu', 0):.2f}",
     ]
     cost_ = results["anonymous_cost"]
     lines += [

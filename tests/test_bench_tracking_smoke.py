@@ -35,10 +35,14 @@ def test_tracking_benchmark_reports_every_kind_and_the_cost_of_anonymous_visitor
     for phase in results["phases"]:
         assert phase["events"] == phase["accepted"] == 12, phase  # every page view taken
         assert phase["accepted_per_s"] > 0 and phase["p99_ms"] >= phase["p50_ms"] > 0
+        assert set(phase["cpu_ms_per_event"]) == {"service", "worker", "temporal"}
+        assert phase["cpu_ms_per_event"]["service"] > 0  # the service did the work
     assert set(results["ratios"]) == {
         "identified_accepted",
         "anonymous_accepted",
         "identified_processed",
+        "identified_service_cpu",
+        "anonymous_service_cpu",
     }
     assert all(ratio > 0 for ratio in results["ratios"].values())
     cost = results["anonymous_cost"]
