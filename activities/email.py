@@ -8,7 +8,9 @@ sending blindly again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +24,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from nurture.access.consent import LinkSigner, UnsubscribeClaim
+from nurture.access.email_links import LinkTagging, SiteOrigins
 from nurture.access.rep_links import RepClaim, RepLinks
+from nurture.access.visitor_links import IdentifyLinks
 from nurture.config.settings import MailerSettings
 from nurture.config.templating import (
     RenderedEmail,
@@ -96,14 +100,19 @@ class EmailActivities:
         mailer: Mailer,
         templates: Path | TemplateSet | TemplateSource,
         signer: LinkSigner,
+        site_origins: SiteOrigins | None = None,
     ) -> None:
         """``templates``: the worker's ``RulesSource`` (the templates of the rules version in
-        force, from memory), or a directory read once."""
+        force, from memory), or a directory read once. ``site_origins``: the websites whose
+        links in a lead's email carry the lead's identifying token (default: the live sites
+        in ``engine``, read once a minute)."""
         self.engine = engine
         self.mailer = mailer
         self.templates = template_source(templates)
         self.signer = signer
         self.rep_links = RepLinks(signer.secret, signer.public_url)
+        self.identify_links = IdentifyLinks(signer.secret, signer.public_url)
+        self.site_origins = site_origins or SiteOrigins(engine)
 
     @activity.defn(name=SEND_EMAIL)
     def send_email(self, request: EmailRequest) -> EmailResult:
@@ -115,6 +124,7 @@ class EmailActivities:
         )
         marketing = request.category == "touch"
         context, headers = request.context, {}
+        links: dict[str, str] = {}
         if marketing:
             links = self.signer.footer_links(
                 UnsubscribeClaim(lead_id=request.lead_id, key=request.key)
@@ -172,6 +182,8 @@ class EmailActivities:
                     to_email=request.to_email,
                     subject=rendered.subject[:998],
                 )
+            if marketing:  # to the lead: links to our sites say whose browser opens them
+                rendered = self._identifying(rendered, request.lead_id, row, links.values())
             # What this attempt sends, as the person receives it (their export shows it).
             row.text_body, row.html_body = rendered.text, rendered.html
             session.add(row)
@@ -189,6 +201,25 @@ class EmailActivities:
             self._mark_sent(session, row, message_id)
         bound.info("email sent", message_id=message_id)
         return EmailResult(key=request.key, message_id=message_id, status="sent")
+
+    def _identifying(
+        self, email: RenderedEmail, lead_id: str, row: OutboxMessage, own_links: Iterable[str]
+    ) -> RenderedEmail:
+        """The email with the lead's token on every link to a live site (docs/tracking.md).
+        The token is signed at the moment the outbox row was made, so every attempt of this
+        send (its key) carries the same one: a retry delivers what the first attempt would
+        have. A database error reading the sites sends the email untagged (logged)."""
+        origins = self.site_origins.current()
+        if not origins:
+            return email
+        tagging = LinkTagging(
+            origins=origins,
+            token=self.identify_links.token_for(lead_id, signed_at=row.created_at),
+            own_links=tuple(own_links),
+        )
+        return dataclasses.replace(
+            email, html=tagging.html(email.html), text=tagging.text(email.text)
+        )
 
     def _rep_links(self, rep: str, lead_id: str) -> dict[str, str]:
         """Signed, expiring links for the alert's recipient: the inbox, and accept/reject."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from itsdangerous import (
     BadData,
     Serializer,
     SignatureExpired,
+    TimestampSigner,
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
@@ -43,6 +44,17 @@ def canonical(token: str) -> bool:
         return False
 
 
+class _SignedAt(TimestampSigner):
+    """itsdangerous' timestamp signer, at a given moment instead of now."""
+
+    def __init__(self, *args: Any, at: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.at = at
+
+    def get_timestamp(self) -> int:
+        return self.at
+
+
 @dataclass(frozen=True, repr=False)
 class SignedLinks:
     """Signs and reads one kind of link. Subclasses are frozen dataclasses with ``repr=False``
@@ -62,8 +74,21 @@ class SignedLinks:
         kind = URLSafeTimedSerializer if self.timed else URLSafeSerializer
         return kind(self.secret, salt=self.salt)
 
-    def _sign(self, payload: object) -> str:
-        return str(self._serializer().dumps(payload))
+    def _sign(self, payload: object, signed_at: datetime | None = None) -> str:
+        """The token of ``payload``; a :attr:`timed` one says it was signed at ``signed_at``
+        (default now; a naive time is UTC, as the database hands it back): the same payload
+        signed at the same second is the same token."""
+        if signed_at is None:
+            return str(self._serializer().dumps(payload))
+        if not self.timed:
+            raise TypeError(f"{type(self).__name__} tokens carry no time")
+        serializer = URLSafeTimedSerializer(
+            self.secret,
+            salt=self.salt,
+            signer=_SignedAt,
+            signer_kwargs={"at": int(_utc(signed_at).timestamp())},
+        )
+        return str(serializer.dumps(payload))
 
     def _read(
         self, token: str, read: Callable[[Any], T], max_age: timedelta | None = None
@@ -100,3 +125,7 @@ class ExpiringLinks(SignedLinks):
     max_age: timedelta = timedelta(days=7)
 
     timed = True
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
