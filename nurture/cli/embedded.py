@@ -39,6 +39,7 @@ from nurture.client.temporal import (
     installed_binary,
     search_attribute_flags,
 )
+from nurture.config.forms import FormsSource
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import MailerSettings, WorkerOptions
 from nurture.config.tracking_settings import load_tracking_settings
@@ -195,6 +196,7 @@ async def run_embedded(
         loop.add_signal_handler(signum, stop.set)
     # A broken config or template stops here, before any server is started.
     source = RulesSource(options.config_dir, options.templates_dir, options.time_scale)
+    forms = FormsSource(options.config_dir)
     keep_private(options.data_dir)  # before the dev server, the database or the secret exist
     _check_free(options.port, "Temporal gRPC", "--port")
     if not options.headless:
@@ -237,13 +239,16 @@ async def run_embedded(
         worker = build_worker(client, worker_options, source)
         await keep_retention_schedule(client, source.current().engine)
         web_settings.tracking = load_tracking_settings(options.config_dir)
+        web_engine = make_engine(worker_options.database_url)
+        forms.record_status_in(web_engine)
         app = create_app(
             client,
-            make_engine(worker_options.database_url),
+            web_engine,
             signer,
             web_settings,
             lambda: source.current().scoring.known_event_types(),
             topics=lambda: source.current().cadences.topics(),
+            forms=forms.current,
         )
         async with worker, serving(app, "127.0.0.1", options.http_port):
             on_ready(

@@ -74,11 +74,13 @@ def record_loaded(
     loaded_at: datetime,
     config_dir: str,
     templates_dir: str | None,
+    name: str = ROW,
 ) -> None:
-    """A worker now uses ``version`` (at start, or after a valid edit)."""
+    """A worker now uses ``version`` (at start, or after a valid edit). ``name``: which
+    files (the rules, or the HTTP service's ``forms``)."""
     with Session(engine) as session:
-        row = session.get(RulesStatusRecord, ROW) or RulesStatusRecord(
-            name=ROW, version=version, loaded_at=loaded_at, config_dir=config_dir
+        row = session.get(RulesStatusRecord, name) or RulesStatusRecord(
+            name=name, version=version, loaded_at=loaded_at, config_dir=config_dir
         )
         row.version, row.loaded_at = version, loaded_at
         row.config_dir, row.templates_dir = config_dir, templates_dir
@@ -87,10 +89,10 @@ def record_loaded(
         session.commit()
 
 
-def record_rejected(engine: Engine, at: datetime, problems: list[str]) -> None:
+def record_rejected(engine: Engine, at: datetime, problems: list[str], name: str = ROW) -> None:
     """A worker refused an edit and keeps the version in force; every problem is kept."""
     with Session(engine) as session:
-        row = session.get(RulesStatusRecord, ROW)
+        row = session.get(RulesStatusRecord, name)
         if row is None:  # a worker records its load first; nothing to attach the edit to
             return
         row.rejected_at = at
@@ -100,10 +102,10 @@ def record_rejected(engine: Engine, at: datetime, problems: list[str]) -> None:
         session.commit()
 
 
-def read_rules_status(engine: Engine) -> RulesStatus | None:
+def read_rules_status(engine: Engine, name: str = ROW) -> RulesStatus | None:
     """What the workers recorded, or None before any worker ran on this database."""
     with Session(engine) as session:
-        row = session.get(RulesStatusRecord, ROW)
+        row = session.get(RulesStatusRecord, name)
         if row is None:
             return None
         return RulesStatus(
