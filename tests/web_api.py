@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from nurture.access.auth import create_key
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import make_engine
-from tests.conftest import Engine, running_engine
+from tests.conftest import TEST_RULES, Engine, running_engine
 
 
 @dataclass
@@ -30,9 +30,14 @@ class Api:
 
 @asynccontextmanager
 async def running_api(
-    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+    dev_env: WorkflowEnvironment,
+    standin: SendGridStandIn,
+    tmp_path: Path,
+    config_dir: Path = TEST_RULES,
 ) -> AsyncIterator[Api]:
-    async with running_engine(dev_env.client, standin, tmp_path, web=True) as engine:
+    async with running_engine(
+        dev_env.client, standin, tmp_path, config_dir=config_dir, web=True
+    ) as engine:
         db = make_engine(engine.database_url)
         keys = {
             "ingest": create_key(db, "ingest", "tracker")[1],

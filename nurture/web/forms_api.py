@@ -148,7 +148,9 @@ class FormsApi:
                     request,
                     422,
                     "Please check the form",
-                    f"{len(exc.problems)} field(s) need a change; nothing was sent.",
+                    "Nothing was saved: please correct "
+                    + ("this field" if len(exc.problems) == 1 else "these fields")
+                    + " and send the form again.",
                     exc.problems,
                     cors_headers(origin),
                 )
