@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -53,7 +53,9 @@ from tests.conftest import (
     wait_until,
 )
 from tests.test_tracking_api import BROWSER, ORIGIN, database, kept_for, new_site, send, visit
-from tests.web_api import Api, running_api
+
+if TYPE_CHECKING:  # imported by pytest as a plugin of the tracking tests: not here too
+    from tests.web_api import Api
 
 SHIPPED_FORMS = DEFAULT_CONFIG_DIR / "forms.yaml"
 CONTACT_CONSENT = (
@@ -92,6 +94,8 @@ async def web(
     config = tmp_path / "rules"
     shutil.copytree(TEST_RULES, config)
     (config / "forms.yaml").write_text(SHIPPED_FORMS.read_text() + DETAILS_FORM)
+    from tests.web_api import running_api
+
     async with running_api(dev_env, standin, tmp_path, config_dir=config) as api:
         yield Website(api, config)
 
