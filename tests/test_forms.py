@@ -324,10 +324,11 @@ async def test_every_bad_field_is_named_nothing_is_applied_and_a_good_post_still
         api.http,
         site,
         "details",
-        {"fields": {"work-email": email, "size": "lots", "phone": "call me", "first_name": "Ada"}},
+        {"fields": {"work-email": email, "size": "lots", "phone": "call me", "first_name": True}},
     )
     assert details.status_code == 422, details.text
     assert details.json()["errors"] == [
+        {"field": "first_name", "msg": "expected text"},  # a checkbox's true is no name
         {"field": "size", "msg": "expected a whole number, e.g. 250"},
         {
             "field": "phone",

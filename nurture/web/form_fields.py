@@ -77,7 +77,9 @@ def read_form(form: WebForm, values: FormValues) -> FormFields | list[FieldProbl
     if form.consent is not None:
         box = form.consent.field
         given = values.get(box, ())
-        ticked = any(isinstance(v, str) and v.strip().lower() not in NOT_TICKED for v in given)
+        ticked = any(
+            v is True or (isinstance(v, str) and v.strip().lower() not in NOT_TICKED) for v in given
+        )
         if not ticked and form.is_required(box):
             problems.append(FieldProblem(box, "required: tick this box to agree"))
     if problems:

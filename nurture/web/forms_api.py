@@ -275,10 +275,9 @@ async def _captured(request: Request, origin: str) -> Submission:
 
 
 def _as_text(value: object) -> object:
-    """A captured value as a plain post would carry it: a ticked checkbox is ``on``."""
-    if value is True:
-        return "on"
-    if isinstance(value, int | float):
+    """A captured value as a plain post would carry it: a number as its text (a checkbox's
+    ``true`` stays itself: ticked, and no text for a field that wants some)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return value
 
