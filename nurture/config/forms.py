@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy.engine import Engine
 
 from nurture.config.config_loader import ConfigError, describe_in_file, read_settings_file
+from nurture.config.file_watch import ChangeWatch
 from nurture.config.tracking_settings import load_tracking_settings
 from nurture.domain.leads import (
     CONSENT_TEXT_MAX,
@@ -245,10 +245,8 @@ class FormsSource:
     def __init__(self, config_dir: Path, recheck_every: float = 1.0) -> None:
         self.config_dir = config_dir
         self.path = config_dir / FORMS_FILE
-        self.recheck_every = recheck_every
         self._lock = threading.Lock()
-        self._checked_at = time.monotonic()
-        self._stamp = self._mtime()
+        self._watch = ChangeWatch(self._mtime, recheck_every)
         self._book = load_forms(config_dir)
         self.version = self._digest()
         self.loaded_at = datetime.now(UTC)
@@ -256,12 +254,8 @@ class FormsSource:
 
     def current(self) -> FormBook:
         with self._lock:
-            if time.monotonic() - self._checked_at >= self.recheck_every:
-                self._checked_at = time.monotonic()
-                stamp = self._mtime()
-                if stamp != self._stamp:
-                    self._stamp = stamp
-                    self._reload()
+            if self._watch.changed():
+                self._reload()
             return self._book
 
     def _reload(self) -> None:
@@ -299,19 +293,7 @@ class FormsSource:
     def _record(self, rejected: list[str] | None = None) -> None:
         if self._status is None:
             return
-        from nurture.store.rules_status import record_loaded, record_rejected
+        from nurture.store.rules_status import InForce, record_status
 
-        try:
-            if rejected is None:
-                record_loaded(
-                    self._status,
-                    self.version,
-                    self.loaded_at,
-                    str(self.config_dir),
-                    None,
-                    name=FORMS_STATUS_ROW,
-                )
-            else:
-                record_rejected(self._status, datetime.now(UTC), rejected, name=FORMS_STATUS_ROW)
-        except Exception:  # the status is for people; forms go on without it
-            log.exception("could not record the forms status")
+        in_force = InForce(FORMS_STATUS_ROW, self.version, self.loaded_at, str(self.config_dir))
+        record_status(self._status, in_force, rejected)

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel
 
 from nurture.store.clock import utcnow
+
+log = structlog.get_logger(__name__)
 
 ROW = "rules"
 """Every worker of one engine database shares the rules; the row says what the last one saw."""
@@ -100,6 +103,36 @@ def record_rejected(engine: Engine, at: datetime, problems: list[str], name: str
         row.updated_at = utcnow()
         session.add(row)
         session.commit()
+
+
+@dataclass(frozen=True)
+class InForce:
+    """The version of some config files a process uses: what :func:`record_status` keeps."""
+
+    name: str
+    version: str
+    loaded_at: datetime
+    config_dir: str
+    templates_dir: str | None = None
+
+
+def record_status(engine: Engine, in_force: InForce, rejected: list[str] | None = None) -> None:
+    """Record the version in force, or (``rejected``) an edit refused with its problems.
+    Never raises: the status is for people, and leads and forms go on without it."""
+    try:
+        if rejected is None:
+            record_loaded(
+                engine,
+                in_force.version,
+                in_force.loaded_at,
+                in_force.config_dir,
+                in_force.templates_dir,
+                name=in_force.name,
+            )
+        else:
+            record_rejected(engine, utcnow(), rejected, name=in_force.name)
+    except Exception:
+        log.exception("could not record the status of the config files", files=in_force.name)
 
 
 def read_rules_status(engine: Engine, name: str = ROW) -> RulesStatus | None:
