@@ -28,6 +28,7 @@ from nurture.cli.embedded import point_standin_webhook
 from nurture.client.sales import query_state
 from nurture.client.starting import send_event, send_profile
 from nurture.client.temporal import installed_binary
+from nurture.config.forms import FormsSource
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import CrmSettings, MailerSettings, WorkerOptions
 from nurture.config.tracking_settings import TrackingSettings
@@ -196,6 +197,7 @@ async def running_engine(
                 lambda: rules.current().scoring.known_event_types(),
                 task_queue,
                 topics=lambda: rules.current().cadences.topics(),
+                forms=FormsSource(config_dir).current,
             )
             web_url = await stack.enter_async_context(serving(app, "127.0.0.1", web_port))
             point_standin_webhook(standin, f"{web_url}/webhooks/sendgrid")

@@ -34,7 +34,8 @@ ROLES = ["ingest", "marketer", "rep", "operator", None]  # None: no key at all
 
 PUBLIC = {"GET /healthz", "POST /webhooks/sendgrid", "POST /webhooks/crm", "GET /u/{token}"}
 PUBLIC |= {"POST /u/{token}", "GET /p/{token}", "POST /p/{token}"}
-PUBLIC |= {"GET /t.js", "POST /t/{site_key}", "POST /t/{site_key}/identify"}  # a site key's
+PUBLIC |= {"GET /t.js", "POST /t/{site_key}", "POST /t/{site_key}/identify"}  # the website's
+PUBLIC |= {"POST /f/{site_key}/{form}"}
 REP_WORK = {f"POST /api/leads/{{lead_id}}/{a}" for a in ("accept", "contact", "reject", "outcome")}
 REP_WORK |= {"GET /api/leads/{lead_id}", "GET /api/tasks", "POST /api/tasks/{task_id}/complete"}
 INGEST = {"POST /api/events", "POST /api/leads"}

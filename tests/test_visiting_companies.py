@@ -255,7 +255,9 @@ async def geo_api(
     """The service with a worker and the tests' IP databases."""
     from tests.web_api import running_api  # a plugin module: imported once pytest is up
 
-    async with running_api(dev_env, standin, tmp_path, geo_settings(tmp_path / "geo")) as api:
+    async with running_api(
+        dev_env, standin, tmp_path, tracking=geo_settings(tmp_path / "geo")
+    ) as api:
         yield api
 
 

@@ -16,7 +16,7 @@ from nurture.access.auth import create_key
 from nurture.config.tracking_settings import TrackingSettings
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import make_engine
-from tests.conftest import Engine, running_engine
+from tests.conftest import TEST_RULES, Engine, running_engine
 
 
 @dataclass
@@ -34,10 +34,11 @@ async def running_api(
     dev_env: WorkflowEnvironment,
     standin: SendGridStandIn,
     tmp_path: Path,
+    config_dir: Path = TEST_RULES,
     tracking: TrackingSettings | None = None,
 ) -> AsyncIterator[Api]:
     async with running_engine(
-        dev_env.client, standin, tmp_path, web=True, tracking=tracking
+        dev_env.client, standin, tmp_path, config_dir=config_dir, web=True, tracking=tracking
     ) as engine:
         db = make_engine(engine.database_url)
         keys = {

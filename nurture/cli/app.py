@@ -6,7 +6,7 @@ import functools
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.panel import Panel
@@ -41,7 +41,7 @@ from nurture.config.config_loader import (
     load_rules,
     templates_dir_from_env,
 )
-from nurture.config.tracking_settings import load_tracking_settings
+from nurture.config.forms import check_website_files
 from nurture.contract.messages import (
     TASK_QUEUE,
     ActionResult,
@@ -58,6 +58,9 @@ from nurture.privacy.master_keys import MasterKeyError
 from nurture.runtime.logging import configure_logging
 from nurture.runtime.process import exit_now
 from nurture.store.campaigns import MAX_AMOUNT
+
+if TYPE_CHECKING:
+    from nurture.store.rules_status import RulesStatus
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -648,19 +651,18 @@ def templates_check(
 def config_check(
     config: ConfigOpt = None, templates: TemplatesOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Validate the rules, render every template against sample leads, and read the
-    website tracker's settings (tracking.yaml, its IP databases)."""
+    """Validate the rules and render every template against sample leads; check the
+    website's forms.yaml and tracking.yaml."""
     config_dir, templates_dir = config_dir_from_env(config), templates_dir_from_env(templates)
     problems: list[str] = []
+    rules = None
     try:
         rules = load_rules(config_dir, templates_dir)
     except ConfigError as exc:
-        problems += exc.problems
-    try:
-        load_tracking_settings(config_dir)
-    except ConfigError as exc:
-        problems += exc.problems
-    if problems:
+        problems.extend(exc.problems)
+    website = check_website_files(config_dir, rules.scoring.known_event_types() if rules else None)
+    problems.extend(website.problems)
+    if problems or rules is None or website.forms is None:
         if as_json:
             print_json({"ok": False, "problems": problems})
         else:
@@ -668,12 +670,14 @@ def config_check(
             for problem in problems:
                 errors.print(f"  {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
+    forms = [form.name for form in website.forms.forms]
     if as_json:
         print_json(
             {
                 "ok": True,
                 "version": rules.version,
                 "cadences": [c.id for c in rules.cadences.cadences],
+                "forms": forms,
             }
         )
     else:
@@ -681,7 +685,8 @@ def config_check(
             Text.assemble(
                 ("ok", "green"),
                 f": {config_dir} (version {rules.version}), "
-                f"{sum(len(c.steps) for c in rules.cadences.cadences)} cadence steps render",
+                f"{sum(len(c.steps) for c in rules.cadences.cadences)} cadence steps render, "
+                f"{len(forms)} website form(s)",
             )
         )
 
@@ -689,12 +694,19 @@ def config_check(
 @config_app.command("status")
 def config_status(as_json: JsonOpt = False) -> None:
     """The rules version the workers use, when they loaded it, and the last edit they refused
-    with every problem (file:line: what). Exit 1 while the newest edit is refused (what is
-    saved is not what is sent) or before any worker ran on this database."""
+    with every problem (file:line: what); the same for the forms the HTTP service uses, and
+    the problems of the website's files on disk (forms.yaml, tracking.yaml). Exit 1 while the
+    newest edit is refused (what is saved is not what is sent), while a website file is
+    broken, or before any worker ran on this database."""
+    from nurture.config.forms import FORMS_STATUS_ROW
     from nurture.store.db import database_url_from_env, make_engine
     from nurture.store.rules_status import read_rules_status
 
-    status = read_rules_status(make_engine(database_url_from_env()))
+    engine = make_engine(database_url_from_env())
+    status = read_rules_status(engine)
+    forms = read_rules_status(engine, FORMS_STATUS_ROW)
+    website_dir = Path(forms.config_dir) if forms else config_dir_from_env()
+    website = check_website_files(website_dir, None).problems
     if status is None:
         if as_json:
             print_json({"version": None, "last_rejected_edit": None})
@@ -702,33 +714,51 @@ def config_status(as_json: JsonOpt = False) -> None:
             errors.print("no worker has loaded rules on this database yet (start one)")
         raise typer.Exit(1)
     if as_json:
-        print_json(status.as_json())
-    else:
-        console.print(
-            Text.assemble(
-                "rules in force: ",
-                (status.version, "bold"),
-                f" (loaded {status.loaded_at:%Y-%m-%d %H:%M:%S %Z}, from {status.config_dir})",
-            ),
-            highlight=False,
+        print_json(
+            {
+                **status.as_json(),
+                "forms": forms.as_json() if forms else None,
+                "website_problems": website,
+            }
         )
-        if status.rejected_at is None:
-            console.print("no edit has been refused")
-        else:
-            state = (
-                ("refused: still in force is the version above", "bold red")
-                if status.rejection_pending
-                else ("since replaced by the version above", "")
+    else:
+        _print_status("rules", status)
+        if forms is not None:
+            _print_status("forms", forms)
+        if website:
+            errors.print(
+                f"website files in {website_dir}: {len(website)} problem(s):", style="bold red"
             )
-            console.print(
-                Text.assemble(
-                    f"last refused edit: {status.rejected_at:%Y-%m-%d %H:%M:%S %Z}, ",
-                    state,
-                    f"; {len(status.rejected_problems)} problem(s):",
-                ),
-                highlight=False,
-            )
-            for problem in status.rejected_problems:
-                console.print(f"  {problem}", highlight=False, soft_wrap=True)
-    if status.rejection_pending:
+            for problem in website:
+                errors.print(f"  {problem}", highlight=False, soft_wrap=True)
+    if status.rejection_pending or (forms and forms.rejection_pending) or website:
         raise typer.Exit(1)
+
+
+def _print_status(what: str, status: RulesStatus) -> None:
+    console.print(
+        Text.assemble(
+            f"{what} in force: ",
+            (status.version, "bold"),
+            f" (loaded {status.loaded_at:%Y-%m-%d %H:%M:%S %Z}, from {status.config_dir})",
+        ),
+        highlight=False,
+    )
+    if status.rejected_at is None:
+        console.print(f"no edit of the {what} has been refused")
+        return
+    state = (
+        ("refused: still in force is the version above", "bold red")
+        if status.rejection_pending
+        else ("since replaced by the version above", "")
+    )
+    console.print(
+        Text.assemble(
+            f"last refused edit: {status.rejected_at:%Y-%m-%d %H:%M:%S %Z}, ",
+            state,
+            f"; {len(status.rejected_problems)} problem(s):",
+        ),
+        highlight=False,
+    )
+    for problem in status.rejected_problems:
+        console.print(f"  {problem}", highlight=False, soft_wrap=True)

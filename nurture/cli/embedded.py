@@ -41,6 +41,7 @@ from nurture.client.temporal import (
     installed_binary,
     search_attribute_flags,
 )
+from nurture.config.forms import FormsSource
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import MailerSettings, WorkerOptions
 from nurture.config.tracking_settings import load_tracking_settings
@@ -209,6 +210,7 @@ async def run_embedded(
         loop.add_signal_handler(signum, stop.set)
     # A broken config or template stops here, before any server is started.
     source = RulesSource(options.config_dir, options.templates_dir, options.time_scale)
+    forms = FormsSource(options.config_dir)
     keep_private(options.data_dir)  # before the dev server, the database or the secret exist
     _check_free(options.port, "Temporal gRPC", "--port")
     if not options.headless:
@@ -251,15 +253,17 @@ async def run_embedded(
         )
         worker = build_worker(client, worker_options, source)
         await keep_retention_schedule(client, source.current().engine)
-        database = make_engine(worker_options.database_url)
-        web_settings.demo_site_key = demo_site(database, options.http_port).site_key
+        web_engine = make_engine(worker_options.database_url)
+        forms.record_status_in(web_engine)
+        web_settings.demo_site_key = demo_site(web_engine, options.http_port).site_key
         app = create_app(
             client,
-            database,
+            web_engine,
             signer,
             web_settings,
             lambda: source.current().scoring.known_event_types(),
             topics=lambda: source.current().cadences.topics(),
+            forms=forms.current,
         )
         async with worker, serving(app, "127.0.0.1", options.http_port):
             on_ready(

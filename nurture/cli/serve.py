@@ -11,6 +11,7 @@ from nurture.access.consent import ConsentConfigError, LinkSigner
 from nurture.cli.output import connect_client, fail
 from nurture.client.sales import LeadActionError
 from nurture.config.config_loader import ConfigError, config_dir_from_env, templates_dir_from_env
+from nurture.config.forms import FormsSource
 from nurture.config.rules_source import RulesSource
 from nurture.config.tracking_settings import load_tracking_settings
 from nurture.store.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
@@ -29,14 +30,18 @@ async def serve_forever(host: str | None, port: int | None) -> int:
         signer = LinkSigner.from_env(create=False, http_host=settings.host, http_port=settings.port)
         source = RulesSource(config_dir_from_env(), templates_dir_from_env())  # for ingest
         settings.tracking = load_tracking_settings(config_dir_from_env())
+        forms = FormsSource(config_dir_from_env())
         client = await connect_client()
+        engine = make_engine(database_url_from_env())
+        forms.record_status_in(engine)
         app = create_app(
             client,
-            make_engine(database_url_from_env()),
+            engine,
             signer,
             settings,
             lambda: source.current().scoring.known_event_types(),
             topics=lambda: source.current().cadences.topics(),
+            forms=forms.current,
         )
     except ConfigError as exc:
         return fail("; ".join(exc.problems), 2)

@@ -183,6 +183,14 @@ def read_settings_file(path: Path, model: type[M]) -> M:
         raise ConfigError([places.describe(err) for err in exc.errors()]) from None
 
 
+def describe_in_file(path: Path, loc: tuple[str | int, ...], message: str) -> str:
+    """A problem found after a file validated (a check across files), said as its
+    validation errors are: ``file:line: form "contact": event: what is wrong``."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    error = {"loc": loc, "msg": message, "type": "value_error", "input": None}
+    return _YamlPlaces(path, text).describe(error)
+
+
 NAMED_LISTS: dict[str, tuple[str, str | None]] = {
     "cadences": ("cadence", "id"),
     "steps": ("step", "name"),
@@ -192,6 +200,7 @@ NAMED_LISTS: dict[str, tuple[str, str | None]] = {
     "url_rules": ("url rule", "pattern"),
     "grades": ("grade", "grade"),
     "away": ("away period", None),
+    "forms": ("form", "name"),
 }
 """List keys whose items a marketer knows by a name: the problem says ``cadence "enterprise",
 step 2 "security"`` rather than ``cadences.0.steps.1``. Steps keep their number too: order

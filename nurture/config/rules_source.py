@@ -9,7 +9,6 @@ service reads which event types scoring knows.
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from nurture.config.config_loader import ConfigError, RuleSet, load_rule_set
+from nurture.config.file_watch import ChangeWatch
 from nurture.config.templating import TemplateSet
 from nurture.domain.rules import Rules
 
@@ -43,10 +43,8 @@ class RulesSource:
         self.config_dir = config_dir
         self.templates_dir = templates_dir
         self.time_scale = time_scale
-        self.recheck_every = recheck_every  # seconds between looks at the files
         self._lock = threading.Lock()
-        self._checked_at = time.monotonic()
-        self._stamp = self._mtimes()
+        self._watch = ChangeWatch(self._mtimes, recheck_every)
         self._set = load_rule_set(config_dir, templates_dir, time_scale)
         self.loaded_at = datetime.now(UTC)
         self._status: Engine | None = None
@@ -67,12 +65,8 @@ class RulesSource:
 
     def rule_set(self) -> RuleSet:
         with self._lock:
-            if time.monotonic() - self._checked_at >= self.recheck_every:
-                self._checked_at = time.monotonic()
-                stamp = self._mtimes()
-                if stamp != self._stamp:
-                    self._stamp = stamp
-                    self._reload()
+            if self._watch.changed():
+                self._reload()
             return self._set
 
     def _reload(self) -> None:
@@ -105,18 +99,13 @@ class RulesSource:
     def _record(self, rejected: list[str] | None = None) -> None:
         if self._status is None:
             return
-        from nurture.store.rules_status import record_loaded, record_rejected
+        from nurture.store.rules_status import ROW, InForce, record_status
 
-        try:
-            if rejected is None:
-                record_loaded(
-                    self._status,
-                    self._set.rules.version,
-                    self.loaded_at,
-                    str(self.config_dir),
-                    str(self.templates_dir),
-                )
-            else:
-                record_rejected(self._status, datetime.now(UTC), rejected)
-        except Exception:  # the status is for people; leads go on without it
-            log.exception("could not record the rules status")
+        in_force = InForce(
+            ROW,
+            self._set.rules.version,
+            self.loaded_at,
+            str(self.config_dir),
+            str(self.templates_dir),
+        )
+        record_status(self._status, in_force, rejected)

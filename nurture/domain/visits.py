@@ -128,3 +128,28 @@ class IdentifyRequest(BaseModel):
         if profile is None or not profile.sent_fields:
             return None
         return profile
+
+
+FORM_FIELDS_MAX = 200
+FormFieldValue = str | bool | int | float | None
+"""A field as the tracker copies it: text, a checkbox's true or false, a number."""
+
+
+class FormCapture(BaseModel):
+    """The tracker's copy of a ``<form data-nurture-form="NAME">`` submission (a form that
+    posts elsewhere), for ``POST /f/{site_key}/{form}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visitor: str | None = Field(default=None, pattern=TRACKER_ID_PATTERN)
+    consent: ConsentState | None = None
+    url: str | None = Field(
+        default=None,
+        max_length=URL_MAX,
+        description="the page the form was on (recorded when it is on the posting origin)",
+    )
+    fields: dict[str, FormFieldValue | list[FormFieldValue]] = Field(
+        max_length=FORM_FIELDS_MAX,
+        description="every field of the form by its name (several values: a list); names "
+        "the form's definition does not map are ignored",
+    )

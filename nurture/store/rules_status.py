@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel
 
 from nurture.store.clock import utcnow
+
+log = structlog.get_logger(__name__)
 
 ROW = "rules"
 """Every worker of one engine database shares the rules; the row says what the last one saw."""
@@ -74,11 +77,13 @@ def record_loaded(
     loaded_at: datetime,
     config_dir: str,
     templates_dir: str | None,
+    name: str = ROW,
 ) -> None:
-    """A worker now uses ``version`` (at start, or after a valid edit)."""
+    """A worker now uses ``version`` (at start, or after a valid edit). ``name``: which
+    files (the rules, or the HTTP service's ``forms``)."""
     with Session(engine) as session:
-        row = session.get(RulesStatusRecord, ROW) or RulesStatusRecord(
-            name=ROW, version=version, loaded_at=loaded_at, config_dir=config_dir
+        row = session.get(RulesStatusRecord, name) or RulesStatusRecord(
+            name=name, version=version, loaded_at=loaded_at, config_dir=config_dir
         )
         row.version, row.loaded_at = version, loaded_at
         row.config_dir, row.templates_dir = config_dir, templates_dir
@@ -87,10 +92,10 @@ def record_loaded(
         session.commit()
 
 
-def record_rejected(engine: Engine, at: datetime, problems: list[str]) -> None:
+def record_rejected(engine: Engine, at: datetime, problems: list[str], name: str = ROW) -> None:
     """A worker refused an edit and keeps the version in force; every problem is kept."""
     with Session(engine) as session:
-        row = session.get(RulesStatusRecord, ROW)
+        row = session.get(RulesStatusRecord, name)
         if row is None:  # a worker records its load first; nothing to attach the edit to
             return
         row.rejected_at = at
@@ -100,10 +105,40 @@ def record_rejected(engine: Engine, at: datetime, problems: list[str]) -> None:
         session.commit()
 
 
-def read_rules_status(engine: Engine) -> RulesStatus | None:
+@dataclass(frozen=True)
+class InForce:
+    """The version of some config files a process uses: what :func:`record_status` keeps."""
+
+    name: str
+    version: str
+    loaded_at: datetime
+    config_dir: str
+    templates_dir: str | None = None
+
+
+def record_status(engine: Engine, in_force: InForce, rejected: list[str] | None = None) -> None:
+    """Record the version in force, or (``rejected``) an edit refused with its problems.
+    Never raises: the status is for people, and leads and forms go on without it."""
+    try:
+        if rejected is None:
+            record_loaded(
+                engine,
+                in_force.version,
+                in_force.loaded_at,
+                in_force.config_dir,
+                in_force.templates_dir,
+                name=in_force.name,
+            )
+        else:
+            record_rejected(engine, utcnow(), rejected, name=in_force.name)
+    except Exception:
+        log.exception("could not record the status of the config files", files=in_force.name)
+
+
+def read_rules_status(engine: Engine, name: str = ROW) -> RulesStatus | None:
     """What the workers recorded, or None before any worker ran on this database."""
     with Session(engine) as session:
-        row = session.get(RulesStatusRecord, ROW)
+        row = session.get(RulesStatusRecord, name)
         if row is None:
             return None
         return RulesStatus(

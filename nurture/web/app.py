@@ -29,6 +29,7 @@ from nurture.access.dashboard_links import DashboardLinks
 from nurture.access.rep_links import RepLinks
 from nurture.access.visitor_links import IdentifyLinks
 from nurture.client.visits import Visits
+from nurture.config.forms import FormBook
 from nurture.config.tracking_settings import TrackingSettings
 from nurture.contract.messages import TASK_QUEUE
 from nurture.privacy.codec import EnvelopeCodec
@@ -42,6 +43,7 @@ from nurture.web.demo import DemoSite
 from nurture.web.erasure_api import ErasureApi
 from nurture.web.event_store import EventStore
 from nurture.web.export_api import ExportApi
+from nurture.web.forms_api import FormsApi
 from nurture.web.inbox import RepInbox
 from nurture.web.ingest_api import IngestApi
 from nurture.web.leads_api import LeadsApi
@@ -111,10 +113,12 @@ def create_app(
     known_event_types: Callable[[], set[str] | None] = lambda: None,
     task_queue: str = TASK_QUEUE,
     topics: Callable[[], list[str]] = list,
+    forms: Callable[[], FormBook] = FormBook,
 ) -> FastAPI:
     """The service. ``known_event_types`` (from the current rules) lets ingest refuse event
     types scoring.yaml does not know, as the CLI does; ``topics`` (the cadences' topics in
-    force) are what the preferences page offers."""
+    force) are what the preferences page offers; ``forms`` (``config/forms.yaml`` in force,
+    see :class:`~nurture.config.forms.FormsSource`) are the website's forms."""
     store = EventStore(engine)
     verifier = (
         WebhookVerifier(settings.webhook_public_key, settings.webhook_max_age_seconds)
@@ -170,6 +174,7 @@ def create_app(
         weakref.finalize(app, places.close)
     gate = SiteGate(engine, settings.tracking, places)
     app.include_router(TrackingApi(gate, visits, known_event_types).router())
+    app.include_router(FormsApi(gate, visits, forms, pages).router())
     if settings.demo_site_key:
         app.include_router(DemoSite(settings.demo_site_key, pages).router())
     codec = client.data_converter.payload_codec if isinstance(client, Client) else None

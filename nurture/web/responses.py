@@ -204,6 +204,8 @@ def _with_declared_bodies(spec: dict[str, Any]) -> dict[str, Any]:
             schema = operation.pop(REQUEST_SCHEMA, None)
             if schema is not None:
                 body = _defs_as_components(copy.deepcopy(schema), spec)
+                # A route that reads its body raw declares no body parameter: FastAPI then
+                # writes no requestBody at all.
                 declared = operation.setdefault("requestBody", {"required": True})
                 declared.setdefault("content", {})["application/json"] = {"schema": body}
     return spec

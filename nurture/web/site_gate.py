@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from crawlerdetect import CrawlerDetect
 from fastapi import HTTPException, Request
+from fastapi.responses import Response
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -98,6 +99,29 @@ class SiteGate:
     def opted_out(request: Request) -> bool:
         """Global Privacy Control or Do Not Track: the person asked not to be tracked."""
         return request.headers.get("sec-gpc") == "1" or request.headers.get("dnt") == "1"
+
+    def may_track(self, request: Request, site: Site, consent: str | None) -> bool:
+        """Whether the visit may be kept: not for a bot, a person who opted out (GPC, DNT),
+        consent denied, or a site whose default is denied without consent granted."""
+        if self.is_bot(request) or self.opted_out(request):
+            return False
+        if consent == "denied":
+            return False
+        return not (site.consent_default == "denied" and consent != "granted")
+
+    async def preflight(self, request: Request, site_key: str) -> Response:
+        """What a browser asks before a ``fetch`` with a JSON body (``sendBeacon`` with text
+        asks nothing): allowed for the site's own origins only."""
+        _, origin = await self.site(request, site_key)
+        return Response(
+            status_code=204,
+            headers={
+                **cors_headers(origin),
+                "Access-Control-Allow-Methods": "POST",
+                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Max-Age": "600",
+            },
+        )
 
     async def within_limits(
         self, request: Request, origin: str, visitor: str | None = None, *, form: bool = False

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ValidationError
 from nurture.client.ingest import unknown_event_type
 from nurture.client.visits import Recorded, VisitRefused, Visits, VisitsUnavailable
 from nurture.domain.visits import IdentifyRequest, TrackRequest
-from nurture.store.tracking import Site
 from nurture.web.responses import errors, json_body
 from nurture.web.site_gate import SiteGate, cors_headers
 
@@ -84,7 +83,9 @@ class TrackingApi:
             summary="Who a website visitor is: an email, a lead id or a signed email-link token",
         )
         for path in ("/t/{site_key}", "/t/{site_key}/identify"):
-            router.add_api_route(path, self.preflight, methods=["OPTIONS"], include_in_schema=False)
+            router.add_api_route(
+                path, self.gate.preflight, methods=["OPTIONS"], include_in_schema=False
+            )
         return router
 
     async def tracker(self, request: Request) -> Response:
@@ -99,24 +100,10 @@ class TrackingApi:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
 
-    async def preflight(self, request: Request, site_key: str) -> Response:
-        """What a browser asks before a ``fetch`` with a JSON body (``sendBeacon`` with text
-        asks nothing)."""
-        _, origin = await self.gate.site(request, site_key)
-        return Response(
-            status_code=204,
-            headers={
-                **cors_headers(origin),
-                "Access-Control-Allow-Methods": "POST",
-                "Access-Control-Allow-Headers": "Content-Type",
-                "Access-Control-Max-Age": "600",
-            },
-        )
-
     async def events(self, request: Request, site_key: str) -> Response:
         site, origin = await self.gate.site(request, site_key)
         call = await self._read(request, TrackRequest, origin)
-        if not self._may_store(request, site, call.consent):
+        if not self.gate.may_track(request, site, call.consent):
             return Response(status_code=204, headers=cors_headers(origin))
         await self.gate.within_limits(request, origin, call.visitor)
         known = self.known_event_types()
@@ -135,7 +122,7 @@ class TrackingApi:
     async def identify(self, request: Request, site_key: str) -> Response:
         site, origin = await self.gate.site(request, site_key)
         call = await self._read(request, IdentifyRequest, origin)
-        if not self._may_store(request, site, call.consent):
+        if not self.gate.may_track(request, site, call.consent):
             return Response(status_code=204, headers=cors_headers(origin))
         await self.gate.within_limits(request, origin, call.visitor)
         try:
@@ -152,15 +139,6 @@ class TrackingApi:
         except VisitsUnavailable as exc:
             raise _unavailable(origin, str(exc)) from None
         return _answer(origin, Identified(identified=True), 200)
-
-    def _may_store(self, request: Request, site: Site, consent: str | None) -> bool:
-        """Nothing is stored for a bot, a person who opted out (GPC, DNT), consent denied, or
-        a site whose default is denied without consent granted."""
-        if self.gate.is_bot(request) or self.gate.opted_out(request):
-            return False
-        if consent == "denied":
-            return False
-        return not (site.consent_default == "denied" and consent != "granted")
 
     @staticmethod
     async def _read(request: Request, model: type[M], origin: str) -> M:
