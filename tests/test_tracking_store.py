@@ -96,6 +96,21 @@ def test_retention_deletes_old_anonymous_events_and_visitors(engine: Engine) -> 
     assert tracking.find_visitor(engine, known) is not None  # a lead's device stays
 
 
+def test_last_seen_moves_by_the_minute_and_a_new_place_at_once(engine: Engine) -> None:
+    key = tracking.visitor_key("sk_a", "m" * 20)
+    office = Place("203.0.113.0", "GB", "London", "Acme Ltd")
+    tracking.seen(engine, key, "sk_a", office, T0)
+    tracking.seen(engine, key, "sk_a", office, T0 + timedelta(seconds=30))
+    assert tracking.find_visitor(engine, key).last_seen_at == T0  # within the minute: no write
+    tracking.seen(engine, key, "sk_a", Place(), T0 + timedelta(seconds=61))
+    assert tracking.find_visitor(engine, key).last_seen_at == T0 + timedelta(seconds=61)
+    home = Place("198.51.100.0", "FR", "Lyon", "Fibre SA")
+    tracking.seen(engine, key, "sk_a", home, T0 + timedelta(seconds=62))
+    stored = tracking.find_visitor(engine, key)
+    assert (stored.ip, stored.city, stored.organisation) == ("198.51.100.0", "Lyon", "Fibre SA")
+    assert stored.last_seen_at == T0 + timedelta(seconds=62)
+
+
 def test_a_visitor_identified_again_belongs_to_the_new_lead(engine: Engine) -> None:
     key = tracking.visitor_key("sk_a", "w" * 20)
     tracking.seen(engine, key, "sk_a", Place(), T0)

@@ -15,7 +15,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -255,6 +255,20 @@ def find_visitor(engine: Engine, key: str) -> Visitor | None:
         return session.get(Visitor, key)
 
 
+SEEN_PRECISION = timedelta(minutes=1)
+"""How finely a visitor's ``last_seen_at`` is kept: a known visitor's page views within a minute
+of the last recorded one write nothing (the "visiting now" table counts in minutes)."""
+
+
+def _same_place(visitor: Visitor, place: Place) -> bool:
+    return not place.ip or (visitor.ip, visitor.country, visitor.city, visitor.organisation) == (
+        place.ip,
+        place.country,
+        place.city,
+        place.organisation,
+    )
+
+
 def seen(engine: Engine, key: str, site_key: str, place: Place, at: datetime) -> Visitor:
     """Record a visit of ``key`` (made on first sight); its latest place is kept. A visitor
     whose lead was erased stays as the erasure left it: nothing of a later visit is kept."""
@@ -264,6 +278,8 @@ def seen(engine: Engine, key: str, site_key: str, place: Place, at: datetime) ->
             return visitor
         if visitor is None:
             visitor = Visitor(visitor_key=key, site_key=site_key, first_seen_at=at, last_seen_at=at)
+        elif at - visitor.last_seen_at < SEEN_PRECISION and _same_place(visitor, place):
+            return visitor  # nothing worth a write: a page view a second is a commit a second
         visitor.last_seen_at = max(visitor.last_seen_at, at)
         if place.ip:
             visitor.ip = place.ip
