@@ -30,6 +30,7 @@ PAGE = {
     "Chrome/131.0.0.0 Safari/537.36",
     "Content-Type": "text/plain",
 }
+FORM_PAGE = {k: v for k, v in PAGE.items() if k != "Content-Type"}
 HOSTILE = "{{ 7*7 }}{% if 1 %}<script>alert(1)</script>{% endif %}"
 
 
@@ -78,7 +79,11 @@ async def test_hostile_bodies_are_refused_and_hostile_text_kept_as_text(
     http, site, engine = service
     url = f"/t/{site.site_key}"
     huge = await http.post(url, content="x" * (65 * 1024), headers=PAGE)
-    assert huge.status_code == 413
+    assert huge.status_code == 413 and "limit of 64 KiB" in huge.json()["detail"]
+    # A form post too: the limit named in a unit a person reads (it said "0 MiB").
+    form = {"email": "long@x.test", "first_name": "n" * 200_000}
+    long_form = await http.post(f"/f/{site.site_key}/contact", data=form, headers=FORM_PAGE)
+    assert long_form.status_code == 413 and "64 KiB" in long_form.json()["detail"]
     deep = await http.post(url, content="[" * 20_000 + "]" * 20_000, headers=PAGE)
     assert deep.status_code in (400, 422), deep.text
     garbage = await http.post(url, content=b"\xff\xfe{", headers=PAGE)

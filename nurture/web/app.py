@@ -206,11 +206,15 @@ class BodyTooLargeError(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(
             413,
-            f"the request body is over this endpoint's limit of {limit // MiB} MiB: "
+            f"the request body is over this endpoint's limit of {_size(limit)}: "
             "split it into smaller requests",
             # The rest of the body is never read: the connection cannot carry another request.
             headers={"Connection": "close"},
         )
+
+
+def _size(limit: int) -> str:
+    return f"{limit // MiB} MiB" if limit % MiB == 0 else f"{limit // 1024} KiB"
 
 
 class RequestBodyLimits:
