@@ -68,7 +68,9 @@ def serve_until_stopped(
     except OSError as exc:
         print(f"cannot listen on {where}: {exc}", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # SIGINT too: a process started in the background by a shell inherits it as ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_keyboard_interrupt)
     try:  # a Ctrl-C right after the line below appears (as a caller reacting to it) stops too
         print(f"{name} listening on {standin.url} (Ctrl-C stops)", flush=True)
         for line in notes():
