@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from datetime import UTC, date, datetime
 from typing import Any
@@ -45,9 +46,10 @@ PREVIOUS_RELEASE_TABLES = (
 ADDED_SINCE = {
     "stagetransition": {"seconds_in_from_stage", "handoff"},
     "outboxmessage": {"text_body", "html_body"},
+    "webhookevent": {"touch_key", "engagement"},
 }
-"""Columns of those tables that the release before migrations did not have (revisions 0002
-and 0006)."""
+"""Columns of those tables that the release before migrations did not have (revisions 0002,
+0006 and 0009)."""
 REPLACED_SINCE = {"suppression": {"email_hash": ("email", 320)}}
 """Columns that took another's place since: the list's addresses became digests (0005)."""
 
@@ -234,8 +236,13 @@ TABLES_SINCE_0003 = frozenset(
 """Tables that revisions after 0003 add."""
 CHANGED_SINCE_0003 = frozenset({"suppression"})
 """Tables that revisions after 0003 change: made as the previous release made them."""
-COLUMNS_SINCE_0003 = {"outboxmessage": ("text_body", "html_body")}
+COLUMNS_SINCE_0003 = {
+    "outboxmessage": ("text_body", "html_body"),
+    "webhookevent": ("touch_key", "engagement"),
+}
 """Columns that revisions after 0003 add to tables of 0003."""
+INDEXES_SINCE_0003 = ("ix_webhookevent_touch_key",)
+"""Indexes on those columns (dropped before them)."""
 
 
 def test_a_database_of_the_create_all_builds_with_the_read_model_is_taken_as_head(
@@ -251,6 +258,8 @@ def test_a_database_of_the_create_all_builds_with_the_read_model_is_taken_as_hea
     old = previous_release_metadata()
     old.create_all(raw, tables=[old.tables[name] for name in CHANGED_SINCE_0003])
     with raw.begin() as conn:
+        for index in INDEXES_SINCE_0003:
+            conn.execute(sa.text(f"DROP INDEX {index}"))
         for table, columns in COLUMNS_SINCE_0003.items():
             for column in columns:
                 conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
@@ -372,4 +381,53 @@ def test_a_database_from_a_newer_release_is_refused_clearly(
     assert upgrade.exit_code == 3 and "Upgrade this installation" in " ".join(
         upgrade.output.split()
     )
+    engine.dispose()
+
+
+def test_sendgrid_events_received_before_0009_are_tied_to_their_touch_and_classified(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url, migrate=False)
+    alembic(engine, "upgrade", "0008")
+    touch = "touch:ada:welcome:e1:c1:intro"
+    proxy = {"event": "open", "touch_id": touch, "sg_machine_open": True}
+    unsubscribe_link = "click on the unsubscribe link is not interest"
+    received = [
+        ("e-open", {"event": "open", "touch_id": touch}, None, "open"),
+        ("e-proxy", proxy, None, "machine_open"),
+        ("e-unsub-click", {"event": "click", "touch_id": touch}, unsubscribe_link, None),
+        ("e-click", {"event": "click", "touch_id": touch}, None, "click"),
+        ("e-blocked", {"event": "bounce", "type": "blocked", "touch_id": touch}, None, None),
+        ("e-dropped", {"event": "dropped", "touch_id": touch}, None, "bounced"),
+        ("e-alert", {"event": "delivered"}, None, "delivered"),
+    ]  # fmt: skip
+    events = sa.table(
+        "webhookevent",
+        *(sa.column(c) for c in ("sg_event_id", "event", "payload", "detail", "status")),
+        sa.column("received_at"),
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            events.insert(),
+            [
+                {
+                    "sg_event_id": i,
+                    "event": p["event"],
+                    "payload": json.dumps(p),
+                    "detail": d,
+                    "status": "recorded",
+                    "received_at": datetime.now(UTC),
+                }
+                for i, p, d, _ in received
+            ],
+        )
+    alembic(engine, "upgrade", HEAD)
+    with engine.connect() as conn:
+        got = dict(
+            (row[0], (row[1], row[2]))
+            for row in conn.execute(
+                sa.text("SELECT sg_event_id, touch_key, engagement FROM webhookevent")
+            )
+        )
+    assert got == {i: (p.get("touch_id"), kind) for i, p, _, kind in received}
     engine.dispose()

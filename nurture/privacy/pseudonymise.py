@@ -75,14 +75,14 @@ def _cleared(columns: list[Column[Any]]) -> dict[str, Any]:
 
 
 def _naming_columns(table: Table) -> list[Column[Any]]:
-    """Text columns that may hold the lead id inside a longer value: keys (primary or unique)
-    and workflow ids."""
+    """Text columns that may hold the lead id inside a longer value: keys (primary or unique),
+    workflow ids, and the touch key a SendGrid event refers to."""
     return [
         c
         for c in table.columns
         if c.name != LEAD_COLUMN
         and is_text(c)
-        and (c.primary_key or c.unique or c.name == "workflow_id")
+        and (c.primary_key or c.unique or c.name in ("workflow_id", "touch_key"))
     ]
 
 

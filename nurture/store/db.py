@@ -101,6 +101,10 @@ class WebhookEvent(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=320, sa_column_kwargs=PERSONAL)
     lead_id: str | None = Field(default=None, index=True, max_length=200)
     message_id: str | None = Field(default=None, max_length=200)
+    touch_key: str | None = Field(default=None, index=True, max_length=300)
+    """the touch the event is about (its ``touch_id`` custom arg): engagement per step"""
+    engagement: str | None = Field(default=None, max_length=20)
+    """what the event counts as (``nurture.domain.engagement``), or None"""
     status: str = Field(default="received", index=True, max_length=20)
     detail: str | None = Field(default=None, sa_column_kwargs=PERSONAL)
     payload: str = Field(sa_column_kwargs=PERSONAL)

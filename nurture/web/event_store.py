@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from nurture.domain.engagement import Engagement, touch_key_of
 from nurture.store import suppression
 from nurture.store.db import OutboxMessage, WebhookEvent, WebhookPost
 
@@ -22,9 +23,16 @@ class EventStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def claim(self, sg_event_id: str, item: dict[str, Any], lead_id: str | None) -> bool:
-        """Record the event; False when it was already handled (a duplicate delivery).
-        An event recorded but never finished (Temporal was down) is handed out again."""
+    def claim(
+        self,
+        sg_event_id: str,
+        item: dict[str, Any],
+        lead_id: str | None,
+        engagement: Engagement | None = None,
+    ) -> bool:
+        """Record the event (with what it counts as, and the touch it is about); False when it
+        was already handled (a duplicate delivery). An event recorded but never finished
+        (Temporal was down) is handed out again."""
         sg_event_id, lead_id = _storable(sg_event_id)[:100], _text(lead_id, 200)
         with Session(self.engine) as session:
             existing = session.get(WebhookEvent, sg_event_id)
@@ -37,6 +45,8 @@ class EventStore:
                     email=_text(item.get("email"), 320),
                     lead_id=lead_id,
                     message_id=_text(item.get("sg_message_id"), 200),
+                    touch_key=_text(touch_key_of(item), 300),
+                    engagement=engagement,
                     payload=json.dumps(item, sort_keys=True, default=str),
                 )
             )

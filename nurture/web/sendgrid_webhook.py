@@ -26,6 +26,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from nurture.client.lead_signals import signal_existing_lead
+from nurture.domain.engagement import engagement_of
 from nurture.domain.leads import URL_MAX, LeadEvent
 from nurture.web.event_store import EventStore
 from nurture.web.responses import errors
@@ -207,7 +208,8 @@ class SendGridWebhook:
             return
         sg_event_id = item["sg_event_id"][:100]
         lead_id = item.get("lead_id") if isinstance(item.get("lead_id"), str) else None
-        if not await run_in_threadpool(self.store.claim, sg_event_id, item, lead_id):
+        engagement = engagement_of(item, self.is_unsubscribe_link)
+        if not await run_in_threadpool(self.store.claim, sg_event_id, item, lead_id, engagement):
             summary.duplicates += 1
             return
         kind, why_not = lead_event_type(item, self.is_unsubscribe_link)
