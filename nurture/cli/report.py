@@ -35,7 +35,9 @@ def parse_when(value: str | None, option: str) -> datetime | None:
 
 
 def report_command(
-    name: Annotated[str, typer.Argument(help="funnel, sla, returns, influence or cost")],
+    name: Annotated[
+        str, typer.Argument(help="funnel, sla, returns, influence, cost or engagement")
+    ],
     since: Annotated[str | None, typer.Option(help="period start (date or time)")] = None,
     until: Annotated[str | None, typer.Option(help="period end, exclusive")] = None,
     as_json: JsonOpt = False,
@@ -50,6 +52,9 @@ def report_command(
         int, typer.Option(help="returns: handoffs a threshold needs to count as evidence")
     ] = 20,
     band: Annotated[int, typer.Option(help="returns: score band width")] = 10,
+    cadence: Annotated[
+        str | None, typer.Option(help="engagement: only this cadence (its id)")
+    ] = None,
 ) -> None:
     """A report over the read model, for a period (default: all time)."""
     try:
@@ -59,6 +64,7 @@ def report_command(
             target_return_rate=target,
             min_handoffs=min_handoffs,
             band_width=band,
+            cadence=cadence,
         )
     except ValidationError as exc:
         exit_now(fail(query_problems(exc), EXIT_USAGE))

@@ -1,6 +1,13 @@
-"""Reports on the read model: funnel, SLA, returns, influence, cost (see ``base``)."""
+"""Reports on the read model: funnel, SLA, returns, influence, cost, engagement (see ``base``)."""
 
-from nurture.reports import cost, funnel, influence, returns, sla  # noqa: F401  (registers them)
+from nurture.reports import (  # noqa: F401  (registers them)
+    cost,
+    engagement,
+    funnel,
+    influence,
+    returns,
+    sla,
+)
 from nurture.reports.base import (
     REPORTS,
     Report,

@@ -16,8 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from sqlalchemy import ColumnElement, Float, FunctionElement, Select, and_, case, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from nurture.store.campaigns import MAX_AMOUNT
 
@@ -49,6 +52,11 @@ class ReportQuery(BaseModel):
         default=20, ge=1, description="returns: handoffs a threshold needs to count as evidence"
     )
     band_width: int = Field(default=10, ge=1, le=1000, description="returns: score band size")
+    cadence: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="engagement: only this cadence (its id)",
+    )
     now: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("since", "until")
@@ -197,6 +205,31 @@ def _utc_or_none(value: datetime) -> datetime | None:
         return aware(value).astimezone(UTC)
     except OverflowError:
         return None
+
+
+class seconds_between(FunctionElement[float]):
+    """``later - earlier`` in seconds, for two timestamp columns, on SQLite and PostgreSQL."""
+
+    type = Float()
+    name = "seconds_between"
+    inherit_cache = True
+
+
+@compiles(seconds_between)
+def _seconds_between_elsewhere(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    raise CompileError(f"seconds_between: no SQL for {compiler.dialect.name}")
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_postgresql(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
 
 
 def aware(value: datetime) -> datetime:

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import (
     Float,
-    FunctionElement,
     Select,
     and_,
     case,
@@ -29,9 +28,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import CompileError
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from nurture.domain.stages import STAGES
 from nurture.reports.base import (
@@ -42,6 +38,7 @@ from nurture.reports.base import (
     percentiles,
     ratio,
     report,
+    seconds_between,
 )
 from nurture.reports.funnel import hours
 from nurture.reports.tables import HANDOFF, LEAD, OUTCOME, TOUCH, TRANSITION
@@ -61,31 +58,6 @@ NOTES = [
     "lead's creation to the outcome (nearest-rank median, won and lost deals); time in stage "
     "covers each deal's lead up to the outcome.",
 ]
-
-
-class seconds_between(FunctionElement[float]):
-    """``later - earlier`` in seconds, for two timestamp columns, on SQLite and PostgreSQL."""
-
-    type = Float()
-    name = "seconds_between"
-    inherit_cache = True
-
-
-@compiles(seconds_between)
-def _seconds_between_elsewhere(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
-    raise CompileError(f"seconds_between: no SQL for {compiler.dialect.name}")
-
-
-@compiles(seconds_between, "sqlite")
-def _seconds_between_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
-    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
-    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
-
-
-@compiles(seconds_between, "postgresql")
-def _seconds_between_postgresql(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
-    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
-    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
 
 
 def deals(query: ReportQuery) -> Select[Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from nurture.store.db import StageTransition
+from nurture.store.db import SalesTask, StageTransition, WebhookEvent
 from nurture.store.read_model import (
     DealOutcome,
     HandoffRecord,
+    LeadEventRecord,
     LeadRecord,
     SalesAssignment,
     TouchRecord,
@@ -20,3 +21,6 @@ TURN = table_of(SalesAssignment)
 TOUCH = table_of(TouchRecord)
 OUTCOME = table_of(DealOutcome)
 VISITOR = table_of(Visitor)
+LEAD_EVENT = table_of(LeadEventRecord)
+WEBHOOK_EVENT = table_of(WebhookEvent)
+SALES_TASK = table_of(SalesTask)

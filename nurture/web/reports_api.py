@@ -50,6 +50,10 @@ class ReportsApi:
         target_return_rate: Annotated[float, Query(gt=0, lt=1)] = 0.25,
         min_handoffs: Annotated[int, Query(ge=1)] = 20,
         band_width: Annotated[int, Query(ge=1, le=1000)] = 10,
+        cadence: Annotated[
+            str | None,
+            Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="engagement: one cadence"),
+        ] = None,
     ) -> Report | PlainTextResponse:
         """A report for [since, until) (ISO 8601; either may be left out). ``format=csv``
         returns one table (``table`` names which; the first by default)."""
@@ -60,6 +64,7 @@ class ReportsApi:
                 target_return_rate=target_return_rate,
                 min_handoffs=min_handoffs,
                 band_width=band_width,
+                cadence=cadence,
             )
         except ValidationError as exc:
             raise HTTPException(422, query_problems(exc)) from None
