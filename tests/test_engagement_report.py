@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.client.sales import act, read_state
@@ -214,6 +215,7 @@ async def test_every_figure_of_the_engagement_report_is_what_was_sent_and_emitte
     assert only.table("steps").rows == report.table("steps").rows
     assert run_report(db, "engagement", ReportQuery(cadence="general")).table("steps").rows == []
     with db.connect() as conn:  # the reps' outcomes the report read are the queue's
-        kept = conn.execute(select(SalesTask.outcome).where(SalesTask.outcome.is_not(None)))  # type: ignore[union-attr]
+        outcome = col(SalesTask.outcome)
+        kept = conn.execute(select(outcome).where(outcome.is_not(None)))
         assert Counter(kept.scalars()) == outcomes
     db.dispose()
