@@ -215,7 +215,7 @@ async def test_every_figure_of_the_engagement_report_is_what_was_sent_and_emitte
     assert only.table("steps").rows == report.table("steps").rows
     assert run_report(db, "engagement", ReportQuery(cadence="general")).table("steps").rows == []
     with db.connect() as conn:  # the reps' outcomes the report read are the queue's
-        outcome = col(SalesTask.outcome)
-        kept = conn.execute(select(outcome).where(outcome.is_not(None)))
+        kept_outcome = col(SalesTask.outcome)
+        kept = conn.execute(select(kept_outcome).where(kept_outcome.is_not(None)))
         assert Counter(kept.scalars()) == outcomes
     db.dispose()
