@@ -11,12 +11,16 @@ import asyncio
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlmodel import col
 from temporalio.testing import WorkflowEnvironment
 
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
+
+from nurture.access.dashboard_links import DashboardLinks
 from nurture.client.sales import act, read_state
 from nurture.contract.messages import LeadState, TaskCompletion
 from nurture.domain.leads import workflow_id_for
@@ -24,7 +28,14 @@ from nurture.reports import ReportQuery, run_report
 from nurture.standins.sendgrid_standin import RecordedMessage, SendGridStandIn
 from nurture.store.db import SalesTask, make_engine
 from nurture.store.read_model import HandoffRecord, LeadEventRecord, TouchRecord
-from tests.conftest import lead_id, running_engine, wait_for_state, wait_until
+from tests.conftest import (
+    ARTIFACTS,
+    TEST_SECRET,
+    lead_id,
+    running_engine,
+    wait_for_state,
+    wait_until,
+)
 
 TIME_SCALE = 14400.0  # 1 h steps take 0.25 s; a call task is due after 6 s, the mail after 12
 LEADS = 10
@@ -94,7 +105,11 @@ async def caught_up(
 
 
 async def test_every_figure_of_the_engagement_report_is_what_was_sent_and_emitted(
-    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path, database_url: str
+    dev_env: WorkflowEnvironment,
+    standin: SendGridStandIn,
+    tmp_path: Path,
+    database_url: str,
+    browser: Browser,
 ) -> None:
     rng = random.Random(17)
     leads = [lead_id(f"eng{i}") for i in range(LEADS)]
@@ -167,6 +182,24 @@ async def test_every_figure_of_the_engagement_report_is_what_was_sent_and_emitte
             await engine.request_call(lead)
         db = make_engine(database_url)
         states = await caught_up(engine, db, leads, LEADS * 5 + len(done))
+        # The dashboard's section, in Chromium: a row per step, the figures of the report.
+        page = await browser.new_page(viewport={"width": 1360, "height": 900})
+        answer = await page.goto(DashboardLinks(TEST_SECRET, engine.web_url or "").url())
+        assert answer is not None and answer.status == 200
+        section = page.locator("#engagement")
+        shown = {
+            await row.locator(".step").inner_text(): await row.locator(".sent").inner_text()
+            for row in await section.locator("tr.engagement-step").all()
+        }
+        assert shown == {
+            "intro": str(sent[("multichannel", 1, "intro")]),
+            "call (call)": str(LEADS),
+            "after-call": str(sent[("multichannel", 1, "after-call")]),
+            "brochure (direct mail)": str(LEADS),
+            "last": str(sent[("multichannel", 1, "last")]),
+        }
+        await section.screenshot(path=str(ARTIFACTS / f"engagement-{db.dialect.name}.png"))
+        await page.close()
         for lead in leads:
             await dev_env.client.get_workflow_handle(workflow_id_for(lead)).terminate("test over")
     handed = {s.lead_id for s in states if s.handoffs}

@@ -1,7 +1,7 @@
-"""The marketing dashboard's content: the five reports (funnel, SLA, returns, influence, cost)
-for a period as headline tiles and plotly charts, built from the reports' rows, and the
-companies visiting the websites now. The page and the charts API that show it are
-:mod:`nurture.web.dashboard`.
+"""The marketing dashboard's content: the reports (funnel, SLA, returns, influence, cost) for a
+period as headline tiles and plotly charts, built from the reports' rows, each cadence step's
+engagement, and the companies visiting the websites now. The page and the charts API that
+show it are :mod:`nurture.web.dashboard`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from nurture.reports.visiting import WINDOW, VisitingCompany, companies_visiting
 
 log = structlog.get_logger(__name__)
 
-REPORT_NAMES = ("funnel", "sla", "returns", "influence", "cost")
+REPORT_NAMES = ("funnel", "sla", "returns", "influence", "cost", "engagement")
 NO_DATA = "No data yet for this period"
 
 # --- what the page shows ----------------------------------------------------------------------
@@ -62,6 +62,13 @@ class Dashboard:
     """Set while the workers refuse the newest rules edit and keep sending the last good one."""
     visiting: list[VisitingCompany] = field(default_factory=list)
     """Companies visiting the websites now (the last :data:`WINDOW`, whatever the period)."""
+    engagement: list[dict[str, Any]] = field(default_factory=list)
+    """The engagement report's rows: one per cadence, cycle and step of the period."""
+
+    @staticmethod
+    def share(part: int, whole: int) -> str:
+        """``1,234 (45 %)``."""
+        return f"{part:,} ({part / whole:.0%})" if whole else f"{part:,}"
 
     @property
     def visiting_hours(self) -> int:
@@ -90,6 +97,7 @@ class Dashboard:
                 "oldest": [{**h.__dict__, "since": h.since.isoformat()} for h in self.held],
             },
             "rules_notice": self.rules_notice,
+            "engagement": self.engagement,
             "visiting_companies": {
                 "hours": self.visiting_hours,
                 "companies": [c.as_json() for c in self.visiting],
@@ -98,7 +106,7 @@ class Dashboard:
 
 
 def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
-    """Run the five reports for ``query``'s period and turn them into tiles and charts. A
+    """Run the reports for ``query``'s period and turn them into tiles and charts. A
     report that cannot be made leaves its charts empty with the reason, not the page broken."""
     reports: dict[str, Report | None] = {}
     problems: list[str] = []
@@ -119,6 +127,7 @@ def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
         held=held,
         rules_notice=rules_notice(engine),
         visiting=companies_visiting(engine, query.now),
+        engagement=_rows(reports["engagement"], "steps"),
     )
 
 

@@ -104,6 +104,7 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
             TOUCH.c.step,
             TOUCH.c.channel,
             TOUCH.c.status,
+            TOUCH.c.at,
             *(func.coalesce(events.c[name], 0).label(name) for name in _FLAGS),
             case((unsubscribed.c.key.is_not(None), 1), else_=0).label("unsubscribed"),
             seconds_between(first_handoff, TOUCH.c.at).label("to_handoff"),
@@ -137,7 +138,7 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
             ),
         )
         .group_by(t.cadence, t.cycle, t.step)
-        .order_by(t.cadence, t.cycle, func.min(t.channel), t.step)
+        .order_by(t.cadence, t.cycle, func.min(t.at), t.step)  # the steps in cadence order
     )
     with engine.connect() as conn:
         rows = conn.execute(grouped).mappings().all()
