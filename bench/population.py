@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from nurture.config.config_loader import DEFAULT_CONFIG_DIR, load_rules
-from nurture.contract.ledger import AssignmentFact, FactBatch, HandoffFact
+from nurture.contract.ledger import AssignmentFact, FactBatch, HandoffFact, TouchFact
 from nurture.contract.messages import (
     EmailRequest,
     EmailResult,
@@ -198,6 +198,8 @@ FREE_MAIL = ("gmail.com", "yahoo.com", "hotmail.com", "outlook.com")
 COMPETITORS = ("competitor.example", "rivalsoft.example")
 TIMEFRAMES = (("0-3 months", 0.12), ("3-6 months", 0.18), ("6-12 months", 0.3), ("", 0.4))
 PROVIDER_ERRORS = 0.015  # share of touch emails the provider fails for good
+# what SendGrid then says about each touch email sent (its Event Webhook): shares of emails
+BOUNCED, MACHINE_OPENED, OPENED, CLICKED, SPAM = 0.02, 0.22, 0.24, 0.045, 0.0005
 
 # what reps do
 IN_TIME, LATE = 0.8, 0.14  # of turns answered inside the SLA, after it (the rest: never)
@@ -701,3 +703,42 @@ class _Lead:
             lead.core.task_completion_error(done), lambda: lead.core.complete_task(done), done
         ):
             self.last_event -= 1
+
+
+def provider_events(batch: FactBatch) -> list[dict[str, Any]]:
+    """The ``webhookevent`` rows SendGrid's Event Webhook leaves for the touch emails of
+    ``batch`` (delivered or bounced; opens by people and by privacy proxies, some repeated;
+    clicks; a rare spam report), as the webhook classifies them. The same touch gives the same
+    rows in every run (drawn from its key)."""
+    rows: list[dict[str, Any]] = []
+    for fact in batch.facts:
+        if not isinstance(fact, TouchFact) or fact.status != "sent" or fact.channel != "email":
+            continue
+        rng = random.Random(fact.key)
+        kinds: list[tuple[str, str | None]]
+        if rng.random() < BOUNCED:
+            kinds = [("bounce", "bounced")]
+        else:
+            kinds = [("processed", None), ("delivered", "delivered")]
+            if rng.random() < MACHINE_OPENED:
+                kinds.append(("open", "machine_open"))
+            if rng.random() < OPENED:
+                kinds += [("open", "open")] * rng.choice((1, 1, 2, 3))
+                if rng.random() < CLICKED / OPENED:
+                    kinds += [("click", "click")] * rng.choice((1, 1, 2))
+            if rng.random() < SPAM:
+                kinds.append(("spamreport", "spamreport"))
+        for n, (event, engagement) in enumerate(kinds):
+            rows.append(
+                {
+                    "sg_event_id": f"{fact.key}:{n}",
+                    "event": event,
+                    "lead_id": batch.lead_id,
+                    "touch_key": fact.key,
+                    "engagement": engagement,
+                    "status": "applied" if engagement in ("open", "click") else "recorded",
+                    "payload": "{}",
+                    "received_at": fact.at + timedelta(minutes=5 + 90 * n),
+                }
+            )
+    return rows

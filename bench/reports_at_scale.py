@@ -41,14 +41,15 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, insert, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
 from activities.records import write_batches
-from bench.population import END, NOW, Population, Stats
+from bench.population import END, NOW, Population, Stats, provider_events
 from bench.saving import RESULTS_DIR, save_results
 from nurture.reports import REPORTS, ReportQuery, run_report
+from nurture.reports.tables import WEBHOOK_EVENT
 from nurture.store.db import make_engine
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -224,6 +225,11 @@ def load(engine: Engine, population: Population, chunk: int, workers: int) -> di
                 stats.add(batch)
             began = time.perf_counter()
             write_batches(engine, batches)
+            events = [row for batch in batches for row in provider_events(batch)]
+            if events:
+                with engine.begin() as conn:
+                    conn.execute(insert(WEBHOOK_EVENT), events)
+            stats.rows["webhookevent"] += len(events)
             writing += time.perf_counter() - began
             progress.update(task, advance=len(batches), rows=stats.total_rows)
             loaded += len(batches)
