@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from nurture.access.consent import ConsentConfigError
+from nurture.cli.cadence import cadence_app
 from nurture.cli.campaigns import campaign_app
 from nurture.cli.dashboard import dashboard_link
 from nurture.cli.db import db_app
@@ -83,6 +84,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(master_key_app, name="master-key")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(sites_app, name="sites")
+app.add_typer(cadence_app, name="cadence")
 app.command("inbox-link")(inbox_link)
 app.command("dashboard-link")(dashboard_link)
 app.command("codec-link")(codec_link)
