@@ -198,6 +198,7 @@ async def running_engine(
                 task_queue,
                 topics=lambda: rules.current().cadences.topics(),
                 forms=FormsSource(config_dir).current,
+                rules=rules.rule_set,
             )
             web_url = await stack.enter_async_context(serving(app, "127.0.0.1", web_port))
             point_standin_webhook(standin, f"{web_url}/webhooks/sendgrid")

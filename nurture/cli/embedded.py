@@ -264,6 +264,7 @@ async def run_embedded(
             lambda: source.current().scoring.known_event_types(),
             topics=lambda: source.current().cadences.topics(),
             forms=forms.current,
+            rules=source.rule_set,
         )
         async with worker, serving(app, "127.0.0.1", options.http_port):
             on_ready(

@@ -42,6 +42,7 @@ async def serve_forever(host: str | None, port: int | None) -> int:
             lambda: source.current().scoring.known_event_types(),
             topics=lambda: source.current().cadences.topics(),
             forms=forms.current,
+            rules=source.rule_set,
         )
     except ConfigError as exc:
         return fail("; ".join(exc.problems), 2)

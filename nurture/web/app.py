@@ -29,12 +29,14 @@ from nurture.access.dashboard_links import DashboardLinks
 from nurture.access.rep_links import RepLinks
 from nurture.access.visitor_links import IdentifyLinks
 from nurture.client.visits import Visits
+from nurture.config.config_loader import RuleSet
 from nurture.config.forms import FormBook
 from nurture.config.tracking_settings import TrackingSettings
 from nurture.contract.messages import TASK_QUEUE
 from nurture.privacy.codec import EnvelopeCodec
 from nurture.store.ip_places import MaxMindPlaces, PlaceFinder, from_settings
 from nurture.store.suppression import why_suppressed
+from nurture.web.cadence_preview import CadencePreviewPages
 from nurture.web.campaigns_api import CampaignsApi
 from nurture.web.codec_api import CodecServer, ui_origins
 from nurture.web.crm_webhook import CrmWebhook
@@ -114,11 +116,13 @@ def create_app(
     task_queue: str = TASK_QUEUE,
     topics: Callable[[], list[str]] = list,
     forms: Callable[[], FormBook] = FormBook,
+    rules: Callable[[], RuleSet] | None = None,
 ) -> FastAPI:
     """The service. ``known_event_types`` (from the current rules) lets ingest refuse event
     types scoring.yaml does not know, as the CLI does; ``topics`` (the cadences' topics in
     force) are what the preferences page offers; ``forms`` (``config/forms.yaml`` in force,
-    see :class:`~nurture.config.forms.FormsSource`) are the website's forms."""
+    see :class:`~nurture.config.forms.FormsSource`) are the website's forms; ``rules`` (the
+    rules and templates in force) are what the cadence preview shows."""
     store = EventStore(engine)
     verifier = (
         WebhookVerifier(settings.webhook_public_key, settings.webhook_max_age_seconds)
@@ -152,9 +156,11 @@ def create_app(
     app.include_router(ExportApi(client, engine).router())
     app.include_router(ReportsApi(engine).router())
     app.include_router(CampaignsApi(engine).router())
-    app.include_router(
-        DashboardPages(engine, DashboardLinks(signer.secret, signer.public_url), pages).router()
-    )
+    dashboard_links = DashboardLinks(signer.secret, signer.public_url)
+    app.include_router(DashboardPages(engine, dashboard_links, pages).router())
+    if rules is not None:
+        previews = CadencePreviewPages(client, engine, dashboard_links, pages, rules)
+        app.include_router(previews.router())
     links = RepLinks(signer.secret, signer.public_url, settings.rep_link_max_age)
     app.include_router(RepInbox(client, links, pages, task_queue).router())
     app.include_router(CrmWebhook(client, settings.crm_webhook_secret, store).router())

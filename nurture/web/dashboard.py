@@ -134,6 +134,7 @@ class DashboardPages:
             return HTMLResponse(html, status_code=403)
         started = time.monotonic()
         context: dict[str, Any] = {
+            "token": token,
             "since": since or "",
             "until": until or "",
             "presets": _presets(datetime.now(UTC).date()),
