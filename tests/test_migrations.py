@@ -390,9 +390,9 @@ def test_sendgrid_events_received_before_0009_are_tied_to_their_touch_and_classi
     engine = make_engine(database_url, migrate=False)
     alembic(engine, "upgrade", "0008")
     touch = "touch:ada:welcome:e1:c1:intro"
-    proxy = {"event": "open", "touch_id": touch, "sg_machine_open": True}
+    proxy: dict[str, Any] = {"event": "open", "touch_id": touch, "sg_machine_open": True}
     unsubscribe_link = "click on the unsubscribe link is not interest"
-    received = [
+    received: list[tuple[str, dict[str, Any], str | None, str | None]] = [
         ("e-open", {"event": "open", "touch_id": touch}, None, "open"),
         ("e-proxy", proxy, None, "machine_open"),
         ("e-unsub-click", {"event": "click", "touch_id": touch}, unsubscribe_link, None),
