@@ -16,7 +16,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import Session, SQLModel, select
 
-from nurture.store import data_keys, read_model, rules_status  # noqa: F401  (every table in SQLModel.metadata)
+from nurture.store import (  # noqa: F401  (every table in SQLModel.metadata)
+    data_keys,
+    read_model,
+    rules_history,
+    rules_status,
+)
 from nurture.store.db import ApiKey, OutboxMessage, StageTransition, make_engine
 from nurture.store.migrations import (
     BASELINE,
@@ -231,6 +236,7 @@ TABLES_SINCE_0003 = frozenset(
         "site",
         "visitor",
         "visitorevent",
+        "rulesversion",
     }
 )
 """Tables that revisions after 0003 add."""

@@ -33,6 +33,7 @@ from nurture.cli.output import (
 )
 from nurture.cli.privacy_keys import codec_link, master_key_app
 from nurture.cli.report import report_command
+from nurture.cli.rules import rules_app
 from nurture.cli.sites import lead_find, sites_app
 from nurture.cli.tasks import tasks_app
 from nurture.client.sales import LeadActionError, act, read_state
@@ -85,6 +86,7 @@ app.add_typer(master_key_app, name="master-key")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(sites_app, name="sites")
 app.add_typer(cadence_app, name="cadence")
+app.add_typer(rules_app, name="rules")
 app.command("inbox-link")(inbox_link)
 app.command("dashboard-link")(dashboard_link)
 app.command("codec-link")(codec_link)
@@ -362,6 +364,7 @@ def _print_state(state: LeadState) -> None:
             f"{state.touches_deferred} deferred (send window / cap)",
         ],
         ["events", f"{state.events_applied} applied, {state.duplicates_ignored} duplicates"],
+        ["rules", f"{state.rules_version or '-'} (nurture rules history: what each changed)"],
     ]
     if state.cadence:
         c = state.cadence

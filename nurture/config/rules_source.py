@@ -14,11 +14,14 @@ from pathlib import Path
 
 import structlog
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.config.config_loader import ConfigError, RuleSet, load_rule_set
 from nurture.config.file_watch import ChangeWatch
+from nurture.config.rules_author import rules_author
 from nurture.config.templating import TemplateSet
 from nurture.domain.rules import Rules
+from nurture.domain.rules_diff import rules_snapshot
 
 log = structlog.get_logger(__name__)
 
@@ -109,3 +112,23 @@ class RulesSource:
             str(self.templates_dir),
         )
         record_status(self._status, in_force, rejected)
+        if rejected is None:
+            self._record_version()
+
+    def _record_version(self) -> None:
+        """The version in force in the rules history (once: the first process to load it)."""
+        from nurture.store.rules_history import record_version
+
+        assert self._status is not None
+        templates = self._set.templates.sources if self._set.templates else {}
+        try:
+            record_version(
+                self._status,
+                self._set.rules.version,
+                rules_snapshot(self._set.rules, templates),
+                rules_author(self.config_dir, self.templates_dir),
+                self.loaded_at,
+            )
+        except SQLAlchemyError as exc:  # the history is for people: the rules still apply
+            version = self._set.rules.version
+            log.warning("rules version not recorded", version=version, error=str(exc))

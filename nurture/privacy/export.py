@@ -31,7 +31,11 @@ from sqlmodel import SQLModel
 from nurture.contract.messages import LeadState
 from nurture.domain.leads import LEAD_ID_PATTERN
 from nurture.domain.scoring import explain
-from nurture.store import read_model, rules_status  # noqa: F401  (their tables: the metadata)
+from nurture.store import (  # noqa: F401  (their tables: the metadata)
+    read_model,
+    rules_history,
+    rules_status,
+)
 from nurture.store.db import Suppression
 from nurture.store.salted import address_digest, salt_of
 

@@ -22,8 +22,10 @@ from sqlalchemy import ColumnElement, and_, case, false, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
+from nurture.domain.rules_diff import threshold_of
 from nurture.reports.base import Report, ReportQuery, ReportTable, new_report, ratio, report
 from nurture.store.read_model import HandoffRecord
+from nurture.store.rules_history import rules_history
 
 DECIDED = ("accepted", "rejected", "won", "lost")
 NO_REASON = "(no reason given)"
@@ -261,6 +263,21 @@ def returns_report(engine: Engine, query: ReportQuery) -> Report:
                 for b in candidates
             ],
         ),
+        ReportTable(
+            name="threshold_timeline",
+            title="Each threshold in force: when it was set, by whom, and its returns",
+            columns=[
+                "threshold",
+                "set_at",
+                "set_by",
+                "changed_from",
+                "first_handoff",
+                "handoffs",
+                "rejected",
+                "return_rate",
+            ],
+            rows=_threshold_timeline(engine, query),
+        ),
     ]
     notes = [
         "Return rate = rejected / handoffs sales decided on (accepted, rejected, won or lost); "
@@ -289,3 +306,62 @@ def returns_report(engine: Engine, query: ReportQuery) -> Report:
         tables=tables,
         notes=notes,
     )
+
+
+def _threshold_timeline(engine: Engine, query: ReportQuery) -> list[list[Any]]:
+    """Per threshold the leads were handed off under (non-instant handoffs of the period, in
+    the order the thresholds came): when the rules history saw it set, by whom, from what."""
+    decided = col(HandoffRecord.status).in_(DECIDED)
+    rejected = col(HandoffRecord.status) == "rejected"
+    grouped = (
+        select(
+            col(HandoffRecord.threshold),
+            func.min(HandoffRecord.at).label("first"),
+            func.count().label("handoffs"),
+            _count(rejected).label("rejected"),
+            _count(decided).label("decided"),
+        )
+        .where(query.in_period(HandoffRecord.at), col(HandoffRecord.instant) == false())
+        .group_by(col(HandoffRecord.threshold))
+        .order_by(func.min(HandoffRecord.at))
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(grouped).all()
+    set_when = _threshold_changes(engine)
+    timeline = []
+    for threshold, first, handoffs, n_rejected, n_decided in rows:
+        change = set_when.get(threshold)
+        timeline.append(
+            [
+                threshold,
+                change.first_loaded_at.isoformat() if change else None,
+                change.author if change else None,
+                threshold_of(change.previous_snapshot) if change else None,
+                first.isoformat() if first else None,
+                handoffs,
+                n_rejected,
+                ratio(n_rejected, n_decided),
+            ]
+        )
+    return timeline
+
+
+@dataclass(frozen=True)
+class _Change:
+    first_loaded_at: Any
+    author: str
+    previous_snapshot: dict[str, str]
+
+
+def _threshold_changes(engine: Engine) -> dict[int, _Change]:
+    """Each threshold value's latest setting in the rules history (a version whose threshold
+    differs from the version before it, or the first version recorded)."""
+    changes: dict[int, _Change] = {}
+    history = list(reversed(rules_history(engine)))  # oldest first
+    previous: dict[str, str] = {}
+    for version in history:
+        now = threshold_of(version.snapshot)
+        if now is not None and now != threshold_of(previous):
+            changes[now] = _Change(version.first_loaded_at, version.author, previous)
+        previous = version.snapshot
+    return changes

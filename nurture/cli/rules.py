@@ -1,0 +1,30 @@
+"""``nurture rules history``: every rules version the workers loaded, who changed it, what."""
+
+from __future__ import annotations
+
+import typer
+
+from nurture.cli.output import JsonOpt, console, print_json, table
+from nurture.store.db import database_url_from_env, make_engine
+from nurture.store.rules_history import rules_history
+
+rules_app = typer.Typer(no_args_is_help=True, help="The history of the rules.")
+
+
+@rules_app.command("history")
+def rules_history_command(as_json: JsonOpt = False) -> None:
+    """Every rules version (scoring, cadences, routing and templates as one), newest first:
+    when a worker first loaded it, who changed it (the git author of the config directory,
+    else NURTURE_RULES_AUTHOR) and what changed from the version before."""
+    versions = rules_history(make_engine(database_url_from_env()))
+    if as_json:
+        print_json([v.as_json() for v in versions])
+        return
+    if not versions:
+        console.print("No rules version recorded yet: a worker records each one it loads.")
+        return
+    rows = [
+        [v.version, f"{v.first_loaded_at:%Y-%m-%d %H:%M} UTC", v.author, "\n".join(v.changes)]
+        for v in versions
+    ]
+    console.print(table("Rules versions", ["version", "first loaded", "by", "changes"], rows))
