@@ -91,7 +91,7 @@ def test_each_version_is_recorded_with_its_author_and_what_changed(
     assert [v["author"] for v in listed] == ["Ops on call", SAM, MIA]
     assert listed[1]["changes"] == ["scoring.sales_ready_threshold: 50 → 60"]
     text = CliRunner().invoke(app, ["rules", "history"], env={"COLUMNS": "200"})
-    assert "sales_ready_threshold" in text.output and "Sam" in text.output  # (cells wrap)
+    assert f"by {SAM}\n  scoring.sales_ready_threshold: 50 → 60\n" in text.output
 
     # The returns report: each threshold handoffs were made under, when it was set, by whom.
     at = datetime.now(UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nurture.cli.output import JsonOpt, console, print_json, table
+from nurture.cli.output import JsonOpt, console, print_json
 from nurture.store.db import database_url_from_env, make_engine
 from nurture.store.rules_history import rules_history
 
@@ -23,8 +23,11 @@ def rules_history_command(as_json: JsonOpt = False) -> None:
     if not versions:
         console.print("No rules version recorded yet: a worker records each one it loads.")
         return
-    rows = [
-        [v.version, f"{v.first_loaded_at:%Y-%m-%d %H:%M} UTC", v.author, "\n".join(v.changes)]
-        for v in versions
-    ]
-    console.print(table("Rules versions", ["version", "first loaded", "by", "changes"], rows))
+    for v in versions:  # a block each: the changes are long lines a table would cut up
+        console.print(
+            f"{v.version}  {v.first_loaded_at:%Y-%m-%d %H:%M} UTC  by {v.author}",
+            style="bold",
+            highlight=False,
+        )
+        for change in v.changes:
+            console.print(f"  {change}", highlight=False, soft_wrap=True)
