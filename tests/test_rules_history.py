@@ -10,18 +10,26 @@ import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from sqlmodel import Session
+from temporalio.client import Client
 from typer.testing import CliRunner
 
+from nurture.access.consent import LinkSigner
+from nurture.access.dashboard_links import DashboardLinks
 from nurture.cli.app import app
 from nurture.config.rules_source import RulesSource
 from nurture.reports import ReportQuery, run_report
 from nurture.store.db import make_engine
 from nurture.store.read_model import HandoffRecord
 from nurture.store.rules_history import rules_history
-from tests.conftest import TEST_RULES, TEST_TEMPLATES
+from nurture.web.app import WebSettings, create_app, serving
+from tests.conftest import ARTIFACTS, TEST_RULES, TEST_SECRET, TEST_TEMPLATES
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 MIA = "Mia Marketer <mia@corp.example>"
 SAM = "Sam Sales <sam@corp.example>"
@@ -53,8 +61,11 @@ def checkout(tmp_path: Path) -> tuple[Path, Path]:
     return repo / "config", repo / "templates"
 
 
-def test_each_version_is_recorded_with_its_author_and_what_changed(
-    checkout: tuple[Path, Path], database_url: str, monkeypatch: pytest.MonkeyPatch
+async def test_each_version_is_recorded_with_its_author_and_what_changed(
+    checkout: tuple[Path, Path],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    browser: Browser,
 ) -> None:
     config, templates = checkout
     repo = config.parent
@@ -119,4 +130,24 @@ def test_each_version_is_recorded_with_its_author_and_what_changed(
         for r in timeline
     ] == [(50, MIA, None, 3, round(2 / 3, 4)), (60, SAM, 50, 4, 0.25)]
     assert timeline[1]["set_at"] == second.first_loaded_at.isoformat()
+
+    # The dashboard's page, in Chromium: newest first, the live one marked.
+    settings, signer = WebSettings(), LinkSigner(secret=TEST_SECRET)
+    web = create_app(cast(Client, None), db, signer, settings, rules=source.rule_set)
+    async with serving(web, "127.0.0.1", 0) as url:
+        page = await browser.new_page()
+        await page.goto(DashboardLinks(TEST_SECRET, url).url())
+        await page.click("#rules-link")
+        versions = page.locator("section.rules-version")
+        assert [await a.inner_text() for a in await versions.locator(".author").all()] == [
+            "Ops on call",
+            SAM,
+            MIA,
+        ]
+        assert await page.locator("#live").inner_text() == f"Live: {third.version}"
+        assert "(live)" in await versions.first.locator("h2").inner_text()
+        changes = await versions.nth(1).locator(".changes li").all_inner_texts()
+        assert changes == ["scoring.sales_ready_threshold: 50 → 60"]
+        await page.screenshot(path=str(ARTIFACTS / f"rules-history-{db.dialect.name}.png"))
+        await page.close()
     db.dispose()

@@ -52,6 +52,7 @@ from nurture.web.leads_api import LeadsApi
 from nurture.web.preferences import PreferencePages
 from nurture.web.reports_api import ReportsApi
 from nurture.web.responses import install_api_contract
+from nurture.web.rules_page import RulesHistoryPage
 from nurture.web.security import PageSecurityHeaders, requires
 from nurture.web.sendgrid_webhook import MAX_BODY_BYTES as SENDGRID_BODY_MAX
 from nurture.web.sendgrid_webhook import SendGridWebhook
@@ -158,6 +159,7 @@ def create_app(
     app.include_router(CampaignsApi(engine).router())
     dashboard_links = DashboardLinks(signer.secret, signer.public_url)
     app.include_router(DashboardPages(engine, dashboard_links, pages).router())
+    app.include_router(RulesHistoryPage(engine, dashboard_links, pages).router())
     if rules is not None:
         previews = CadencePreviewPages(client, engine, dashboard_links, pages, rules)
         app.include_router(previews.router())
