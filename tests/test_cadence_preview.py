@@ -53,7 +53,7 @@ async def test_every_shipped_cadence_previews_in_chromium_for_samples_and_a_real
         page = await browser.new_page(viewport={"width": 1300, "height": 900})
         await page.goto(base)  # the dashboard links the cadences
         await page.click("#cadences-link")
-        assert page.url == f"{base}/cadences"
+        await page.wait_for_url(f"{base}/cadences")
         listed = [await a.inner_text() for a in await page.locator("a.cadence").all()]
         assert listed == [c.id for c in rules.cadences.cadences]
 

@@ -89,7 +89,7 @@ async def test_each_version_is_recorded_with_its_author_and_what_changed(
     third = rules_history(db)[0]
     assert third.author == "Ops on call"
     assert third.changes == [
-        "cadences.cadences.general.steps.follow-up.delay: 3d → 5d",
+        "cadence.general.steps.follow-up.delay: 3d → 5d",
         "template t/touch.html changed",
     ]
     source.current()  # nothing new: nothing recorded
@@ -138,6 +138,7 @@ async def test_each_version_is_recorded_with_its_author_and_what_changed(
         page = await browser.new_page()
         await page.goto(DashboardLinks(TEST_SECRET, url).url())
         await page.click("#rules-link")
+        await page.wait_for_url(f"{url}/dashboard/*/rules")
         versions = page.locator("section.rules-version")
         assert [await a.inner_text() for a in await versions.locator(".author").all()] == [
             "Ops on call",

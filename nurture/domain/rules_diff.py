@@ -1,5 +1,5 @@
 """What changed between two rules versions, in words a marketer reads:
-``scoring.sales_ready_threshold: 100 → 110``, ``cadences.enterprise.steps.security.delay:
+``scoring.sales_ready_threshold: 100 → 110``, ``cadence.enterprise.steps.security.delay:
 5d → 7d``, ``template enterprise/04_security.html changed``.
 
 A version is kept as a *snapshot*: every setting of the rules flattened to a path and its
@@ -26,7 +26,11 @@ THRESHOLD = "scoring.sales_ready_threshold"
 def rules_snapshot(rules: Rules, template_sources: Mapping[str, str]) -> dict[str, str]:
     """Every setting of ``rules`` as ``path -> value``, and ``template NAME -> digest``."""
     flat: dict[str, str] = {}
-    _flatten({k: v for k, v in _plain(rules).items() if k != "version"}, "", flat)
+    plain = _plain(rules)
+    book = plain.pop("cadences")
+    plain["cadence"] = {c["id"]: c for c in book.pop("cadences")}  # "cadence smb.steps…"
+    plain["cadences"] = book  # the book's own settings: sender, send window, cap…
+    _flatten({k: v for k, v in plain.items() if k != "version"}, "", flat)
     for name, source in sorted(template_sources.items()):
         flat[TEMPLATE_PREFIX + name] = hashlib.sha256(source.encode()).hexdigest()[:16]
     return flat
