@@ -137,6 +137,8 @@ async def test_each_version_is_recorded_with_its_author_and_what_changed(
     async with serving(web, "127.0.0.1", 0) as url:
         page = await browser.new_page()
         await page.goto(DashboardLinks(TEST_SECRET, url).url())
+        live = await page.locator("#rules-live").inner_text()
+        assert live == f"Rules in force: {third.version} (history)."
         await page.click("#rules-link")
         await page.wait_for_url(f"{url}/dashboard/*/rules")
         versions = page.locator("section.rules-version")

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from nurture.reports.base import Report, ReportError, ReportQuery, duration_unit, run_report
 from nurture.reports.held import HeldTouch, held_touches
 from nurture.reports.visiting import WINDOW, VisitingCompany, companies_visiting
+from nurture.store.rules_status import read_rules_status
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +61,8 @@ class Dashboard:
     held: list[HeldTouch] = field(default_factory=list)
     rules_notice: str | None = None
     """Set while the workers refuse the newest rules edit and keep sending the last good one."""
+    rules_version: str | None = None
+    """The rules version the workers use (None before any worker ran on this database)."""
     visiting: list[VisitingCompany] = field(default_factory=list)
     """Companies visiting the websites now (the last :data:`WINDOW`, whatever the period)."""
     engagement: list[dict[str, Any]] = field(default_factory=list)
@@ -97,6 +100,7 @@ class Dashboard:
                 "oldest": [{**h.__dict__, "since": h.since.isoformat()} for h in self.held],
             },
             "rules_notice": self.rules_notice,
+            "rules_version": self.rules_version,
             "engagement": self.engagement,
             "visiting_companies": {
                 "hours": self.visiting_hours,
@@ -126,9 +130,18 @@ def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
         held_total=held_total,
         held=held,
         rules_notice=rules_notice(engine),
+        rules_version=live_rules_version(engine),
         visiting=companies_visiting(engine, query.now),
         engagement=_rows(reports["engagement"], "steps"),
     )
+
+
+def live_rules_version(engine: Engine) -> str | None:
+    try:
+        status = read_rules_status(engine)
+    except SQLAlchemyError:  # the table's migration has not run on this database yet
+        return None
+    return status.version if status is not None else None
 
 
 def rules_notice(engine: Engine) -> str | None:
