@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import random
 import re
-import sys
 import threading
 import time
-import types
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,6 +48,7 @@ from nurture.reports.dashboard import NO_DATA, build_dashboard
 from nurture.store.campaigns import record_cost
 from nurture.store.db import make_engine
 from nurture.store.read_model import TouchRecord
+from nurture.store.rules_status import ROW, InForce, record_status
 from nurture.web.app import WebSettings, create_app, serving
 from tests.conftest import ARTIFACTS, TEST_SECRET
 
@@ -687,26 +686,16 @@ async def test_reject_reasons_are_plain_text_held_touches_show_and_no_framing_in
             assert await framed.locator("#period, .tile").count() == 0
 
 
-def test_a_rejected_rules_edit_is_told_on_the_dashboard(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_rejected_rules_edit_is_told_on_the_dashboard(engine: Engine) -> None:
     """Finding 3 (display): the dashboard says the last rules edit was rejected, from what
-    the workers record (nurture.store.rules_status; stood in for here until it is merged)."""
-
-    @dataclass
-    class Status:
-        version: str = "r-1234"
-        rejection_pending: bool = True
-        rejected_problems: tuple[str, ...] = (
-            "templates/enterprise/04_security.html:3: 'rep_name' is undefined",
-        )
-
-    module = types.ModuleType("nurture.store.rules_status")
-    module.read_rules_status = lambda _engine: Status()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "nurture.store.rules_status", module)
+    the workers record (nurture.store.rules_status)."""
+    in_force = InForce(ROW, "r-1234", datetime.now(UTC) - timedelta(minutes=5), "config")
+    record_status(engine, in_force)
+    problem = "templates/enterprise/04_security.html:3: 'rep_name' is undefined"
+    record_status(engine, in_force, rejected=[problem])
     notice = build_dashboard(engine, ReportQuery()).rules_notice
     assert notice is not None
     assert notice.startswith("The last rules edit was rejected: templates/enterprise/04_")
     assert "r-1234" in notice
-    module.read_rules_status = lambda _engine: Status(rejection_pending=False)  # type: ignore[attr-defined]
+    record_status(engine, replace(in_force, loaded_at=datetime.now(UTC) + timedelta(seconds=1)))
     assert build_dashboard(engine, ReportQuery()).rules_notice is None

@@ -117,11 +117,13 @@ class RulesSource:
 
     def _record_version(self) -> None:
         """The version in force in the rules history (once: the first process to load it)."""
-        from nurture.store.rules_history import record_version
+        from nurture.store.rules_history import is_recorded, record_version
 
         assert self._status is not None
         templates = self._set.templates.sources if self._set.templates else {}
         try:
+            if is_recorded(self._status, self._set.rules.version):
+                return  # as every process starting on rules already seen: no git, no snapshot
             record_version(
                 self._status,
                 self._set.rules.version,

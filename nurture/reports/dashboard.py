@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from nurture.reports.base import Report, ReportError, ReportQuery, duration_unit, run_report
 from nurture.reports.held import HeldTouch, held_touches
 from nurture.reports.visiting import WINDOW, VisitingCompany, companies_visiting
-from nurture.store.rules_status import read_rules_status
+from nurture.store.rules_status import RulesStatus, read_rules_status
 
 log = structlog.get_logger(__name__)
 
@@ -122,6 +122,7 @@ def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
             problems.append(f"{name}: {exc}")
             log.warning("dashboard report not made", report=name, error=str(exc))
     held_total, held = held_touches(engine)
+    status = rules_status(engine)
     return Dashboard(
         query=query,
         tiles=_tiles(reports),
@@ -129,37 +130,23 @@ def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
         problems=problems,
         held_total=held_total,
         held=held,
-        rules_notice=rules_notice(engine),
-        rules_version=live_rules_version(engine),
+        rules_notice=rules_notice(status),
+        rules_version=status.version if status is not None else None,
         visiting=companies_visiting(engine, query.now),
         engagement=_rows(reports["engagement"], "steps"),
     )
 
 
-def live_rules_version(engine: Engine) -> str | None:
+def rules_status(engine: Engine) -> RulesStatus | None:
+    """What the workers recorded of the rules in force (None before any worker ran here)."""
     try:
-        status = read_rules_status(engine)
+        return read_rules_status(engine)
     except SQLAlchemyError:  # the table's migration has not run on this database yet
         return None
-    return status.version if status is not None else None
 
 
-def rules_notice(engine: Engine) -> str | None:
-    """ "The last rules edit was rejected: …" while the workers keep the last good rules.
-
-    Reads :mod:`nurture.store.rules_status` (the workers record there the version in force and
-    the last edit they refused). Until that module and its table are in this deployment
-    there is nothing to tell, and the dashboard says nothing."""
-    try:
-        from nurture.store.rules_status import (  # type: ignore[import-not-found,unused-ignore]
-            read_rules_status,
-        )
-    except ImportError:
-        return None
-    try:
-        status = read_rules_status(engine)
-    except SQLAlchemyError:  # the table's migration has not run on this database yet
-        return None
+def rules_notice(status: RulesStatus | None) -> str | None:
+    """ "The last rules edit was rejected: …" while the workers keep the last good rules."""
     if status is None or not status.rejection_pending:
         return None
     problems: list[str] = list(status.rejected_problems)

@@ -94,9 +94,6 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
     )
     unsubscribe_key = TOUCH.c.lead_id + literal(":ev:unsubscribe:") + TOUCH.c.key
     unsubscribed = LEAD_EVENT.alias("unsubscribed")
-    in_scope = [query.in_period(TOUCH.c.at)]
-    if query.cadence is not None:
-        in_scope.append(TOUCH.c.cadence == query.cadence)
     touches = (
         select(
             TOUCH.c.cadence,
@@ -114,7 +111,7 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
                 unsubscribed, unsubscribed.c.key == unsubscribe_key
             )
         )
-        .where(*in_scope, TOUCH.c.status.in_(("sent", "task", "task_done")))
+        .where(*_in_scope(query), TOUCH.c.status.in_(("sent", "task", "task_done")))
         .subquery("touches")
     )
     t = touches.c
@@ -185,16 +182,21 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
     return new_report("engagement", query, summary=summary, tables=[steps], notes=NOTES)
 
 
+def _in_scope(query: ReportQuery) -> list[ColumnElement[bool]]:
+    """The touches the report covers: of the period, of the one cadence when asked."""
+    scope = [query.in_period(TOUCH.c.at)]
+    if query.cadence is not None:
+        scope.append(TOUCH.c.cadence == query.cadence)
+    return scope
+
+
 def _task_outcomes(conn: Any, query: ReportQuery) -> dict[tuple[str, int, str], dict[str, int]]:
     """Per cadence, cycle and step: how many of the tasks queued in the period were done with
     each outcome (the inside-sales queue keeps the outcome)."""
-    in_scope = [query.in_period(TOUCH.c.at), TOUCH.c.status == "task"]
-    if query.cadence is not None:
-        in_scope.append(TOUCH.c.cadence == query.cadence)
     rows = conn.execute(
         select(TOUCH.c.cadence, TOUCH.c.cycle, TOUCH.c.step, SALES_TASK.c.outcome, func.count())
         .select_from(TOUCH.join(SALES_TASK, SALES_TASK.c.key == TOUCH.c.key))
-        .where(*in_scope, SALES_TASK.c.outcome.is_not(None))
+        .where(*_in_scope(query), TOUCH.c.status == "task", SALES_TASK.c.outcome.is_not(None))
         .group_by(TOUCH.c.cadence, TOUCH.c.cycle, TOUCH.c.step, SALES_TASK.c.outcome)
     ).all()
     found: dict[tuple[str, int, str], dict[str, int]] = {}

@@ -52,6 +52,11 @@ class RulesVersion:
         }
 
 
+def is_recorded(engine: Engine, version: str) -> bool:
+    with Session(engine) as session:
+        return session.get(RulesVersionRecord, version) is not None
+
+
 def record_version(
     engine: Engine, version: str, snapshot: dict[str, str], author: str, at: datetime
 ) -> bool:

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from nurture.access.dashboard_links import DashboardLinkError, DashboardLinks
+from nurture.access.dashboard_links import DashboardLinks
 from nurture.client.sales import LeadActionError, read_state
 from nurture.config.config_loader import RuleSet
 from nurture.config.templating import (
@@ -36,9 +36,10 @@ from nurture.config.templating import (
 )
 from nurture.core.context import step_context
 from nurture.domain.cadence_timeline import cadence_timeline
-from nurture.domain.rules import Cadence
-from nurture.reports.dashboard import rules_notice
+from nurture.domain.rules import Cadence, CadenceStep
+from nurture.reports.dashboard import rules_notice, rules_status
 from nurture.reports.tables import LEAD
+from nurture.web.dashboard import message_page, verified_link
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,7 @@ class CadencePreviewPages:
         return router
 
     async def index(self, token: str) -> HTMLResponse:
-        if (refused := self._refused(token)) is not None:
+        if isinstance(refused := verified_link(self.links, self.pages, token), HTMLResponse):
             return refused
         rule_set = self.rules()
         book = rule_set.rules.cadences
@@ -87,23 +88,24 @@ class CadencePreviewPages:
             "cadences.html",
             token=token,
             timelines=[cadence_timeline(book, c) for c in book.cadences],
-            notice=await run_in_threadpool(rules_notice, self.engine),
+            notice=rules_notice(await run_in_threadpool(rules_status, self.engine)),
         )
 
     async def preview(
         self, token: str, cadence_id: str, sample: int = 0, lead: str | None = None
     ) -> HTMLResponse:
-        if (refused := self._refused(token)) is not None:
+        if isinstance(refused := verified_link(self.links, self.pages, token), HTMLResponse):
             return refused
         rule_set = self.rules()
         book = rule_set.rules.cadences
         cadence = next((c for c in book.cadences if c.id == cadence_id), None)
         if cadence is None:
-            return self._message(404, "No such cadence", f"There is no cadence {cadence_id!r}.")
+            message = f"There is no cadence {cadence_id!r}."
+            return message_page(self.pages, 404, "No such cadence", message)
         leads = await run_in_threadpool(self._recent_leads)
         chosen, contexts = await self._contexts(cadence, sample, lead if lead in leads else None)
         emails = [
-            self._email(rule_set, cadence, cycle, step.name, contexts)
+            self._email(rule_set, step, cycle, contexts)
             for cycle in range(1, cadence.cycles + 1)
             for step in cadence.steps
             if step.channel == "email"
@@ -125,7 +127,7 @@ class CadencePreviewPages:
             chosen=chosen,
             sample=sample,
             lead=lead if lead in leads else None,
-            notice=await run_in_threadpool(rules_notice, self.engine),
+            notice=rules_notice(await run_in_threadpool(rules_status, self.engine)),
         )
 
     # --- rendering ------------------------------------------------------------------------
@@ -159,13 +161,11 @@ class CadencePreviewPages:
     @staticmethod
     def _email(
         rule_set: RuleSet,
-        cadence: Cadence,
+        step: CadenceStep,
         cycle: int,
-        step_name: str,
         contexts: Callable[[int, str], dict[str, Any]],
     ) -> EmailPreview:
-        step = next(s for s in cadence.steps if s.name == step_name)
-        shown = EmailPreview(step=step_name, cycle=cycle)
+        shown = EmailPreview(step=step.name, cycle=cycle)
         if rule_set.templates is None or step.template is None or step.subject is None:
             shown.problem = "no templates loaded"
             return shown
@@ -174,7 +174,7 @@ class CadencePreviewPages:
                 rule_set.templates.environment,
                 step.template,
                 step.subject,
-                contexts(cycle, step_name),
+                contexts(cycle, step.name),
             )
         except TemplateProblem as exc:
             shown.problem = str(exc)
@@ -199,17 +199,6 @@ class CadencePreviewPages:
                 select(LEAD.c.lead_id).order_by(LEAD.c.created_at.desc()).limit(RECENT_LEADS)
             )
             return list(rows.scalars())
-
-    def _refused(self, token: str) -> HTMLResponse | None:
-        try:
-            self.links.verify(token)
-        except DashboardLinkError as exc:
-            return self._message(403, "Link refused", str(exc))
-        return None
-
-    def _message(self, status: int, title: str, message: str) -> HTMLResponse:
-        html = self.pages.get_template("message.html").render(title=title, message=message)
-        return HTMLResponse(html, status_code=status)
 
     def _render(self, name: str, **context: Any) -> HTMLResponse:
         return HTMLResponse(self.pages.get_template(name).render(**context))

@@ -74,6 +74,22 @@ def _presets(today: date) -> list[tuple[str, str, str]]:
     ]
 
 
+def message_page(pages: Environment, status: int, title: str, message: str) -> HTMLResponse:
+    html = pages.get_template("message.html").render(title=title, message=message)
+    return HTMLResponse(html, status_code=status)
+
+
+def verified_link(
+    links: DashboardLinks, pages: Environment, token: str
+) -> timedelta | HTMLResponse:
+    """How long the dashboard link ``token`` still works, or the page refusing it (403): the
+    dashboard and every page opened from it take the same link."""
+    try:
+        return links.verify(token)
+    except DashboardLinkError as exc:
+        return message_page(pages, 403, "Link refused", str(exc))
+
+
 @dataclass
 class DashboardPages:
     engine: Engine
@@ -125,13 +141,9 @@ class DashboardPages:
     async def page(
         self, token: str, since: str | None = None, until: str | None = None
     ) -> HTMLResponse:
-        try:
-            left = self.links.verify(token)
-        except DashboardLinkError as exc:
-            html = self.pages.get_template("message.html").render(
-                title="Link refused", message=str(exc)
-            )
-            return HTMLResponse(html, status_code=403)
+        left = verified_link(self.links, self.pages, token)
+        if isinstance(left, HTMLResponse):
+            return left
         started = time.monotonic()
         context: dict[str, Any] = {
             "token": token,

@@ -11,10 +11,10 @@ from jinja2 import Environment
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from nurture.access.dashboard_links import DashboardLinkError, DashboardLinks
-from nurture.reports.dashboard import rules_notice
+from nurture.access.dashboard_links import DashboardLinks
+from nurture.reports.dashboard import rules_notice, rules_status
 from nurture.store.rules_history import rules_history
-from nurture.store.rules_status import read_rules_status
+from nurture.web.dashboard import verified_link
 
 
 @dataclass
@@ -31,17 +31,15 @@ class RulesHistoryPage:
         return router
 
     async def page(self, token: str) -> HTMLResponse:
-        try:
-            self.links.verify(token)
-        except DashboardLinkError as exc:
-            html = self.pages.get_template("message.html").render(
-                title="Link refused", message=str(exc)
-            )
-            return HTMLResponse(html, status_code=403)
+        refused = verified_link(self.links, self.pages, token)
+        if isinstance(refused, HTMLResponse):
+            return refused
         versions = await run_in_threadpool(rules_history, self.engine)
-        status = await run_in_threadpool(read_rules_status, self.engine)
-        notice = await run_in_threadpool(rules_notice, self.engine)
+        status = await run_in_threadpool(rules_status, self.engine)
         html = self.pages.get_template("rules_history.html").render(
-            token=token, versions=versions, live=status.version if status else None, notice=notice
+            token=token,
+            versions=versions,
+            live=status.version if status else None,
+            notice=rules_notice(status),
         )
         return HTMLResponse(html)
