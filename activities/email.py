@@ -68,6 +68,7 @@ class Mailer:
             ("lead_id", request.lead_id),
             ("category", request.category),
             ("touch_id", request.key if request.category == "touch" else ""),
+            ("variant", request.variant or ""),  # the A/B version, for SendGrid's own stats
         ):
             if value:
                 mail.add_custom_arg(CustomArg(name, value))

@@ -101,6 +101,8 @@ def write_batches(engine: Engine, batches: Sequence[FactBatch]) -> None:
     for batch in batches:
         for fact in batch.facts:
             row = fact.model_dump(exclude={"kind"})
+            for later in getattr(fact, "LATER_FIELDS", ()):  # left out of its JSON when empty
+                row.setdefault(later, getattr(fact, later))  # one column set per table
             row["lead_id"] = batch.lead_id
             if fact.kind in APPEND_ONLY:
                 if fact.kind == "transition":

@@ -18,7 +18,7 @@ from nurture.access.consent import LinkSigner
 from nurture.access.dashboard_links import DashboardLinks
 from nurture.config.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR, load_rules
 from nurture.config.rules_source import RulesSource
-from nurture.domain.cadence_timeline import cadence_timeline
+from nurture.domain.cadence_timeline import TimelineVariant, cadence_timeline
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import make_engine
 from nurture.web.app import WebSettings, create_app, serving
@@ -63,7 +63,13 @@ async def test_every_shipped_cadence_previews_in_chromium_for_samples_and_a_real
             assert answer is not None and answer.status == 200, cadence.id
             assert await page.locator("tr.timeline-step").count() == len(timeline.steps)
             emails = page.locator("section.rendered-email")
-            expected = [s for s in timeline.steps if s.channel == "email"]
+            no_test: list[TimelineVariant | None] = [None]
+            expected = [  # an A/B-tested step shows each variant's email
+                (s, v)
+                for s in timeline.steps
+                if s.channel == "email"
+                for v in s.variants or no_test
+            ]
             assert await emails.count() == len(expected), cadence.id
             assert await page.locator(".template-problem").count() == 0, cadence.id
             for frame in await page.locator("section.rendered-email iframe").all():
@@ -73,6 +79,14 @@ async def test_every_shipped_cadence_previews_in_chromium_for_samples_and_a_real
             texts = [await t.inner_text() for t in await page.locator("pre.text-part").all()]
             assert len(texts) == len(expected) and all(t.strip() for t in texts), cadence.id
             await page.screenshot(path=str(ARTIFACTS / f"cadence-{cadence.id}.png"), full_page=True)
+            for step, variant in expected:
+                if variant is None:
+                    continue
+                shown = page.locator(f"#email-{step.cycle}-{step.step}-{variant.name}")
+                subject = await shown.locator(".subject-text").inner_text()
+                tail = variant.subject.rsplit("}}", 1)[-1]  # the text after the lead's field
+                assert subject.endswith(tail) and "{{" not in subject, (variant.name, subject)
+                await shown.screenshot(path=str(ARTIFACTS / f"cadence-ab-{variant.name}.png"))
             await emails.first.screenshot(path=str(ARTIFACTS / f"cadence-{cadence.id}-email.png"))
 
         # For a real lead: its name in the subject, as text (no markup, nothing evaluated).

@@ -43,10 +43,19 @@ EMAIL_STEPS = ("intro", "after-call", "last")
 CALL_OUTCOMES = ["connected", "connected", "connected", "no_answer", "no_answer", "left_voicemail"]
 
 
-def touch_step(message: RecordedMessage) -> tuple[str, int, str]:
-    """(cadence, cycle, step) from the touch key, ``touch:<lead>:<cadence>:e<n>:c<N>:<step>``."""
+Row = tuple[str, int, str, str | None]
+SUBJECTS = {
+    None: {"Intro", "Last"},
+    "plain": {"After the call"},
+    "warm": {"Thanks for your time, Cy"},
+}
+
+
+def touch_step(message: RecordedMessage) -> Row:
+    """(cadence, cycle, step, variant) from the touch key,
+    ``touch:<lead>:<cadence>:e<n>:c<N>:<step>``, and the A/B step's ``variant`` custom arg."""
     _, _, cadence, _, cycle, step = message.custom_args["touch_id"].split(":")
-    return cadence, int(cycle.removeprefix("c")), step
+    return cadence, int(cycle.removeprefix("c")), step, message.custom_args.get("variant")
 
 
 def plan_events(
@@ -152,18 +161,22 @@ async def test_every_figure_of_the_engagement_report_is_what_was_sent_and_emitte
             what="every lead's three emails",
         )
         # The provider reports on every email, in batches as SendGrid posts them.
-        sent: Counter[tuple[str, int, str]] = Counter()
-        expected: defaultdict[tuple[str, int, str], Counter[str]] = defaultdict(Counter)
-        touched_leads: defaultdict[tuple[str, int, str], list[str]] = defaultdict(list)
+        sent: Counter[Row] = Counter()
+        expected: defaultdict[Row, Counter[str]] = defaultdict(Counter)
+        touched_leads: defaultdict[Row, list[str]] = defaultdict(list)
         for lead in leads:
             for message in standin.messages_with(lead_id=lead, category="touch"):
                 step = touch_step(message)
+                assert message.subject in SUBJECTS[step[3]], (step, message.subject)
                 sent[step] += 1
                 touched_leads[step].append(lead)
                 events, counted = plan_events(rng, message)
                 expected[step].update(counted)
                 delivery = await asyncio.to_thread(standin.emit_events, message.message_id, events)
                 assert delivery.status == 200, delivery.response_body
+        variants = {row[3]: n for row, n in sent.items() if row[3]}  # drawn from the lead ids
+        plain, warm = variants.get("plain", 0), variants.get("warm", 0)
+        counts = f"{plain} sends each" if plain == warm else f"{plain} and {warm} sends"
         # SendGrid delivering the same events again (same sg_event_id) changes nothing.
         for delivery in standin.webhook_deliveries[-3:]:
             again = [
@@ -192,12 +205,15 @@ async def test_every_figure_of_the_engagement_report_is_what_was_sent_and_emitte
             for row in await section.locator("tr.engagement-step").all()
         }
         assert shown == {
-            "intro": str(sent[("multichannel", 1, "intro")]),
+            "intro": str(LEADS),
             "call (call)": str(LEADS),
-            "after-call": str(sent[("multichannel", 1, "after-call")]),
+            **{f"after-call · {row[3]}": str(n) for row, n in sent.items() if row[3]},
             "brochure (direct mail)": str(LEADS),
-            "last": str(sent[("multichannel", 1, "last")]),
+            "last": str(LEADS),
         }
+        verdicts = await section.locator("li.ab-test .verdict").all_inner_texts()
+        if len(variants) == 2:  # the A/B test: too few sends to tell
+            assert verdicts == [f"not enough evidence yet: {counts}, 30 each needed"] * 2
         await section.screenshot(path=str(ARTIFACTS / f"engagement-{db.dialect.name}.png"))
         await page.close()
         for lead in leads:
@@ -206,8 +222,11 @@ async def test_every_figure_of_the_engagement_report_is_what_was_sent_and_emitte
     assert len(handed) >= 3
 
     report = run_report(db, "engagement", ReportQuery())
-    rows = {(r["cadence"], r["cycle"], r["step"]): r for r in report.table("steps").as_dicts()}
-    assert set(rows) == {("multichannel", 1, s) for s in (*EMAIL_STEPS, "call", "brochure")}
+    rows = {
+        (r["cadence"], r["cycle"], r["step"], r["variant"]): r
+        for r in report.table("steps").as_dicts()
+    }
+    assert set(rows) == {*sent, *(("multichannel", 1, s, None) for s in ("call", "brochure"))}
     for step, n in sent.items():
         row, want = rows[step], expected[step]
         assert row["channel"] == "email"
@@ -224,7 +243,8 @@ async def test_every_figure_of_the_engagement_report_is_what_was_sent_and_emitte
         assert row["tasks"] == row["tasks_done"] == 0
         in_sales = sum(1 for lead in touched_leads[step] if lead in handed)
         assert row["handed_off_7d"] == row["handed_off_30d"] == in_sales, step
-    call, mail = rows[("multichannel", 1, "call")], rows[("multichannel", 1, "brochure")]
+    call = rows[("multichannel", 1, "call", None)]
+    mail = rows[("multichannel", 1, "brochure", None)]
     assert (call["channel"], call["sent"], call["tasks"], call["tasks_done"]) == (
         "call",
         0,

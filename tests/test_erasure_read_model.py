@@ -138,6 +138,8 @@ def test_every_text_column_of_a_table_keyed_by_lead_is_marked_personal_or_known_
         # A SendGrid event: the touch it is about (a key, rewritten with the lead id) and
         # what it counts as (delivered, open…).
         "touch_key", "engagement",
+        # The A/B variant a touch sent (a name from the cadence rules).
+        "variant",
         # A website visitor: its site's public key; the network's owner (a company or an ISP,
         # not a person); and a digest of the browser's id, kept so that an erased person's
         # browser stays forgotten (its later visits are dropped, never stored).

@@ -21,6 +21,7 @@ from nurture.store import (  # noqa: F401  (every table in SQLModel.metadata)
     read_model,
     rules_history,
     rules_status,
+    variant_winners,
 )
 from nurture.store.db import ApiKey, OutboxMessage, StageTransition, make_engine
 from nurture.store.migrations import (
@@ -237,6 +238,7 @@ TABLES_SINCE_0003 = frozenset(
         "visitor",
         "visitorevent",
         "rulesversion",
+        "variantwinner",
     }
 )
 """Tables that revisions after 0003 add."""
@@ -245,6 +247,7 @@ CHANGED_SINCE_0003 = frozenset({"suppression"})
 COLUMNS_SINCE_0003 = {
     "outboxmessage": ("text_body", "html_body"),
     "webhookevent": ("touch_key", "engagement"),
+    "touch": ("variant",),
 }
 """Columns that revisions after 0003 add to tables of 0003."""
 INDEXES_SINCE_0003 = ("ix_webhookevent_touch_key",)

@@ -52,7 +52,8 @@ PATCHES_BY_VERSION = {
     ],
 }
 PATCHES_BY_VERSION["v7"] = [*PATCHES_BY_VERSION["v6"], PATCH_DECAY_IN_EVENT_TIME]
-CURRENT = "v7"
+PATCHES_BY_VERSION["v8"] = PATCHES_BY_VERSION["v7"]  # A/B variants: no patch (see the commit)
+CURRENT = "v8"
 
 
 def _replayer(data_converter: DataConverter) -> Replayer:

@@ -46,8 +46,10 @@ async def multichannel_lead(
     )
 
 
-def subjects(standin: SendGridStandIn, lead: str) -> list[str]:
-    return [m.subject for m in standin.messages_with(lead_id=lead, category="touch")]
+def emailed_steps(standin: SendGridStandIn, lead: str) -> list[str]:
+    """The steps the lead was emailed, in order (``after-call`` is an A/B test of subjects)."""
+    touches = standin.messages_with(lead_id=lead, category="touch")
+    return [m.custom_args["touch_id"].rsplit(":", 1)[1] for m in touches]
 
 
 async def test_a_cadence_mixing_email_call_and_mail_runs_end_to_end_and_outcomes_score(
@@ -58,7 +60,7 @@ async def test_a_cadence_mixing_email_call_and_mail_runs_end_to_end_and_outcomes
     async with running_engine(dev_env.client, standin, tmp_path, time_scale=14400) as engine:
         handle = await multichannel_lead(engine, lead)
         state = await wait_for_state(handle, lambda s: len(s.tasks) == 1)
-        assert subjects(standin, lead) == ["Intro"]
+        assert emailed_steps(standin, lead) == ["intro"]
         (call,) = tasks_in_db(engine)
         assert (call.channel, call.status, call.phone) == ("call", "open", "+1 555 0100")
         assert call.title == "Call Cy" and call.instructions == "Ask Cy about Corp"
@@ -87,7 +89,7 @@ async def test_a_cadence_mixing_email_call_and_mail_runs_end_to_end_and_outcomes
             await act(engine.client, lead, "complete_task", done)
         # The cadence moved on at once: the next email, then the direct-mail task.
         state = await wait_for_state(handle, lambda s: len(s.tasks) == 2, timeout=15)
-        assert subjects(standin, lead) == ["Intro", "After the call"]
+        assert emailed_steps(standin, lead) == ["intro", "after-call"]
 
         # The same from the command line, as inside sales would: list, then record the outcome.
         env = {
@@ -116,7 +118,7 @@ async def test_a_cadence_mixing_email_call_and_mail_runs_end_to_end_and_outcomes
             handle, lambda s: s.cadence is not None and s.cadence.parked, timeout=15
         )
 
-    assert subjects(standin, lead) == ["Intro", "After the call", "Last"]
+    assert emailed_steps(standin, lead) == ["intro", "after-call", "last"]
     assert [(t.channel, t.status, t.outcome, t.closed_by) for t in tasks_in_db(engine)] == [
         ("call", "done", "connected", "alice"),
         ("direct_mail", "done", "sent", "bob"),
@@ -133,11 +135,11 @@ async def test_a_task_nobody_does_expires_and_the_cadence_moves_on(
         handle = await multichannel_lead(engine, lead)
         await time_skipping_env.sleep(timedelta(hours=2))
         assert [t.status for t in tasks_in_db(engine)] == ["open"]
-        assert subjects(standin, lead) == ["Intro"]  # waiting for the call, up to 1 d
+        assert emailed_steps(standin, lead) == ["intro"]  # waiting for the call, up to 1 d
         await time_skipping_env.sleep(timedelta(days=2))
         state = await lead_state(handle)
 
-    assert subjects(standin, lead) == ["Intro", "After the call"]
+    assert emailed_steps(standin, lead) == ["intro", "after-call"]
     assert [(t.channel, t.status) for t in tasks_in_db(engine)] == [
         ("call", "expired"),
         ("direct_mail", "open"),
@@ -165,5 +167,5 @@ async def test_missing_phone_or_address_skips_the_task_and_a_handoff_cancels_an_
         "multichannel/call (cycle 1): no phone number on file",
         "multichannel/brochure (cycle 1): no postal address on file",
     ]
-    assert subjects(standin, no_phone) == ["Intro", "After the call", "Last"]
+    assert emailed_steps(standin, no_phone) == ["intro", "after-call", "last"]
     assert [(t.lead_id, t.channel, t.status) for t in rows] == [(handed_off, "call", "cancelled")]

@@ -366,6 +366,9 @@ def _print_state(state: LeadState) -> None:
         ["events", f"{state.events_applied} applied, {state.duplicates_ignored} duplicates"],
         ["rules", f"{state.rules_version or '-'} (nurture rules history: what each changed)"],
     ]
+    if state.variants:  # its A/B tests: the variant it drew at each tested step
+        drawn = ", ".join(f"{step} {variant}" for step, variant in sorted(state.variants.items()))
+        summary.append(["A/B variants", drawn])
     if state.cadence:
         c = state.cadence
         summary.append(

@@ -10,7 +10,7 @@ from rich.panel import Panel
 
 from nurture.cli.output import JsonOpt, console, errors, fail, print_json, table
 from nurture.config.config_loader import ConfigError, config_dir_from_env, load_rules
-from nurture.domain.cadence_timeline import CadenceTimeline, cadence_timeline
+from nurture.domain.cadence_timeline import CadenceTimeline, TimelineStep, cadence_timeline
 from nurture.domain.rules import CadenceBook
 
 EXIT_USAGE = 2
@@ -61,6 +61,16 @@ def cadence_show(
     print_timeline(timeline)
 
 
+def _what(step: TimelineStep) -> str:
+    """An email's subject (each variant's, with its share), or a task's title."""
+    if step.channel != "email":
+        return f"{step.title} (due within {step.due_within})"
+    if not step.variants:
+        return step.subject or ""
+    lines = [f"A/B {v.name} ({v.share}): {v.subject}" for v in step.variants]
+    return "\n".join(lines + ([f"winner rule: {step.winner}"] if step.winner else []))
+
+
 def print_timeline(t: CadenceTimeline) -> None:
     facts = [
         f"for: {t.segment}",
@@ -78,8 +88,8 @@ def print_timeline(t: CadenceTimeline) -> None:
             s.delay,
             s.step,
             s.channel,
-            s.subject if s.channel == "email" else f"{s.title} (due within {s.due_within})",
-            s.template or "",
+            _what(s),
+            "\n".join(v.template for v in s.variants) or s.template or "",
         ]
         for s in t.steps
     ]

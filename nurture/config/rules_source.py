@@ -4,11 +4,17 @@ files re-read when they change on disk, a broken edit refused and the last good 
 Workers hand these rules to workflows (``activities/rules.py``) and render emails and tasks from
 the templates of the same version, held in memory, never from a newer unchecked file; the HTTP
 service reads which event types scoring knows.
+
+A worker's rules also carry the winners its A/B tests' winner rules chose
+(``nurture.config.winner_check``), looked at every minute: a decision is a new version of the
+rules, reaching every lead through the rules it reads before each touch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +26,12 @@ from nurture.config.config_loader import ConfigError, RuleSet, load_rule_set
 from nurture.config.file_watch import ChangeWatch
 from nurture.config.rules_author import rules_author
 from nurture.config.templating import TemplateSet
-from nurture.domain.rules import Rules
+from nurture.domain.rules import DecidedWinner, Rules
 from nurture.domain.rules_diff import rules_snapshot
 
 log = structlog.get_logger(__name__)
+WINNER_AUTHOR = "winner rule"
+"""Who the rules history says changed the rules when a winner rule chose its winner."""
 
 
 class RulesSource:
@@ -42,16 +50,21 @@ class RulesSource:
         templates_dir: Path,
         time_scale: float = 1.0,
         recheck_every: float = 1.0,
+        winner_check_every: float = 60.0,
     ) -> None:
         self.config_dir = config_dir
         self.templates_dir = templates_dir
         self.time_scale = time_scale
+        self.winner_check_every = winner_check_every
         self._lock = threading.Lock()
         self._watch = ChangeWatch(self._mtimes, recheck_every)
-        self._set = load_rule_set(config_dir, templates_dir, time_scale)
+        self._files = load_rule_set(config_dir, templates_dir, time_scale)  # as on disk
+        self._winners: dict[str, DecidedWinner] = {}
+        self._set = self._files  # in force: the files' rules with the winners decided
         self.loaded_at = datetime.now(UTC)
         self._status: Engine | None = None
         self._refused = False  # the newest edit on disk was refused
+        self._winners_looked_at = time.monotonic()
 
     def _mtimes(self) -> tuple[tuple[str, float], ...]:
         paths = sorted(self.config_dir.glob("*.yaml")) + sorted(self.templates_dir.rglob("*"))
@@ -70,6 +83,9 @@ class RulesSource:
         with self._lock:
             if self._watch.changed():
                 self._reload()
+            due = time.monotonic() - self._winners_looked_at >= self.winner_check_every
+            if self._status is not None and due and self._look_at_winners():
+                self._record(author=WINNER_AUTHOR)
             return self._set
 
     def _reload(self) -> None:
@@ -84,22 +100,45 @@ class RulesSource:
             self._refused = True
             self._record(rejected=exc.problems)
             return
-        if fresh.rules.version == self._set.rules.version and not self._refused:
+        if fresh.rules.version == self._files.rules.version and not self._refused:
             return  # touched, not changed
         # A new version, or the files changed back to the one in force after a refused edit:
         # either way what is on disk is what is sent again.
-        self._set, self.loaded_at, self._refused = fresh, datetime.now(UTC), False
-        log.info("rules reloaded", version=fresh.rules.version)
+        self._files, self.loaded_at, self._refused = fresh, datetime.now(UTC), False
+        self._set = _with_winners(fresh, self._winners)
+        log.info("rules reloaded", version=self._set.rules.version)
         self._record()
+
+    def _look_at_winners(self) -> bool:
+        """Let winner rules decide, then take in every winner decided (by any worker); True
+        when the rules in force changed."""
+        from nurture.config.winner_check import decide_winners
+        from nurture.store.variant_winners import decided_winners
+
+        assert self._status is not None
+        self._winners_looked_at = time.monotonic()
+        try:
+            decide_winners(self._status, self._files.rules, self._winners)
+            found = decided_winners(self._status)
+        except SQLAlchemyError as exc:  # the test goes on as it was; looked at again later
+            log.warning("A/B winners not looked at", error=str(exc))
+            return False
+        if found == self._winners:
+            return False
+        self._winners, self.loaded_at = found, datetime.now(UTC)
+        self._set = _with_winners(self._files, found)
+        log.info("rules changed by a winner rule", version=self._set.rules.version)
+        return True
 
     def record_status_in(self, engine: Engine) -> None:
         """Record the version in force (now and at every change) and every refused edit in
         the engine database, where ``nurture config status`` and the dashboard read it."""
         with self._lock:
             self._status = engine
+            self._look_at_winners()
             self._record()
 
-    def _record(self, rejected: list[str] | None = None) -> None:
+    def _record(self, rejected: list[str] | None = None, author: str | None = None) -> None:
         if self._status is None:
             return
         from nurture.store.rules_status import ROW, InForce, record_status
@@ -113,9 +152,9 @@ class RulesSource:
         )
         record_status(self._status, in_force, rejected)
         if rejected is None:
-            self._record_version()
+            self._record_version(author)
 
-    def _record_version(self) -> None:
+    def _record_version(self, author: str | None) -> None:
         """The version in force in the rules history (once: the first process to load it)."""
         from nurture.store.rules_history import is_recorded, record_version
 
@@ -128,9 +167,21 @@ class RulesSource:
                 self._status,
                 self._set.rules.version,
                 rules_snapshot(self._set.rules, templates),
-                rules_author(self.config_dir, self.templates_dir),
+                author or rules_author(self.config_dir, self.templates_dir),
                 self.loaded_at,
             )
         except SQLAlchemyError as exc:  # the history is for people: the rules still apply
             version = self._set.rules.version
             log.warning("rules version not recorded", version=version, error=str(exc))
+
+
+def _with_winners(files: RuleSet, winners: dict[str, DecidedWinner]) -> RuleSet:
+    """The rules from the files with the decided winners; a version of their own."""
+    if not winners:
+        return files
+    decided = ",".join(f"{key}={winners[key].variant}" for key in sorted(winners))
+    suffix = hashlib.sha256(decided.encode()).hexdigest()[:8]
+    rules = files.rules.model_copy(
+        update={"winners": dict(winners), "version": f"{files.rules.version}+w{suffix}"}
+    )
+    return RuleSet(rules=rules, templates=files.templates)

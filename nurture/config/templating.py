@@ -630,10 +630,16 @@ def template_problems(rules: Rules, templates: Path | TemplateSet) -> list[str]:
     env = make_environment(templates, undefined=CollectingUndefined)
     problems: dict[str, None] = {}
     jobs = [
-        (step.template, step.subject, "touch", f"cadence {c.id} step {step.name}")
+        (
+            version.template,
+            version.subject,
+            "touch",
+            f"cadence {c.id} step {step.name}"
+            + (f" variant {version.variant}" if version.variant else ""),
+        )
         for c in rules.cadences.cadences
         for step in c.steps
-        if step.template is not None and step.subject is not None
+        for version in step.versions()
     ] + [(f"notifications/{kind}.html", None, kind, "notification") for kind in NOTIFICATION_KINDS]
     for template, subject, kind, owner in jobs:
         for context in sample_contexts(kind):

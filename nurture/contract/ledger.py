@@ -31,6 +31,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 from sqlmodel import SQLModel
 
+from nurture.domain.leads import LaterFieldsOmitted
+
 RECORD_FACTS = "record_facts"
 FACTS_PER_BATCH = 200
 
@@ -190,9 +192,10 @@ class AssignmentFact(RepTurn, FactKey):
     kind: Literal["assignment"] = "assignment"
 
 
-class TouchFact(BaseModel):
+class TouchFact(LaterFieldsOmitted):
     """One nurture step carried out (an email sent or not, a task queued or skipped)."""
 
+    LATER_FIELDS = ("variant",)
     kind: Literal["touch"] = "touch"
     key: str
     at: datetime
@@ -202,6 +205,8 @@ class TouchFact(BaseModel):
     channel: str
     status: TouchStatus
     detail: str | None = None
+    variant: str | None = None
+    """The version of an A/B-tested email step the lead got (None: not an A/B step)."""
 
 
 class OutcomeFact(BaseModel):

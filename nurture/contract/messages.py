@@ -219,11 +219,15 @@ class LeadState(LaterFieldsOmitted):
     """Numbers handed to read-model facts so far (keys, and ties between versions)."""
     ledger_flushes: int = 0
     """Batches written to the read model so far (0: this lead has not reported yet)."""
-    LATER_FIELDS = ("consents", "preferences")
+    LATER_FIELDS = ("consents", "preferences", "variants")
     consents: list[ConsentRecord] = Field(default_factory=list)
     """How and when the person agreed to be emailed, oldest first (the latest CONSENTS_KEPT)."""
     preferences: Preferences | None = None
     """The person's choices on the preferences page (None: never chose)."""
+    variants: dict[str, str] = Field(default_factory=dict)
+    """A/B-tested steps' variants drawn for this lead, by ``cadence/step``: drawn when it first
+    enrols in the cadence and kept, so later weight changes leave it where it was
+    (``nurture.domain.variants``)."""
 
     def topic_left(self, topic: str | None) -> bool:
         """Whether the person chose not to receive emails about ``topic``."""
@@ -295,9 +299,10 @@ class LoadRulesRequest(BaseModel):
 EmailCategory = Literal["touch", "handoff", "escalation", "reassigned", "activity"]
 
 
-class EmailRequest(BaseModel):
+class EmailRequest(LaterFieldsOmitted):
     """One email to send exactly once; ``key`` is its idempotency key."""
 
+    LATER_FIELDS = ("variant",)
     kind: Literal["email"] = "email"
     key: str
     lead_id: str
@@ -308,6 +313,8 @@ class EmailRequest(BaseModel):
     template: str
     subject: str
     context: dict[str, Any] = Field(default_factory=dict)
+    variant: str | None = None
+    """An A/B-tested step's variant (sent to SendGrid as the ``variant`` custom arg)."""
 
 
 class EmailResult(BaseModel):

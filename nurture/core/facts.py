@@ -141,8 +141,10 @@ def touch(
     status: TouchStatus,
     detail: str | None,
     suffix: str = "",
+    variant: str | None = None,
 ) -> list[Fact]:
-    """What became of one cadence step (keyed like its email or task, plus ``suffix``)."""
+    """What became of one cadence step (keyed like its email or task, plus ``suffix``), and
+    which variant of an A/B-tested step it was."""
     return [
         TouchFact(
             key=touch_key(state.lead_id, progress, step) + suffix,
@@ -153,6 +155,7 @@ def touch(
             channel=step.channel,
             status=status,
             detail=detail,
+            variant=variant,
         )
     ]
 

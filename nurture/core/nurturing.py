@@ -23,10 +23,10 @@ from nurture.core import facts
 from nurture.core.commands import CreateTask, Failed, SendEmail, Step
 from nurture.core.consent import Consent
 from nurture.core.context import step_context
-from nurture.domain import cadence, send_window
+from nurture.domain import cadence, send_window, variants
 from nurture.domain.cadence import CadenceProgress
 from nurture.domain.leads import LeadEvent
-from nurture.domain.rules import Cadence, CadenceStep
+from nurture.domain.rules import Cadence, CadenceStep, StepVariant, variant_key
 from nurture.domain.stages import unknown_rep_error
 from nurture.domain.tasks import missing_contact, outcome_error, outcome_event_type
 
@@ -41,6 +41,7 @@ class Nurturing(Consent):
         self.drop_held(f"enrolled in {chosen.id}")
         state.enrolments += 1
         state.cadence = cadence.enrol(chosen, state.enrolments, self.now())
+        state.variants.update(variants.draws_for(state.lead_id, chosen, state.variants))
         if not chosen.recycle:
             state.segment = chosen.id
         state.note(self.now(), "cadence", f"enrolled in {chosen.id} ({reason})")
@@ -78,19 +79,27 @@ class Nurturing(Consent):
             yield from self.start_task(current, progress, step, label)
             return
         key = cadence.touch_key(state.lead_id, progress, step)
+        variant = self.variant_for(current, step)
+        name = variant.name if variant else None
+        if name is not None:
+            label += f", variant {name}"
         why = self.why_not_emailed(current)
         if why is not None:
             if state.held_touch is not None and state.held_touch.key == key:
                 state.held_touch = None  # skipped with its reason below: no longer waiting
             state.touches_skipped += 1
             state.note(now, "touch skipped", f"{label}: {why}")
-            self.report(facts.touch, progress, current.id, step, "skipped", why)
+            self.report(facts.touch, progress, current.id, step, "skipped", why, variant=name)
         else:
             if self.patches.windows and self.deferred(progress, current, label):
                 return
             if self.still_held(key, progress):
                 return
-            assert step.template is not None and step.subject is not None
+            template, subject = step.template_of(variant), step.subject_of(variant)
+            assert template is not None and subject is not None
+            context = step_context(state, current.id, progress.cycle, step.name)
+            if name is not None:
+                context["variant"] = name
             request = EmailRequest(
                 key=key,
                 lead_id=state.lead_id,
@@ -98,9 +107,10 @@ class Nurturing(Consent):
                 to_email=state.profile.email,
                 to_name=state.profile.display_name,
                 sender=book.sender,
-                template=step.template,
-                subject=step.subject,
-                context=step_context(state, current.id, progress.cycle, step.name),
+                template=template,
+                subject=subject,
+                context=context,
+                variant=name,
             )
             sent: EmailResult | Failed = yield SendEmail(request)
             if isinstance(sent, Failed):
@@ -113,20 +123,45 @@ class Nurturing(Consent):
                 state.held_touch = None  # its outcome is reported below
                 state.note(now, "touch released", f"{label}: tried again after a rules change")
             if isinstance(sent, Failed):
-                self.report(facts.touch, progress, current.id, step, "failed", state.last_error)
+                self.report(
+                    facts.touch,
+                    progress,
+                    current.id,
+                    step,
+                    "failed",
+                    state.last_error,
+                    variant=name,
+                )
             elif sent.status == "suppressed":
                 state.touches_skipped += 1
                 state.note(now, "touch skipped", f"{label}: {sent.detail}")
-                self.report(facts.touch, progress, current.id, step, "suppressed", sent.detail)
+                self.report(
+                    facts.touch, progress, current.id, step, "suppressed", sent.detail, variant=name
+                )
                 self.suppress_email(f"suppression list: {sent.detail}")
             else:
                 state.touches_sent += 1
                 state.marketing_sends.append(now)
                 del state.marketing_sends[:-MARKETING_SENDS_KEPT]
                 state.note(now, "touch", f"sent {label}")
-                self.report(facts.touch, progress, current.id, step, "sent", None)
+                self.report(facts.touch, progress, current.id, step, "sent", None, variant=name)
         if state.cadence is progress:  # a handoff during the send replaced the cadence
             self.advance(progress, current)
+
+    def variant_for(self, current: Cadence, step: CadenceStep) -> StepVariant | None:
+        """The version of an A/B-tested step this lead gets: a decided winner for everyone,
+        else the lead's own draw (kept from its enrolment; drawn now for a step that became an
+        A/B test since, or when the variant drawn was removed)."""
+        winner = self.rules_now().winner_of(current, step)
+        if winner is not None or not step.variants:
+            return winner
+        key = variant_key(current.id, step.name)
+        kept = step.variant(self.state.variants.get(key))
+        if kept is None:
+            kept = step.variant(variants.draw_variant(self.state.lead_id, current.id, step))
+            assert kept is not None
+            self.state.variants[key] = kept.name
+        return kept
 
     def hold(
         self,

@@ -12,8 +12,18 @@ from pydantic import BaseModel
 
 from nurture.domain.durations import format_duration
 from nurture.domain.matching import Condition
-from nurture.domain.rules import Cadence, CadenceBook
+from nurture.domain.rules import Cadence, CadenceBook, CadenceStep, WinnerRule
 from nurture.domain.send_window import describe
+
+
+class TimelineVariant(BaseModel):
+    """One version of an A/B-tested email: its share of the leads, subject and template."""
+
+    name: str
+    share: str
+    """``50 %``: its weight over the step's total"""
+    subject: str
+    template: str
 
 
 class TimelineStep(BaseModel):
@@ -31,6 +41,10 @@ class TimelineStep(BaseModel):
     title: str | None = None
     """a task's title (Jinja2 text, as written)"""
     due_within: str | None = None
+    variants: list[TimelineVariant] = []
+    """an A/B test's versions (none: every lead gets the one email)"""
+    winner: str | None = None
+    """the A/B test's winner rule, in words"""
 
 
 class CadenceTimeline(BaseModel):
@@ -70,6 +84,8 @@ def cadence_timeline(book: CadenceBook, cadence: Cadence) -> CadenceTimeline:
                     template=step.template,
                     title=step.title,
                     due_within=_task_only(step.channel, step.due_within),
+                    variants=_variants(step),
+                    winner=_winner_rule(step.winner),
                 )
             )
     cap = book.frequency_cap
@@ -93,6 +109,28 @@ def cadence_timeline(book: CadenceBook, cadence: Cadence) -> CadenceTimeline:
         steps=steps,
         length=format_duration(offset),
     )
+
+
+def _variants(step: CadenceStep) -> list[TimelineVariant]:
+    total = sum(v.weight for v in step.variants)
+    return [
+        TimelineVariant(
+            name=version.variant or "",
+            share=f"{variant.weight / total:.0%}".replace("%", " %"),
+            subject=version.subject,
+            template=version.template,
+        )
+        for version, variant in zip(step.versions(), step.variants, strict=False)
+    ]
+
+
+def _winner_rule(rule: WinnerRule | None) -> str | None:
+    if rule is None:
+        return None
+    return (
+        f"the best on {rule.metric}s goes to everyone once each variant was sent "
+        f"{rule.after:,} times and one is {rule.min_probability:.0%} likely the best"
+    ).replace("%", " %")
 
 
 def _task_only(channel: str, due_within: timedelta) -> str | None:

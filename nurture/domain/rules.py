@@ -7,8 +7,8 @@ These models import nothing from Temporal and hold no I/O.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import Literal
+from datetime import date, datetime, timedelta
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -145,6 +145,51 @@ SYSTEM_EVENT_TYPES = ("unsubscribe", "bounce", "spamreport", "dropped")
 
 
 Channel = Literal["email"] | TaskChannel
+STEP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+def _omitted_when_empty(value: object) -> bool:
+    # Left out of the rules' JSON while unused: books without A/B tests keep the size (and
+    # the bytes) they had in every lead's history.
+    return not value
+
+
+class StepVariant(_Strict):
+    """One version of an email step in an A/B test: its own ``subject`` and/or ``template``
+    (what it leaves out is the step's), sent to a share of the leads given by ``weight``."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    weight: int = Field(default=1, ge=1, le=1000, description="share of the leads, relative")
+    subject: str | None = Field(default=None, min_length=1, description="Jinja2 text")
+    template: str | None = Field(default=None, min_length=1, description="file under templates/")
+
+
+class WinnerRule(_Strict):
+    """Send the best variant to everyone once it is clear: when every variant has been sent
+    ``after`` times and one beats the others on ``metric`` with at least ``min_probability``."""
+
+    metric: Literal["click", "open"] = "click"
+    after: int = Field(ge=1, description="sends of each variant before a winner is chosen")
+    min_probability: float = Field(default=0.95, ge=0.5, lt=1)
+
+
+class EmailVersion(NamedTuple):
+    variant: str | None
+    template: str
+    subject: str
+
+
+def variant_key(cadence_id: str, step_name: str) -> str:
+    """Where a lead keeps its variant draw for a step, and a winner is kept: ``cadence/step``."""
+    return f"{cadence_id}/{step_name}"
+
+
+class DecidedWinner(_Strict):
+    """A winner rule's decision: from ``decided_at`` on, the step sends ``variant``."""
+
+    variant: str
+    because: str = Field(description="the evidence, in words")
+    decided_at: datetime
 
 
 class CadenceStep(_Strict):
@@ -152,7 +197,7 @@ class CadenceStep(_Strict):
     steps put a task (``title``, ``instructions``) in the inside-sales queue and wait for its
     outcome up to ``due_within`` before the cadence moves on."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(pattern=STEP_NAME_PATTERN)
     delay: Duration = Field(description="wait after the previous step (or the enrolment)")
     channel: Channel = "email"
     template: str | None = Field(default=None, min_length=1, description="file under templates/")
@@ -162,9 +207,20 @@ class CadenceStep(_Strict):
     due_within: Duration = Field(
         default=timedelta(days=2), description="how long the task may stay open"
     )
+    variants: list[StepVariant] = Field(
+        default_factory=list,
+        exclude_if=_omitted_when_empty,
+        description="A/B test: two or more versions of the email, each lead getting one",
+    )
+    winner: WinnerRule | None = Field(
+        default=None,
+        exclude_if=_omitted_when_empty,
+        description="send the best variant to everyone once the evidence is clear",
+    )
 
     @model_validator(mode="after")
     def _fits_channel(self) -> CadenceStep:
+        self._check_variants()
         if self.channel == "email":
             missing = [f for f in ("template", "subject") if getattr(self, f) is None]
             if missing:
@@ -185,6 +241,38 @@ class CadenceStep(_Strict):
         if self.due_within <= timedelta(0):
             raise ValueError(f"step {self.name!r}: 'due_within' must be longer than zero")
         return self
+
+    def _check_variants(self) -> None:
+        if self.variants and self.channel != "email":
+            raise ValueError(f"{self.channel} step {self.name!r}: 'variants' are for email steps")
+        if self.variants and len(self.variants) < 2:
+            raise ValueError(f"step {self.name!r}: an A/B test needs at least two 'variants'")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"step {self.name!r}: variant names must be unique")
+        if self.winner is not None and not self.variants:
+            raise ValueError(f"step {self.name!r}: a 'winner' rule needs 'variants' to choose from")
+
+    def variant(self, name: str | None) -> StepVariant | None:
+        """The variant called ``name`` (None: not an A/B step, or no such variant)."""
+        return next((v for v in self.variants if v.name == name), None)
+
+    def versions(self) -> list[EmailVersion]:
+        """Each email this step may send: one per variant, or its own (none: a task step)."""
+        if self.template is None or self.subject is None:
+            return []
+        if not self.variants:
+            return [EmailVersion(None, self.template, self.subject)]
+        return [
+            EmailVersion(v.name, v.template or self.template, v.subject or self.subject)
+            for v in self.variants
+        ]
+
+    def subject_of(self, variant: StepVariant | None) -> str | None:
+        return (variant.subject if variant else None) or self.subject
+
+    def template_of(self, variant: StepVariant | None) -> str | None:
+        return (variant.template if variant else None) or self.template
 
 
 class Cadence(_Strict):
@@ -418,3 +506,16 @@ class Rules(_Strict):
     routing: RoutingRules
     engine: EngineSettings = EngineSettings()
     version: str = ""
+    winners: dict[str, DecidedWinner] = Field(
+        default_factory=dict,
+        exclude_if=_omitted_when_empty,
+        description="winner rules' decisions by 'cadence/step' (from the engine database)",
+    )
+
+    def winner_of(self, cadence: Cadence, step: CadenceStep) -> StepVariant | None:
+        """The variant a decided winner rule sends to everyone at this step, if any: only
+        while the step still has its winner rule and that variant."""
+        decided = self.winners.get(variant_key(cadence.id, step.name))
+        if decided is None or step.winner is None:
+            return None
+        return step.variant(decided.variant)

@@ -27,10 +27,16 @@ def rules_snapshot(rules: Rules, template_sources: Mapping[str, str]) -> dict[st
     """Every setting of ``rules`` as ``path -> value``, and ``template NAME -> digest``."""
     flat: dict[str, str] = {}
     plain = _plain(rules)
+    winners = plain.pop("winners", {})
     book = plain.pop("cadences")
     plain["cadence"] = {c["id"]: c for c in book.pop("cadences")}  # "cadence smb.steps…"
     plain["cadences"] = book  # the book's own settings: sender, send window, cap…
     _flatten({k: v for k, v in plain.items() if k != "version"}, "", flat)
+    for key, decided in winners.items():  # a winner rule's decision: beside the rule
+        cadence, step = key.split("/", 1)
+        flat[f"cadence.{cadence}.steps.{step}.decided_winner"] = (
+            f"{decided['variant']} ({decided['because']})"
+        )
     for name, source in sorted(template_sources.items()):
         flat[TEMPLATE_PREFIX + name] = hashlib.sha256(source.encode()).hexdigest()[:16]
     return flat
@@ -64,7 +70,13 @@ def _plain(value: Any) -> Any:
     """The model's values as they are (durations as ``timedelta``: a dump would give their
     serialised seconds), in dicts and lists."""
     if isinstance(value, BaseModel):
-        return {name: _plain(getattr(value, name)) for name in type(value).model_fields}
+        # A setting left out of the rules' JSON while unused (A/B variants…) is left out here
+        # too: versions from before it existed say nothing of it.
+        return {
+            name: _plain(getattr(value, name))
+            for name, field in type(value).model_fields.items()
+            if field.exclude_if is None or not field.exclude_if(getattr(value, name))
+        }
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -66,7 +66,9 @@ class Dashboard:
     visiting: list[VisitingCompany] = field(default_factory=list)
     """Companies visiting the websites now (the last :data:`WINDOW`, whatever the period)."""
     engagement: list[dict[str, Any]] = field(default_factory=list)
-    """The engagement report's rows: one per cadence, cycle and step of the period."""
+    """The engagement report's rows: one per cadence, cycle and step (and variant)."""
+    ab_tests: list[dict[str, Any]] = field(default_factory=list)
+    """Its A/B tests: each tested step's variants compared on clicks and on opens."""
 
     @staticmethod
     def share(part: int, whole: int) -> str:
@@ -102,6 +104,7 @@ class Dashboard:
             "rules_notice": self.rules_notice,
             "rules_version": self.rules_version,
             "engagement": self.engagement,
+            "ab_tests": self.ab_tests,
             "visiting_companies": {
                 "hours": self.visiting_hours,
                 "companies": [c.as_json() for c in self.visiting],
@@ -134,6 +137,7 @@ def build_dashboard(engine: Engine, query: ReportQuery) -> Dashboard:
         rules_version=status.version if status is not None else None,
         visiting=companies_visiting(engine, query.now),
         engagement=_rows(reports["engagement"], "steps"),
+        ab_tests=_rows(reports["engagement"], "ab_tests"),
     )
 
 

@@ -2,7 +2,10 @@
 its touches became: sent, delivered, bounced, opened (people and privacy proxies apart),
 clicked, unsubscribed, reported as spam; for call, voicemail and direct-mail steps the tasks
 queued, done and their outcomes; and how many of the touched leads were handed to sales
-within 7 and 30 days after the touch.
+within 7 and 30 days after the touch. An A/B-tested step has a row per variant, and the
+``ab_tests`` table compares its variants on clicks and opens over every cycle
+(``nurture.domain.variant_stats``): the leader and its probability of being the best, or "not
+enough evidence yet".
 
 A touch is a ``touch`` row of the period (its ``at``, when it was sent or queued). Each
 SendGrid event names the touch it is about (``webhookevent.touch_key``, from the touch's
@@ -15,11 +18,14 @@ each joined to one row of its events' flags and to its lead's first handoff afte
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.engine import Engine
 
+from nurture.domain.variant_stats import DEFAULT_MIN_PROBABILITY, MIN_SENDS_EACH, Arm, compare
 from nurture.reports.base import (
     Report,
     ReportQuery,
@@ -31,6 +37,8 @@ from nurture.reports.base import (
 )
 from nurture.reports.tables import HANDOFF, LEAD_EVENT, SALES_TASK, TOUCH, WEBHOOK_EVENT
 
+METRICS: tuple[Literal["click", "open"], ...] = ("click", "open")
+
 DAY = 86_400
 HANDOFF_WINDOWS = (7, 30)
 """Days after a touch within which a handoff of its lead is counted for it."""
@@ -39,6 +47,7 @@ COLUMNS = [
     "cadence",
     "cycle",
     "step",
+    "variant",
     "channel",
     "sent",
     "delivered",
@@ -56,9 +65,15 @@ COLUMNS = [
     "handed_off_30d",
 ]
 
+AB_COLUMNS = ["cadence", "step", "metric", "variants", "leader", "probability", "verdict"]
+
 NOTES = [
-    "One row per cadence, cycle and step; a touch counts in the period it was sent (or its "
-    "task queued). Opens, clicks and the rest are unique per touch.",
+    "One row per cadence, cycle and step (and variant of an A/B test); a touch counts in the "
+    "period it was sent (or its task queued). Opens, clicks and the rest are unique per touch.",
+    "A/B tests: each variant's click (or open) rate per email sent, over every cycle of the "
+    "period; the probability that the leader is truly the best is Bayesian (Beta posteriors "
+    f"from a uniform prior). A winner is named from {DEFAULT_MIN_PROBABILITY:.0%} with at "
+    f"least {MIN_SENDS_EACH} sends of each variant; short of that: not enough evidence yet.",
     "Machine opens are opens SendGrid marks as made by a privacy proxy (Apple Mail Privacy "
     "Protection opens every email it receives): counted apart, never as a person's open. "
     "Click-to-open is unique clicks over unique (people's) opens.",
@@ -99,6 +114,7 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
             TOUCH.c.cadence,
             TOUCH.c.cycle,
             TOUCH.c.step,
+            TOUCH.c.variant,
             TOUCH.c.channel,
             TOUCH.c.status,
             TOUCH.c.at,
@@ -121,6 +137,7 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
             t.cadence,
             t.cycle,
             t.step,
+            t.variant,
             func.min(t.channel).label("channel"),
             _counted(sent).label("sent"),
             *(_counted(and_(sent, t[name] == 1)).label(name) for name in _FLAGS),
@@ -134,8 +151,15 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
                 for days in HANDOFF_WINDOWS
             ),
         )
-        .group_by(t.cadence, t.cycle, t.step)
-        .order_by(t.cadence, t.cycle, func.min(t.at), t.step)  # the steps in cadence order
+        .group_by(t.cadence, t.cycle, t.step, t.variant)
+        # The steps in cadence order (a step's variants together: the time its first went).
+        .order_by(
+            t.cadence,
+            t.cycle,
+            func.min(func.min(t.at)).over(partition_by=(t.cadence, t.cycle, t.step)),
+            t.step,
+            t.variant,
+        )
     )
     with engine.connect() as conn:
         rows = conn.execute(grouped).mappings().all()
@@ -145,6 +169,7 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
             r["cadence"],
             r["cycle"],
             r["step"],
+            r["variant"],
             r["channel"],
             r["sent"],
             r["delivered"],
@@ -179,7 +204,46 @@ def engagement_report(engine: Engine, query: ReportQuery) -> Report:
     if query.cadence is not None:
         summary = {"cadence": query.cadence, **summary}
     steps = ReportTable(name="steps", title="Engagement per step", columns=COLUMNS, rows=table_rows)
-    return new_report("engagement", query, summary=summary, tables=[steps], notes=NOTES)
+    tests = ReportTable(
+        name="ab_tests", title="A/B tests", columns=AB_COLUMNS, rows=_ab_tests(rows)
+    )
+    return new_report("engagement", query, summary=summary, tables=[steps, tests], notes=NOTES)
+
+
+def _ab_tests(rows: Sequence[Any]) -> list[list[Any]]:
+    """Each A/B-tested step's variants compared on clicks and on opens (cycles added up)."""
+    tested: dict[tuple[str, str], dict[str, Counter[str]]] = {}
+    for r in rows:
+        if r["variant"] is not None:
+            counts = tested.setdefault((r["cadence"], r["step"]), {})
+            counts.setdefault(r["variant"], Counter()).update(
+                {"sent": r["sent"], "click": r["click"], "open": r["open"]}
+            )
+    if not tested:
+        return []
+    found = []
+    for (cadence, step), variants in tested.items():
+        if len(variants) < 2:
+            continue  # one variant sent in the period: nothing to compare it with
+        for metric in METRICS:
+            arms = [Arm(name, c["sent"], c[metric]) for name, c in sorted(variants.items())]
+            comparison = compare(arms, metric)
+            shown = ", ".join(
+                f"{arm.name} {arm.successes:,} of {arm.sends:,} ({arm.rate * 100:.1f} %)"
+                for arm in arms
+            )
+            found.append(
+                [
+                    cadence,
+                    step,
+                    metric,
+                    shown,
+                    comparison.leader,
+                    round(comparison.probability, 4),
+                    comparison.sentence,
+                ]
+            )
+    return found
 
 
 def _in_scope(query: ReportQuery) -> list[ColumnElement[bool]]:

@@ -143,6 +143,7 @@ class TouchRecord(SQLModel, table=True):
     channel: str = Field(max_length=20)
     status: str = Field(index=True, max_length=20)
     detail: str | None = Field(default=None, sa_column_kwargs=PERSONAL)  # provider errors
+    variant: str | None = Field(default=None, max_length=32)  # of an A/B-tested step
 
 
 class DealOutcome(SQLModel, table=True):

@@ -36,7 +36,7 @@ from nurture.config.templating import (
 )
 from nurture.core.context import step_context
 from nurture.domain.cadence_timeline import cadence_timeline
-from nurture.domain.rules import Cadence, CadenceStep
+from nurture.domain.rules import Cadence, EmailVersion
 from nurture.reports.dashboard import rules_notice, rules_status
 from nurture.reports.tables import LEAD
 from nurture.web.dashboard import message_page, verified_link
@@ -52,6 +52,7 @@ RECENT_LEADS = 25
 class EmailPreview:
     step: str
     cycle: int
+    variant: str | None = None
     subject: str | None = None
     html: str | None = None
     text: str | None = None
@@ -105,10 +106,10 @@ class CadencePreviewPages:
         leads = await run_in_threadpool(self._recent_leads)
         chosen, contexts = await self._contexts(cadence, sample, lead if lead in leads else None)
         emails = [
-            self._email(rule_set, step, cycle, contexts)
+            self._email(rule_set, step.name, version, cycle, contexts)
             for cycle in range(1, cadence.cycles + 1)
             for step in cadence.steps
-            if step.channel == "email"
+            for version in step.versions()
         ]
         tasks = {
             step.name: self._task_title(rule_set, step.title or "", contexts(1, step.name))
@@ -120,7 +121,9 @@ class CadencePreviewPages:
             token=token,
             timeline=cadence_timeline(book, cadence),
             emails=emails,
-            subjects={f"{e.cycle}:{e.step}": e.subject for e in emails if e.subject},
+            subjects={
+                f"{e.cycle}:{e.step}:{e.variant or ''}": e.subject for e in emails if e.subject
+            },
             tasks=tasks,
             samples=list(enumerate(SAMPLES)),
             leads=leads,
@@ -161,20 +164,21 @@ class CadencePreviewPages:
     @staticmethod
     def _email(
         rule_set: RuleSet,
-        step: CadenceStep,
+        step: str,
+        version: EmailVersion,
         cycle: int,
         contexts: Callable[[int, str], dict[str, Any]],
     ) -> EmailPreview:
-        shown = EmailPreview(step=step.name, cycle=cycle)
-        if rule_set.templates is None or step.template is None or step.subject is None:
+        shown = EmailPreview(step=step, cycle=cycle, variant=version.variant)
+        if rule_set.templates is None:
             shown.problem = "no templates loaded"
             return shown
+        context = contexts(cycle, step)
+        if version.variant is not None:
+            context["variant"] = version.variant
         try:
             email = render_email(
-                rule_set.templates.environment,
-                step.template,
-                step.subject,
-                contexts(cycle, step.name),
+                rule_set.templates.environment, version.template, version.subject, context
             )
         except TemplateProblem as exc:
             shown.problem = str(exc)
