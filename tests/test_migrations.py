@@ -250,7 +250,7 @@ COLUMNS_SINCE_0003 = {
     "touch": ("variant",),
 }
 """Columns that revisions after 0003 add to tables of 0003."""
-INDEXES_SINCE_0003 = ("ix_webhookevent_touch_key",)
+INDEXES_SINCE_0003 = ("ix_webhookevent_touch_key", "ix_touch_cadence_step")
 """Indexes on those columns (dropped before them)."""
 
 

@@ -132,7 +132,10 @@ class SalesAssignment(RepTurn, _SalesAssignmentKey, table=True):
 
 class TouchRecord(SQLModel, table=True):
     __tablename__ = "touch"
-    __table_args__ = (Index("ix_touch_lead_status_at", "lead_id", "status", "at"),)
+    __table_args__ = (
+        Index("ix_touch_lead_status_at", "lead_id", "status", "at"),
+        Index("ix_touch_cadence_step", "cadence", "step"),  # an A/B test's touches
+    )
 
     key: str = Field(primary_key=True, max_length=300)
     lead_id: str = Field(max_length=200)

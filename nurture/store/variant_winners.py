@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import case, exists, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -74,27 +75,25 @@ def record_winner(engine: Engine, cadence: str, step: str, winner: DecidedWinner
 
 
 def variant_results(engine: Engine, cadence: str, step: str) -> dict[str, VariantResult]:
-    """What each variant of ``cadence/step`` achieved, over every cycle and all time."""
+    """What each variant of ``cadence/step`` achieved, over every cycle and all time: the
+    step's sent touches, each looked up among the events by its key (indexed)."""
     events = WebhookEvent.__table__.c  # type: ignore[attr-defined]
-    flags = (
-        select(
-            events.touch_key,
-            func.max(case((events.engagement == "open", 1), else_=0)).label("opened"),
-            func.max(case((events.engagement == "click", 1), else_=0)).label("clicked"),
+
+    def had(engagement: str) -> Any:
+        return case(
+            (
+                exists().where(
+                    events.touch_key == TouchRecord.key, events.engagement == engagement
+                ),
+                1,
+            ),
+            else_=0,
         )
-        .where(events.engagement.in_(("open", "click")))
-        .group_by(events.touch_key)
-        .subquery("flags")
-    )
+
     query = (
         select(
-            col(TouchRecord.variant),
-            func.count(),
-            func.coalesce(func.sum(flags.c.opened), 0),
-            func.coalesce(func.sum(flags.c.clicked), 0),
+            col(TouchRecord.variant), func.count(), func.sum(had("open")), func.sum(had("click"))
         )
-        .select_from(TouchRecord)
-        .outerjoin(flags, flags.c.touch_key == TouchRecord.key)
         .where(
             TouchRecord.cadence == cadence,
             TouchRecord.step == step,
@@ -106,6 +105,6 @@ def variant_results(engine: Engine, cadence: str, step: str) -> dict[str, Varian
     with Session(engine) as session:
         rows = session.exec(query).all()
     return {
-        str(name): VariantResult(int(sends), int(opens), int(clicks))
+        str(name): VariantResult(int(sends), int(opens or 0), int(clicks or 0))
         for name, sends, opens, clicks in rows
     }

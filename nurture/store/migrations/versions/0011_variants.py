@@ -1,5 +1,6 @@
-"""A/B tests: the variant each touch sent (``touch.variant``) and the winners winner rules
-chose (``nurture.store.variant_winners.VariantWinnerRecord``).
+"""A/B tests: the variant each touch sent (``touch.variant``; the touches of a step found by
+``ix_touch_cadence_step``) and the winners winner rules chose
+(``nurture.store.variant_winners.VariantWinnerRecord``).
 
 Revision ID: 0011
 Revises: 0010
@@ -19,6 +20,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("touch") as batch:
         batch.add_column(sa.Column("variant", sa.String(32), nullable=True))
+    op.create_index("ix_touch_cadence_step", "touch", ["cadence", "step"])
     op.create_table(
         "variantwinner",
         sa.Column("cadence", sa.String(64), nullable=False),
@@ -32,5 +34,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("variantwinner")
+    op.drop_index("ix_touch_cadence_step", table_name="touch")
     with op.batch_alter_table("touch") as batch:
         batch.drop_column("variant")
