@@ -164,11 +164,15 @@ class StepVariant(_Strict):
     template: str | None = Field(default=None, min_length=1, description="file under templates/")
 
 
+Metric = Literal["click", "open"]
+"""What an A/B test compares: the share of emails clicked, or opened (by a person)."""
+
+
 class WinnerRule(_Strict):
     """Send the best variant to everyone once it is clear: when every variant has been sent
     ``after`` times and one beats the others on ``metric`` with at least ``min_probability``."""
 
-    metric: Literal["click", "open"] = "click"
+    metric: Metric = "click"
     after: int = Field(ge=1, description="sends of each variant before a winner is chosen")
     min_probability: float = Field(default=0.95, ge=0.5, lt=1)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-Metric = Literal["click", "open"]
+from nurture.domain.rules import Metric
+
 MIN_SENDS_EACH = 30
 """Fewer sends of any variant than this is never enough evidence, whatever the probability."""
 DEFAULT_MIN_PROBABILITY = 0.95

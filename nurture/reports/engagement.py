@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.engine import Engine
 
+from nurture.domain.rules import Metric
 from nurture.domain.variant_stats import DEFAULT_MIN_PROBABILITY, MIN_SENDS_EACH, Arm, compare
 from nurture.reports.base import (
     Report,
@@ -37,7 +38,7 @@ from nurture.reports.base import (
 )
 from nurture.reports.tables import HANDOFF, LEAD_EVENT, SALES_TASK, TOUCH, WEBHOOK_EVENT
 
-METRICS: tuple[Literal["click", "open"], ...] = ("click", "open")
+METRICS: tuple[Metric, ...] = ("click", "open")
 
 DAY = 86_400
 HANDOFF_WINDOWS = (7, 30)
@@ -72,7 +73,7 @@ NOTES = [
     "period it was sent (or its task queued). Opens, clicks and the rest are unique per touch.",
     "A/B tests: each variant's click (or open) rate per email sent, over every cycle of the "
     "period; the probability that the leader is truly the best is Bayesian (Beta posteriors "
-    f"from a uniform prior). A winner is named from {DEFAULT_MIN_PROBABILITY:.0%} with at "
+    f"from a uniform prior). A winner is named from {DEFAULT_MIN_PROBABILITY * 100:.0f} % with at "
     f"least {MIN_SENDS_EACH} sends of each variant; short of that: not enough evidence yet.",
     "Machine opens are opens SendGrid marks as made by a privacy proxy (Apple Mail Privacy "
     "Protection opens every email it receives): counted apart, never as a person's open. "
@@ -219,8 +220,6 @@ def _ab_tests(rows: Sequence[Any]) -> list[list[Any]]:
             counts.setdefault(r["variant"], Counter()).update(
                 {"sent": r["sent"], "click": r["click"], "open": r["open"]}
             )
-    if not tested:
-        return []
     found = []
     for (cadence, step), variants in tested.items():
         if len(variants) < 2:
