@@ -203,7 +203,7 @@ def test_a_planted_difference_is_named_with_its_probability_and_none_is_not() ->
     few = compare([Arm("a", 12, 0), Arm("b", 15, 9)], "open")
     assert (
         not few.decided
-        and few.sentence == "not enough evidence yet: 12 and 15 sends, 30 each needed"
+        and few.sentence == "not enough evidence yet: 15 sends of b, 12 of a, 30 each needed"
     )
     three = compare([Arm("a", 800, 40), Arm("b", 800, 90), Arm("c", 800, 44)], "click")
     assert three.decided and three.leader == "b" and abs(sum(three.probabilities) - 1) < 1e-6

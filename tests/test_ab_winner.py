@@ -147,7 +147,8 @@ def test_the_report_names_the_better_variant_and_the_winner_rule_switches_at_its
     assert decided.variant == "friday"
     assert decided.because.startswith("friday beats afternoon on clicks, ")
     assert (
-        f"{campaign.sent['afternoon']:,} and {campaign.sent['friday']:,} sends" in (decided.because)
+        f"{campaign.sent['friday']:,} sends of friday, {campaign.sent['afternoon']:,} of afternoon"
+        in decided.because
         or f"{campaign.sent['friday']:,} sends each" in decided.because
     )
     assert campaign.wave(30) == Counter({"friday": 30})

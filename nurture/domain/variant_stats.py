@@ -85,7 +85,7 @@ def compare(
     lead = max(range(len(arms)), key=lambda i: (probabilities[i], arms[i].rate))
     leader, probability = arms[lead], probabilities[lead]
     others = [a.name for a in arms if a is not leader]
-    sends = _sends_text(arms)
+    sends = _sends_text([leader, *(a for a in arms if a is not leader)])
     measured = f"{metric}s"
     enough_sends = min(a.sends for a in arms) >= max(min_sends, 1)
     decided = enough_sends and probability >= min_probability
@@ -116,10 +116,14 @@ def _percent(probability: float) -> str:
 
 
 def _sends_text(arms: Sequence[Arm]) -> str:
+    """``1,240 sends each``, or each variant's own: ``1,240 sends of b, 1,198 of a``."""
     counts = [a.sends for a in arms]
     if len(set(counts)) == 1:
         return f"{counts[0]:,} sends each"
-    return f"{_joined([f'{c:,}' for c in counts])} sends"
+    first, *rest = arms
+    return ", ".join(
+        [f"{first.sends:,} sends of {first.name}", *(f"{a.sends:,} of {a.name}" for a in rest)]
+    )
 
 
 def _joined(words: Sequence[str]) -> str:
