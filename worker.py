@@ -33,7 +33,10 @@ from nurture.config.config_loader import config_dir_from_env, templates_dir_from
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import WorkerOptions
 from nurture.contract.messages import TASK_QUEUE
+from nurture.reports.worker_gauges import worker_gauges
 from nurture.runtime.bytecode import cache_bytecode
+from nurture.runtime.metrics import metrics_runtime
+from nurture.runtime.tracing import tracer_provider_from_env, tracing_interceptors
 from nurture.store.db import data_dir_from_env, keep_private, make_engine
 from workflows.erasure import ErasureWorkflow
 from workflows.lead import LeadWorkflow
@@ -95,12 +98,22 @@ async def run_worker(options: WorkerOptions) -> None:
     from nurture.client.temporal import connect
 
     source = options.rules_source()  # fail on a broken config before connecting
-    client = await connect()
+    address = options.metrics_address
+    runtime = metrics_runtime(address) if address else None  # fails if the port is taken
+    tracer = tracer_provider_from_env("nurture-worker")
+    client = await connect(runtime=runtime, interceptors=tracing_interceptors(tracer))
     worker = build_worker(client, options, source)
     retention = await keep_retention_schedule(client, source.current().engine, options.task_queue)
     log.info("retention schedule", schedule=retention)
-    async with worker:
-        await asyncio.Event().wait()
+    if runtime is not None:
+        log.info("metrics served", url=f"http://{address}/metrics")
+    meter = runtime.metric_meter if runtime is not None else None
+    try:
+        async with worker, worker_gauges(meter, options.database_url, source):
+            await asyncio.Event().wait()
+    finally:
+        if tracer is not None:
+            tracer.shutdown()  # the spans still batched are sent
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,7 @@ from nurture.config.templating import (
     template_source,
 )
 from nurture.contract.messages import SEND_EMAIL, EmailRequest, EmailResult
+from nurture.contract.names import EMAILS_COUNTER
 from nurture.store import suppression
 from nurture.store.db import OutboxMessage
 
@@ -117,6 +118,24 @@ class EmailActivities:
 
     @activity.defn(name=SEND_EMAIL)
     def send_email(self, request: EmailRequest) -> EmailResult:
+        """Send once (:meth:`_send`), counted in ``nurture_emails_sent_total`` by category and
+        what became of it: sent, already_sent, suppressed, or refused for good (by SendGrid,
+        or a template that cannot be rendered). Attempts that will be retried count nothing."""
+        try:
+            result = self._send(request)
+        except ApplicationError as exc:
+            if exc.non_retryable:
+                self._count(request, "refused")
+            raise
+        self._count(request, result.status)
+        return result
+
+    @staticmethod
+    def _count(request: EmailRequest, status: str) -> None:
+        counter = activity.metric_meter().create_counter(EMAILS_COUNTER)
+        counter.add(1, {"category": request.category, "status": status})
+
+    def _send(self, request: EmailRequest) -> EmailResult:
         bound = log.bind(
             lead_id=request.lead_id,
             workflow_id=activity.info().workflow_id,

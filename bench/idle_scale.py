@@ -99,6 +99,7 @@ def start_worker(
         "NURTURE_SENDGRID_URL": mail,
         "NURTURE_DATA_DIR": str(tmp),
         "NURTURE_LOG_FORMAT": "json",
+        "NURTURE_METRICS_PORT": str(free_port()),  # served, as in production; never shared
     }
     environment.pop("SENDGRID_API_KEY", None)
     return subprocess.Popen(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import structlog
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
@@ -171,6 +172,7 @@ async def running_engine(
     web_port: int = 0,
     demo_site_key: str | None = None,
     tracking: TrackingSettings | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Engine]:
     """A worker (and with ``web``, the HTTP service with the stand-in's signed Event Webhook
     pointed at it, as ``nurture up`` wires them; on ``web_port``, any free one when 0; with
@@ -199,6 +201,7 @@ async def running_engine(
                 topics=lambda: rules.current().cadences.topics(),
                 forms=FormsSource(config_dir).current,
                 rules=rules.rule_set,
+                tracer_provider=tracer_provider,
             )
             web_url = await stack.enter_async_context(serving(app, "127.0.0.1", web_port))
             point_standin_webhook(standin, f"{web_url}/webhooks/sendgrid")

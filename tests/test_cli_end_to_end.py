@@ -71,7 +71,11 @@ def start_up(data_dir: Path, ports: dict[str, int], log: Path) -> subprocess.Pop
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "NURTURE_LOG_FORMAT": "json"},
+        env={
+            **os.environ,
+            "NURTURE_LOG_FORMAT": "json",
+            "NURTURE_METRICS_PORT": str(ports.get("metrics", "off")),
+        },
     )
     deadline = time.monotonic() + 60
     while "Nurture is up" not in log.read_text(errors="replace"):
@@ -81,6 +85,25 @@ def start_up(data_dir: Path, ports: dict[str, int], log: Path) -> subprocess.Pop
     return process
 
 
+def scrape(url: str) -> dict[str, float]:
+    """Prometheus text: each metric's value summed over its series, by name and by name with
+    the labels a test asks for (``name{category="handoff",status="sent"}``)."""
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, value = line.rsplit(" ", 1)
+        name, _, labels = name_labels.partition("{")
+        found[name] = found.get(name, 0.0) + float(value)
+        pairs = dict(pair.split("=", 1) for pair in labels.rstrip("}").split(",") if "=" in pair)
+        if "category" in pairs and "status" in pairs:
+            key = f"{name}{{category={pairs['category']},status={pairs['status']}}}"
+            found[key] = found.get(key, 0.0) + float(value)
+    return found
+
+
 def stop(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> int:
     process.send_signal(signum)
     return process.wait(timeout=30)
@@ -88,7 +111,13 @@ def stop(process: subprocess.Popen[bytes], signum: int = signal.SIGINT) -> int:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Iterator[tuple[Cli, Path, dict[str, int]]]:
-    ports = {"grpc": free_port(), "ui": free_port(), "sendgrid": free_port(), "http": free_port()}
+    ports = {
+        "grpc": free_port(),
+        "ui": free_port(),
+        "sendgrid": free_port(),
+        "http": free_port(),
+        "metrics": free_port(),
+    }
     shutil.copytree(EXAMPLES, tmp_path / "examples")
     env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['grpc']}", "COLUMNS": "200"}
     yield Cli(env, tmp_path), tmp_path / "data", ports
@@ -169,6 +198,20 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
             delivery = json.loads(answer.read())
         assert delivery["status"] == 200, delivery
         assert json.loads(delivery["response_body"])["recorded"] == 1
+
+        # The in-process worker's metrics, as Prometheus scrapes them: the SDK's and ours,
+        # moved by what just happened (ada handed off, her rep alerted, events applied).
+        metrics = f"http://127.0.0.1:{ports['metrics']}/metrics"
+        assert f"Metrics       {metrics}" in log.read_text()
+        series = scrape(metrics)
+        assert series["nurture_handoffs_total"] >= 1
+        assert series["nurture_events_total"] >= 9
+        assert series['nurture_emails_sent_total{category="handoff",status="sent"}'] >= 1
+        assert series.get("nurture_sla_misses_total", 0) == 0  # a counter shows once it moves
+        assert series["nurture_touches_held"] == 0
+        assert series["nurture_rules_info"] == 1
+        assert series["temporal_workflow_task_execution_latency_count"] > 0  # SDK
+        assert series["temporal_sticky_cache_size"] >= 1
 
         refused = cli("reject", "ada", "--rep", "bob", "--reason", "not mine")
         assert refused.returncode == 1

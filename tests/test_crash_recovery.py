@@ -46,6 +46,7 @@ def start_worker(
         "NURTURE_SECRET_KEY": "crash-test-secret-0123456789",
         "NURTURE_PUBLIC_URL": "https://nurture.example",
         "NURTURE_LOG_FORMAT": "json",
+        "NURTURE_METRICS_PORT": "off",  # workers of parallel tests would share 9464
         **(extra_env or {}),
     }
     return subprocess.Popen(

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import MetricCounter, RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -58,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
         SEARCH_ATTRIBUTES,
         STATE_QUERY,
     )
-    from nurture.core import facts, visibility
+    from nurture.core import facts, meters, visibility
     from nurture.core.base import Run
     from nurture.core.commands import Ask, CreateTask, Failed, ReadRules, SendEmail, Step
     from nurture.core.lead import LeadCore, described
@@ -130,6 +130,8 @@ class LeadWorkflow:
         self._wake_timer: asyncio.Task[None] | None = None
         self._wake_timer_at: datetime | None = None
         self._published: dict[str, visibility.SearchValue] = {}
+        self._tallied = meters.tallies(core.state)  # what the counters have of this lead
+        self._counters: dict[str, MetricCounter] = {}
         self._clock_watch: asyncio.Task[None] | None = None
         self._forgotten = False
 
@@ -394,6 +396,17 @@ class LeadWorkflow:
             workflow.upsert_search_attributes(updates)
         if self._core.patches.ledger:
             self._core.ledger.start()
+        self._count()
+
+    def _count(self) -> None:
+        """Add what the lead did since the last look to the worker's counters (Temporal's
+        metric meter records nothing while a history replays)."""
+        now = meters.tallies(self._core.state)
+        for name, increase in meters.moved(self._tallied, now).items():
+            if name not in self._counters:
+                self._counters[name] = workflow.metric_meter().create_counter(name)
+            self._counters[name].add(increase)
+        self._tallied = now
 
     def _should_continue_as_new(self) -> bool:
         limit = self._core.rules_now().engine.max_events_per_run

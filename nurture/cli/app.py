@@ -155,6 +155,7 @@ def up(
             f"HTTP          {info['http']}  (API, rep inbox, dashboard, webhooks)",
             f"Demo site     {info['demo']}  (a website carrying the tracker)",
             f"Data          {info['data_dir']}",
+            f"Metrics       {info['metrics'] or '(off: NURTURE_METRICS_PORT, see the log)'}",
         ]
         if time_scale != 1:
             lines.append(f"Time scale    x{time_scale:g} (every rule duration divided)")

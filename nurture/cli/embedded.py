@@ -18,7 +18,7 @@ import secrets
 import signal
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,8 +27,9 @@ import structlog
 from sendgrid import SendGridAPIClient
 from sqlalchemy.engine import Engine
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.converter import DataConverter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
@@ -46,6 +47,9 @@ from nurture.config.rules_source import RulesSource
 from nurture.config.settings import MailerSettings, WorkerOptions
 from nurture.config.tracking_settings import load_tracking_settings
 from nurture.privacy.converter import encrypted_converter, key_store_from_env
+from nurture.reports.worker_gauges import worker_gauges
+from nurture.runtime.metrics import metrics_address_from_env, metrics_runtime
+from nurture.runtime.tracing import tracer_provider_from_env, tracing_interceptors
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import database_url_from_env, keep_private, make_engine
 from nurture.store.tracking import Site, ensure_site
@@ -119,6 +123,8 @@ async def wait_for_server(
     process: subprocess.Popen[bytes],
     data_converter: DataConverter | None = None,
     timeout: float = 60,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Client:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -128,7 +134,9 @@ async def wait_for_server(
                 "see temporal-server.log in the data dir"
             )
         try:
-            client = await connect(TemporalSettings(address=address), data_converter)
+            client = await connect(
+                TemporalSettings(address=address), data_converter, runtime, interceptors
+            )
             # Connected is not ready: wait until the namespace answers.
             await client.workflow_service.describe_namespace(
                 DescribeNamespaceRequest(namespace=client.namespace)
@@ -189,6 +197,18 @@ def demo_site(database: Engine, http_port: int) -> Site:
     return ensure_site(database, DEMO_SITE_NAME, origins)
 
 
+def _metrics_runtime(address: str | None) -> Runtime | None:
+    """The runtime serving the in-process worker's metrics; none (said in the log and the
+    banner) when switched off or the port is taken: a demo engine runs without them."""
+    if address is None:
+        return None
+    try:
+        return metrics_runtime(address)
+    except ValueError as exc:
+        log.warning("metrics not served", problem=str(exc))
+        return None
+
+
 WorkerBuilder = Callable[[Client, WorkerOptions, RulesSource], Worker]
 """``worker.build_worker``: handed in by the ``nurture`` command (``starter.py``), so that this
 package never imports the workflows and activities it runs."""
@@ -229,10 +249,15 @@ async def run_embedded(
     web_settings.codec_origins = ui_origins(options.ui_port)
     codec_endpoint = CodecLinks(signer.secret, http_url).endpoint(CODEC_ENDPOINT_VALID_FOR)
     converter = encrypted_converter(key_store_from_env(data_dir=options.data_dir))
+    metrics = metrics_address_from_env()
+    runtime = _metrics_runtime(metrics)
+    tracer = tracer_provider_from_env("nurture")
     server = start_dev_server(options, codec_endpoint)
     standin: SendGridStandIn | None = None
     try:
-        client = await wait_for_server(address, server, converter)
+        client = await wait_for_server(
+            address, server, converter, runtime=runtime, interceptors=tracing_interceptors(tracer)
+        )
         if real_key:
             mailer = MailerSettings.from_env()
         else:
@@ -265,8 +290,14 @@ async def run_embedded(
             topics=lambda: source.current().cadences.topics(),
             forms=forms.current,
             rules=source.rule_set,
+            tracer_provider=tracer,
         )
-        async with worker, serving(app, "127.0.0.1", options.http_port):
+        meter = runtime.metric_meter if runtime is not None else None
+        async with (
+            worker,
+            worker_gauges(meter, worker_options.database_url, source),
+            serving(app, "127.0.0.1", options.http_port),
+        ):
             on_ready(
                 {
                     "temporal": address,
@@ -278,6 +309,7 @@ async def run_embedded(
                     "data_dir": str(options.data_dir),
                     "database": worker_options.database_url,
                     "time_scale": options.time_scale,
+                    "metrics": f"http://{metrics}/metrics" if runtime is not None else None,
                 }
             )
             await stop.wait()
@@ -285,5 +317,7 @@ async def run_embedded(
     finally:
         if standin is not None:
             standin.stop()
+        if tracer is not None:
+            tracer.shutdown()  # the spans still batched are sent
         stop_process(server)
         log.info("stopped: worker, HTTP service, SendGrid stand-in and Temporal dev server")

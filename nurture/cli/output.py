@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -14,7 +14,7 @@ from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.service import RPCError
 
 from nurture.privacy.master_keys import MasterKeyError
@@ -46,7 +46,8 @@ def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
     exit_now(status)
 
 
-async def connect_client() -> Client:
+async def connect_client(interceptors: Sequence[Interceptor] = ()) -> Client:
+    """A client for the commands (and ``nurture serve``, which traces with ``interceptors``)."""
     from nurture.client.sales import LeadActionError
     from nurture.client.temporal import TemporalSettings, connect
     from nurture.privacy.converter import encrypted_converter, key_store_from_env
@@ -57,7 +58,7 @@ async def connect_client() -> Client:
     except MasterKeyError as exc:
         raise LeadActionError(str(exc)) from exc
     try:
-        return await connect(settings, converter)
+        return await connect(settings, converter, interceptors=interceptors)
     except (RuntimeError, ValueError) as exc:  # unreachable, or its TLS settings incomplete
         raise LeadActionError(
             f"cannot reach Temporal at {settings.address} ({exc}); start the engine with "

@@ -14,6 +14,7 @@ from nurture.config.config_loader import ConfigError, config_dir_from_env, templ
 from nurture.config.forms import FormsSource
 from nurture.config.rules_source import RulesSource
 from nurture.config.tracking_settings import load_tracking_settings
+from nurture.runtime.tracing import tracer_provider_from_env, tracing_interceptors
 from nurture.store.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
 from nurture.web.app import WebSettings, create_app, serving
 
@@ -31,7 +32,8 @@ async def serve_forever(host: str | None, port: int | None) -> int:
         source = RulesSource(config_dir_from_env(), templates_dir_from_env())  # for ingest
         settings.tracking = load_tracking_settings(config_dir_from_env())
         forms = FormsSource(config_dir_from_env())
-        client = await connect_client()
+        tracer = tracer_provider_from_env("nurture-http")
+        client = await connect_client(tracing_interceptors(tracer))
         engine = make_engine(database_url_from_env())
         forms.record_status_in(engine)
         app = create_app(
@@ -43,6 +45,7 @@ async def serve_forever(host: str | None, port: int | None) -> int:
             topics=lambda: source.current().cadences.topics(),
             forms=forms.current,
             rules=source.rule_set,
+            tracer_provider=tracer,
         )
     except ConfigError as exc:
         return fail("; ".join(exc.problems), 2)
@@ -62,4 +65,7 @@ async def serve_forever(host: str | None, port: int | None) -> int:
             await stop.wait()
     except OSError as exc:
         return fail(str(exc), 2)
+    finally:
+        if tracer is not None:
+            tracer.shutdown()  # the spans still batched are sent
     return 0

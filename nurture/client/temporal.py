@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import sysconfig
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.converter import DataConverter
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from nurture.contract.names import SEARCH_ATTRIBUTES
@@ -72,10 +74,15 @@ class TemporalSettings:
 
 
 async def connect(
-    settings: TemporalSettings | None = None, data_converter: DataConverter | None = None
+    settings: TemporalSettings | None = None,
+    data_converter: DataConverter | None = None,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Client:
     """A client whose payloads are encrypted with each lead's data key (the key store on our
-    database unless ``data_converter`` says otherwise); its workers inherit the converter."""
+    database unless ``data_converter`` says otherwise); its workers inherit the converter, and
+    the ``runtime`` (a worker's serves its metrics: ``nurture.runtime.metrics``) and the
+    ``interceptors`` (tracing: ``nurture.runtime.tracing``)."""
     settings = settings or TemporalSettings.from_env()
     if data_converter is None:
         data_converter = encrypted_converter(key_store_from_env())
@@ -85,6 +92,8 @@ async def connect(
         tls=settings.tls_config(),
         api_key=settings.api_key,
         data_converter=data_converter,
+        runtime=runtime,
+        interceptors=interceptors,
     )
 
 

@@ -13,6 +13,7 @@ from nurture.access.consent import LinkSigner
 from nurture.config.config_loader import config_dir_from_env, templates_dir_from_env
 from nurture.config.rules_source import RulesSource
 from nurture.contract.messages import TASK_QUEUE
+from nurture.runtime.metrics import metrics_address_from_env
 from nurture.store.db import database_url_from_env
 
 SENDGRID_API = "https://api.sendgrid.com"
@@ -83,6 +84,8 @@ class WorkerOptions:
     max_cached_workflows: int = 2000
     activity_threads: int = 32
     gc_young_threshold: int = 10_000
+    metrics_address: str | None = field(default_factory=metrics_address_from_env)
+    """Where the worker serves Prometheus metrics (``nurture.runtime.metrics``); None: nowhere."""
 
     def rules_source(self) -> RulesSource:
         """Load the rules (every template rendered against sample leads): a broken config or

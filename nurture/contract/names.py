@@ -43,3 +43,19 @@ CAMPAIGN = SearchAttributeKey.for_keyword("LeadCampaign")
 SLA_DUE = SearchAttributeKey.for_datetime("SlaDueAt")
 SEARCH_ATTRIBUTES = (STAGE, SCORE, GRADE, OWNER, SEGMENT, CAMPAIGN, SLA_DUE)
 """Registered on the namespace (``make up`` and the tests do it); no personal data in any."""
+
+# Metrics: Prometheus series operators scrape from a worker (``docs/operations.md``). Counters
+# are exported with ``_total`` added (``nurture_events_total``), as the SDK's own are.
+EVENTS_COUNTER: Final = "nurture_events"
+"""Behaviour events the leads applied (duplicates not counted)."""
+HANDOFFS_COUNTER: Final = "nurture_handoffs"
+"""Leads handed to sales."""
+SLA_MISSES_COUNTER: Final = "nurture_sla_misses"
+"""Reps' SLA turns missed (each escalates)."""
+EMAILS_COUNTER: Final = "nurture_emails_sent"
+"""Emails by ``category`` (touch, handoff, escalation…) and ``status`` (sent, already_sent,
+suppressed, refused)."""
+TOUCHES_HELD: Final = "nurture_touches_held"
+"""Touches held now because their email cannot be rendered (a template error)."""
+RULES_INFO: Final = "nurture_rules_info"
+"""1, labelled with the rules ``version`` this worker uses."""

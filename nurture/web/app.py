@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.engine import Engine
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,6 +57,8 @@ from nurture.web.rules_page import RulesHistoryPage
 from nurture.web.security import PageSecurityHeaders, requires
 from nurture.web.sendgrid_webhook import MAX_BODY_BYTES as SENDGRID_BODY_MAX
 from nurture.web.sendgrid_webhook import SendGridWebhook
+from nurture.web.service_metrics import serve_metrics
+from nurture.web.service_tracing import trace_requests
 from nurture.web.site_gate import SiteGate
 from nurture.web.tracking_api import TRACKING_BODY_MAX, TrackingApi
 from nurture.web.unsubscribe import UnsubscribePages
@@ -118,12 +121,14 @@ def create_app(
     topics: Callable[[], list[str]] = list,
     forms: Callable[[], FormBook] = FormBook,
     rules: Callable[[], RuleSet] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """The service. ``known_event_types`` (from the current rules) lets ingest refuse event
     types scoring.yaml does not know, as the CLI does; ``topics`` (the cadences' topics in
     force) are what the preferences page offers; ``forms`` (``config/forms.yaml`` in force,
     see :class:`~nurture.config.forms.FormsSource`) are the website's forms; ``rules`` (the
-    rules and templates in force) are what the cadence preview shows."""
+    rules and templates in force) are what the cadence preview shows; with a
+    ``tracer_provider`` each request is traced (``nurture.runtime.tracing``)."""
     store = EventStore(engine)
     verifier = (
         WebhookVerifier(settings.webhook_public_key, settings.webhook_max_age_seconds)
@@ -142,6 +147,9 @@ def create_app(
     app.add_middleware(PageSecurityHeaders)  # one set of headers on every HTML page
     webhook = SendGridWebhook(client, store, verifier, signer.is_unsubscribe_link)
     app.add_middleware(RequestBodyLimits)
+    serve_metrics(app, engine)
+    if tracer_provider is not None:
+        trace_requests(app, tracer_provider)
     app.include_router(webhook.router())
     ingest = IngestApi(
         client,
