@@ -52,7 +52,10 @@ async def connect_client(interceptors: Sequence[Interceptor] = ()) -> Client:
     from nurture.client.temporal import TemporalSettings, connect
     from nurture.privacy.converter import encrypted_converter, key_store_from_env
 
-    settings = TemporalSettings.from_env()
+    try:
+        settings = TemporalSettings.from_env()
+    except ValueError as exc:  # a half-set mTLS pair, a missing config file or profile
+        raise LeadActionError(str(exc)) from exc
     try:
         converter = encrypted_converter(key_store_from_env())
     except MasterKeyError as exc:

@@ -6,64 +6,103 @@ from __future__ import annotations
 
 import os
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from temporalio.client import Client, Interceptor
 from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.privacy.converter import encrypted_converter, key_store_from_env
 
+log = structlog.get_logger(__name__)
+
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+OLD_TLS_NAMES = {
+    "TEMPORAL_TLS_CERT": "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_KEY": "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_CA": "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+}
+"""Our earlier TLS variables and the SDK's names for them: read for this release, with a
+warning, when the SDK's is not set."""
+
 
 @dataclass(frozen=True)
 class TemporalSettings:
-    address: str = "127.0.0.1:7233"
+    address: str = DEFAULT_ADDRESS
     namespace: str = "default"
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
     api_key: str | None = None
+    profile: ClientConfigProfile | None = None
+    """What the SDK's configuration said (``from_env``): its TLS and gRPC metadata win."""
 
     @classmethod
-    def from_env(cls) -> TemporalSettings:
-        """``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_TLS_CERT``/``_KEY``/``_CA``
-        (mTLS, e.g. Temporal Cloud) and ``TEMPORAL_API_KEY`` (API-key auth, implies TLS)."""
-
-        def path(name: str) -> Path | None:
-            value = os.environ.get(name)
-            return Path(value) if value else None
-
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TemporalSettings:
+        """The SDK's own client configuration (``temporalio.envconfig``), as the ``temporal``
+        CLI and other SDKs read it: a TOML profile (``TEMPORAL_CONFIG_FILE``, default
+        ``~/.config/temporalio/temporal.toml``; ``TEMPORAL_PROFILE``, default ``default``)
+        under the variables ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``
+        (API-key auth, implies TLS), ``TEMPORAL_TLS_CLIENT_CERT_PATH`` /
+        ``_CLIENT_KEY_PATH`` / ``_SERVER_CA_CERT_PATH`` (mTLS, a private CA), ``TEMPORAL_TLS``.
+        ``TEMPORAL_TLS_CERT`` / ``_KEY`` / ``_CA`` (our names before) still work, with a
+        warning."""
+        env = dict(os.environ if environ is None else environ)
+        said: dict[str, str] = {}  # the SDK's name -> the name the operator used
+        for old, new in OLD_TLS_NAMES.items():
+            if env.get(old) and not env.get(new):
+                log.warning("deprecated Temporal variable: rename it", variable=old, use=new)
+                env[new], said[new] = env[old], old
+        cert_var, key_var = OLD_TLS_NAMES["TEMPORAL_TLS_CERT"], OLD_TLS_NAMES["TEMPORAL_TLS_KEY"]
+        if bool(env.get(cert_var)) != bool(env.get(key_var)):
+            given, missing = (cert_var, key_var) if env.get(cert_var) else (key_var, cert_var)
+            raise ValueError(_half_mtls(said.get(given, given), missing))
+        config_file = env.get("TEMPORAL_CONFIG_FILE")
+        if config_file and not Path(config_file).is_file():
+            raise ValueError(f"TEMPORAL_CONFIG_FILE: no such file {config_file!r}")
+        try:
+            profile = ClientConfigProfile.load(override_env_vars=env)
+        except (OSError, RuntimeError, ValueError) as exc:  # an unreadable or invalid file
+            raise ValueError(f"Temporal client configuration: {exc}") from exc
         return cls(
-            address=os.environ.get("TEMPORAL_ADDRESS", cls.address),
-            namespace=os.environ.get("TEMPORAL_NAMESPACE", cls.namespace),
-            tls_cert=path("TEMPORAL_TLS_CERT"),
-            tls_key=path("TEMPORAL_TLS_KEY"),
-            tls_ca=path("TEMPORAL_TLS_CA"),
-            api_key=os.environ.get("TEMPORAL_API_KEY") or None,
+            address=profile.address or DEFAULT_ADDRESS,
+            namespace=profile.namespace or "default",
+            api_key=profile.api_key or None,
+            profile=profile,
         )
 
     def __repr__(self) -> str:
         return (
             f"TemporalSettings(address={self.address!r}, namespace={self.namespace!r}, "
-            f"tls={bool(self.tls_cert or self.tls_ca or self.api_key)}, "
-            f"api_key={'***' if self.api_key else None})"
+            f"tls={self._tls_on()}, api_key={'***' if self.api_key else None})"
         )
 
+    def _tls_on(self) -> bool:
+        tls = self.profile.tls if self.profile is not None else None
+        if tls is not None:
+            return not tls.disabled
+        return bool(self.tls_cert or self.tls_ca or self.api_key)
+
     def tls_config(self) -> TLSConfig | bool:
+        if self.profile is not None:
+            try:  # reads the certificate files the configuration names
+                return self.profile.to_client_connect_config().get("tls", False)
+            except OSError as exc:
+                raise ValueError(f"Temporal TLS files: {exc}") from exc
         if bool(self.tls_cert) != bool(self.tls_key):
             given, missing = (
                 ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")
                 if self.tls_cert
                 else ("TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CERT")
             )
-            raise ValueError(
-                f"{given} is set but {missing} is not: mTLS needs the client certificate and "
-                "its private key (set both, or neither)"
-            )
+            raise ValueError(_half_mtls(given, missing))
         if self.tls_cert or self.tls_ca:
             return TLSConfig(
                 client_cert=self.tls_cert.read_bytes() if self.tls_cert else None,
@@ -71,6 +110,17 @@ class TemporalSettings:
                 server_root_ca_cert=self.tls_ca.read_bytes() if self.tls_ca else None,
             )
         return bool(self.api_key)
+
+    def rpc_metadata(self) -> dict[str, str]:
+        """gRPC headers a profile asks for (``grpc_meta``)."""
+        return dict(self.profile.grpc_meta) if self.profile is not None else {}
+
+
+def _half_mtls(given: str, missing: str) -> str:
+    return (
+        f"{given} is set but {missing} is not: mTLS needs the client certificate and "
+        "its private key (set both, or neither)"
+    )
 
 
 async def connect(
@@ -91,6 +141,7 @@ async def connect(
         namespace=settings.namespace,
         tls=settings.tls_config(),
         api_key=settings.api_key,
+        rpc_metadata=settings.rpc_metadata(),
         data_converter=data_converter,
         runtime=runtime,
         interceptors=interceptors,
