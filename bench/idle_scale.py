@@ -36,6 +36,8 @@ from bench.saving import save_results
 from nurture.cli.embedded import EmbeddedOptions, start_dev_server, stop_process, wait_for_server
 from nurture.client.starting import send_profile
 from nurture.domain.leads import LeadProfile
+from nurture.privacy.converter import KEYS_DATABASE_ENV
+from nurture.privacy.master_keys import MASTER_KEY_ENV, generate
 from nurture.runtime.process import exit_now
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.read_model import LeadRecord, table_of
@@ -81,6 +83,15 @@ def sleeping_rules(tmp: Path) -> Path:
         cadence["steps"][0]["delay"] = "1d"
     (config / "cadences.yaml").write_text(yaml.safe_dump(cadences))
     return config
+
+
+def share_data_keys(db_url: str) -> None:
+    """The leads' data keys in the bench's database, under one master key, for this process
+    (which starts the leads) and the worker it starts: each encrypts or decrypts a lead's
+    payloads with the same key (a run from a shell has no ``NURTURE_*`` of its own; the test
+    suite gives its own, kept)."""
+    os.environ.setdefault(KEYS_DATABASE_ENV, db_url)
+    os.environ.setdefault(MASTER_KEY_ENV, generate())
 
 
 def free_port() -> int:
@@ -137,6 +148,7 @@ async def run(leads: int, in_flight: int, keep: Path | None) -> IdleScaleResult:
     tmp.mkdir(parents=True, exist_ok=True)
     config = sleeping_rules(tmp)
     db_url = f"sqlite:///{tmp / 'nurture.db'}"
+    share_data_keys(db_url)
     port = free_port()
     options = EmbeddedOptions(
         data_dir=tmp / "temporal",

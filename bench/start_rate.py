@@ -35,13 +35,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.counting_workflow import CountingWorkflow
-from bench.idle_scale import ROOT, count_leads, sleeping_rules, start_worker
+from bench.idle_scale import ROOT, count_leads, share_data_keys, sleeping_rules, start_worker
 from bench.saving import save_results
 from nurture.client.ingest import IN_FLIGHT
 from nurture.client.temporal import installed_binary
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.domain.leads import LeadEvent
-from nurture.privacy.master_keys import generate
 from nurture.runtime.process import exit_now
 from nurture.standins.sendgrid_standin import SendGridStandIn
 
@@ -108,18 +107,15 @@ async def run(leads: int) -> dict[str, Any]:
         )
         address = env.client.service_client.config.target_host
         db_url = f"sqlite:///{tmp / 'nurture.db'}"
+        share_data_keys(db_url)  # the CLI and the worker below: the same data keys
         shared = {
             **os.environ,
             "TEMPORAL_ADDRESS": address,
             "NURTURE_DATABASE_URL": db_url,
             "NURTURE_DATA_DIR": str(tmp),
-            "NURTURE_MASTER_KEY": generate(),
-            "NURTURE_METRICS_PORT": "off",
             "COLUMNS": "100",
         }
         shared.pop("SENDGRID_API_KEY", None)
-        for name in ("NURTURE_DATA_DIR", "NURTURE_MASTER_KEY", "NURTURE_METRICS_PORT"):
-            os.environ[name] = shared[name]  # the worker process below inherits them
         worker = start_worker(tmp, sleeping_rules(tmp), address, db_url, mail.url)
         counting = Worker(env.client, task_queue=COUNTING_QUEUE, workflows=[CountingWorkflow])
         try:
