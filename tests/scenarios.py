@@ -58,10 +58,10 @@ async def full_life(engine: Engine, lead: str) -> WorkflowHandle:
     return handle
 
 
-async def multichannel_life(engine: Engine, lead: str) -> WorkflowHandle:
-    """Email (through the send-window/cap check), a call task done with an outcome that
-    scores, another email, a direct-mail task done, the last email: the cadence parks."""
-    handle = await engine.profile(
+async def enter_multichannel(engine: Engine, lead: str) -> WorkflowHandle:
+    """A lead for the test rules' multichannel cadence, with the phone and address its call
+    and direct-mail tasks need."""
+    return await engine.profile(
         lead_id=lead,
         email=f"{lead}@corp.example",
         first_name="Cy",
@@ -69,6 +69,12 @@ async def multichannel_life(engine: Engine, lead: str) -> WorkflowHandle:
         address="1 Main St, Springfield",
         custom={"track": "multichannel"},
     )
+
+
+async def multichannel_life(engine: Engine, lead: str) -> WorkflowHandle:
+    """Email (through the send-window/cap check), a call task done with an outcome that
+    scores, another email, a direct-mail task done, the last email: the cadence parks."""
+    handle = await enter_multichannel(engine, lead)
     for outcome in ("connected", "sent"):
         state = await wait_for_state(
             handle, lambda s: bool(s.tasks and s.tasks[-1].status == "open"), timeout=15

@@ -36,6 +36,7 @@ from tests.conftest import (
     wait_for_state,
     wait_until,
 )
+from tests.scenarios import enter_multichannel
 
 TIME_SCALE = 14400.0  # 1 h steps take 0.25 s; a call task is due after 6 s, the mail after 12
 LEADS = 10
@@ -132,14 +133,7 @@ async def test_every_figure_of_the_engagement_report_is_what_was_sent_and_emitte
     ) as engine:
         handles = {}
         for lead in leads:
-            handles[lead] = await engine.profile(
-                lead_id=lead,
-                email=f"{lead}@corp.example",
-                first_name="Cy",
-                phone="+1 555 0100",
-                address="1 Main St, Springfield",
-                custom={"track": "multichannel"},
-            )
+            handles[lead] = await enter_multichannel(engine, lead)
         # Reps do the call task of some leads, with these outcomes; the rest expire.
         done: dict[str, str] = {}
         for lead, outcome in zip(leads, CALL_OUTCOMES, strict=False):

@@ -20,10 +20,9 @@ log = structlog.get_logger(__name__)
 NO_RESULTS = VariantResult(sends=0, opens=0, clicks=0)
 
 
-def decide_winners(engine: Engine, rules: Rules, decided: dict[str, DecidedWinner]) -> bool:
+def decide_winners(engine: Engine, rules: Rules, decided: dict[str, DecidedWinner]) -> None:
     """Look at every step with a winner rule and no winner yet; record each winner whose
-    rule is met. True when one was recorded."""
-    recorded = False
+    rule is met (the rules source then reads every winner recorded, by any worker)."""
     for cadence in rules.cadences.cadences:
         for step in cadence.steps:
             rule = step.winner
@@ -50,7 +49,6 @@ def decide_winners(engine: Engine, rules: Rules, decided: dict[str, DecidedWinne
                 decided_at=datetime.now(UTC),
             )
             if record_winner(engine, cadence.id, step.name, winner):
-                recorded = True
                 log.info(
                     "A/B winner chosen",
                     cadence=cadence.id,
@@ -58,4 +56,3 @@ def decide_winners(engine: Engine, rules: Rules, decided: dict[str, DecidedWinne
                     variant=winner.variant,
                     because=winner.because,
                 )
-    return recorded

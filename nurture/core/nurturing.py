@@ -95,8 +95,7 @@ class Nurturing(Consent):
                 return
             if self.still_held(key, progress):
                 return
-            template, subject = step.template_of(variant), step.subject_of(variant)
-            assert template is not None and subject is not None
+            email = step.email(variant)
             context = step_context(state, current.id, progress.cycle, step.name)
             if name is not None:
                 context["variant"] = name
@@ -107,8 +106,8 @@ class Nurturing(Consent):
                 to_email=state.profile.email,
                 to_name=state.profile.display_name,
                 sender=book.sender,
-                template=template,
-                subject=subject,
+                template=email.template,
+                subject=email.subject,
                 context=context,
                 variant=name,
             )

@@ -113,14 +113,15 @@ def cadence_timeline(book: CadenceBook, cadence: Cadence) -> CadenceTimeline:
 
 def _variants(step: CadenceStep) -> list[TimelineVariant]:
     total = sum(v.weight for v in step.variants)
+    emails = [(variant, step.email(variant)) for variant in step.variants]
     return [
         TimelineVariant(
-            name=version.variant or "",
+            name=variant.name,
             share=f"{variant.weight / total:.0%}".replace("%", " %"),
-            subject=version.subject,
-            template=version.template,
+            subject=email.subject,
+            template=email.template,
         )
-        for version, variant in zip(step.versions(), step.variants, strict=False)
+        for variant, email in emails
     ]
 
 

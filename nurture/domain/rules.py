@@ -266,17 +266,18 @@ class CadenceStep(_Strict):
         if self.template is None or self.subject is None:
             return []
         if not self.variants:
-            return [EmailVersion(None, self.template, self.subject)]
-        return [
-            EmailVersion(v.name, v.template or self.template, v.subject or self.subject)
-            for v in self.variants
-        ]
+            return [self.email(None)]
+        return [self.email(variant) for variant in self.variants]
 
-    def subject_of(self, variant: StepVariant | None) -> str | None:
-        return (variant.subject if variant else None) or self.subject
-
-    def template_of(self, variant: StepVariant | None) -> str | None:
-        return (variant.template if variant else None) or self.template
+    def email(self, variant: StepVariant | None) -> EmailVersion:
+        """The email of an email step as ``variant`` has it (None: the step's own): what the
+        variant leaves out is the step's."""
+        assert self.template is not None and self.subject is not None  # an email step
+        return EmailVersion(
+            variant.name if variant else None,
+            (variant.template if variant else None) or self.template,
+            (variant.subject if variant else None) or self.subject,
+        )
 
 
 class Cadence(_Strict):

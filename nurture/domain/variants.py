@@ -36,7 +36,6 @@ def draws_for(lead_id: str, cadence: Cadence, kept: dict[str, str]) -> dict[str,
     fresh: dict[str, str] = {}
     for step in cadence.steps:
         key = variant_key(cadence.id, step.name)
-        drawn = draw_variant(lead_id, cadence.id, step)
-        if drawn is not None and key not in kept:
+        if key not in kept and (drawn := draw_variant(lead_id, cadence.id, step)) is not None:
             fresh[key] = drawn
     return fresh
