@@ -32,6 +32,7 @@ from nurture.access.consent import ConsentConfigError
 from nurture.config.config_loader import config_dir_from_env, templates_dir_from_env
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import WorkerOptions
+from nurture.contract import shared_rules
 from nurture.contract.messages import TASK_QUEUE
 from nurture.reports.worker_gauges import worker_gauges
 from nurture.runtime.bytecode import cache_bytecode
@@ -51,6 +52,7 @@ def build_worker(client: Client, options: WorkerOptions, source: RulesSource) ->
     tune_garbage_collector(options.gc_young_threshold)
     engine = make_engine(options.database_url)
     source.record_status_in(engine)  # for `nurture config status` and the dashboard
+    shared_rules.SHELF.read_from(source.kept_rules)  # versions met in histories, not loaded here
     mailer = Mailer(options.mailer)
     activities = all_activities(
         RulesActivities(source),

@@ -6,7 +6,9 @@ leads sleep), then starts ``--leads`` leads by signal-with-start and waits until
 run its first workflow task (its row is in the read model). Reports the time to start them,
 the worker's memory (against the same worker idle, measured in the same run: the ratio), the
 server's and the read model's disk, and the worker's memory as the population grows (a bounded
-sticky cache keeps it flat).
+sticky cache keeps it flat). Then, as the baseline, as many counting workflows
+(``bench/counting_workflow.py``, started with the same first event) on the same server: what
+the server's disk grows by for each is what Temporal itself charges for an idle workflow.
 
     python -m bench.idle_scale                  # 100,000 leads (~65 min on 2 cores)
     python -m bench.idle_scale --leads 2000     # a quick look
@@ -31,7 +33,12 @@ from typing import Any
 
 import yaml
 from sqlalchemy import create_engine, func, select
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
 
+from bench.counting_starts import COUNTING_QUEUE, await_first_tasks, start_counting
+from bench.counting_workflow import CountingWorkflow
 from bench.saving import save_results
 from nurture.cli.embedded import EmbeddedOptions, start_dev_server, stop_process, wait_for_server
 from nurture.client.starting import send_profile
@@ -58,6 +65,8 @@ class IdleScaleResult:
     worker_peak_rss_mib: float = 0.0
     rss_ratio_to_idle: float = 0.0
     server_disk_mib: float = 0.0
+    counting_disk_mib: float = 0.0
+    """What the server's disk grew by for as many idle counting workflows (the baseline)"""
     read_model_disk_mib: float = 0.0
     rss_by_population: list[tuple[int, float]] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
@@ -215,6 +224,9 @@ async def run(leads: int, in_flight: int, keep: Path | None) -> IdleScaleResult:
             result.rss_ratio_to_idle = result.worker_rss_mib / result.worker_rss_idle_mib
             result.server_disk_mib = disk_mib(tmp / "temporal", "temporal.db*")
             result.read_model_disk_mib = disk_mib(tmp, "nurture.db*")
+            await counting_population(address, leads, in_flight)
+            counted = disk_mib(tmp / "temporal", "temporal.db*") - result.server_disk_mib
+            result.counting_disk_mib = counted
     finally:
         if worker is not None:
             worker.terminate()
@@ -225,7 +237,19 @@ async def run(leads: int, in_flight: int, keep: Path | None) -> IdleScaleResult:
     return result
 
 
+async def counting_population(address: str, count: int, in_flight: int) -> None:
+    """``count`` idle counting workflows on the server at ``address``, each past its first
+    workflow task."""
+    print(f"baseline: {count:,} counting workflows", flush=True)
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    async with Worker(client, task_queue=COUNTING_QUEUE, workflows=[CountingWorkflow]):
+        await start_counting(client, count, in_flight)
+        await await_first_tasks(client, count, in_flight)
+
+
 def report(result: IdleScaleResult) -> str:
+    per_lead = result.server_disk_mib * MIB / result.leads / 1024
+    per_counting = result.counting_disk_mib * MIB / result.leads / 1024
     lines = [
         f"leads                 {result.leads:,} (in flight {result.in_flight})",
         f"started in            {result.start_seconds:.1f} s "
@@ -236,8 +260,10 @@ def report(result: IdleScaleResult) -> str:
         f"(x{result.rss_ratio_to_idle:.2f} idle; peak {result.worker_peak_rss_mib:.0f} MiB)",
         "worker RSS by asleep  "
         + ", ".join(f"{n:,}: {mib:.0f} MiB" for n, mib in result.rss_by_population),
-        f"server disk           {result.server_disk_mib:.0f} MiB "
-        f"({result.server_disk_mib * MIB / result.leads / 1024:.1f} KiB per lead)",
+        f"server disk           {result.server_disk_mib:.0f} MiB ({per_lead:.1f} KiB per lead)",
+        f"counting, as many     {result.counting_disk_mib:.0f} MiB "
+        f"({per_counting:.1f} KiB per workflow; lead / counting "
+        f"{per_lead / per_counting if per_counting else float('nan'):.2f})",
         f"read model disk       {result.read_model_disk_mib:.0f} MiB",
     ]
     return "\n".join(lines)

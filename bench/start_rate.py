@@ -29,22 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.counting_starts import COUNTING_QUEUE, start_counting
 from bench.counting_workflow import CountingWorkflow
 from bench.idle_scale import ROOT, count_leads, share_data_keys, sleeping_rules, start_worker
 from bench.saving import save_results
 from nurture.client.ingest import IN_FLIGHT
 from nurture.client.temporal import installed_binary
 from nurture.contract.names import SEARCH_ATTRIBUTES
-from nurture.domain.leads import LeadEvent
 from nurture.runtime.process import exit_now
 from nurture.standins.sendgrid_standin import SendGridStandIn
-
-COUNTING_QUEUE = "bench-start-rate-counting"
 
 
 def write_csv(path: Path, leads: int) -> None:
@@ -57,26 +54,10 @@ def write_csv(path: Path, leads: int) -> None:
             )
 
 
-async def start_counting(address: str, leads: int) -> None:
-    """The baseline's starter: ``leads`` counting workflows, signal-with-start, IN_FLIGHT at
-    a time (run as its own process by ``--count``)."""
+async def start_counting_process(address: str, leads: int) -> None:
+    """The baseline's starter (run as its own process by ``--count``)."""
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    gate = asyncio.Semaphore(IN_FLIGHT)
-
-    async def one(n: int) -> None:
-        async with gate:
-            lead = f"count-{n:06d}"
-            await client.start_workflow(
-                CountingWorkflow.run,
-                lead,
-                id=f"count-{lead}",
-                task_queue=COUNTING_QUEUE,
-                start_signal="event",
-                start_signal_args=[LeadEvent(lead_id=lead, type="page_view")],
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            )
-
-    await asyncio.gather(*(one(n) for n in range(leads)))
+    await start_counting(client, leads, IN_FLIGHT)
 
 
 async def worker_ready(worker: subprocess.Popen[bytes], log: Path) -> None:
@@ -167,7 +148,7 @@ def main() -> None:
     parser.add_argument("--count", nargs=2, metavar=("N", "ADDRESS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.count:
-        asyncio.run(start_counting(args.count[1], int(args.count[0])))
+        asyncio.run(start_counting_process(args.count[1], int(args.count[0])))
         exit_now(0)  # the SDK's threads must not see interpreter teardown (ENVIRONMENT.md)
     found = asyncio.run(run(args.leads))
     print(

@@ -173,12 +173,14 @@ async def running_engine(
     demo_site_key: str | None = None,
     tracking: TrackingSettings | None = None,
     tracer_provider: TracerProvider | None = None,
+    task_queue: str | None = None,
 ) -> AsyncIterator[Engine]:
     """A worker (and with ``web``, the HTTP service with the stand-in's signed Event Webhook
     pointed at it, as ``nurture up`` wires them; on ``web_port``, any free one when 0; with
     the demo website when given its site's key; with ``tracking``, config/tracking.yaml's
-    settings), on a SQLite file unless ``database_url``."""
-    task_queue = f"test-{uuid.uuid4().hex[:8]}"
+    settings), on a SQLite file unless ``database_url``; on a task queue of its own unless
+    ``task_queue`` (a worker taking over an earlier one's leads)."""
+    task_queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
     database_url = database_url or f"sqlite:///{tmp_path / 'nurture.db'}"
     rules = RulesSource(config_dir, templates_dir, time_scale)  # one load for worker and web
     async with contextlib.AsyncExitStack() as stack:

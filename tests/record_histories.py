@@ -3,6 +3,7 @@
 Run once per shipped workflow change: ``python -m tests.record_histories vN``. The files it
 writes under tests/histories/ are committed and replayed by tests/test_replay.py forever, so a
 change that would break running leads fails CI until it is gated with ``workflow.patched``.
+The rules versions the histories name are written beside them (``tests/recorded_rules.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.standins.crm_standin import SalesforceStandIn
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import running_engine
+from tests.recorded_rules import keep_rules_named
 from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS, crm_life, crm_rules
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -43,7 +45,7 @@ async def record(version: str) -> list[Path]:
                     history = await handle.fetch_history()
                     out = HISTORIES / f"lead-{name}-{version}.json"
                     out.write_text(history.to_json())
-                    written.append(out)
+                    written += [out, *keep_rules_named(history)]
             lead = f"replay-crm-{version}"
             (Path(tmp) / "crm").mkdir()
             with SalesforceStandIn(client_id="nurture", client_secret="s3cret") as salesforce:
@@ -56,9 +58,10 @@ async def record(version: str) -> list[Path]:
                     crm=CrmSettings(salesforce.url, client_id="nurture", client_secret="s3cret"),
                 ) as engine:
                     handle = await crm_life(engine, salesforce, lead)
+                    history = await handle.fetch_history()
                     out = HISTORIES / f"lead-crm-{version}.json"
-                    out.write_text((await handle.fetch_history()).to_json())
-                    written.append(out)
+                    out.write_text(history.to_json())
+                    written += [out, *keep_rules_named(history)]
     finally:
         await env.shutdown()
     return written

@@ -38,6 +38,7 @@ from temporalio.worker import (
 )
 from temporalio.worker._interceptor import ContinueAsNewInput
 
+from tests.recorded_rules import only_recorded_rules
 from workflows.lead import LeadWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -129,7 +130,7 @@ async def trace(path: Path) -> list[dict[str, Any]]:
         workflow_runner=UnsandboxedWorkflowRunner(),  # so the upsert wrapper reaches it
         interceptors=[_Tracing()],
     )
-    with _tracing_upserts():
+    with _tracing_upserts(), only_recorded_rules():
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     if result.replay_failure is not None:
         raise AssertionError(f"{path.name} does not replay: {result.replay_failure}")

@@ -19,6 +19,7 @@ from sqlmodel import Session, SQLModel, select
 from nurture.store import (  # noqa: F401  (every table in SQLModel.metadata)
     data_keys,
     read_model,
+    rules_content,
     rules_history,
     rules_status,
     variant_winners,
@@ -239,6 +240,7 @@ TABLES_SINCE_0003 = frozenset(
         "visitorevent",
         "rulesversion",
         "variantwinner",
+        "rulescontent",
     }
 )
 """Tables that revisions after 0003 add."""

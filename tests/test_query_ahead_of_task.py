@@ -30,6 +30,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from nurture.contract.names import AHEAD_OF_WORKFLOW_TASK
+from tests.recorded_rules import only_recorded_rules
 from workflows.lead import LeadWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -72,7 +73,7 @@ def _first_wake_up(path: Path, kind: str) -> tuple[int, int] | None:
 async def _refusals(history: WorkflowHistory, caplog: pytest.LogCaptureFixture) -> list[str]:
     """Replay ``history``; the lead's refusals to decide ahead of a workflow task."""
     caplog.clear()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING), only_recorded_rules():
         replayer = Replayer(workflows=[LeadWorkflow], data_converter=pydantic_data_converter)
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

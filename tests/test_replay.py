@@ -13,18 +13,22 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from nurture.core.patches import (
+    PATCH_BASELINE,
     PATCH_DECAY_IN_EVENT_TIME,
     PATCH_DERIVED_KEYS,
     PATCH_ENROLMENT_VISIBLE,
     PATCH_READ_MODEL,
+    PATCH_RULES_BY_VERSION,
     PATCH_SEND_WINDOWS,
     PATCH_SLA_LADDER,
     PATCH_STEADY_TIMER,
     PATCH_VISIBLE_UPDATES,
     PATCHES,
+    Patches,
 )
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from tests.conftest import lead_id, running_engine
+from tests.recorded_rules import only_recorded_rules
 from tests.scenarios import SCENARIO_TIME_SCALE, SCENARIOS
 from workflows.lead import LeadWorkflow
 
@@ -53,7 +57,8 @@ PATCHES_BY_VERSION = {
 }
 PATCHES_BY_VERSION["v7"] = [*PATCHES_BY_VERSION["v6"], PATCH_DECAY_IN_EVENT_TIME]
 PATCHES_BY_VERSION["v8"] = PATCHES_BY_VERSION["v7"]  # A/B variants: no patch (see the commit)
-CURRENT = "v8"
+PATCHES_BY_VERSION["v9"] = [PATCH_BASELINE]  # every patch at once, rules by version among them
+CURRENT = "v9"
 
 
 def _replayer(data_converter: DataConverter) -> Replayer:
@@ -71,7 +76,10 @@ async def test_recorded_history_replays_on_current_code(
     """Through the encrypting converter: histories recorded before encryption (plain payloads)
     pass through its codec unchanged."""
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    result = await _replayer(data_converter).replay_workflow(history, raise_on_replay_failure=False)
+    with only_recorded_rules():  # as a worker that never loaded the versions histories name
+        result = await _replayer(data_converter).replay_workflow(
+            history, raise_on_replay_failure=False
+        )
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
@@ -125,8 +133,26 @@ async def test_a_fresh_life_replays_deterministically(
     assert result.replay_failure is None
 
 
-def test_the_current_version_asks_for_every_patch_in_order() -> None:
-    assert PATCHES_BY_VERSION[CURRENT] == list(PATCHES)
+def test_the_baseline_stands_for_every_patch() -> None:
+    """A run begun today asks one patch, the baseline, which applies every change; a run begun
+    before it asks each (in order) and gets what its history says."""
+    asked: list[str] = []
+
+    def today(patch: str) -> bool:
+        asked.append(patch)
+        return True
+
+    assert Patches.asked(today) == Patches.every() and asked == [PATCH_BASELINE]
+    asked.clear()
+
+    def as_v8_recorded(patch: str) -> bool:
+        asked.append(patch)
+        return patch in PATCHES_BY_VERSION["v8"]
+
+    before = Patches.asked(as_v8_recorded)
+    assert asked == [PATCH_BASELINE, *PATCHES]
+    assert before != Patches.every() and not before.rules_by_version and before.sla_ladder
+    assert PATCHES[-1] == PATCH_RULES_BY_VERSION
 
 
 @pytest.mark.parametrize("name", ["lead-full-life-v4", "lead-crm-v4"])

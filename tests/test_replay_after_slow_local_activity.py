@@ -90,7 +90,7 @@ class RulesHeldForAQuery(RulesActivities):
         self.split = split
 
     @activity.defn(name=LOAD_RULES)
-    def load_rules(self, request: LoadRulesRequest) -> Rules | None:
+    def load_rules(self, request: LoadRulesRequest) -> Rules | str | None:
         if self.split.first_load:
             self.split.first_load = False
             self.split.query_arrived.wait(timeout=10)

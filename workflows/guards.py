@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from nurture.contract.messages import ActionResult, RepAction
+from nurture.contract.shared_rules import RulesUnavailable
 from nurture.core.base import RulesNotLoaded
 from nurture.core.lead import LeadCore
 from workflows.clock import AheadOfWorkflowTask
@@ -38,10 +39,11 @@ CONTROL_FLOW_ERRORS = (
     workflow.ReadOnlyContextError,
     CancelledError,
     AheadOfWorkflowTask,  # fails the activation on purpose (workflows/clock.py)
+    RulesUnavailable,  # fails the task until the worker can read the rules the history names
 )
-"""Temporal's own errors, and the clock's refusal to run ahead of a workflow task: never
-swallowed as a bad input (asyncio's cancellation and continue-as-new are BaseExceptions and
-pass anyway)."""
+"""Temporal's own errors, the clock's refusal to run ahead of a workflow task, and rules a
+history names that this worker cannot read yet: never swallowed as a bad input (asyncio's
+cancellation and continue-as-new are BaseExceptions and pass anyway)."""
 
 
 def rep_action(

@@ -10,7 +10,8 @@ Every decision is the lead's core's (``nurture/core/lead.py``, no Temporal there
 waits for work and time, runs the core's steps, and carries out what they ask in order: an
 activity with a retry policy and an idempotency key per side effect, a local activity to read
 the rules (at the start of each run, before each touch and at each handoff, so a marketer's
-change never applies half-way through a step) and to write the read model's facts.
+change never applies half-way through a step: the history records their version, the rules
+come from the worker's shelf) and to write the read model's facts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from temporalio.common import MetricCounter, RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from nurture.contract import shared_rules
     from nurture.contract.ledger import FACTS_PER_BATCH, RECORD_FACTS, Fact, LeadSnapshot
     from nurture.contract.messages import (
         ASSIGN_REP,
@@ -319,15 +321,26 @@ class LeadWorkflow:
 
     async def _read_rules(self, ask: ReadRules) -> Rules | None:
         asked_at = self._core.now()
+        by_version = self._core.patches.rules_by_version
         fresh = await workflow.execute_local_activity(
             LOAD_RULES,
-            LoadRulesRequest(known_version=ask.known_version),
-            result_type=Rules | None,  # type: ignore[arg-type]  # the converter takes unions
+            LoadRulesRequest(known_version=ask.known_version, by_version=by_version),
+            result_type=Rules | str | None,  # type: ignore[arg-type]  # the converter takes unions
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RETRY_FOREVER,
         )
         self._clock.hold(asked_at)  # see workflows/clock.py: the same time on replay
+        if isinstance(fresh, str):  # a version: the same content on every replay
+            return self._shared_rules(fresh)
         return fresh
+
+    @staticmethod
+    def _shared_rules(version: str) -> Rules:
+        """The rules of ``version`` from the worker's shelf, which reads a version it never met
+        from the engine database: a read of content that never changes, so deterministic, and
+        done out of the sandbox's reach (the database client is not workflow code)."""
+        with workflow.unsafe.sandbox_unrestricted(), workflow.unsafe.imports_passed_through():
+            return shared_rules.SHELF.rules(version)
 
     async def _activity(
         self, name: str, request: Any, result_type: type[Result] | None = None

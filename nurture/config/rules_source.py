@@ -28,6 +28,7 @@ from nurture.config.rules_author import rules_author
 from nurture.config.templating import TemplateSet
 from nurture.domain.rules import DecidedWinner, Rules
 from nurture.domain.rules_diff import rules_snapshot
+from nurture.store.rules_content import keep_rules, kept_rules
 
 log = structlog.get_logger(__name__)
 WINNER_AUTHOR = "winner rule"
@@ -65,6 +66,7 @@ class RulesSource:
         self._status: Engine | None = None
         self._refused = False  # the newest edit on disk was refused
         self._winners_looked_at = time.monotonic()
+        self._kept: set[str] = set()  # versions whose content the engine database keeps
 
     def _mtimes(self) -> tuple[tuple[str, float], ...]:
         paths = sorted(self.config_dir.glob("*.yaml")) + sorted(self.templates_dir.rglob("*"))
@@ -152,7 +154,31 @@ class RulesSource:
         )
         record_status(self._status, in_force, rejected)
         if rejected is None:
+            self.kept_for_replay(self._set.rules)
             self._record_version(author)
+
+    def kept_for_replay(self, rules: Rules) -> bool:
+        """Whether the engine database keeps ``rules`` by their version, where a worker
+        replaying a lead that read them finds them (``nurture.contract.shared_rules``); kept
+        now if they are not yet. False without a database, or while it is unreachable: a lead
+        is then handed the rules themselves, as before versions were shared."""
+        if rules.version in self._kept:
+            return True
+        if self._status is None:
+            return False
+        try:
+            keep_rules(self._status, rules)
+        except SQLAlchemyError as exc:
+            log.warning("rules not kept for replay", version=rules.version, error=str(exc))
+            return False
+        self._kept.add(rules.version)
+        return True
+
+    def kept_rules(self, version: str) -> Rules | None:
+        """The rules the engine database keeps as ``version``, if any."""
+        if self._status is None:
+            return None
+        return kept_rules(self._status, version)
 
     def _record_version(self, author: str | None) -> None:
         """The version in force in the rules history (once: the first process to load it)."""

@@ -292,8 +292,13 @@ class ActionResult(BaseModel):
 # --- activities -----------------------------------------------------------------------------
 
 
-class LoadRulesRequest(BaseModel):
+class LoadRulesRequest(LaterFieldsOmitted):
+    LATER_FIELDS = ("by_version",)
+
     known_version: str = ""
+    by_version: bool = False
+    """Answer with the version of the rules rather than the rules, where every worker can find
+    them by it (``nurture.contract.shared_rules``)."""
 
 
 EmailCategory = Literal["touch", "handoff", "escalation", "reassigned", "activity"]

@@ -3,12 +3,18 @@ set a run has. The workflow decides the set once, first thing in the run (:meth:
 with ``workflow.patched``: before any local activity, so a replay meets each marker where the
 original run wrote it); the lead's core only reads it. A run begun before a change keeps its
 old behaviour until its next continue-as-new; ``tests/test_replay.py`` replays a recorded
-history of every version."""
+history of every version.
+
+A run begun on code that has every change up to :data:`PATCH_BASELINE` asks that one patch
+instead of each: every ``workflow.patched`` leaves a marker and an upsert of Temporal's
+``TemporalChangeVersion`` search attribute (listing every patch so far) in the run's history,
+nine of each per run (3 KB) before the baseline. A change after the baseline gets a patch of
+its own, asked after it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
 """Touches wait for the send window and the frequency cap. Runs started before this change
@@ -49,6 +55,15 @@ PATCH_DECAY_IN_EVENT_TIME = "decay-up-to-each-event"
 visitor is identified, an import of past activity) first takes the decay its inactivity had
 cost by then, so a history told late scores as it would have live. Runs started before this
 change score a late event as it arrives, decaying only on their timers."""
+PATCH_RULES_BY_VERSION = "rules-by-version"
+"""A lead's history records the version of the rules it read, not the rules (13 KB per lead and
+run); the worker takes them from its shelf, or from the engine database when it never met that
+version (``nurture/contract/shared_rules.py``). Runs started before this change read the rules
+themselves until their next continue-as-new."""
+PATCH_BASELINE = "baseline-2026-12"
+"""Every patch of :data:`PATCHES` at once, for runs begun on code that has them all (since
+2026-12-04): such a run asks only this one. Runs begun before it have no such marker and ask
+each patch as they did."""
 PATCHES = (
     PATCH_SEND_WINDOWS,
     PATCH_READ_MODEL,
@@ -58,8 +73,10 @@ PATCHES = (
     PATCH_DERIVED_KEYS,
     PATCH_ENROLMENT_VISIBLE,
     PATCH_DECAY_IN_EVENT_TIME,
+    PATCH_RULES_BY_VERSION,
 )
-"""In the order a run asks for them (first thing in the run, before any local activity)."""
+"""In the order a run begun before :data:`PATCH_BASELINE` asks for them (first thing in the
+run, before any local activity)."""
 
 
 @dataclass(frozen=True)
@@ -74,11 +91,15 @@ class Patches:
     derived_keys: bool = False
     enrolment_visible: bool = False
     decay_in_event_time: bool = False
+    rules_by_version: bool = False
 
     @classmethod
     def asked(cls, patched: Callable[[str], bool]) -> Patches:
-        """Ask ``patched`` (Temporal's ``workflow.patched``) for every patch, in
-        :data:`PATCHES` order: call once, first thing in the run."""
+        """Ask ``patched`` (Temporal's ``workflow.patched``) for the baseline, and for every
+        patch in :data:`PATCHES` order in a run begun before it: call once, first thing in
+        the run."""
+        if patched(PATCH_BASELINE):
+            return cls.every()
         answers = {patch: patched(patch) for patch in PATCHES}
         return cls(
             windows=answers[PATCH_SEND_WINDOWS],
@@ -89,4 +110,10 @@ class Patches:
             derived_keys=answers[PATCH_DERIVED_KEYS],
             enrolment_visible=answers[PATCH_ENROLMENT_VISIBLE],
             decay_in_event_time=answers[PATCH_DECAY_IN_EVENT_TIME],
+            rules_by_version=answers[PATCH_RULES_BY_VERSION],
         )
+
+    @classmethod
+    def every(cls) -> Patches:
+        """Every change applied: a run begun on today's code."""
+        return cls(**{flag.name: True for flag in fields(cls)})

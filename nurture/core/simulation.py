@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,7 +47,7 @@ from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.domain.routing import choose_available
 from nurture.domain.rules import Rules
 
-EVERY_PATCH = Patches(**{flag.name: True for flag in fields(Patches)})
+EVERY_PATCH = Patches.every()
 """What a lead started by today's code runs with."""
 
 

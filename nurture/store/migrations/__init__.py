@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 SCRIPT_LOCATION = Path(__file__).parent
 BASELINE = "0001"
 """The schema of the last release without migrations (its tables, no ``alembic_version``)."""
-HEAD = "0011"
+HEAD = "0012"
 """The newest revision: a database at it needs nothing, and is recognised without loading
 Alembic (one cheap query)."""
 
