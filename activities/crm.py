@@ -1,4 +1,4 @@
-"""Pushing leads to a Salesforce-shaped CRM and keeping them up to date.
+"""Pushing leads to Salesforce and keeping them up to date, through ``simple-salesforce``.
 
 Every write is an upsert by external id (``Nurture_Lead_Id__c`` for leads,
 ``Nurture_Event_Id__c`` for forwarded activity), so a retried push never creates a second
@@ -9,12 +9,21 @@ such as a converted lead that can no longer change) is final and surfaces on the
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
-from urllib.parse import quote
+from typing import Any, NoReturn, cast
+from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
-import httpx
+import requests
 import structlog
+from requests.adapters import HTTPAdapter
+from simple_salesforce import Salesforce, SFType
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceResourceNotFound,
+)
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -25,97 +34,162 @@ log = structlog.get_logger(__name__)
 
 LEAD_EXTERNAL_ID = "Nurture_Lead_Id__c"
 TASK_EXTERNAL_ID = "Nurture_Event_Id__c"
+SALESFORCE_HOSTS = ".salesforce.com"
+TIMEOUT_SECONDS = 20.0
+REDIRECTED_DOMAIN = "crm.my"
+"""The login domain given to the library for a CRM that is not on ``salesforce.com`` (a stand-in
+on loopback): any My Domain name does (client credentials need one), the transport sends the
+login wherever ``NURTURE_CRM_URL`` says."""
+REFUSED_LOGINS = frozenset({"invalid_client", "invalid_client_id", "invalid_grant", "INVALID AUTH"})
+"""OAuth errors no retry mends: the credentials are wrong until someone changes them (``INVALID
+AUTH``: the library's own refusal of client credentials at ``login``/``test``, not a My
+Domain)."""
 
 
 class CrmClient:
-    """A small Salesforce REST client: OAuth client-credentials login, one re-login on 401."""
+    """Salesforce as ``simple-salesforce`` reaches it: OAuth client credentials (logging in
+    again when the session expires is the library's), or a session token. Connected at first
+    use, so a CRM down when the worker starts only delays the pushes."""
 
     def __init__(self, settings: CrmSettings) -> None:
         self.settings = settings
-        self.http = httpx.Client(timeout=20)
         self._lock = threading.Lock()
-        self._token = settings.token
-        self._instance = settings.base_url
+        self._salesforce: Salesforce | None = None
 
-    def _login(self) -> None:
-        s = self.settings
-        if not (s.client_id and s.client_secret):
-            raise ApplicationError(
-                "the CRM refused the token and no NURTURE_CRM_CLIENT_ID/SECRET are set",
-                type="CrmRejected",
-                non_retryable=True,
+    def upsert_lead(self, lead_id: str, fields: dict[str, Any]) -> str:
+        """Create or update the lead; the CRM's id of it."""
+        with _answers("push lead", self.settings):
+            answer = self._sobject("Lead").upsert(
+                _by(LEAD_EXTERNAL_ID, lead_id), fields, raw_response=True
             )
-        answer = self.http.post(
-            f"{s.base_url}/services/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": s.client_id,
-                "client_secret": s.client_secret,
-            },
-        )
-        if answer.status_code != 200:
-            raise _refusal(answer, "CRM login")
-        body = answer.json()
-        self._token, self._instance = body["access_token"], body.get("instance_url", s.base_url)
+            crm_id = answer.json().get("id") if answer.content else None
+        return str(crm_id or self.lead_id(lead_id))  # API versions before 46 answer 204
 
-    def request(self, method: str, path: str, json: Any = None) -> httpx.Response:
-        url_path = f"/services/data/{self.settings.api_version}{path}"
-        for attempt in (1, 2):
-            with self._lock:
-                if self._token is None:
-                    self._login()
-                token, instance = self._token, self._instance
-            try:
-                answer = self.http.request(
-                    method,
-                    f"{instance}{url_path}",
-                    json=json,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-            except httpx.TransportError as exc:
-                raise ApplicationError(f"CRM unreachable: {exc}", type="CrmUnavailable") from exc
-            if answer.status_code == 401:
-                with self._lock:
-                    if self._token == token:  # not already renewed by another thread
-                        self._token = None  # expired session: log in again
-                if attempt == 1:
-                    continue
-                raise ApplicationError(
-                    "CRM session refused right after login", type="CrmUnavailable"
-                )
-            return answer
-        return answer
+    def add_task(self, key: str, fields: dict[str, Any]) -> None:
+        with _answers("forward activity", self.settings):
+            self._sobject("Task").upsert(_by(TASK_EXTERNAL_ID, key), fields)
 
     def delete_lead(self, lead_id: str) -> bool:
         """Delete the lead (and, as Salesforce does, its activities) by our lead id; False when
         the CRM has no such lead (never pushed, or deleted before)."""
-        path = f"/sobjects/Lead/{LEAD_EXTERNAL_ID}/{quote(lead_id, safe='')}"
-        answer = self.request("DELETE", path)
-        if answer.status_code == 404:
-            return False
-        _check(answer, "delete lead")
+        with _answers("delete lead", self.settings):
+            try:
+                self._sobject("Lead").delete(_by(LEAD_EXTERNAL_ID, lead_id))
+            except SalesforceResourceNotFound:
+                return False
         return True
 
     def lead_id(self, lead_id: str) -> str:
-        answer = self.request("GET", f"/sobjects/Lead/{LEAD_EXTERNAL_ID}/{quote(lead_id, safe='')}")
-        _check(answer, "read lead")
-        return str(answer.json()["Id"])
+        with _answers("read lead", self.settings):
+            found = self._sobject("Lead").get_by_custom_id(LEAD_EXTERNAL_ID, lead_id)
+        return str(found["Id"])
+
+    def _sobject(self, name: str) -> SFType:
+        return cast(SFType, getattr(self._connected(), name))  # typed as bulk APIs too
+
+    def _connected(self) -> Salesforce:
+        with self._lock:
+            if self._salesforce is None:
+                self._salesforce = self._connect()
+            return self._salesforce
+
+    def _connect(self) -> Salesforce:
+        s = self.settings
+        session, domain = salesforce_session(s.base_url)
+        version = s.api_version.removeprefix("v")
+        if s.client_id and s.client_secret:
+            return Salesforce(
+                consumer_key=s.client_id,
+                consumer_secret=s.client_secret,
+                domain=domain,
+                session=session,
+                version=version,
+            )
+        if s.token:
+            return Salesforce(
+                instance_url=s.base_url, session_id=s.token, session=session, version=version
+            )
+        raise ApplicationError(
+            "the CRM needs NURTURE_CRM_CLIENT_ID and NURTURE_CRM_CLIENT_SECRET, or "
+            "NURTURE_CRM_TOKEN",
+            type="CrmRejected",
+            non_retryable=True,
+        )
 
 
-def _check(answer: httpx.Response, what: str) -> None:
-    if answer.status_code < 300:
-        return
-    raise _refusal(answer, what)
+class _Transport(HTTPAdapter):
+    """Every request with a timeout (the library sets none); with ``to``, every request the
+    library addresses to Salesforce (``https://<domain>.salesforce.com`` to log in, then
+    ``https://<instance>``) sent there instead: a Salesforce-compatible server elsewhere, such
+    as the stand-in on loopback (``nurture standin crm``)."""
+
+    def __init__(self, to: SplitResult | None = None) -> None:
+        super().__init__()
+        self.to = to
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs["timeout"] = kwargs.get("timeout") or TIMEOUT_SECONDS
+        if self.to is not None and request.url:
+            url = urlsplit(request.url)
+            request.url = urlunsplit((self.to.scheme, self.to.netloc, url.path, url.query, ""))
+        return super().send(request, **kwargs)
 
 
-def _refusal(answer: httpx.Response, what: str) -> ApplicationError:
+def salesforce_session(base_url: str) -> tuple[requests.Session, str]:
+    """The HTTP session for the CRM at ``base_url``, and the login domain the library wants
+    (``acme.my`` for ``https://acme.my.salesforce.com``)."""
+    url = urlsplit(base_url)
+    host = url.hostname or ""
+    session = requests.Session()
+    if url.scheme == "https" and host.endswith(SALESFORCE_HOSTS):
+        session.mount("https://", _Transport())
+        return session, host.removesuffix(SALESFORCE_HOSTS)
+    session.mount("https://", _Transport(to=url))
+    return session, REDIRECTED_DOMAIN
+
+
+def _by(external_id_field: str, value: str) -> str:
+    return f"{external_id_field}/{quote(value, safe='')}"
+
+
+@contextmanager
+def _answers(what: str, settings: CrmSettings) -> Iterator[None]:
+    """The library's errors as the activity's: retried (``CrmUnavailable``) or final
+    (``CrmRejected``, surfacing on the lead)."""
     try:
-        errors = answer.json()
-        detail = "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in errors)
-    except (ValueError, AttributeError, TypeError):
-        detail = answer.text[:200]
-    status = answer.status_code
-    if status >= 500 or (status == 403 and "REQUEST_LIMIT_EXCEEDED" in detail):
+        yield
+    except SalesforceAuthenticationFailed as exc:
+        _login_failed(exc)
+    except SalesforceError as exc:
+        raise _refusal(exc, what, settings) from exc
+    except requests.RequestException as exc:
+        raise ApplicationError(f"{what}: CRM unreachable: {exc}", type="CrmUnavailable") from exc
+
+
+def _login_failed(exc: SalesforceAuthenticationFailed) -> NoReturn:
+    if exc.code in REFUSED_LOGINS:
+        raise ApplicationError(
+            f"CRM login refused: {exc.code}: {exc.message}", type="CrmRejected", non_retryable=True
+        ) from exc
+    raise ApplicationError(f"CRM login failed: {exc.code}", type="CrmUnavailable") from exc
+
+
+def _refusal(exc: SalesforceError, what: str, settings: CrmSettings) -> ApplicationError:
+    content = exc.content
+    if isinstance(content, list):
+        detail = "; ".join(
+            f"{e.get('errorCode')}: {e.get('message')}" for e in content if isinstance(e, dict)
+        )
+    else:
+        detail = str(content)[:200]
+    status = exc.status
+    if status == 401 and not (settings.client_id and settings.client_secret):
+        return ApplicationError(
+            "the CRM refused the token and no NURTURE_CRM_CLIENT_ID/SECRET are set",
+            type="CrmRejected",
+            non_retryable=True,
+        )
+    if status >= 500 or status == 401 or (status == 403 and "REQUEST_LIMIT_EXCEEDED" in detail):
         delay = timedelta(minutes=1) if status == 403 else None
         return ApplicationError(
             f"{what}: CRM unavailable ({status}): {detail}",
@@ -144,12 +218,7 @@ class CrmActivities:
     @activity.defn(name=CRM_UPSERT_LEAD)
     def upsert_lead(self, push: CrmLeadUpsert) -> str:
         """Create or update the lead; the CRM's id of it."""
-        client = self._client()
-        path = f"/sobjects/Lead/{LEAD_EXTERNAL_ID}/{quote(push.lead_id, safe='')}"
-        answer = client.request("PATCH", path, json=push.fields)
-        _check(answer, "push lead")
-        crm_id = answer.json().get("id") if answer.content else None
-        crm_id = crm_id or client.lead_id(push.lead_id)  # API versions before 46 answer 204
+        crm_id = self._client().upsert_lead(push.lead_id, push.fields)
         log.info(
             "lead pushed to CRM",
             lead_id=push.lead_id,
@@ -158,21 +227,15 @@ class CrmActivities:
             workflow_id=activity.info().workflow_id,
             status=push.fields.get("Status"),
         )
-        return str(crm_id)
+        return crm_id
 
     @activity.defn(name=CRM_ADD_TASK)
     def add_task(self, note: CrmNote) -> None:
         client = self._client()
-        who = client.lead_id(note.lead_id)
-        path = f"/sobjects/Task/{TASK_EXTERNAL_ID}/{quote(note.key, safe='')}"
-        answer = client.request(
-            "PATCH",
-            path,
-            json={
-                "WhoId": who,
-                "Subject": note.subject[:255],
-                "Description": note.description,
-                "Status": "Completed",
-            },
-        )
-        _check(answer, "forward activity")
+        fields = {
+            "WhoId": client.lead_id(note.lead_id),
+            "Subject": note.subject[:255],
+            "Description": note.description,
+            "Status": "Completed",
+        }
+        client.add_task(note.key, fields)
