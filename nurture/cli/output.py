@@ -9,6 +9,7 @@ from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.rule import Rule
@@ -18,6 +19,7 @@ from temporalio.client import Client, Interceptor
 from temporalio.service import RPCError
 
 from nurture.privacy.master_keys import MasterKeyError
+from nurture.runtime.logging import configure_logging
 from nurture.runtime.process import exit_now
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -46,8 +48,13 @@ def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
     exit_now(status)
 
 
-async def connect_client(interceptors: Sequence[Interceptor] = ()) -> Client:
-    """A client for the commands (and ``nurture serve``, which traces with ``interceptors``)."""
+async def connect_client(
+    interceptors: Sequence[Interceptor] = (), *, patient: bool = True
+) -> Client:
+    """A client for the commands, ``patient`` with an overloaded Temporal
+    (``nurture.client.patience``), and for ``nurture serve`` (which is not: its callers get 503
+    at once; it traces with ``interceptors``)."""
+    from nurture.client.patience import QUIET_RETRIES, Patience
     from nurture.client.sales import LeadActionError
     from nurture.client.temporal import TemporalSettings, connect
     from nurture.privacy.converter import encrypted_converter, key_store_from_env
@@ -61,7 +68,12 @@ async def connect_client(interceptors: Sequence[Interceptor] = ()) -> Client:
     except MasterKeyError as exc:
         raise LeadActionError(str(exc)) from exc
     try:
-        return await connect(settings, converter, interceptors=interceptors)
+        if not patient:
+            return await connect(settings, converter, interceptors=interceptors)
+        if not structlog.is_configured():  # a command: what it says while waiting, on stderr
+            configure_logging(level="WARNING")
+        chain = [Patience(), *interceptors]
+        return await connect(settings, converter, interceptors=chain, retry_config=QUIET_RETRIES)
     except (RuntimeError, ValueError) as exc:  # unreachable, or its TLS settings incomplete
         raise LeadActionError(
             f"cannot reach Temporal at {settings.address} ({exc}); start the engine with "

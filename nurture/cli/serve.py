@@ -33,7 +33,7 @@ async def serve_forever(host: str | None, port: int | None) -> int:
         settings.tracking = load_tracking_settings(config_dir_from_env())
         forms = FormsSource(config_dir_from_env())
         tracer = tracer_provider_from_env("nurture-http")
-        client = await connect_client(tracing_interceptors(tracer))
+        client = await connect_client(tracing_interceptors(tracer), patient=False)
         engine = make_engine(database_url_from_env())
         forms.record_status_in(engine)
         app = create_app(

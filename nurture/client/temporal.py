@@ -15,7 +15,7 @@ from temporalio.client import Client, Interceptor
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import Runtime
-from temporalio.service import TLSConfig
+from temporalio.service import RetryConfig, TLSConfig
 
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.privacy.converter import encrypted_converter, key_store_from_env
@@ -128,11 +128,13 @@ async def connect(
     data_converter: DataConverter | None = None,
     runtime: Runtime | None = None,
     interceptors: Sequence[Interceptor] = (),
+    retry_config: RetryConfig | None = None,
 ) -> Client:
     """A client whose payloads are encrypted with each lead's data key (the key store on our
     database unless ``data_converter`` says otherwise); its workers inherit the converter, and
     the ``runtime`` (a worker's serves its metrics: ``nurture.runtime.metrics``) and the
-    ``interceptors`` (tracing: ``nurture.runtime.tracing``)."""
+    ``interceptors`` (tracing: ``nurture.runtime.tracing``; patience:
+    ``nurture.client.patience``, with its ``retry_config``)."""
     settings = settings or TemporalSettings.from_env()
     if data_converter is None:
         data_converter = encrypted_converter(key_store_from_env())
@@ -145,6 +147,7 @@ async def connect(
         data_converter=data_converter,
         runtime=runtime,
         interceptors=interceptors,
+        retry_config=retry_config,
     )
 
 

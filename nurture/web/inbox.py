@@ -46,6 +46,8 @@ log = structlog.get_logger(__name__)
 OPEN_STAGES = ("assigned", "working")
 REP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as in routing.yaml; safe in a query
 MAX_LEADS_SHOWN = 200
+QUERIES_IN_FLIGHT = 16
+"""Queries one inbox page asks at a time (a server refuses a namespace's excess requests)."""
 QUERY_TIMEOUT = 5.0  # seconds; a lead whose worker does not answer is left out, not waited on
 LINK_ACTIONS = ("accept", "reject")  # the one-click links of alert emails
 # What the inbox buttons do: the button's name, and the workflow update it goes through.
@@ -140,7 +142,13 @@ class RepInbox:
             execution.id.removeprefix("lead-")
             async for execution in self.client.list_workflows(query, limit=MAX_LEADS_SHOWN)
         ]
-        found = await asyncio.gather(*(self._state_of(lead_id) for lead_id in lead_ids))
+        gate = asyncio.Semaphore(QUERIES_IN_FLIGHT)  # a rep with 200 leads is not 200 at once
+
+        async def state_of(lead_id: str) -> LeadState | None:
+            async with gate:
+                return await self._state_of(lead_id)
+
+        found = await asyncio.gather(*(state_of(lead_id) for lead_id in lead_ids))
         # The query's answer is the truth; visibility may lag behind it.
         states = [s for s in found if s and s.owner == rep and s.stage in OPEN_STAGES]
         return sorted(states, key=_urgency)

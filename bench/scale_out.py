@@ -1,0 +1,217 @@
+"""Scale-out: one worker process against two, on one dev server, in the same run.
+
+    .venv/bin/python -m bench.scale_out [--leads 300 --events 4 --repeats 2 --handoff-leads 60]
+
+A dev server on its SQLite file (as ``nurture up`` runs it), the SendGrid stand-in, a read model
+on the local PostgreSQL (several workers write it at once, as in production) and ``worker.py``
+processes as shipped (the shipped rules, each cadence's first touch a day away). Variants
+alternate, one worker then two, ``--repeats`` times, each with fresh leads: ``--leads`` new
+leads get ``--events`` events each by signal-with-start, ``--in-flight`` leads at a time;
+processed events/s is until every lead is idle (``describe``: no task pending). Then
+``--handoff-leads`` leads ask for a call, ``--handoff-in-flight`` at a time: latency to the
+rep's email. Measured for every process: CPU seconds (``/proc``: user + system) per event of
+each worker, of the dev server and of this process (the client), so the figure for N machines
+can be projected (``docs/operations.md``, "Scaling out"). Timings are never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from bench.engine_throughput import drain, percentile, send_population
+from bench.idle_scale import free_port, share_data_keys, sleeping_rules, start_worker
+from bench.reports_at_scale import DEFAULT_ADMIN_URL, postgresql_database
+from bench.saving import save_results
+from nurture.cli.embedded import EmbeddedOptions, start_dev_server, stop_process, wait_for_server
+from nurture.client.starting import send_event
+from nurture.domain.leads import LeadEvent, workflow_id_for
+from nurture.runtime.process import exit_now
+from nurture.standins.sendgrid_standin import SendGridStandIn
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+ADMIN_URL = os.environ.get("NURTURE_TEST_POSTGRES", DEFAULT_ADMIN_URL)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@contextmanager
+def workers(
+    count: int, tmp: Path, config: Path, address: str, db_url: str, mail: str
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    log = tmp / "worker.log"
+    ready_before = log.read_text().count("worker ready") if log.exists() else 0
+    started = [start_worker(tmp, config, address, db_url, mail) for _ in range(count)]
+    try:
+        deadline = time.monotonic() + 120
+        while log.read_text().count("worker ready") < ready_before + count:
+            if time.monotonic() > deadline or any(w.poll() is not None for w in started):
+                raise RuntimeError(log.read_text()[-3000:])
+            time.sleep(0.2)
+        yield started
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait(30)
+
+
+async def handoffs(
+    client: Client, standin: SendGridStandIn, leads: int, in_flight: int
+) -> dict[str, Any]:
+    prefix = f"h-{uuid.uuid4().hex[:6]}"
+    pending = [f"{prefix}-{n}" for n in range(leads)]
+    latencies: list[float] = []
+
+    async def one() -> None:
+        while pending:
+            lead = pending.pop()
+            await send_event(client, LeadEvent(lead_id=lead, type="requested_call"))
+            accepted = datetime.now(UTC)
+            deadline = time.monotonic() + 60
+            while not (found := standin.messages_with(lead_id=lead, category="handoff")):
+                if time.monotonic() > deadline:
+                    return
+                await asyncio.sleep(0.005)
+            latencies.append((found[0].received_at - accepted).total_seconds() * 1000)
+
+    await asyncio.gather(*(one() for _ in range(in_flight)))
+    return {
+        "notified": len(latencies),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+    }
+
+
+async def measure(
+    args: argparse.Namespace,
+    count: int,
+    client: Client,
+    standin: SendGridStandIn,
+    server_pid: int,
+    places: tuple[Path, Path, str, str],
+) -> dict[str, Any]:
+    tmp, config, address, db_url = places
+    with workers(count, tmp, config, address, db_url, standin.url) as running:
+        pids = [w.pid for w in running]
+        lead_ids = [f"s{count}-{uuid.uuid4().hex[:6]}-{n}" for n in range(args.leads)]
+        before = {pid: cpu_seconds(pid) for pid in [*pids, server_pid, os.getpid()]}
+        send_s, _ = await send_population(
+            lambda event: send_event(client, event), lead_ids, args.events, args.in_flight
+        )
+        drain_s, _ = await drain(client, [workflow_id_for(i) for i in lead_ids], args.in_flight)
+        used = {pid: cpu_seconds(pid) - before[pid] for pid in before}
+        events = args.leads * args.events
+        handoff = await handoffs(client, standin, args.handoff_leads, args.handoff_in_flight)
+    return {
+        "workers": count,
+        "events": events,
+        "processed_per_s": round(events / (send_s + drain_s), 1),
+        "accepted_per_s": round(events / send_s, 1),
+        "worker_cpu_ms_per_event": round(sum(used[p] for p in pids) * 1000 / events, 2),
+        "each_worker_cpu_ms_per_event": [round(used[p] * 1000 / events, 2) for p in pids],
+        "server_cpu_ms_per_event": round(used[server_pid] * 1000 / events, 2),
+        "client_cpu_ms_per_event": round(used[os.getpid()] * 1000 / events, 2),
+        "handoff": handoff,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    with (
+        tempfile.TemporaryDirectory(prefix="nurture-scale-") as tmp_dir,
+        postgresql_database(
+            os.environ.get("NURTURE_TEST_POSTGRES", DEFAULT_ADMIN_URL), False
+        ) as db,
+        SendGridStandIn() as standin,
+    ):
+        tmp, db_url = Path(tmp_dir), db.url
+        config = sleeping_rules(tmp)
+        share_data_keys(db_url)
+        port = free_port()
+        options = EmbeddedOptions(
+            data_dir=tmp / "temporal",
+            config_dir=config,
+            templates_dir=ROOT / "templates",
+            port=port,
+            headless=True,
+        )
+        server = start_dev_server(options)
+        try:
+            address = f"127.0.0.1:{port}"
+            client = await wait_for_server(address, server)
+            runs = []
+            for repeat in range(args.repeats):
+                for count in (1, 2):
+                    place = (tmp, config, address, db_url)
+                    result = await measure(args, count, client, standin, server.pid, place)
+                    print(f"repeat {repeat + 1}: {result}", flush=True)
+                    runs.append(result)
+        finally:
+            stop_process(server)
+    return {"runs": runs, "by_workers": summary(runs)}
+
+
+def summary(runs: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    keys = (
+        "processed_per_s",
+        "worker_cpu_ms_per_event",
+        "server_cpu_ms_per_event",
+        "client_cpu_ms_per_event",
+    )
+    out: dict[int, dict[str, float]] = {}
+    for count in (1, 2):
+        mine = [r for r in runs if r["workers"] == count]
+        out[count] = {k: round(statistics.median(r[k] for r in mine), 2) for k in keys}
+        out[count]["handoff_p99_ms"] = statistics.median(r["handoff"]["p99_ms"] for r in mine)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=300)
+    parser.add_argument("--events", type=int, default=4)
+    parser.add_argument("--in-flight", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--handoff-leads", type=int, default=60)
+    parser.add_argument("--handoff-in-flight", type=int, default=10)
+    parser.add_argument("--results", type=Path)
+    args = parser.parse_args(argv)
+    results = asyncio.run(run(args))
+    results["machine"] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+    }
+    for count, figures in results["by_workers"].items():
+        print(f"{count} worker(s): {figures}", flush=True)
+    one, two = results["by_workers"][1], results["by_workers"][2]
+    print(f"processed, two workers / one: {two['processed_per_s'] / one['processed_per_s']:.2f}")
+    out = save_results(results, args.results, f"scale-out-{datetime.now(UTC):%Y-%m-%d}.json")
+    print(f"results: {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.stdout.flush()
+    exit_now(main())
