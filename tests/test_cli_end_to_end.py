@@ -210,6 +210,15 @@ def test_nurture_up_then_leads_events_actions_audit_and_simulate(
         assert series.get("nurture_sla_misses_total", 0) == 0  # a counter shows once it moves
         assert series["nurture_touches_held"] == 0
         assert series["nurture_rules_info"] == 1
+        # Every fact the leads queued for the read model is written (once their last
+        # writes are done): no backlog.
+        assert series["nurture_facts_queued_total"] >= 9
+        settled = time.monotonic() + 10
+        while series["nurture_facts_written_total"] < series["nurture_facts_queued_total"]:
+            assert time.monotonic() < settled, "the read model never caught up"
+            time.sleep(0.2)
+            series = scrape(metrics)
+        assert series["nurture_facts_written_total"] == series["nurture_facts_queued_total"]
         assert series["temporal_workflow_task_execution_latency_count"] > 0  # SDK
         assert series["temporal_sticky_cache_size"] >= 1
 

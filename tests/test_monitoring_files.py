@@ -19,6 +19,8 @@ COUNTERS = (
     names.HANDOFFS_COUNTER,
     names.SLA_MISSES_COUNTER,
     names.EMAILS_COUNTER,
+    names.FACTS_QUEUED_COUNTER,
+    names.FACTS_DONE_COUNTER,
 )
 EXPORTED = {f"{c}_total" for c in COUNTERS} | {names.TOUCHES_HELD, names.RULES_INFO}
 HISTOGRAM_SERIES = re.compile(r"_(bucket|count|sum)$")
@@ -36,6 +38,7 @@ def test_every_alert_rule_reads_exported_series_and_says_what_to_do() -> None:
         "NurtureTouchesHeld",
         "NurtureWorkflowTaskFailures",
         "NurtureWorkerDown",
+        "NurtureReadModelBacklogGrowing",
     }
     for alert in alerts:
         assert nurture_series(alert["expr"]) <= EXPORTED, alert["alert"]

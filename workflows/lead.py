@@ -126,13 +126,14 @@ class LeadWorkflow:
                 inp.pending_facts,
                 self._write_facts,
                 more=lambda: core.snapshot() != self._reported,
+                after=lambda: self._count(),  # the facts written, as soon as they are
             ),
         )
         self._reported: LeadSnapshot | None = None
         self._wake_timer: asyncio.Task[None] | None = None
         self._wake_timer_at: datetime | None = None
         self._published: dict[str, visibility.SearchValue] = {}
-        self._tallied = meters.tallies(core.state)  # what the counters have of this lead
+        self._tallied = meters.tallies(core.state, core.ledger)  # what the counters have
         self._counters: dict[str, MetricCounter] = {}
         self._clock_watch: asyncio.Task[None] | None = None
         self._forgotten = False
@@ -414,7 +415,7 @@ class LeadWorkflow:
     def _count(self) -> None:
         """Add what the lead did since the last look to the worker's counters (Temporal's
         metric meter records nothing while a history replays)."""
-        now = meters.tallies(self._core.state)
+        now = meters.tallies(self._core.state, self._core.ledger)
         for name, increase in meters.moved(self._tallied, now).items():
             if name not in self._counters:
                 self._counters[name] = workflow.metric_meter().create_counter(name)

@@ -31,7 +31,8 @@ class Pump(Queue[Item]):
     ``work(items)`` does the work for the front of the queue and answers how many items it
     did; they leave the queue only then, so an item in hand is still queued when the lead
     continues as new and is done again in the next run (the work must be idempotent).
-    ``more()`` says whether there is work beyond the queue (the lead's row changed).
+    ``more()`` says whether there is work beyond the queue (the lead's row changed);
+    ``after()`` is called once items left the queue (the workflow counts them).
     ``put`` (from :class:`~nurture.core.commands.Queue`) queues items and starts the pump."""
 
     def __init__(
@@ -39,10 +40,12 @@ class Pump(Queue[Item]):
         items: Iterable[Item],
         work: Callable[[list[Item]], Awaitable[int]],
         more: Callable[[], bool] = _nothing_else,
+        after: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(list(items))
         self._work = work
         self._more = more
+        self._after = after
         self._task: asyncio.Task[None] | None = None
 
     def has_work(self) -> bool:
@@ -62,3 +65,5 @@ class Pump(Queue[Item]):
         while self.has_work():
             done = await self._work(self.items)
             del self.items[:done]
+            self.taken += done
+            self._after()

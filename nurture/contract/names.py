@@ -52,6 +52,12 @@ HANDOFFS_COUNTER: Final = "nurture_handoffs"
 """Leads handed to sales."""
 SLA_MISSES_COUNTER: Final = "nurture_sla_misses"
 """Reps' SLA turns missed (each escalates)."""
+FACTS_QUEUED_COUNTER: Final = "nurture_facts_queued"
+"""Facts the leads queued for the read model."""
+FACTS_DONE_COUNTER: Final = "nurture_facts_written"
+"""Facts the leads' read-model writes took off their queues: while the database keeps up, it
+grows as fast as ``nurture_facts_queued_total``; the difference of their rates is the backlog
+growing (a database down or too slow)."""
 EMAILS_COUNTER: Final = "nurture_emails_sent"
 """Emails by ``category`` (touch, handoff, escalation…) and ``status`` (sent, already_sent,
 suppressed, refused)."""

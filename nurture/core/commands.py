@@ -74,13 +74,17 @@ Step = Generator[Ask, Any, Result]
 class Queue(Generic[Item]):
     """Work left for the workflow, in order. ``put`` adds to it and calls :meth:`start`,
     which a workflow's queue overrides to start working it off; ``items`` stays the same list
-    for the queue's life (work is taken off its front, undone work is truncated in place)."""
+    for the queue's life (work is taken off its front, undone work is truncated in place).
+    ``added`` and ``taken`` count what was put and what was worked off (the metrics')."""
 
     def __init__(self, items: list[Item] | None = None) -> None:
         self.items: list[Item] = list(items or [])
+        self.added = 0
+        self.taken = 0
 
     def put(self, *items: Item) -> None:
         self.items.extend(items)
+        self.added += len(items)
         self.start()
 
     def start(self) -> None:
