@@ -144,6 +144,7 @@ class PopulationRun:
     drain_s: float
     ask_s: float  # one describe of every workflow: the cost of checking they are idle
     latencies_ms: list[float] = field(repr=False)
+    history: dict[str, float] | None = None  # running leads: history growth per event
 
     @property
     def accepted_per_s(self) -> float:
@@ -166,6 +167,7 @@ class PopulationRun:
             "processed_per_s": round(self.processed_per_s, 1),
             "p50_ms": round(percentile(self.latencies_ms, 50), 1),
             "p99_ms": round(percentile(self.latencies_ms, 99), 1),
+            **{f"history_{k}_per_event": v for k, v in (self.history or {}).items()},
         }
 
 
@@ -175,19 +177,44 @@ def medians(runs: Sequence[PopulationRun]) -> dict[str, float]:
     return {key: round(statistics.median(float(row[key]) for row in rows), 3) for key in keys}
 
 
+def history_medians(runs: Sequence[PopulationRun]) -> dict[str, float] | None:
+    measured = [run.history for run in runs if run.history]
+    if not measured:
+        return None
+    return {key: round(statistics.median(h[key] for h in measured), 2) for key in measured[0]}
+
+
 def compare(runs: Sequence[PopulationRun]) -> dict[str, Any]:
     """Both workflows' medians over one population's runs, and the lead / counting ratios."""
     counting = medians([r for r in runs if r.kind == "counting"])
     lead = medians([r for r in runs if r.kind == "lead"])
-    return {
+    compared: dict[str, Any] = {
         "counting": counting,
         "lead": lead,
         "ratio_accepted": round(lead["accepted_per_s"] / counting["accepted_per_s"], 3),
         "ratio_processed": round(lead["processed_per_s"] / counting["processed_per_s"], 3),
     }
+    counting_history = history_medians([r for r in runs if r.kind == "counting"])
+    lead_history = history_medians([r for r in runs if r.kind == "lead"])
+    if counting_history and lead_history:
+        compared["history_per_event"] = {"counting": counting_history, "lead": lead_history}
+    return compared
+
+
+async def history_totals(client: Client, workflow_ids: Sequence[str]) -> tuple[int, int]:
+    """The history events and bytes of ``workflow_ids`` together (``describe``)."""
+    events = size = 0
+    for workflow_id in workflow_ids:
+        info = (await client.get_workflow_handle(workflow_id).describe()).raw_description
+        events += info.workflow_execution_info.history_length
+        size += info.workflow_execution_info.history_size_bytes
+    return events, size
 
 
 # --- the population ---------------------------------------------------------------------------
+
+
+HISTORY_SAMPLE = 20  # running workflows whose history growth is measured, each kind
 
 
 def event_for(lead_id: str, index: int, number: int) -> LeadEvent:
@@ -295,16 +322,27 @@ class Engines:
             workflow_ids = [f"count-{lead}" for lead in lead_ids]
 
         opening = 0
+        sample = workflow_ids[:HISTORY_SAMPLE]
+        before: tuple[int, int] | None = None
         if population == "running":
             opening = 1
             await send_population(send, lead_ids, 1, in_flight)
             await drain(client, workflow_ids, in_flight)
+            before = await history_totals(client, sample)
         send_s, latencies = await send_population(send, lead_ids, events, in_flight, opening)
         drain_s, ask_s = await drain(client, workflow_ids, in_flight)
+        history = None
+        if before is not None:  # what each behaviour event added to a running history
+            after = await history_totals(client, sample)
+            applied = len(sample) * events
+            history = {
+                "events": round((after[0] - before[0]) / applied, 2),
+                "bytes": round((after[1] - before[1]) / applied),
+            }
         if repeat == 1:  # once per kind: every event was applied (behaviour, not timing)
             await self.check_applied(kind, workflow_ids, opening + events)
         return PopulationRun(
-            kind, population, repeat, leads * events, send_s, drain_s, ask_s, latencies
+            kind, population, repeat, leads * events, send_s, drain_s, ask_s, latencies, history
         )
 
     async def check_applied(self, kind: str, workflow_ids: Sequence[str], events: int) -> None:
@@ -679,6 +717,15 @@ def report(results: dict[str, Any]) -> str:
             f"max {h['max_ms']:.0f} ms (target p99 < 1000 ms)",
         ]
     lines.append("(ratio = lead / counting; target >= 0.8)")
+    for population, p in first.get("populations", {}).items():
+        if "history_per_event" in p:
+            c, lead = p["history_per_event"]["counting"], p["history_per_event"]["lead"]
+            lines.append(
+                f"history per behaviour event ({population} leads): counting {c['events']:.2f} "
+                f"events / {c['bytes']:.0f} bytes, lead {lead['events']:.2f} / "
+                f"{lead['bytes']:.0f}: {lead['events'] - c['events']:+.2f} events "
+                "(target: counting + 2 at most)"
+            )
     lines += codec_cost(results["variants"])
     for v in results["variants"]:
         if v.get("lead_stacks"):
