@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,12 +43,9 @@ from typing import Any
 import yaml
 from temporalio.client import Client
 
-from bench.engine_throughput import percentile
-from bench.idle_scale import free_port, share_data_keys
-from bench.reports_at_scale import DEFAULT_ADMIN_URL, postgresql_database
+from bench.engine_throughput import machine, percentile
 from bench.saving import save_results
-from bench.scale_out import workers
-from nurture.cli.embedded import EmbeddedOptions, start_dev_server, stop_process, wait_for_server
+from bench.scale_out import dev_engine
 from nurture.client.starting import send_event, send_profile
 from nurture.contract.names import LEAD_WORKFLOW, STAGE
 from nurture.domain.leads import ConsentGiven, LeadEvent, LeadProfile, workflow_id_for
@@ -180,34 +174,8 @@ def touches(standin: SendGridStandIn) -> dict[str, datetime]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    with (
-        tempfile.TemporaryDirectory(prefix="nurture-overload-") as tmp_dir,
-        postgresql_database(ADMIN_URL, False) as db,
-        SendGridStandIn() as standin,
-    ):
-        tmp, db_url = Path(tmp_dir), db.url
-        config = storm_rules(tmp, args.delay)
-        share_data_keys(db_url)
-        port = free_port()
-        options = EmbeddedOptions(
-            data_dir=tmp / "temporal",
-            config_dir=config,
-            templates_dir=ROOT / "templates",
-            port=port,
-            headless=True,
-        )
-        server = start_dev_server(options)
-        try:
-            address = f"127.0.0.1:{port}"
-            client = await wait_for_server(address, server)
-            return await storm(
-                args,
-                client,
-                standin,
-                lambda: workers(1, tmp, config, address, db_url, standin.url),
-            )
-        finally:
-            stop_process(server)
+    async with dev_engine("nurture-overload-", lambda tmp: storm_rules(tmp, args.delay)) as engine:
+        return await storm(args, engine.client, engine.standin, lambda: engine.workers(1))
 
 
 async def storm(
@@ -273,9 +241,6 @@ async def storm(
     }
 
 
-ADMIN_URL = os.environ.get("NURTURE_TEST_POSTGRES", DEFAULT_ADMIN_URL)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storm", type=int, default=1000, help="leads whose touches storm")
@@ -286,12 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path)
     args = parser.parse_args(argv)
     results = asyncio.run(run(args))
-    results["machine"] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average": os.getloadavg(),
-    }
+    results["machine"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), **machine()}
     storm_figures, ratios = results["storm"], results["ratios"]
     print(
         f"storm: {storm_figures['touches_sent']}/{storm_figures['touches_due_at_restart']} "

@@ -19,22 +19,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 
-from bench.engine_throughput import drain, percentile, send_population
+from bench.engine_throughput import drain, machine, percentile, send_population
 from bench.idle_scale import free_port, share_data_keys, sleeping_rules, start_worker
 from bench.reports_at_scale import DEFAULT_ADMIN_URL, postgresql_database
 from bench.saving import save_results
@@ -103,16 +103,54 @@ async def handoffs(
     }
 
 
-async def measure(
-    args: argparse.Namespace,
-    count: int,
-    client: Client,
-    standin: SendGridStandIn,
-    server_pid: int,
-    places: tuple[Path, Path, str, str],
-) -> dict[str, Any]:
-    tmp, config, address, db_url = places
-    with workers(count, tmp, config, address, db_url, standin.url) as running:
+@dataclass(frozen=True)
+class DevEngine:
+    """A dev server on its SQLite file (as ``nurture up`` runs it), a read model on the local
+    PostgreSQL and the SendGrid stand-in, for ``worker.py`` processes to join."""
+
+    tmp: Path
+    config: Path
+    address: str
+    db_url: str
+    client: Client
+    standin: SendGridStandIn
+    server_pid: int
+
+    def workers(self, count: int) -> AbstractContextManager[list[subprocess.Popen[bytes]]]:
+        return workers(count, self.tmp, self.config, self.address, self.db_url, self.standin.url)
+
+
+@asynccontextmanager
+async def dev_engine(prefix: str, rules: Callable[[Path], Path]) -> AsyncIterator[DevEngine]:
+    """A :class:`DevEngine` with the rules ``rules`` writes into its directory."""
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp_dir,
+        postgresql_database(ADMIN_URL, False) as db,
+        SendGridStandIn() as standin,
+    ):
+        tmp = Path(tmp_dir)
+        config = rules(tmp)
+        share_data_keys(db.url)
+        port = free_port()
+        options = EmbeddedOptions(
+            data_dir=tmp / "temporal",
+            config_dir=config,
+            templates_dir=ROOT / "templates",
+            port=port,
+            headless=True,
+        )
+        server = start_dev_server(options)
+        try:
+            address = f"127.0.0.1:{port}"
+            client = await wait_for_server(address, server)
+            yield DevEngine(tmp, config, address, db.url, client, standin, server.pid)
+        finally:
+            stop_process(server)
+
+
+async def measure(args: argparse.Namespace, count: int, engine: DevEngine) -> dict[str, Any]:
+    client, standin, server_pid = engine.client, engine.standin, engine.server_pid
+    with engine.workers(count) as running:
         pids = [w.pid for w in running]
         lead_ids = [f"s{count}-{uuid.uuid4().hex[:6]}-{n}" for n in range(args.leads)]
         before = {pid: cpu_seconds(pid) for pid in [*pids, server_pid, os.getpid()]}
@@ -137,37 +175,13 @@ async def measure(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    with (
-        tempfile.TemporaryDirectory(prefix="nurture-scale-") as tmp_dir,
-        postgresql_database(
-            os.environ.get("NURTURE_TEST_POSTGRES", DEFAULT_ADMIN_URL), False
-        ) as db,
-        SendGridStandIn() as standin,
-    ):
-        tmp, db_url = Path(tmp_dir), db.url
-        config = sleeping_rules(tmp)
-        share_data_keys(db_url)
-        port = free_port()
-        options = EmbeddedOptions(
-            data_dir=tmp / "temporal",
-            config_dir=config,
-            templates_dir=ROOT / "templates",
-            port=port,
-            headless=True,
-        )
-        server = start_dev_server(options)
-        try:
-            address = f"127.0.0.1:{port}"
-            client = await wait_for_server(address, server)
-            runs = []
-            for repeat in range(args.repeats):
-                for count in (1, 2):
-                    place = (tmp, config, address, db_url)
-                    result = await measure(args, count, client, standin, server.pid, place)
-                    print(f"repeat {repeat + 1}: {result}", flush=True)
-                    runs.append(result)
-        finally:
-            stop_process(server)
+    runs = []
+    async with dev_engine("nurture-scale-", sleeping_rules) as engine:
+        for repeat in range(args.repeats):
+            for count in (1, 2):
+                result = await measure(args, count, engine)
+                print(f"repeat {repeat + 1}: {result}", flush=True)
+                runs.append(result)
     return {"runs": runs, "by_workers": summary(runs)}
 
 
@@ -197,12 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path)
     args = parser.parse_args(argv)
     results = asyncio.run(run(args))
-    results["machine"] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average": os.getloadavg(),
-    }
+    results["machine"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), **machine()}
     for count, figures in results["by_workers"].items():
         print(f"{count} worker(s): {figures}", flush=True)
     one, two = results["by_workers"][1], results["by_workers"][2]

@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.cli.embedded import EmbeddedOptions, start_dev_server, stop_process, wait_for_server
-from nurture.client.sales import read_state
+from nurture.cli.simulate import read_states
 from nurture.client.starting import send_event, send_profile
 from nurture.contract.messages import LeadState
 from nurture.domain.leads import LeadEvent, LeadProfile
@@ -73,7 +73,10 @@ class Population:
             await send_event(client, event, task_queue=task_queue)
 
     async def states(self, client: Client) -> list[LeadState]:
-        return list(await asyncio.gather(*(read_state(client, i) for i in self.everyone)))
+        """As ``nurture simulate`` reads them: a lead whose workflow task a killed worker held
+        refuses queries until the task times out and another worker runs it (10 s), so each
+        is asked again for a while."""
+        return await read_states(client, self.everyone)
 
     async def settle(self, client: Client, timeout: float = 120) -> list[LeadState]:
         """The states once every nurtured lead finished its cadence and every caller is with a
