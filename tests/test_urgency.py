@@ -48,7 +48,9 @@ def email(category: EmailCategory) -> EmailRequest:
         ("touch", urgency.NURTURE),
     ],
 )
-def test_every_email_category_has_its_urgency(category: EmailCategory, expected: int) -> None:
+def test_every_email_category_has_its_urgency(
+    category: EmailCategory, expected: int | None
+) -> None:
     assert urgency.priority_key(email(category)) == expected
 
 
