@@ -85,11 +85,21 @@ def disk_mib(directory: Path, pattern: str) -> float:
 
 def sleeping_rules(tmp: Path) -> Path:
     """The shipped rules with every cadence's first touch a day away: the leads sleep."""
+    return first_touch_rules(tmp, "1d")
+
+
+def first_touch_rules(tmp: Path, delay: str, send_window: str | None = None) -> Path:
+    """The shipped rules, copied into ``tmp``, with every cadence's first touch ``delay`` after
+    enrolment; with ``send_window``, that window for every cadence (``"anytime"``: all day)."""
     config = tmp / "config"
     shutil.copytree(ROOT / "config", config)
     cadences = yaml.safe_load((config / "cadences.yaml").read_text())
+    if send_window is not None:
+        cadences["send_window"] = send_window
     for cadence in cadences["cadences"]:
-        cadence["steps"][0]["delay"] = "1d"
+        if send_window is not None:
+            cadence.pop("send_window", None)
+        cadence["steps"][0]["delay"] = delay
     (config / "cadences.yaml").write_text(yaml.safe_dump(cadences))
     return config
 

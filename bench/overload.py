@@ -40,10 +40,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from temporalio.client import Client
 
 from bench.engine_throughput import machine, percentile
+from bench.idle_scale import first_touch_rules
 from bench.saving import save_results
 from bench.scale_out import dev_engine
 from nurture.client.starting import send_event, send_profile
@@ -52,25 +52,8 @@ from nurture.domain.leads import ConsentGiven, LeadEvent, LeadProfile, workflow_
 from nurture.runtime.process import exit_now
 from nurture.standins.sendgrid_standin import SendGridStandIn
 
-ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 0.05
 PROBE_TIMEOUT_S = 120.0
-
-
-def storm_rules(tmp: Path, delay_s: int) -> Path:
-    """The shipped rules with the send window open all day and every cadence's first touch
-    ``delay_s`` seconds after enrolment."""
-    config = tmp / "config"
-    config.mkdir()
-    for source in (ROOT / "config").glob("*.yaml"):
-        (config / source.name).write_text(source.read_text())
-    cadences = yaml.safe_load((config / "cadences.yaml").read_text())
-    cadences["send_window"] = "anytime"
-    for cadence in cadences["cadences"]:
-        cadence.pop("send_window", None)
-        cadence["steps"][0]["delay"] = f"{delay_s}s"
-    (config / "cadences.yaml").write_text(yaml.safe_dump(cadences))
-    return config
 
 
 def profile_of(lead_id: str, n: int) -> LeadProfile:
@@ -174,7 +157,10 @@ def touches(standin: SendGridStandIn) -> dict[str, datetime]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    async with dev_engine("nurture-overload-", lambda tmp: storm_rules(tmp, args.delay)) as engine:
+    def rules(tmp: Path) -> Path:  # the send window open all day: the touches storm at once
+        return first_touch_rules(tmp, f"{args.delay}s", send_window="anytime")
+
+    async with dev_engine("nurture-overload-", rules) as engine:
         return await storm(args, engine.client, engine.standin, lambda: engine.workers(1))
 
 
