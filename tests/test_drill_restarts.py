@@ -75,8 +75,10 @@ class Population:
     async def states(self, client: Client) -> list[LeadState]:
         """As ``nurture simulate`` reads them: a lead whose workflow task a killed worker held
         refuses queries until the task times out and another worker runs it (10 s), so each
-        is asked again for a while."""
-        return await read_states(client, self.everyone)
+        is asked again for a while. Here every lead must answer in the end."""
+        reading = await read_states(client, self.everyone)
+        assert not reading.unread, f"the engine never answered for {reading.unread}"
+        return reading.states
 
     async def settle(self, client: Client, timeout: float = 120) -> list[LeadState]:
         """The states once every nurtured lead finished its cadence and every caller is with a

@@ -37,7 +37,7 @@ from nurture.domain.leads import (
 )
 from nurture.store.db import make_engine
 from nurture.web.event_store import EventStore
-from tests.conftest import lead_id, wait_for_state
+from tests.conftest import lead_id, lead_state, wait_for_state
 
 if TYPE_CHECKING:
     from tests.web_api import Api
@@ -286,8 +286,10 @@ async def test_hostile_events_are_refused_or_reach_the_lead(api: Api) -> None:
     assert outcomes["accepted"], outcomes  # the accepted path ran, not only refusals
 
 
-def holds(state: LeadState, sent: dict[str, Any]) -> bool:
-    """The lead's profile has every field as sent (null cleared; custom merged)."""
+def differences(state: LeadState, sent: dict[str, Any]) -> list[str]:
+    """The profile fields the lead does not hold as sent (null cleared; custom merged), each
+    with both values in ASCII (a failure report must survive control characters)."""
+    found = []
     for name, value in sent.items():
         if name == "lead_id":
             continue
@@ -297,15 +299,22 @@ def holds(state: LeadState, sent: dict[str, Any]) -> bool:
         if isinstance(value, float) and isinstance(held, float) and math.isclose(value, held):
             continue
         if held != value:
-            return False
-    return True
+            found.append(f"{name}: sent {ascii(value)[:300]}, held {ascii(held)[:300]}")
+    return found
 
 
 async def test_hostile_profiles_are_refused_or_reach_the_lead(api: Api) -> None:
     run = on_this_loop()
 
     async def check(profile: dict[str, Any]) -> str:
-        return await refused_or_applied(api, "/api/leads", profile, lambda s: holds(s, profile))
+        try:
+            return await refused_or_applied(
+                api, "/api/leads", profile, lambda s: not differences(s, profile)
+            )
+        except AssertionError as failed:
+            handle = api.engine.client.get_workflow_handle(f"lead-{profile['lead_id']}")
+            state = await lead_state(handle)
+            raise AssertionError(f"{differences(state, profile)} of {profile!a}") from failed
 
     @BOUNDED
     @given(profile=profiles())
@@ -357,7 +366,7 @@ async def test_hostile_csv_rows_are_refused_or_reach_the_lead(api: Api) -> None:
             handle = api.engine.client.get_workflow_handle(f"lead-{item['lead_id']}")
 
             def arrived(state: LeadState, sent: dict[str, Any] = sent) -> bool:
-                return holds(state, sent)
+                return not differences(state, sent)
 
             await wait_for_state(handle, arrived)
             await still_alive(api, item["lead_id"], events_before=0)

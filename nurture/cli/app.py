@@ -610,6 +610,12 @@ def simulate(
             )
         except LeadActionError as exc:
             return fail(str(exc), EXIT_USAGE)
+        if summary.unread:
+            warn(
+                f"{len(summary.unread)} lead(s) could not be read: the engine did not answer "
+                f"their queries in time (busy, or a worker restarting); e.g. {summary.unread[0]}. "
+                "They are not in the per-stage counts; `nurture show` reads one later."
+            )
         if as_json:
             print_json(summary.as_json())
         else:
@@ -632,6 +638,7 @@ def simulate(
                         ["SLA escalations", s.escalations],
                         ["nurture emails sent", s.touches_sent],
                         ["absent rep", ", ".join(s.absent_reps) or "-"],
+                        ["not read (the engine did not answer)", len(s.unread)],
                     ],
                 )
             )

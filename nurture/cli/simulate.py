@@ -109,6 +109,9 @@ class SimulationSummary:
     escalations: int = 0
     touches_sent: int = 0
     absent_reps: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+    """Leads whose state the engine did not give within the patience of every reading: too
+    busy to answer (a lead whose task a killed worker held, a timer storm). Counted, not fatal."""
 
     def as_json(self) -> dict[str, Any]:
         data = self.__dict__.copy()
@@ -235,7 +238,9 @@ async def simulate(
         for lead_id in ids:
             await play_rep(client, lead_id, decisions, absent, summary)
             progress.update(acting, advance=1)
-        for state in await read_states(client, ids):
+        final = await read_states(client, ids)
+        summary.unread = final.unread
+        for state in final.states:
             summary.per_stage[state.stage] += 1
             summary.touches_sent += state.touches_sent
             summary.escalations += len(state.handoff.escalations) if state.handoff else 0
@@ -244,44 +249,75 @@ async def simulate(
 
 
 QUERIES_IN_FLIGHT = 20  # the dev server refuses a namespace's excess concurrent requests
-QUERY_ATTEMPTS = 8
 
 
-async def read_state_patiently(client: Client, lead_id: str) -> LeadState:
-    """The lead's state, asking again when a busy server timed out or refused the query:
-    nothing was decided then, and one slow answer must not end the whole simulation."""
-    for attempt in range(QUERY_ATTEMPTS):
+@dataclass(frozen=True)
+class Patience:
+    """How long one lead's state is waited for: ``attempts`` queries of up to ``timeout``
+    each, with growing pauses between. A lead no worker can run now (its task held by a
+    killed worker, every poller busy) costs at most this, then counts as unread."""
+
+    attempts: int = 8
+    timeout: timedelta = timedelta(seconds=10)
+
+    def pause(self, attempt: int) -> float:
+        return min(0.5 * 2**attempt, 8.0)
+
+
+@dataclass(frozen=True)
+class StateReading:
+    """The states the engine gave, and the leads it was too busy to answer for."""
+
+    states: list[LeadState]
+    unread: list[str]
+
+
+async def read_state_patiently(
+    client: Client, lead_id: str, patience: Patience = Patience()
+) -> LeadState | None:
+    """The lead's state, asking again when a busy server timed out or refused the query
+    (nothing was decided then); None when it never answered: one lead the engine cannot
+    read now must not end the whole simulation."""
+    for attempt in range(patience.attempts):
         try:
-            return await read_state(client, lead_id)
+            return await read_state(client, lead_id, patience.timeout)
         except TemporalUnavailableError:
-            if attempt == QUERY_ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
-    raise AssertionError("unreachable")
+            if attempt < patience.attempts - 1:
+                await asyncio.sleep(patience.pause(attempt))
+    return None
 
 
-async def read_states(client: Client, lead_ids: list[str]) -> list[LeadState]:
+async def read_states(
+    client: Client, lead_ids: list[str], patience: Patience = Patience()
+) -> StateReading:
     gate = asyncio.Semaphore(QUERIES_IN_FLIGHT)
 
-    async def one(lead_id: str) -> LeadState:
+    async def one(lead_id: str) -> LeadState | None:
         async with gate:
-            return await read_state_patiently(client, lead_id)
+            return await read_state_patiently(client, lead_id, patience)
 
-    return list(await asyncio.gather(*(one(i) for i in lead_ids)))
+    answers = await asyncio.gather(*(one(i) for i in lead_ids))
+    return StateReading(
+        states=[a for a in answers if a is not None],
+        unread=[i for i, a in zip(lead_ids, answers, strict=True) if a is None],
+    )
 
 
-async def settle(client: Client, expected: dict[str, int], seconds: float) -> None:
-    """Wait until every lead has applied the events it was sent (or ``seconds`` pass)."""
+async def settle(
+    client: Client, expected: dict[str, int], seconds: float, patience: Patience = Patience()
+) -> None:
+    """Wait until every lead has applied the events it was sent (or ``seconds`` pass); a lead
+    the engine did not answer for is still pending."""
     deadline = asyncio.get_running_loop().time() + seconds
     pending = dict(expected)
     while pending and asyncio.get_running_loop().time() < deadline:
-        states = await read_states(client, list(pending))
+        reading = await read_states(client, list(pending), patience)
         pending = {
             s.lead_id: pending[s.lead_id]
-            for s in states
+            for s in reading.states
             if s.events_applied + s.duplicates_ignored < pending[s.lead_id]
             or s.profile.email is None
-        }
+        } | {lead_id: pending[lead_id] for lead_id in reading.unread}
         if pending:
             await asyncio.sleep(0.3)
 
@@ -290,6 +326,8 @@ async def play_rep(
     client: Client, lead_id: str, rng: random.Random, absent: str | None, summary: SimulationSummary
 ) -> None:
     state = await read_state_patiently(client, lead_id)
+    if state is None:  # counted as unread by the final reading if it still does not answer
+        return
     if state.stage != "assigned" or state.owner is None or state.owner == absent:
         return
     rep = state.owner

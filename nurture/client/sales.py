@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -77,13 +78,14 @@ async def update_lead(
 QUERY_ATTEMPTS = 5
 
 
-async def read_state(client: Client, lead_id: str) -> LeadState:
+async def read_state(client: Client, lead_id: str, timeout: timedelta | None = None) -> LeadState:
     """The lead's state; :class:`UnknownLeadError` for no such lead, or an erased one (it
     refuses the query while a worker still holds it, and its history cannot be decrypted
-    once it is evicted)."""
+    once it is evicted); :class:`TemporalUnavailableError` when Temporal did not answer
+    (within ``timeout`` if given: the server's own limit is 30 s)."""
     handle = client.get_workflow_handle(workflow_id_for(lead_id))
     try:
-        return await query_state(handle)
+        return await query_state(handle, timeout)
     except RPCError as err:
         raise _lead_rpc_error(lead_id, err) from err
     except WorkflowQueryFailedError as err:
@@ -98,7 +100,9 @@ async def read_state(client: Client, lead_id: str) -> LeadState:
         raise
 
 
-async def query_state(handle: WorkflowHandle[Any, Any]) -> LeadState:
+async def query_state(
+    handle: WorkflowHandle[Any, Any], timeout: timedelta | None = None
+) -> LeadState:
     """The lead's state query, asked again when the lead refused to answer it because the
     query brought history events ahead of their workflow task (a query racing a timer, a
     signal or an activity result while no worker was polling: after a restart, or with every
@@ -106,7 +110,7 @@ async def query_state(handle: WorkflowHandle[Any, Any]) -> LeadState:
     attempt = 1
     while True:
         try:
-            return await handle.query(STATE_QUERY, result_type=LeadState)
+            return await handle.query(STATE_QUERY, result_type=LeadState, rpc_timeout=timeout)
         except WorkflowQueryFailedError as err:
             ahead = AHEAD_OF_WORKFLOW_TASK in err.message or (
                 query_failure_type(err) == AHEAD_OF_WORKFLOW_TASK_ERROR
