@@ -92,9 +92,11 @@ async def probe(
     sleeping: Sequence[str],
     count: int,
     in_flight: int,
+    ahead: bool = True,
 ) -> dict[str, Any]:
     """Start ``count`` new leads and hand ``count`` of ``sleeping`` to sales, ``in_flight`` of
-    each kind at a time: ms to each new lead's stage and to each rep's email."""
+    each kind at a time: ms to each new lead's stage and to each rep's email. ``ahead``: each
+    call request puts its lead ahead of nurture work, as the edge sends it."""
     to_stage: list[float] = []
     to_rep: list[float] = []
     prefix = uuid.uuid4().hex[:6]
@@ -113,7 +115,8 @@ async def probe(
 
     async def handoff(lead_id: str) -> None:
         began = time.perf_counter()
-        await send_event(client, LeadEvent(lead_id=lead_id, type="requested_call"))
+        call = LeadEvent(lead_id=lead_id, type="requested_call")
+        await send_event(client, call, sales_ready=ahead)
 
         async def notified() -> bool:
             return bool(standin.messages_with(lead_id=lead_id, category="handoff"))
@@ -187,7 +190,9 @@ async def storm(
             await asyncio.sleep(1)
         enrolled_s = time.monotonic() - began
         print(f"every storm lead enrolled after {enrolled_s:.1f} s", flush=True)
-        calm = await probe(client, standin, calm_leads, args.probes, args.probe_in_flight)
+        calm = await probe(
+            client, standin, calm_leads, args.probes, args.probe_in_flight, not args.in_line
+        )
         print(f"calm: {calm}", flush=True)
         sent_early = len(touches(standin))
     if time.monotonic() - began >= args.delay:
@@ -198,7 +203,9 @@ async def storm(
 
     with worker():
         storm_began = time.monotonic()
-        stormy = await probe(client, standin, storm_leads, args.probes, args.probe_in_flight)
+        stormy = await probe(
+            client, standin, storm_leads, args.probes, args.probe_in_flight, not args.in_line
+        )
         print(f"storm: {stormy}", flush=True)
         expected = set(lead_ids) - set(calm_leads) - set(storm_leads)
         deadline = time.monotonic() + 2 * PROBE_TIMEOUT_S
@@ -207,6 +214,7 @@ async def storm(
         storm_s = time.monotonic() - storm_began
         sent = len(expected & touches(standin).keys())
     return {
+        "call_requests_put_their_lead_ahead": not args.in_line,
         "storm": {
             "leads": args.storm,
             "start_s": round(start_s, 1),
@@ -234,6 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=64, help="storm leads started at once")
     parser.add_argument("--probes", type=int, default=30, help="new leads and hand-offs, each")
     parser.add_argument("--probe-in-flight", type=int, default=5)
+    parser.add_argument(
+        "--in-line",
+        action="store_true",
+        help="call requests do not put their lead ahead (Temporal's default for its tasks)",
+    )
     parser.add_argument("--results", type=Path)
     args = parser.parse_args(argv)
     results = asyncio.run(run(args))

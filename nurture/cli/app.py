@@ -207,14 +207,24 @@ def _ingest(
 ) -> None:
     from nurture.cli.ingest import ingest, rejects_path
     from nurture.client.csv_import import CsvHeaderError
-    from nurture.client.ingest import LeadDelivery, SuppressionCheck
+    from nurture.client.ingest import (
+        LeadDelivery,
+        SalesReady,
+        SuppressionCheck,
+        never_sales_ready,
+    )
+    from nurture.domain.scoring import qualifies_instantly
 
     known: set[str] | None = None
+    sales_ready: SalesReady = never_sales_ready
     if model is LeadEvent:
         try:
-            known = load_rules(config_dir_from_env(config)).scoring.known_event_types()
+            scoring = load_rules(config_dir_from_env(config)).scoring
         except ConfigError as exc:
             warn(f"event types not checked locally: {exc}")
+        else:
+            known = scoring.known_event_types()
+            sales_ready = functools.partial(qualifies_instantly, rules=scoring)
 
     suppression: SuppressionCheck | None = None
     if model is LeadProfile:  # a profile of an address on the list starts its lead suppressed
@@ -230,7 +240,9 @@ def _ingest(
             return fail(str(exc), EXIT_USAGE)
         try:
             report = await ingest(
-                LeadDelivery(client, task_queue, suppression=suppression),
+                LeadDelivery(
+                    client, task_queue, suppression=suppression, sales_ready=sales_ready
+                ),
                 source,
                 model,
                 known,

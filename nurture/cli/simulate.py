@@ -22,6 +22,7 @@ from nurture.client.starting import send_event, send_profile
 from nurture.contract.messages import LeadState, OutcomeRequest, RejectRequest, RepAction
 from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.domain.rules import Rules
+from nurture.domain.scoring import qualifies_instantly
 
 FIRST = [
     "Ada",
@@ -214,7 +215,8 @@ async def simulate(
         async with gate:
             await send_profile(client, lead, task_queue=task_queue)
             for event in events:
-                await send_event(client, event, task_queue=task_queue)
+                ready = qualifies_instantly(event, rules.scoring)
+                await send_event(client, event, task_queue, sales_ready=ready)
 
     with Progress(disable=not show_progress) as progress:
         bar = progress.add_task("leads and behaviour", total=leads)

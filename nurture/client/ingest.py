@@ -28,6 +28,14 @@ IN_FLIGHT = 64
 SuppressionCheck = Callable[[str], str | None]
 """Why an address is on the suppression list (None: it is not); blocking (a database read)."""
 
+SalesReady = Callable[[LeadEvent], bool]
+"""Whether an event hands its lead to sales at once (the rules' ``instant_qualify`` types):
+such an event puts its lead ahead in Temporal's queues (``nurture.client.lead_priority``)."""
+
+
+def never_sales_ready(event: LeadEvent) -> bool:
+    return False
+
 
 def unknown_event_type(event: LeadEvent, known: set[str] | None) -> str | None:
     """Why ``event`` is refused when the rules' scoring does not know its type (None: it does,
@@ -58,12 +66,15 @@ class LeadDelivery:
         task_queue: str = TASK_QUEUE,
         in_flight: int = IN_FLIGHT,
         suppression: SuppressionCheck | None = None,
+        sales_ready: SalesReady = never_sales_ready,
     ) -> None:
         """``suppression``: a profile whose address is on the list starts its lead suppressed
-        (an erased person re-imported by mistake is never emailed), and says so."""
+        (an erased person re-imported by mistake is never emailed), and says so;
+        ``sales_ready``: which events put their lead ahead of nurture work."""
         self.client = client
         self.task_queue = task_queue
         self.suppression = suppression
+        self.sales_ready = sales_ready
         self._gate = asyncio.Semaphore(in_flight)
         self._turns: dict[str, asyncio.Lock] = {}
         self._failed: set[str] = set()
@@ -86,7 +97,9 @@ class LeadDelivery:
         suppressed = None
         try:
             if isinstance(item, LeadEvent):
-                await send_event(self.client, item, task_queue=self.task_queue)
+                await send_event(
+                    self.client, item, self.task_queue, sales_ready=self.sales_ready(item)
+                )
             else:
                 if self.suppression is not None and item.email:
                     suppressed = await asyncio.to_thread(self.suppression, item.email)

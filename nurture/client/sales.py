@@ -18,6 +18,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from nurture.client.lead_priority import put_back
 from nurture.contract.messages import (
     ActionResult,
     LeadState,
@@ -55,7 +56,15 @@ async def act(client: Client, lead_id: str, action: RepUpdate, request: RepActio
         raise LeadActionError("outcome needs won or lost")
     if action == "complete_task" and not isinstance(request, TaskCompletion):
         raise LeadActionError("complete_task needs the task and its outcome")
-    return await update_lead(client, lead_id, action, request)
+    result = await update_lead(client, lead_id, action, request)
+    if action in LEAVES_SALES:
+        await put_back(client, lead_id)
+    return result
+
+
+LEAVES_SALES: frozenset[RepUpdate] = frozenset({"reject", "outcome"})
+"""The rep's verdicts after which sales no longer waits on the lead (recycled to nurturing, or
+won or lost): a lead a call request put ahead in Temporal's queues queues with everyone's."""
 
 
 async def update_lead(

@@ -18,7 +18,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from nurture.access.visitor_links import IdentifyLinkError, IdentifyLinks
-from nurture.client.ingest import LeadDelivery, SuppressionCheck
+from nurture.client.ingest import (
+    LeadDelivery,
+    SalesReady,
+    SuppressionCheck,
+    never_sales_ready,
+)
 from nurture.config.tracking_settings import TrackingSettings
 from nurture.contract.messages import TASK_QUEUE
 from nurture.domain.leads import LeadEvent, LeadProfile
@@ -70,11 +75,13 @@ class Visits:
         task_queue: str = TASK_QUEUE,
         suppression: SuppressionCheck | None = None,
         clock: Callable[[], datetime] = utcnow,
+        sales_ready: SalesReady = never_sales_ready,
     ) -> None:
         self.client, self.engine, self.links = client, engine, links
         self.settings = settings
         self.task_queue = task_queue
         self.suppression = suppression
+        self.sales_ready = sales_ready
         self.clock = clock
         self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._swept_at = 0.0
@@ -207,7 +214,12 @@ class Visits:
             log.info("anonymous visits past retention deleted", events=gone)
 
     def _delivery(self) -> LeadDelivery:
-        return LeadDelivery(self.client, self.task_queue, suppression=self.suppression)
+        return LeadDelivery(
+            self.client,
+            self.task_queue,
+            suppression=self.suppression,
+            sales_ready=self.sales_ready,
+        )
 
     def _turn(self, key: str) -> asyncio.Lock:
         """One request at a time per visitor in this process (its events stay in order); a

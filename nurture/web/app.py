@@ -29,6 +29,7 @@ from nurture.access.consent import LinkSigner
 from nurture.access.dashboard_links import DashboardLinks
 from nurture.access.rep_links import RepLinks
 from nurture.access.visitor_links import IdentifyLinks
+from nurture.client.ingest import SalesReady, never_sales_ready
 from nurture.client.visits import Visits
 from nurture.config.config_loader import RuleSet
 from nurture.config.forms import FormBook
@@ -122,13 +123,15 @@ def create_app(
     forms: Callable[[], FormBook] = FormBook,
     rules: Callable[[], RuleSet] | None = None,
     tracer_provider: TracerProvider | None = None,
+    sales_ready: SalesReady = never_sales_ready,
 ) -> FastAPI:
     """The service. ``known_event_types`` (from the current rules) lets ingest refuse event
     types scoring.yaml does not know, as the CLI does; ``topics`` (the cadences' topics in
     force) are what the preferences page offers; ``forms`` (``config/forms.yaml`` in force,
     see :class:`~nurture.config.forms.FormsSource`) are the website's forms; ``rules`` (the
     rules and templates in force) are what the cadence preview shows; with a
-    ``tracer_provider`` each request is traced (``nurture.runtime.tracing``)."""
+    ``tracer_provider`` each request is traced (``nurture.runtime.tracing``); ``sales_ready``
+    says which events (posted, tracked or from a form) put their lead ahead of nurture work."""
     store = EventStore(engine)
     verifier = (
         WebhookVerifier(settings.webhook_public_key, settings.webhook_max_age_seconds)
@@ -158,6 +161,7 @@ def create_app(
         may_import=requires(engine, *MARKETING),
         task_queue=task_queue,
         suppression=functools.partial(why_suppressed, engine),
+        sales_ready=sales_ready,
     )
     app.include_router(ingest.router())
     app.include_router(LeadsApi(client, engine).router())
@@ -184,6 +188,7 @@ def create_app(
         settings.tracking,
         task_queue,
         suppression=suppressed,
+        sales_ready=sales_ready,
     )
     places = settings.places or from_settings(settings.tracking)
     if isinstance(places, MaxMindPlaces):  # memory-mapped: unmapped when the app is let go

@@ -19,7 +19,13 @@ from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import Client
 
 from nurture.client.csv_import import CsvHeaderError, rows_as_json
-from nurture.client.ingest import LeadDelivery, SuppressionCheck, unknown_event_type
+from nurture.client.ingest import (
+    LeadDelivery,
+    SalesReady,
+    SuppressionCheck,
+    never_sales_ready,
+    unknown_event_type,
+)
 from nurture.contract.messages import TASK_QUEUE
 from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.web.responses import AUTHENTICATED, errors, errors_or, json_body, one_or_many
@@ -83,6 +89,7 @@ class IngestApi:
     may_import: Callable[..., Any]
     task_queue: str = TASK_QUEUE
     suppression: SuppressionCheck | None = None
+    sales_ready: SalesReady = never_sales_ready
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/api", tags=["ingest"])
@@ -183,7 +190,12 @@ class IngestApi:
         return await self._deliver(_profiles(numbered))
 
     async def _deliver(self, parsed: list[Parsed]) -> JSONResponse:
-        delivery = LeadDelivery(self.client, self.task_queue, suppression=self.suppression)
+        delivery = LeadDelivery(
+            self.client,
+            self.task_queue,
+            suppression=self.suppression,
+            sales_ready=self.sales_ready,
+        )
 
         async def result(index: int, item: LeadEvent | LeadProfile | ItemResult) -> ItemResult:
             if isinstance(item, ItemResult):
