@@ -308,8 +308,11 @@ async def test_hostile_profiles_are_refused_or_reach_the_lead(api: Api) -> None:
 
     async def check(profile: dict[str, Any]) -> str:
         try:
+            # as JSON carries it: an escaped surrogate pair arrives as the one character it
+            # writes, and the lead rightly holds that character
+            sent = json.loads(json.dumps(profile))
             return await refused_or_applied(
-                api, "/api/leads", profile, lambda s: not differences(s, profile)
+                api, "/api/leads", profile, lambda s: not differences(s, sent)
             )
         except AssertionError as failed:
             handle = api.engine.client.get_workflow_handle(f"lead-{profile['lead_id']}")

@@ -23,7 +23,9 @@ class Answers:
         self.failures = list(failures)
         self.asked = 0
 
-    async def query(self, name: str, *, result_type: type[LeadState]) -> LeadState:
+    async def query(
+        self, name: str, *, result_type: type[LeadState], rpc_timeout: object = None
+    ) -> LeadState:
         assert (name, result_type) == (STATE_QUERY, LeadState)
         self.asked += 1
         if self.failures:
