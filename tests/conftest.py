@@ -36,7 +36,6 @@ from nurture.config.tracking_settings import TrackingSettings
 from nurture.contract.messages import LeadState
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.domain.leads import LeadEvent, LeadProfile
-from nurture.domain.scoring import qualifies_instantly
 from nurture.privacy.converter import KEYS_DATABASE_ENV, encrypted_converter
 from nurture.privacy.key_store import KeyStore
 from nurture.privacy.master_keys import MASTER_KEY_ENV, MasterKeys, parse
@@ -205,7 +204,7 @@ async def running_engine(
                 forms=FormsSource(config_dir).current,
                 rules=rules.rule_set,
                 tracer_provider=tracer_provider,
-                sales_ready=lambda event: qualifies_instantly(event, rules.current().scoring),
+                sales_ready=rules.sales_ready,
             )
             web_url = await stack.enter_async_context(serving(app, "127.0.0.1", web_port))
             point_standin_webhook(standin, f"{web_url}/webhooks/sendgrid")

@@ -307,17 +307,17 @@ async def test_hostile_profiles_are_refused_or_reach_the_lead(api: Api) -> None:
     run = on_this_loop()
 
     async def check(profile: dict[str, Any]) -> str:
+        # as JSON carries it: an escaped surrogate pair arrives as the one character it
+        # writes, and the lead rightly holds that character
+        sent = json.loads(json.dumps(profile))
         try:
-            # as JSON carries it: an escaped surrogate pair arrives as the one character it
-            # writes, and the lead rightly holds that character
-            sent = json.loads(json.dumps(profile))
             return await refused_or_applied(
                 api, "/api/leads", profile, lambda s: not differences(s, sent)
             )
         except AssertionError as failed:
             handle = api.engine.client.get_workflow_handle(f"lead-{profile['lead_id']}")
             state = await lead_state(handle)
-            raise AssertionError(f"{differences(state, profile)} of {profile!a}") from failed
+            raise AssertionError(f"{differences(state, sent)} of {profile!a}") from failed
 
     @BOUNDED
     @given(profile=profiles())

@@ -240,9 +240,7 @@ def _ingest(
             return fail(str(exc), EXIT_USAGE)
         try:
             report = await ingest(
-                LeadDelivery(
-                    client, task_queue, suppression=suppression, sales_ready=sales_ready
-                ),
+                LeadDelivery(client, task_queue, suppression=suppression, sales_ready=sales_ready),
                 source,
                 model,
                 known,

@@ -46,7 +46,6 @@ from nurture.config.forms import FormsSource
 from nurture.config.rules_source import RulesSource
 from nurture.config.settings import MailerSettings, WorkerOptions
 from nurture.config.tracking_settings import load_tracking_settings
-from nurture.domain.scoring import qualifies_instantly
 from nurture.privacy.converter import encrypted_converter, key_store_from_env
 from nurture.reports.worker_gauges import worker_gauges
 from nurture.runtime.metrics import metrics_address_from_env, metrics_runtime
@@ -292,7 +291,7 @@ async def run_embedded(
             forms=forms.current,
             rules=source.rule_set,
             tracer_provider=tracer,
-            sales_ready=lambda event: qualifies_instantly(event, source.current().scoring),
+            sales_ready=source.sales_ready,
         )
         meter = runtime.metric_meter if runtime is not None else None
         async with (

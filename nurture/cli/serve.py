@@ -14,7 +14,6 @@ from nurture.config.config_loader import ConfigError, config_dir_from_env, templ
 from nurture.config.forms import FormsSource
 from nurture.config.rules_source import RulesSource
 from nurture.config.tracking_settings import load_tracking_settings
-from nurture.domain.scoring import qualifies_instantly
 from nurture.runtime.tracing import tracer_provider_from_env, tracing_interceptors
 from nurture.store.db import data_dir_from_env, database_url_from_env, keep_private, make_engine
 from nurture.web.app import WebSettings, create_app, serving
@@ -47,7 +46,7 @@ async def serve_forever(host: str | None, port: int | None) -> int:
             forms=forms.current,
             rules=source.rule_set,
             tracer_provider=tracer,
-            sales_ready=lambda event: qualifies_instantly(event, source.current().scoring),
+            sales_ready=source.sales_ready,
         )
     except ConfigError as exc:
         return fail("; ".join(exc.problems), 2)

@@ -26,8 +26,10 @@ from nurture.config.config_loader import ConfigError, RuleSet, load_rule_set
 from nurture.config.file_watch import ChangeWatch
 from nurture.config.rules_author import rules_author
 from nurture.config.templating import TemplateSet
+from nurture.domain.leads import LeadEvent
 from nurture.domain.rules import DecidedWinner, Rules
 from nurture.domain.rules_diff import rules_snapshot
+from nurture.domain.scoring import qualifies_instantly
 from nurture.store.rules_content import keep_rules, kept_rules
 
 log = structlog.get_logger(__name__)
@@ -74,6 +76,11 @@ class RulesSource:
 
     def current(self) -> Rules:
         return self.rule_set().rules
+
+    def sales_ready(self, event: LeadEvent) -> bool:
+        """Whether ``event`` hands its lead to sales at once under the rules in force (an
+        ``instant_qualify`` type): what the edge puts ahead of nurture work."""
+        return qualifies_instantly(event, self.current().scoring)
 
     def templates(self) -> TemplateSet:
         """The templates of the rules version in force (checked with it, held in memory)."""
