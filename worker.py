@@ -49,7 +49,6 @@ log = structlog.get_logger(__name__)
 def build_worker(client: Client, options: WorkerOptions, source: RulesSource) -> Worker:
     """A worker for leads and their erasures, every activity wired to its dependencies."""
     cache_bytecode([sys.modules[LeadWorkflow.__module__]])  # the sandbox imports it per lead
-    tune_garbage_collector(options.gc_young_threshold)
     engine = make_engine(options.database_url)
     source.record_status_in(engine)  # for `nurture config status` and the dashboard
     shared_rules.SHELF.read_from(source.kept_rules)  # versions met in histories, not loaded here
@@ -72,7 +71,7 @@ def build_worker(client: Client, options: WorkerOptions, source: RulesSource) ->
         config=str(options.config_dir),
         mail=options.mailer.base_url,
     )
-    return Worker(
+    worker = Worker(
         client,
         task_queue=options.task_queue,
         workflows=[LeadWorkflow, ErasureWorkflow, RetentionSweep],
@@ -81,18 +80,27 @@ def build_worker(client: Client, options: WorkerOptions, source: RulesSource) ->
         max_cached_workflows=options.max_cached_workflows,
         max_concurrent_activities=options.activity_threads,
     )
+    tune_garbage_collector(options.gc_young_threshold, freeze=options.gc_freeze)
+    return worker
 
 
-def tune_garbage_collector(young_threshold: int) -> None:
-    """Collect the youngest generation every ``young_threshold`` allocations (CPython: 700).
+def tune_garbage_collector(young_threshold: int, *, freeze: bool) -> None:
+    """Collect the youngest generation every ``young_threshold`` allocations (CPython: 700);
+    with ``freeze``, leave what start-up built (modules, rules, clients) out of every later
+    collection.
 
     Objects of in-flight workflow tasks live a few hundred milliseconds; at 700 many survive two
     young collections and reach the oldest generation, whose collection walks every cached lead
     (~700 objects each, over a million at 2,000 cached) and stops every lead on the worker:
     13 full collections of up to 0.9 s in a 95 s benchmark, handoff p99 2.3-2.7 s. At 10,000
-    they die young: 1 full collection, handoff p99 0.96 s (``bench/README.md``)."""
+    they die young: 1 full collection, handoff p99 0.96 s (``bench/README.md``). A full
+    collection also walks every object start-up made, which lives as long as the process:
+    ``gc.freeze`` moves them where no collection looks."""
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(young_threshold, middle, oldest)
+    if freeze:
+        gc.collect()  # start-up's garbage goes first, not into the frozen generation
+        gc.freeze()
 
 
 async def run_worker(options: WorkerOptions) -> None:

@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from nurture.contract.ledger import RECORD_FACTS, FactBatch
 from nurture.contract.messages import RECORD_TRANSITION, TransitionRecord
 from nurture.store.db import StageTransition
+from nurture.store.group_commit import GroupCommit
 from nurture.store.read_model import (
     ConsentRow,
     DealOutcome,
@@ -56,6 +57,11 @@ VERSIONED: dict[str, type[SQLModel]] = {
 class RecordActivities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Leads whose batches arrive together share a transaction (nurture/store/group_commit).
+        self._facts: GroupCommit[FactBatch] = GroupCommit(
+            lambda batches: write_batches(engine, batches),
+            isolate=lambda exc: isinstance(exc, DataError),
+        )
 
     @activity.defn(name=RECORD_TRANSITION)
     def record_transition(self, record: TransitionRecord) -> None:
@@ -71,7 +77,7 @@ class RecordActivities:
     @activity.defn(name=RECORD_FACTS)
     def record_facts(self, batch: FactBatch) -> None:
         try:
-            write_batch(self.engine, batch)
+            self._facts.write(batch)
         except DataError as exc:
             # Retrying cannot help a value the database refuses; the lead must not queue
             # every later fact behind it. The batch is logged whole and dropped.

@@ -69,6 +69,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner, Worker
 
 import worker as worker_module
+from activities import records
+from bench.collections_watch import FullCollections
 from bench.counting_workflow import CountingWorkflow
 from bench.sampling import StackSampler, top
 from bench.saving import save_results
@@ -117,9 +119,10 @@ SWEEP: tuple[tuple[str, dict[str, int]], ...] = (
 )
 #: What ``--sample-stacks`` reports: functions of these packages (the project's and the SDK's).
 STACK_PARTS = ("workflows/", "nurture/", "activities/", "temporalio/worker/", "sqlalchemy/engine")
-OPTION_FIELDS = ("max_cached_workflows", "activity_threads", "gc_young_threshold")  # WorkerOptions
+#: WorkerOptions fields (``gc_freeze``: 0 or 1).
+OPTION_FIELDS = ("max_cached_workflows", "activity_threads", "gc_young_threshold", "gc_freeze")
 POPULATIONS = ("new", "running")
-ABLATIONS = ("sandbox", "read-model")
+ABLATIONS = ("sandbox", "read-model", "read-model-write")
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -486,6 +489,27 @@ def without_read_model() -> Iterator[None]:
         setattr(temporalio.workflow, "execute_local_activity", original)  # noqa: B010
 
 
+@contextlib.contextmanager
+def without_read_model_write() -> Iterator[None]:
+    """The read-model local activity runs (scheduled, run on the activity threads, its result
+    in a second activation) but writes nothing: what the local activity's mechanics cost apart
+    from the database write (an ablation, as ``without_read_model``)."""
+    original = records.write_batches
+    records.write_batches = lambda engine, batches: None
+    try:
+        yield
+    finally:
+        records.write_batches = original
+
+
+def ablated(parts: Sequence[str]) -> contextlib.AbstractContextManager[None]:
+    if "read-model" in parts:
+        return without_read_model()
+    if "read-model-write" in parts:
+        return without_read_model_write()
+    return contextlib.nullcontext()
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -542,7 +566,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         help="measure without a part, to see what it costs (never a way to run): 'sandbox' runs "
         "both workers' workflows unsandboxed; 'read-model' makes the lead drop its facts "
-        "instead of writing them (repeatable)",
+        "instead of writing them; 'read-model-write' runs the local activity without its "
+        "database write (repeatable)",
     )
     parser.add_argument(
         "--codec",
@@ -577,28 +602,34 @@ async def measure_variant(
     handoff_leads: int,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
+    whole, during_handoffs = FullCollections(), FullCollections()
     async with engines(client, standin, database_url, source, options, args.ablate) as engine:
-        if args.warmup_leads:
-            for kind in ("counting", "lead"):
-                await engine.run_population(kind, 0, args.warmup_leads, 1, args.in_flight)
-        runs: list[PopulationRun] = []
-        samplers: list[StackSampler] = []
-        for repeat in range(1, args.repeats + 1):
-            for population_kind, kind in itertools.product(args.populations, ("counting", "lead")):
-                population = engine.run_population(
-                    kind, repeat, args.leads, args.events, args.in_flight, population_kind
-                )
-                if kind == "lead" and args.sample_stacks:
-                    with StackSampler() as sampler:
+        with whole:  # from here: the worker is up (start-up's own collections are not counted)
+            if args.warmup_leads:
+                for kind in ("counting", "lead"):
+                    await engine.run_population(kind, 0, args.warmup_leads, 1, args.in_flight)
+            runs: list[PopulationRun] = []
+            samplers: list[StackSampler] = []
+            kinds = list(itertools.product(args.populations, ("counting", "lead")))
+            for repeat in range(1, args.repeats + 1):
+                for population_kind, kind in kinds:
+                    population = engine.run_population(
+                        kind, repeat, args.leads, args.events, args.in_flight, population_kind
+                    )
+                    if kind == "lead" and args.sample_stacks:
+                        with StackSampler() as sampler:
+                            run = await population
+                        samplers.append(sampler)
+                    else:
                         run = await population
-                    samplers.append(sampler)
-                else:
-                    run = await population
-                runs.append(run)
-                print(f"  [{name}] {json.dumps(run.summary())}", flush=True)
-        handoff = (
-            await engine.handoffs(handoff_leads, args.handoff_in_flight) if handoff_leads else None
-        )
+                    runs.append(run)
+                    print(f"  [{name}] {json.dumps(run.summary())}", flush=True)
+            with during_handoffs:
+                handoff = (
+                    await engine.handoffs(handoff_leads, args.handoff_in_flight)
+                    if handoff_leads
+                    else None
+                )
     populations = {
         population: compare([r for r in runs if r.population == population])
         for population in args.populations
@@ -611,6 +642,7 @@ async def measure_variant(
         "runs": [r.summary() for r in runs],
         "handoff": handoff,
         "lead_stacks": top(samplers, 30, STACK_PARTS) if samplers else None,
+        "gc": {"whole_variant": whole.summary(), "during_handoffs": during_handoffs.summary()},
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -637,7 +669,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="nurture-bench-") as tmp,
         SendGridStandIn() as standin,
-        without_read_model() if "read-model" in args.ablate else contextlib.nullcontext(),
+        ablated(args.ablate),
     ):
         database_url = args.database_url or f"sqlite:///{Path(tmp) / 'nurture.db'}"
         results["database"] = database_url.split(":", 1)[0]
@@ -716,6 +748,15 @@ def report(results: dict[str, Any]) -> str:
             f"({h['in_flight']} in flight), p50 {h['p50_ms']:.0f} ms, p99 {h['p99_ms']:.0f} ms, "
             f"max {h['max_ms']:.0f} ms (target p99 < 1000 ms)",
         ]
+    for v in results["variants"]:
+        if collections := v.get("gc"):
+            whole, handoffs = collections["whole_variant"], collections["during_handoffs"]
+            lines.append(
+                f"full collections ({v['variant']}): {whole['full_collections']} "
+                f"(max {whole['max_pause_ms']:.0f} ms, {handoffs['full_collections']} during "
+                f"the handoffs), {whole['tracked_objects']:,} objects tracked at the end, "
+                f"{whole['frozen_objects']:,} frozen, {whole['rss_mib']:.0f} MiB resident"
+            )
     lines.append("(ratio = lead / counting; target >= 0.8)")
     for population, p in first.get("populations", {}).items():
         if "history_per_event" in p:

@@ -10,14 +10,23 @@ worker run while their workflows are started, as in production. Both starters si
 ``--leads`` workflows, ``nurture.client.ingest.IN_FLIGHT`` at a time, and are timed as whole
 commands (interpreter start included, the same for both). Reported: leads/s and the ratio
 lead / counting, and how long until every lead ran its first workflow task (its row in the
-read model). Timings are never asserted: ``tests/test_bench_start_rate_smoke.py`` runs it tiny.
+read model).
+
+Then the same number of other leads through ``POST /api/leads/import`` of a running ``nurture
+serve`` (its own process, a marketer's key), the CSV in requests of ``MAX_ITEMS`` rows, one at a
+time as an import script would send them; timed from the first request to the last answer (the
+service is up, as in production), every row answered ``accepted``; leads/s and its ratio to the
+counting starter. Timings are never asserted: ``tests/test_bench_start_rate_smoke.py`` runs it
+tiny.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
+import io
 import os
 import platform
 import subprocess
@@ -28,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -35,23 +45,45 @@ from temporalio.worker import Worker
 
 from bench.counting_starts import COUNTING_QUEUE, start_counting
 from bench.counting_workflow import CountingWorkflow
-from bench.idle_scale import ROOT, count_leads, share_data_keys, sleeping_rules, start_worker
+from bench.idle_scale import (
+    ROOT,
+    count_leads,
+    free_port,
+    share_data_keys,
+    sleeping_rules,
+    start_worker,
+)
 from bench.saving import save_results
 from nurture.client.ingest import IN_FLIGHT
 from nurture.client.temporal import installed_binary
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.runtime.process import exit_now
 from nurture.standins.sendgrid_standin import SendGridStandIn
+from nurture.web.ingest_api import MAX_ITEMS
+
+HEADER = ["lead_id", "email", "first_name", "company", "company_size", "region"]
+
+
+def lead_rows(prefix: str, first: int, count: int) -> list[list[str | int]]:
+    return [
+        [f"{prefix}-{n:06d}", f"{prefix}{n}@corp{n % 97}.example", "Pat", "Corp", 40, "EMEA"]
+        for n in range(first, first + count)
+    ]
 
 
 def write_csv(path: Path, leads: int) -> None:
     with path.open("w", newline="") as out:
         rows = csv.writer(out)
-        rows.writerow(["lead_id", "email", "first_name", "company", "company_size", "region"])
-        for n in range(leads):
-            rows.writerow(
-                [f"start-{n:06d}", f"p{n}@corp{n % 97}.example", "Pat", "Corp", 40, "EMEA"]
-            )
+        rows.writerow(HEADER)
+        rows.writerows(lead_rows("start", 0, leads))
+
+
+def csv_text(rows: list[list[str | int]]) -> str:
+    out = io.StringIO()
+    sheet = csv.writer(out)
+    sheet.writerow(HEADER)
+    sheet.writerows(rows)
+    return out.getvalue()
 
 
 async def start_counting_process(address: str, leads: int) -> None:
@@ -77,6 +109,57 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> float:
     return time.perf_counter() - began
 
 
+def marketer_key(env: dict[str, str]) -> str:
+    command = ["keys", "create", "--role", "marketer", "--name", "start-rate", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "starter.py"), *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+async def service_ready(service: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as http:
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return
+            if service.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nurture serve did not start: {log.read_text()[-2000:]}")
+            await asyncio.sleep(0.2)
+
+
+async def import_over_http(url: str, key: str, leads: int) -> float:
+    """``leads`` new leads through ``POST /api/leads/import``, ``MAX_ITEMS`` rows a request,
+    one request at a time; the seconds from the first request to the last answer."""
+    sheets = [
+        csv_text(lead_rows("api", first, min(MAX_ITEMS, leads - first)))
+        for first in range(0, leads, MAX_ITEMS)
+    ]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "text/csv"}
+    async with httpx.AsyncClient(timeout=1800) as http:
+        began = time.perf_counter()
+        for sheet in sheets:
+            answer = await http.post(f"{url}/api/leads/import", content=sheet, headers=headers)
+            answer.raise_for_status()
+            if (found := answer.json())["accepted"] != len(sheet.splitlines()) - 1:
+                raise RuntimeError(f"the import did not accept every row: {str(found)[:2000]}")
+        return time.perf_counter() - began
+
+
+async def until_rows(db_url: str, rows: int, began: float) -> tuple[float, int]:
+    """Seconds since ``began`` until the read model holds ``rows`` leads (each ran its first
+    workflow task), or 30 minutes; and the leads it holds then."""
+    while (held := count_leads(db_url)) < rows and time.perf_counter() - began < 1800:
+        await asyncio.sleep(0.5)
+    return time.perf_counter() - began, held
+
+
 async def run(leads: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="nurture-start-") as tmp_dir, SendGridStandIn() as mail:
         tmp = Path(tmp_dir)
@@ -98,6 +181,7 @@ async def run(leads: int) -> dict[str, Any]:
         }
         shared.pop("SENDGRID_API_KEY", None)
         worker = start_worker(tmp, sleeping_rules(tmp), address, db_url, mail.url)
+        service: subprocess.Popen[bytes] | None = None
         counting = Worker(env.client, task_queue=COUNTING_QUEUE, workflows=[CountingWorkflow])
         try:
             async with counting:
@@ -116,15 +200,26 @@ async def run(leads: int) -> dict[str, Any]:
                     shared,
                     tmp / "lead-add.log",
                 )
-                began = time.perf_counter() - lead_s
-                while (rows := count_leads(db_url)) < leads:  # each lead ran its first task
-                    if time.perf_counter() - began > 1800:
-                        break
-                    await asyncio.sleep(0.5)
-                settled_s = time.perf_counter() - began
+                settled_s, rows = await until_rows(db_url, leads, time.perf_counter() - lead_s)
+                port = free_port()
+                service = subprocess.Popen(
+                    [sys.executable, str(ROOT / "starter.py"), "serve", "--port", str(port)],
+                    cwd=ROOT,
+                    env=shared,
+                    stdout=(tmp / "serve.log").open("ab"),
+                    stderr=subprocess.STDOUT,
+                )
+                url = f"http://127.0.0.1:{port}"
+                await service_ready(service, url, tmp / "serve.log")
+                api_s = await import_over_http(url, marketer_key(shared), leads)
+                api_settled_s, api_rows = await until_rows(
+                    db_url, 2 * leads, time.perf_counter() - api_s
+                )
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            for process in (worker, service):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=30)
             await env.shutdown()
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -138,6 +233,11 @@ async def run(leads: int) -> dict[str, Any]:
         "ratio": round(count_s / lead_s, 3),
         "first_task_all_s": round(settled_s, 2),
         "leads_with_a_row": rows,
+        "api_import_s": round(api_s, 2),
+        "api_leads_per_s": round(leads / api_s, 1),
+        "api_ratio": round(count_s / api_s, 3),
+        "api_first_task_all_s": round(api_settled_s, 2),
+        "api_leads_with_a_row": api_rows - leads,
     }
 
 
@@ -154,7 +254,9 @@ def main() -> None:
     print(
         f"start rate, {found['leads']:,} leads: nurture lead add {found['leads_per_s']}/s, "
         f"counting {found['counting_per_s']}/s: ratio {found['ratio']} "
-        f"(every lead's first task done after {found['first_task_all_s']} s)"
+        f"(every lead's first task done after {found['first_task_all_s']} s); "
+        f"POST /api/leads/import {found['api_leads_per_s']}/s: ratio {found['api_ratio']} "
+        f"(first tasks done after {found['api_first_task_all_s']} s)"
     )
     day = datetime.now(UTC).date().isoformat()
     print(f"results: {save_results(found, args.results, f'start-rate-{day}.json')}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from activities import records
 from bench import engine_throughput, instance_cost, scoring
 
 
@@ -36,6 +37,16 @@ def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -
     handoff = variant["handoff"]
     assert (handoff["notified"], handoff["missing"]) == (3, 0)
     assert handoff["p99_ms"] >= handoff["p50_ms"] > 0
+    whole = variant["gc"]["whole_variant"]  # the collector watched: the hand-off tail's cause
+    assert whole["tracked_objects"] > 0 and whole["rss_mib"] > 0
+    assert whole["full_collections"] >= variant["gc"]["during_handoffs"]["full_collections"]
+
+
+def test_the_write_ablation_runs_the_local_activity_without_its_write() -> None:
+    original = records.write_batches
+    with engine_throughput.ablated(["read-model-write"]):
+        assert records.write_batches is not original
+    assert records.write_batches is original
 
 
 def test_engine_throughput_measures_without_the_sandbox_the_read_model_and_the_codec(

@@ -1,5 +1,6 @@
-"""The read model's writer, on SQLite and on PostgreSQL: a retried batch never double-counts and
-a late, older write never rolls a row back."""
+"""The read model's writer, on SQLite and on PostgreSQL: a retried batch never double-counts, a
+late, older write never rolls a row back, and leads written together in one transaction each
+land once."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, func, select
+from temporalio.exceptions import ApplicationError
 
-from activities.records import write_batch
+from activities.records import RecordActivities, write_batch
 from nurture.contract.ledger import (
     AssignmentFact,
     EventFact,
@@ -246,3 +248,52 @@ def test_a_stage_move_or_rep_turn_longer_than_its_columns_is_built_and_cut_to_fi
         long,
     )
     assert turned.escalated_to == long
+
+
+def _lead_batch(lead_id: str, score: int) -> FactBatch:
+    lead = _lead(1, "nurturing", score)
+    return FactBatch(
+        lead_id=lead_id,
+        lead=lead.model_copy(update={"lead_id": lead_id, "workflow_id": f"lead-{lead_id}"}),
+        facts=[
+            EventFact(
+                key=f"{lead_id}:e1",
+                at=T0,
+                received_at=T0,
+                type="form_fill",
+                points=5,
+                score_after=5,
+            )
+        ],
+    )
+
+
+def test_leads_written_together_land_once_each_and_a_refused_batch_fails_alone(
+    database_url: str,
+) -> None:
+    """Local activities of many leads at once share transactions (group commit): every lead's
+    facts land once, even when its activity runs again, and a batch the database refuses (a
+    score past PostgreSQL's INTEGER; SQLite takes it) fails its own lead's activity only."""
+    engine = make_engine(database_url)
+    records = RecordActivities(engine)
+    batches = [_lead_batch(f"lead{n}", 5) for n in range(24)]
+    batches[7] = _lead_batch("lead7", 2**40)
+
+    def record(batch: FactBatch) -> str:
+        try:
+            records.record_facts(batch)
+        except ApplicationError as exc:
+            return exc.type or "ApplicationError"
+        return "written"
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(record, batches + batches[:5]))  # five retried
+    refused = {i for i, outcome in enumerate(outcomes) if outcome != "written"}
+    postgres = database_url.startswith("postgresql")
+    assert refused == ({7} if postgres else set())
+    assert outcomes[7] == ("ReadModelRejected" if postgres else "written")
+    with Session(engine) as session:
+        events = session.exec(select(col(LeadEventRecord.lead_id))).all()
+        leads = session.exec(select(col(LeadRecord.lead_id))).all()
+    expected = sorted(b.lead_id for b in batches if not (postgres and b.lead_id == "lead7"))
+    assert sorted(events) == sorted(leads) == expected

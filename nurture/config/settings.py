@@ -84,6 +84,8 @@ class WorkerOptions:
     max_cached_workflows: int = 2000
     activity_threads: int = 32
     gc_young_threshold: int = 10_000
+    gc_freeze: bool = False
+    """Leave the objects start-up built out of later garbage collections (``gc.freeze``)."""
     metrics_address: str | None = field(default_factory=metrics_address_from_env)
     """Where the worker serves Prometheus metrics (``nurture.runtime.metrics``); None: nowhere."""
 

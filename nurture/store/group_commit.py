@@ -1,0 +1,89 @@
+"""Group commit: many threads' writes in one transaction, each thread back only once its own
+write is committed.
+
+A worker writes one read-model batch per lead per workflow task, each from its own local
+activity on the activity thread pool, dozens at once under load; one transaction each pays the
+statements' fixed cost (SQLAlchemy's execution, the driver's round trip, the commit) per lead.
+Here the first thread to arrive while nothing is being written becomes the leader: it writes
+every batch waiting (up to ``most`` at a time) in one transaction, tells their threads how it
+went and hands the lead to the next thread still waiting, if any. A thread returns only after
+the transaction holding its batch committed, or raises what that transaction raised: a local
+activity still completes only once its facts are in, so the read model's guarantee (never lost,
+never twice: writes are idempotent and a failed one is retried) does not change.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+
+
+@dataclass
+class _Waiting(Generic[Item]):
+    item: Item
+    woken: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False
+    error: Exception | None = None
+
+
+class GroupCommit(Generic[Item]):
+    """``write(item)`` from any thread; ``write_all(items)`` is called by one thread at a time
+    and writes the items in one transaction; ``isolate`` decides, for an error of a group of
+    several, to write each item of it alone so one bad item fails only its own writer."""
+
+    def __init__(
+        self,
+        write_all: Callable[[Sequence[Item]], None],
+        isolate: Callable[[Exception], bool] = lambda _: False,
+        most: int = 64,
+    ) -> None:
+        self._write_all = write_all
+        self._isolate = isolate
+        self._most = most
+        self._guard = threading.Lock()
+        self._queue: list[_Waiting[Item]] = []
+        self._leading = False
+
+    def write(self, item: Item) -> None:
+        mine = _Waiting(item)
+        with self._guard:
+            self._queue.append(mine)
+            leads = not self._leading
+            self._leading = True
+        if not leads:
+            mine.woken.wait()  # finished by a leader, or made the leader
+        if not mine.finished:
+            self._lead()
+        if mine.error is not None:
+            raise mine.error
+
+    def _lead(self) -> None:
+        with self._guard:
+            group, self._queue = self._queue[: self._most], self._queue[self._most :]
+        self._commit(group)
+        with self._guard:
+            following = self._queue[0] if self._queue else None
+            self._leading = following is not None
+        for waiting in group:
+            waiting.finished = True
+            waiting.woken.set()
+        if following is not None:
+            following.woken.set()  # not finished: it leads the next group
+
+    def _commit(self, group: list[_Waiting[Item]]) -> None:
+        try:
+            self._write_all([w.item for w in group])
+        except Exception as exc:
+            if len(group) == 1 or not self._isolate(exc):
+                for waiting in group:
+                    waiting.error = exc
+                return
+            for waiting in group:  # one item is refused: each alone, the others go in
+                try:
+                    self._write_all([waiting.item])
+                except Exception as alone:
+                    waiting.error = alone

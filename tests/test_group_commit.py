@@ -1,0 +1,106 @@
+"""Group commit (``nurture/store/group_commit.py``): writers that arrive together share one
+transaction, and none returns before the transaction holding its write committed; a refused
+item fails only its own writer; a failed transaction fails its writers and the next goes on."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from nurture.store.group_commit import GroupCommit
+
+WRITERS = 16
+
+
+class Store:
+    """Transactions as lists of items, each ``write_all`` taking ``pause`` seconds."""
+
+    def __init__(self, pause: float = 0.05, refuse: int | None = None) -> None:
+        self.committed: list[list[int]] = []
+        self.pause = pause
+        self.refuse = refuse
+        self.fail_next = False
+        self._inside = threading.Lock()
+
+    def write_all(self, items: Sequence[int]) -> None:
+        assert self._inside.acquire(blocking=False), "two transactions at once"
+        try:
+            time.sleep(self.pause)
+            if self.fail_next:
+                self.fail_next = False
+                raise ConnectionError("the database went away")
+            if self.refuse in items:
+                raise ValueError(f"{self.refuse} does not fit its column")
+            self.committed.append(list(items))
+        finally:
+            self._inside.release()
+
+    def holds(self, item: int) -> bool:
+        return any(item in group for group in self.committed)
+
+
+def write_from_threads(commit: GroupCommit[int], store: Store) -> dict[int, str]:
+    """Each item written by a thread of its own, all at once: what each writer saw on return."""
+    start = threading.Barrier(WRITERS)
+
+    def writer(item: int) -> str:
+        start.wait()
+        try:
+            commit.write(item)
+        except Exception as exc:  # what the local activity would raise
+            return f"raised {type(exc).__name__}"
+        return "committed" if store.holds(item) else "returned before its commit"
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        return dict(zip(range(WRITERS), pool.map(writer, range(WRITERS)), strict=True))
+
+
+def test_writers_arriving_together_share_transactions_and_return_after_their_commit() -> None:
+    store = Store()
+    seen = write_from_threads(GroupCommit(store.write_all), store)
+    assert set(seen.values()) == {"committed"}
+    written = sorted(item for group in store.committed for item in group)
+    assert written == list(range(WRITERS))  # each once
+    assert len(store.committed) < WRITERS / 2  # most shared a transaction
+
+
+def test_a_group_is_never_larger_than_its_bound() -> None:
+    store = Store()
+    write_from_threads(GroupCommit(store.write_all, most=3), store)
+    assert max(len(group) for group in store.committed) <= 3
+    assert sorted(item for group in store.committed for item in group) == list(range(WRITERS))
+
+
+def test_one_refused_item_fails_its_own_writer_only() -> None:
+    store = Store(pause=0.01, refuse=5)
+    commit = GroupCommit(store.write_all, isolate=lambda exc: isinstance(exc, ValueError))
+    seen = write_from_threads(commit, store)
+    assert seen.pop(5) == "raised ValueError"
+    assert set(seen.values()) == {"committed"}
+
+
+def test_a_failed_transaction_fails_its_writers_and_the_next_one_goes_on() -> None:
+    store = Store(pause=0.01)
+    commit = GroupCommit(store.write_all, isolate=lambda exc: isinstance(exc, ValueError))
+    store.fail_next = True
+    seen = write_from_threads(commit, store)
+    failed = [item for item, outcome in seen.items() if outcome == "raised ConnectionError"]
+    assert failed and all(not store.holds(item) for item in failed)  # retried by their activity
+    assert all(seen[item] == "committed" for item in set(seen) - set(failed))
+    commit.write(99)  # the writer is not left stuck behind the failure
+    assert store.holds(99)
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.001])
+def test_writers_in_waves_all_commit(pause: float) -> None:
+    """Threads arriving while a transaction is being written, or just after: none is left
+    waiting without a leader."""
+    store = Store(pause=pause)
+    commit: GroupCommit[int] = GroupCommit(store.write_all, most=4)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(commit.write, range(2_000)))
+    assert sorted(item for group in store.committed for item in group) == list(range(2_000))
