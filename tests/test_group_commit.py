@@ -104,3 +104,52 @@ def test_writers_in_waves_all_commit(pause: float) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(commit.write, range(2_000)))
     assert sorted(item for group in store.committed for item in group) == list(range(2_000))
+
+
+class Interrupted(BaseException):
+    """What a thread may be stopped with inside a transaction (not an ``Exception``)."""
+
+
+def test_an_interrupted_leader_fails_its_group_and_hands_over() -> None:
+    """A leader stopped inside its transaction: the writers of its group raise instead of
+    waiting for ever or returning as if written, and later writers still commit."""
+    store = Store(pause=0.05)
+    interrupt = threading.Event()
+    interrupt.set()
+
+    def write_all(items: Sequence[int]) -> None:
+        if interrupt.is_set():
+            interrupt.clear()
+            time.sleep(0.05)  # the others queue up behind this transaction
+            raise Interrupted
+        store.write_all(items)
+
+    commit: GroupCommit[int] = GroupCommit(write_all)
+    start = threading.Barrier(WRITERS)
+
+    def writer(item: int) -> str:
+        start.wait()
+        try:
+            commit.write(item)
+        except Interrupted:
+            return "interrupted"
+        except RuntimeError:
+            return "raised RuntimeError"
+        return "committed" if store.holds(item) else "returned before its commit"
+
+    seen: list[str] = []
+    threads = [
+        threading.Thread(target=lambda i=i: seen.append(writer(i)), daemon=True)
+        for i in range(WRITERS)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert len(seen) == WRITERS, f"{WRITERS - len(seen)} writers still waiting for a leader"
+    assert seen.count("interrupted") == 1
+    assert "returned before its commit" not in seen
+    assert set(seen) <= {"interrupted", "raised RuntimeError", "committed"}
+    commit.write(99)
+    assert store.holds(99)

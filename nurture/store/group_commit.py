@@ -64,15 +64,21 @@ class GroupCommit(Generic[Item]):
     def _lead(self) -> None:
         with self._guard:
             group, self._queue = self._queue[: self._most], self._queue[self._most :]
-        self._commit(group)
-        with self._guard:
-            following = self._queue[0] if self._queue else None
-            self._leading = following is not None
-        for waiting in group:
-            waiting.finished = True
-            waiting.woken.set()
-        if following is not None:
-            following.woken.set()  # not finished: it leads the next group
+        try:
+            self._commit(group)
+        except BaseException as exc:  # interrupted: no writer may wait for ever or think it done
+            for waiting in group:
+                waiting.error = waiting.error or RuntimeError(f"the write was interrupted: {exc!r}")
+            raise
+        finally:
+            with self._guard:
+                following = self._queue[0] if self._queue else None
+                self._leading = following is not None
+            for waiting in group:
+                waiting.finished = True
+                waiting.woken.set()
+            if following is not None:
+                following.woken.set()  # not finished: it leads the next group
 
     def _commit(self, group: list[_Waiting[Item]]) -> None:
         try:
