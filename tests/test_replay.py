@@ -19,6 +19,7 @@ from nurture.core.patches import (
     PATCH_ENROLMENT_VISIBLE,
     PATCH_READ_MODEL,
     PATCH_RULES_BY_VERSION,
+    PATCH_SALES_FIRST,
     PATCH_SEND_WINDOWS,
     PATCH_SLA_LADDER,
     PATCH_STEADY_TIMER,
@@ -58,7 +59,8 @@ PATCHES_BY_VERSION = {
 PATCHES_BY_VERSION["v7"] = [*PATCHES_BY_VERSION["v6"], PATCH_DECAY_IN_EVENT_TIME]
 PATCHES_BY_VERSION["v8"] = PATCHES_BY_VERSION["v7"]  # A/B variants: no patch (see the commit)
 PATCHES_BY_VERSION["v9"] = [PATCH_BASELINE]  # every patch at once, rules by version among them
-CURRENT = "v9"
+PATCHES_BY_VERSION["v10"] = [PATCH_SALES_FIRST]  # a baseline too: every patch before it
+CURRENT = "v10"
 
 
 def _replayer(data_converter: DataConverter) -> Replayer:
@@ -134,15 +136,25 @@ async def test_a_fresh_life_replays_deterministically(
 
 
 def test_the_baseline_stands_for_every_patch() -> None:
-    """A run begun today asks one patch, the baseline, which applies every change; a run begun
-    before it asks each (in order) and gets what its history says."""
+    """A run begun today asks one patch, the newest baseline, which applies every change; a
+    run begun before it asks the older baseline, and one begun before that asks each patch (in
+    order): each gets what its history says."""
     asked: list[str] = []
 
     def today(patch: str) -> bool:
         asked.append(patch)
         return True
 
-    assert Patches.asked(today) == Patches.every() and asked == [PATCH_BASELINE]
+    assert Patches.asked(today) == Patches.every() and asked == [PATCH_SALES_FIRST]
+    asked.clear()
+
+    def as_v9_recorded(patch: str) -> bool:
+        asked.append(patch)
+        return patch in PATCHES_BY_VERSION["v9"]
+
+    before_sales_first = Patches.asked(as_v9_recorded)
+    assert asked == [PATCH_SALES_FIRST, PATCH_BASELINE]
+    assert before_sales_first.rules_by_version and not before_sales_first.sales_first
     asked.clear()
 
     def as_v8_recorded(patch: str) -> bool:
@@ -150,7 +162,7 @@ def test_the_baseline_stands_for_every_patch() -> None:
         return patch in PATCHES_BY_VERSION["v8"]
 
     before = Patches.asked(as_v8_recorded)
-    assert asked == [PATCH_BASELINE, *PATCHES]
+    assert asked == [PATCH_SALES_FIRST, PATCH_BASELINE, *PATCHES]
     assert before != Patches.every() and not before.rules_by_version and before.sla_ladder
     assert PATCHES[-1] == PATCH_RULES_BY_VERSION
 
@@ -179,5 +191,31 @@ async def test_without_the_visibility_gate_v4_histories_fail_replay(
     )
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "nondetermin" in str(result.replay_failure).lower()
+
+
+@pytest.mark.parametrize("name", ["lead-full-life-v9", "lead-crm-v9"])
+async def test_without_the_sales_first_gate_v9_histories_fail_replay(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why ``sales_first`` is a patch: v9 leads wrote the read model beside their handoff's
+    activities and read the rules twice in a new lead's first workflow task; replayed as if
+    they had the change, their commands come in another order."""
+    path = next(p for p in HISTORIES if p.stem == name)
+    real_patched = workflow.patched
+
+    def ungated(patch_id: str) -> bool:
+        return True if patch_id == PATCH_SALES_FIRST else real_patched(patch_id)
+
+    monkeypatch.setattr(workflow, "patched", ungated)
+    replayer = Replayer(
+        workflows=[LeadWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=UnsandboxedWorkflowRunner(),  # so the monkeypatch reaches the workflow
+    )
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    with only_recorded_rules():
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower()

@@ -17,6 +17,7 @@ come from the worker's shelf) and to write the read model's facts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -79,6 +80,10 @@ RETRY_FOREVER = RetryPolicy(
 )
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 FACTS_CARRIED_MAX = 1000  # ~300 bytes each: well inside a run's input
+SALES_FIRST_FOR = timedelta(seconds=5)
+"""The longest the read-model write waits for an activity sales waits for (a timer bounds it:
+while SendGrid is down the alert is retried for as long as it takes, and the read model must
+still show the handoff)."""
 EFFECT_ACTIVITIES = {  # kind: (activity, what a failure names)
     "transition": (RECORD_TRANSITION, "record"),
     "task": (CLOSE_TASK, "record"),
@@ -137,6 +142,10 @@ class LeadWorkflow:
         self._counters: dict[str, MetricCounter] = {}
         self._clock_watch: asyncio.Task[None] | None = None
         self._forgotten = False
+        self._sales_in_flight = 0
+        """Activities sales waits for (picking the rep, the rep's alert) not yet done."""
+        self._rules_fresh = False
+        """The rules were read and the run has waited for nothing since: same workflow task."""
 
     # --- the life of a lead ------------------------------------------------------------------
 
@@ -155,6 +164,7 @@ class LeadWorkflow:
             if core.patches.enrolment_visible:
                 self._publish()  # the segment it was enrolled in, at once
             if self._should_continue_as_new():
+                self._rules_fresh = False
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 # Facts not yet written travel in the next run's input: keep that small (a
                 # database outage holds the lead here until the backlog is written).
@@ -162,6 +172,7 @@ class LeadWorkflow:
                 await self._drain()
                 workflow.continue_as_new(core.continued())
             wake_at = core.next_wakeup()
+            self._rules_fresh = False  # what is due next may come in a later workflow task
             if wake_at is None or wake_at > core.now():
                 if core.patches.steady_timer:
                     await self._wait_for_work(wake_at)
@@ -321,6 +332,8 @@ class LeadWorkflow:
             return failure(err)
 
     async def _read_rules(self, ask: ReadRules) -> Rules | None:
+        if self._rules_fresh and self._core.patches.sales_first:
+            return None  # read in this workflow task, before this step: they are the same
         asked_at = self._core.now()
         by_version = self._core.patches.rules_by_version
         fresh = await workflow.execute_local_activity(
@@ -331,6 +344,7 @@ class LeadWorkflow:
             retry_policy=RETRY_FOREVER,
         )
         self._clock.hold(asked_at)  # see workflows/clock.py: the same time on replay
+        self._rules_fresh = True
         if isinstance(fresh, str):  # a version: the same content on every replay
             return self._shared_rules(fresh)
         return fresh
@@ -348,14 +362,21 @@ class LeadWorkflow:
     ) -> Result:
         """An activity, ahead of others on the queue when sales waits for it (the priority key is
         no part of the command a replay matches, so no patch is needed)."""
-        return await workflow.execute_activity(  # type: ignore[no-any-return]
-            name,
-            request,
-            result_type=result_type,
-            start_to_close_timeout=self._core.rules_now().engine.activity_timeout,
-            retry_policy=RETRY_FOREVER,
-            priority=Priority(priority_key=urgency.priority_key(request)),
-        )
+        self._rules_fresh = False  # its result comes in a later workflow task
+        priority_key = urgency.priority_key(request)
+        sales = priority_key == urgency.SALES
+        self._sales_in_flight += sales
+        try:
+            return await workflow.execute_activity(  # type: ignore[no-any-return]
+                name,
+                request,
+                result_type=result_type,
+                start_to_close_timeout=self._core.rules_now().engine.activity_timeout,
+                retry_policy=RETRY_FOREVER,
+                priority=Priority(priority_key=priority_key),
+            )
+        finally:
+            self._sales_in_flight -= sales
 
     async def _carry_out(self, effect: Effect) -> None:
         """An alert, a task closure, a transition record or a CRM write, queued by the core."""
@@ -376,6 +397,8 @@ class LeadWorkflow:
     async def _write_facts(self, queued: list[Fact]) -> int:
         """Write a batch of queued facts and the lead's row (a local activity)."""
         core = self._core
+        if self._sales_in_flight and core.patches.sales_first:
+            await self._after_sales_work()
         snapshot = core.snapshot()
         written = queued[:FACTS_PER_BATCH]
         batch = facts.batch(core.state, snapshot, written, core.now())
@@ -396,6 +419,18 @@ class LeadWorkflow:
             core.failed("read model write", failure(err))
         self._reported = snapshot
         return len(written)
+
+    async def _after_sales_work(self) -> None:
+        """Until the activities sales waits for are done, or ``SALES_FIRST_FOR`` passed.
+
+        A local activity holds back every command of its workflow task until it is done: the
+        write started beside a handoff's ``assign_rep`` delayed that activity, and the one
+        beside the alert delayed the alert. Waiting, the write goes with the workflow task
+        that has the alert's result, and the read model is behind by that round trip."""
+        with contextlib.suppress(TimeoutError):  # sales still waits (SendGrid down?): not so
+            await workflow.wait_condition(  # the read model
+                lambda: not self._sales_in_flight, timeout=SALES_FIRST_FOR
+            )
 
     def _publish(self) -> None:
         """Upsert search attributes that changed, so operators can filter in the UI; start

@@ -8,13 +8,14 @@ history of every version.
 A run begun on code that has every change up to :data:`PATCH_BASELINE` asks that one patch
 instead of each: every ``workflow.patched`` leaves a marker and an upsert of Temporal's
 ``TemporalChangeVersion`` search attribute (listing every patch so far) in the run's history,
-nine of each per run (3 KB) before the baseline. A change after the baseline gets a patch of
-its own, asked after it."""
+nine of each per run (3 KB) before the baseline. A change after it is a baseline of its own,
+standing for itself and every change before it (:data:`PATCH_SALES_FIRST`), asked before the
+older baselines: a run begun today still asks one patch and leaves one marker."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 PATCH_SEND_WINDOWS = "send-windows-and-frequency-cap"
 """Touches wait for the send window and the frequency cap. Runs started before this change
@@ -64,6 +65,15 @@ PATCH_BASELINE = "baseline-2026-12"
 """Every patch of :data:`PATCHES` at once, for runs begun on code that has them all (since
 2026-12-04): such a run asks only this one. Runs begun before it have no such marker and ask
 each patch as they did."""
+PATCH_SALES_FIRST = "baseline-2026-12-06-sales-first"
+"""Sales work goes first on the lead's own workflow tasks. The read-model write waits (at most
+``SALES_FIRST_FOR`` in ``workflows/lead.py``) while an activity sales waits for (picking the
+rep, the rep's alert, an escalation) is in flight: a local activity holds back every command of
+its workflow task until it is done, so written beside them it delayed the rep's alert on each
+task of a handoff. And a handoff in the workflow task that just read the rules (a new lead's
+first event) takes those rules instead of reading them again. Also a baseline: a run begun on
+code with this change asks only this patch, which stands for every patch of :data:`PATCHES`.
+Runs begun before it write beside sales work and read the rules twice, as they did."""
 PATCHES = (
     PATCH_SEND_WINDOWS,
     PATCH_READ_MODEL,
@@ -92,14 +102,17 @@ class Patches:
     enrolment_visible: bool = False
     decay_in_event_time: bool = False
     rules_by_version: bool = False
+    sales_first: bool = False
 
     @classmethod
     def asked(cls, patched: Callable[[str], bool]) -> Patches:
-        """Ask ``patched`` (Temporal's ``workflow.patched``) for the baseline, and for every
-        patch in :data:`PATCHES` order in a run begun before it: call once, first thing in
-        the run."""
-        if patched(PATCH_BASELINE):
+        """Ask ``patched`` (Temporal's ``workflow.patched``) for the newest baseline, then the
+        one before it, and for every patch in :data:`PATCHES` order in a run begun before both:
+        call once, first thing in the run."""
+        if patched(PATCH_SALES_FIRST):
             return cls.every()
+        if patched(PATCH_BASELINE):
+            return replace(cls.every(), sales_first=False)
         answers = {patch: patched(patch) for patch in PATCHES}
         return cls(
             windows=answers[PATCH_SEND_WINDOWS],
