@@ -351,7 +351,7 @@ class Engines:
     async def check_applied(self, kind: str, workflow_ids: Sequence[str], events: int) -> None:
         for workflow_id in workflow_ids[:20]:
             if kind == "lead":
-                handle = self.client.get_workflow_handle_for(LeadWorkflow.run, workflow_id)
+                handle = self.client.get_workflow_handle(workflow_id)
                 applied = (await handle.query(LeadWorkflow.state)).events_applied
             else:
                 counter: WorkflowHandle[CountingWorkflow, None] = (

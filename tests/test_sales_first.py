@@ -58,7 +58,8 @@ async def test_a_new_leads_handoff_goes_out_before_its_read_model_write(
         def handed_off_in_the_read_model() -> bool:
             with Session(db) as session:
                 row = session.get(LeadRecord, lead)
-                return row is not None and row.stage == "assigned" and _handoffs(session, lead)
+                assigned = row is not None and row.stage == "assigned"
+                return assigned and bool(_handoffs(session, lead))
 
         await wait_until(handed_off_in_the_read_model, what="the handoff in the read model")
         history = await handle.fetch_history()
