@@ -429,7 +429,9 @@ class LeadWorkflow:
         that has the alert's result, and the read model is behind by that round trip."""
         with contextlib.suppress(TimeoutError):  # sales still waits (SendGrid down?): not so
             await workflow.wait_condition(  # the read model
-                lambda: not self._sales_in_flight, timeout=SALES_FIRST_FOR
+                lambda: not self._sales_in_flight,
+                timeout=SALES_FIRST_FOR,
+                timeout_summary="read-model write waits for the rep's alert",
             )
 
     def _publish(self) -> None:
