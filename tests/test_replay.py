@@ -167,46 +167,14 @@ def test_the_baseline_stands_for_every_patch() -> None:
     assert PATCHES[-1] == PATCH_RULES_BY_VERSION
 
 
-@pytest.mark.parametrize("name", ["lead-full-life-v4", "lead-crm-v4"])
-async def test_without_the_visibility_gate_v4_histories_fail_replay(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Issue 13, finding 1: publishing search attributes from the rep-action updates adds
-    upsert commands to running leads, so it must be gated. Taking the gate away (the patch
-    answered "yes" for a history recorded without it) makes the v4 histories with an accept
-    or an outcome fail replay with a non-determinism error; with the gate they replay (above).
-    (In the multichannel life the update queues an event, so its loop published in the same
-    workflow task anyway: the same commands either way.)"""
+async def _replay_ungated(name: str, patch: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Replay the history ``name`` with ``patch`` answered "yes" whatever its history says: why
+    it failed ("" if it did not)."""
     path = next(p for p in HISTORIES if p.stem == name)
     real_patched = workflow.patched
 
     def ungated(patch_id: str) -> bool:
-        return True if patch_id == PATCH_VISIBLE_UPDATES else real_patched(patch_id)
-
-    monkeypatch.setattr(workflow, "patched", ungated)
-    replayer = Replayer(
-        workflows=[LeadWorkflow],
-        data_converter=pydantic_data_converter,
-        workflow_runner=UnsandboxedWorkflowRunner(),  # so the monkeypatch reaches the workflow
-    )
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is not None
-    assert "nondetermin" in str(result.replay_failure).lower()
-
-
-@pytest.mark.parametrize("name", ["lead-full-life-v9", "lead-crm-v9"])
-async def test_without_the_sales_first_gate_v9_histories_fail_replay(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Why ``sales_first`` is a patch: v9 leads wrote the read model beside their handoff's
-    activities and read the rules twice in a new lead's first workflow task; replayed as if
-    they had the change, their commands come in another order."""
-    path = next(p for p in HISTORIES if p.stem == name)
-    real_patched = workflow.patched
-
-    def ungated(patch_id: str) -> bool:
-        return True if patch_id == PATCH_SALES_FIRST else real_patched(patch_id)
+        return True if patch_id == patch else real_patched(patch_id)
 
     monkeypatch.setattr(workflow, "patched", ungated)
     replayer = Replayer(
@@ -217,5 +185,29 @@ async def test_without_the_sales_first_gate_v9_histories_fail_replay(
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     with only_recorded_rules():
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is not None
-    assert "nondetermin" in str(result.replay_failure).lower()
+    return str(result.replay_failure or "")
+
+
+@pytest.mark.parametrize("name", ["lead-full-life-v4", "lead-crm-v4"])
+async def test_without_the_visibility_gate_v4_histories_fail_replay(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, finding 1: publishing search attributes from the rep-action updates adds
+    upsert commands to running leads, so it must be gated. Taking the gate away (the patch
+    answered "yes" for a history recorded without it) makes the v4 histories with an accept
+    or an outcome fail replay with a non-determinism error; with the gate they replay (above).
+    (In the multichannel life the update queues an event, so its loop published in the same
+    workflow task anyway: the same commands either way.)"""
+    failure = await _replay_ungated(name, PATCH_VISIBLE_UPDATES, monkeypatch)
+    assert "nondetermin" in failure.lower()
+
+
+@pytest.mark.parametrize("name", ["lead-full-life-v9", "lead-crm-v9"])
+async def test_without_the_sales_first_gate_v9_histories_fail_replay(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why ``sales_first`` is a patch: v9 leads wrote the read model beside their handoff's
+    activities and read the rules twice in a new lead's first workflow task; replayed as if
+    they had the change, their commands come in another order."""
+    failure = await _replay_ungated(name, PATCH_SALES_FIRST, monkeypatch)
+    assert "nondetermin" in failure.lower()
