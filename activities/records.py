@@ -77,7 +77,10 @@ class RecordActivities:
     @activity.defn(name=RECORD_FACTS)
     def record_facts(self, batch: FactBatch) -> None:
         try:
-            self._facts.write(batch)
+            # Temporal cancels a local activity past its timeout by raising in its thread:
+            # held until the write is done, never inside the database driver or a group.
+            with activity.shield_thread_cancel_exception():
+                self._facts.write(batch)
         except DataError as exc:
             # Retrying cannot help a value the database refuses; the lead must not queue
             # every later fact behind it. The batch is logged whole and dropped.

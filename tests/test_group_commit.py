@@ -4,6 +4,7 @@ item fails only its own writer; a failed transaction fails its writers and the n
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections.abc import Sequence
@@ -153,3 +154,61 @@ def test_an_interrupted_leader_fails_its_group_and_hands_over() -> None:
     assert set(seen) <= {"interrupted", "raised RuntimeError", "committed"}
     commit.write(99)
     assert store.holds(99)
+
+
+class Cancelled(BaseException):
+    """What Temporal raises in a thread to cancel its synchronous activity (a local activity
+    past its timeout): delivered with ``PyThreadState_SetAsyncExc``, as the SDK does, so a
+    thread blocked waiting meets it only as it wakes."""
+
+
+def cancel(thread: threading.Thread) -> None:
+    assert thread.ident is not None
+    delivered = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(Cancelled)
+    )
+    assert delivered == 1
+
+
+def test_a_writer_cancelled_while_it_waits_strands_no_one() -> None:
+    """Seen with 10,000 leads: a local activity timed out while its writer waited here; woken
+    to lead the next group, the writer raised the cancellation instead, and every later writer
+    of the worker waited for ever (every lead's workflow task with it). The lead it was handed
+    must go on, and its item leaves the queue or is written."""
+    store = Store(pause=0.0)
+    first_held = threading.Event()
+    release = threading.Event()
+
+    def write_all(items: Sequence[int]) -> None:
+        if not first_held.is_set():
+            first_held.set()
+            release.wait(5)  # the first transaction runs until the next writer is cancelled
+        store.write_all(items)
+
+    commit: GroupCommit[int] = GroupCommit(write_all)
+    leader = threading.Thread(target=commit.write, args=(0,), daemon=True)
+    leader.start()
+    assert first_held.wait(5)
+    outcome: list[str] = []
+
+    def waiter() -> None:
+        try:
+            commit.write(1)
+        except Cancelled:
+            outcome.append("cancelled")
+        else:
+            outcome.append("committed")
+
+    waiting = threading.Thread(target=waiter, daemon=True)
+    waiting.start()
+    time.sleep(0.2)  # queued behind the first transaction
+    cancel(waiting)  # pending until it wakes
+    release.set()
+    leader.join(5)
+    waiting.join(5)
+    assert outcome == ["cancelled"]
+    later = threading.Thread(target=commit.write, args=(2,), daemon=True)
+    later.start()
+    later.join(5)
+    assert not later.is_alive(), "a later writer waits for a leader that was cancelled"
+    assert store.holds(0) and store.holds(2)

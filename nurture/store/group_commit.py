@@ -10,6 +10,11 @@ went and hands the lead to the next thread still waiting, if any. A thread retur
 the transaction holding its batch committed, or raises what that transaction raised: a local
 activity still completes only once its facts are in, so the read model's guarantee (never lost,
 never twice: writes are idempotent and a failed one is retried) does not change.
+
+A writer may be stopped anywhere, waiting included: Temporal cancels a local activity past its
+timeout by raising in its thread, which a thread blocked here meets as it wakes, possibly just
+handed the lead. It then leaves the queue and hands the lead on; otherwise every later writer
+of the worker would wait for a leader that is gone.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ class _Waiting(Generic[Item]):
     woken: threading.Event = field(default_factory=threading.Event)
     finished: bool = False
     error: Exception | None = None
+    leads: bool = False
+    """Handed the lead (under the guard): it writes the next group, or hands the lead on."""
 
 
 class GroupCommit(Generic[Item]):
@@ -52,19 +59,24 @@ class GroupCommit(Generic[Item]):
         mine = _Waiting(item)
         with self._guard:
             self._queue.append(mine)
-            leads = not self._leading
+            mine.leads = not self._leading
             self._leading = True
-        if not leads:
-            mine.woken.wait()  # finished by a leader, or made the leader
-        if not mine.finished:
-            self._lead()
+        try:
+            if not mine.leads:
+                mine.woken.wait()  # finished by a leader, or made the leader
+            if not mine.finished:
+                self._lead()
+        except BaseException:  # stopped (a cancelled activity): the others must go on
+            self._leave(mine)
+            raise
         if mine.error is not None:
             raise mine.error
 
     def _lead(self) -> None:
-        with self._guard:
-            group, self._queue = self._queue[: self._most], self._queue[self._most :]
+        group: list[_Waiting[Item]] = []
         try:
+            with self._guard:
+                group, self._queue = self._queue[: self._most], self._queue[self._most :]
             self._commit(group)
         except BaseException as exc:  # interrupted: no writer may wait for ever or think it done
             for waiting in group:
@@ -72,13 +84,36 @@ class GroupCommit(Generic[Item]):
             raise
         finally:
             with self._guard:
-                following = self._queue[0] if self._queue else None
-                self._leading = following is not None
+                following = self._next_leader()
             for waiting in group:
                 waiting.finished = True
                 waiting.woken.set()
             if following is not None:
                 following.woken.set()  # not finished: it leads the next group
+
+    def _leave(self, mine: _Waiting[Item]) -> None:
+        """``mine``'s writer stopped before its write was done: out of the queue (a group
+        already holding it still writes it, idempotently), and a lead it was handed goes on."""
+        with self._guard:
+            if mine.finished:  # its group was written, or it led and handed on
+                return
+            if mine in self._queue:
+                self._queue.remove(mine)
+            if not mine.leads:
+                return
+            mine.leads = False
+            following = self._next_leader()
+        if following is not None:
+            following.woken.set()
+
+    def _next_leader(self) -> _Waiting[Item] | None:
+        """The writer first in the queue, handed the lead; None when no one waits (under the
+        guard)."""
+        following = self._queue[0] if self._queue else None
+        if following is not None:
+            following.leads = True
+        self._leading = following is not None
+        return following
 
     def _commit(self, group: list[_Waiting[Item]]) -> None:
         try:
