@@ -427,8 +427,9 @@ class LeadWorkflow:
         write started beside a handoff's ``assign_rep`` delayed that activity, and the one
         beside the alert delayed the alert. Waiting, the write goes with the workflow task
         that has the alert's result, and the read model is behind by that round trip."""
-        with contextlib.suppress(TimeoutError):  # sales still waits (SendGrid down?): not so
-            await workflow.wait_condition(  # the read model
+        # Timed out: sales still waits (SendGrid down?), the read model must not.
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
                 lambda: not self._sales_in_flight,
                 timeout=SALES_FIRST_FOR,
                 timeout_summary="read-model write waits for the rep's alert",
