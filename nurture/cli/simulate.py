@@ -23,6 +23,7 @@ from nurture.contract.messages import LeadState, OutcomeRequest, RejectRequest, 
 from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.domain.rules import Rules
 from nurture.domain.scoring import qualifies_instantly
+from nurture.runtime.fan_out import gather_bounded
 
 FIRST = [
     "Ada",
@@ -237,14 +238,13 @@ async def simulate(
         )
         acting = progress.add_task("sales reps acting", total=leads)
         decisions = random.Random(seed + 1)
-        reps_at_work = asyncio.Semaphore(REPS_IN_FLIGHT)
 
-        async def rep_acts(lead_id: str, decision: RepDecision) -> None:
-            async with reps_at_work:
-                await play_rep(client, lead_id, decision, absent, summary)
+        async def rep_acts(lead: tuple[str, RepDecision]) -> None:
+            await play_rep(client, *lead, absent, summary)
             progress.update(acting, advance=1)
 
-        await asyncio.gather(*(rep_acts(i, RepDecision.draw(decisions)) for i in ids))
+        drawn = [(i, RepDecision.draw(decisions)) for i in ids]  # in order, before anyone acts
+        await gather_bounded(REPS_IN_FLIGHT, rep_acts, drawn)
         final = await read_states(client, ids)
         summary.unread = final.unread
         for state in final.states:
@@ -320,13 +320,9 @@ async def read_state_patiently(
 async def read_states(
     client: Client, lead_ids: list[str], patience: Patience = Patience()
 ) -> StateReading:
-    gate = asyncio.Semaphore(QUERIES_IN_FLIGHT)
-
-    async def one(lead_id: str) -> LeadState | None:
-        async with gate:
-            return await read_state_patiently(client, lead_id, patience)
-
-    answers = await asyncio.gather(*(one(i) for i in lead_ids))
+    answers = await gather_bounded(
+        QUERIES_IN_FLIGHT, lambda i: read_state_patiently(client, i, patience), lead_ids
+    )
     return StateReading(
         states=[a for a in answers if a is not None],
         unread=[i for i, a in zip(lead_ids, answers, strict=True) if a is None],

@@ -38,6 +38,7 @@ from nurture.contract.messages import LeadState, OutcomeRequest, RejectRequest, 
 from nurture.contract.names import RepUpdate
 from nurture.domain.leads import workflow_id_for
 from nurture.domain.scoring import explain
+from nurture.runtime.fan_out import gather_bounded
 from nurture.store.campaigns import MAX_AMOUNT
 from nurture.web.security import CrossSiteRequestError, refuse_cross_site
 
@@ -142,13 +143,8 @@ class RepInbox:
             execution.id.removeprefix("lead-")
             async for execution in self.client.list_workflows(query, limit=MAX_LEADS_SHOWN)
         ]
-        gate = asyncio.Semaphore(QUERIES_IN_FLIGHT)  # a rep with 200 leads is not 200 at once
-
-        async def state_of(lead_id: str) -> LeadState | None:
-            async with gate:
-                return await self._state_of(lead_id)
-
-        found = await asyncio.gather(*(state_of(lead_id) for lead_id in lead_ids))
+        # A rep with 200 leads is not 200 queries at once.
+        found = await gather_bounded(QUERIES_IN_FLIGHT, self._state_of, lead_ids)
         # The query's answer is the truth; visibility may lag behind it.
         states = [s for s in found if s and s.owner == rep and s.stage in OPEN_STAGES]
         return sorted(states, key=_urgency)
