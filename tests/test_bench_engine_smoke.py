@@ -14,7 +14,7 @@ def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -
     results_file = tmp_path / "engine.json"
     argv = ["--leads", "8", "--events", "2", "--in-flight", "4", "--repeats", "1"]
     argv += ["--warmup-leads", "2", "--handoff-leads", "3", "--handoff-in-flight", "3"]
-    argv += ["--sample-stacks"]
+    argv += ["--sample-stacks", "--settle", "1"]
 
     assert engine_throughput.main([*argv, "--results", str(results_file)]) == 0
 
@@ -34,6 +34,7 @@ def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -
         figures = variant["populations"][population]
         assert figures["ratio_accepted"] > 0 and figures["ratio_processed"] > 0
     assert isinstance(variant["lead_stacks"], list)  # the sampler ran (few samples at this size)
+    assert variant["settled_s"] is not None  # the hand-offs waited for the leads' own work
     handoff = variant["handoff"]
     assert (handoff["notified"], handoff["missing"]) == (3, 0)
     assert handoff["p99_ms"] >= handoff["p50_ms"] > 0
