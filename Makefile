@@ -26,7 +26,8 @@ lint: $(STAMP)
 		&& $(VENV)/bin/lint-imports
 
 # The engine against Temporal underneath, at a size that finishes in about 10 minutes on 2
-# cores: throughput and hand-off latency, start rate, idle footprint, instance cost (each a
+# cores: throughput and hand-off latency, start rate, idle footprint, instance cost, objects
+# per cached lead (each a
 # ratio to a baseline measured in the same run; figures in bench/results/, kept in
 # bench/README.md).
 bench: $(STAMP)
@@ -34,3 +35,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.start_rate --leads 2000
 	$(VENV)/bin/python -m bench.idle_scale --leads 2000
 	$(VENV)/bin/python -m bench.instance_cost --runs 200
+	$(VENV)/bin/python -m bench.cached_objects --leads 400

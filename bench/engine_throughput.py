@@ -691,6 +691,31 @@ async def measure_variant(
     }
 
 
+@contextlib.asynccontextmanager
+async def dev_server(database_url: str) -> AsyncIterator[dict[str, Client]]:
+    """A fresh in-memory dev server with Nurture's search attributes, and clients to it:
+    ``plain`` and ``encrypted`` (payloads encrypted as the engine does, keys in the read
+    model's database)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    keys = KeyStore(make_engine(database_url), MasterKeys(parse(generate(), "bench key")))
+    try:
+        yield {
+            "plain": env.client,
+            "encrypted": Client(
+                env.client.service_client,
+                namespace=env.client.namespace,
+                data_converter=encrypted_converter(keys),
+            ),
+        }
+    finally:
+        await env.shutdown()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     base = dict(args.worker_option)
     variants = [("given options" if base else "defaults", base)]
@@ -717,23 +742,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ):
         database_url = args.database_url or f"sqlite:///{Path(tmp) / 'nurture.db'}"
         results["database"] = database_url.split(":", 1)[0]
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=installed_binary("temporal"),
-            data_converter=pydantic_data_converter,
-            search_attributes=SEARCH_ATTRIBUTES,
-            dev_server_log_level="error",
-        )
-        keys = KeyStore(make_engine(database_url), MasterKeys(parse(generate(), "bench key")))
-        clients = {
-            "plain": env.client,
-            "encrypted": Client(
-                env.client.service_client,
-                namespace=env.client.namespace,
-                data_converter=encrypted_converter(keys),
-            ),
-        }
         codecs = {"on": ["encrypted"], "off": ["plain"], "both": ["plain", "encrypted"]}
-        try:
+        async with dev_server(database_url) as clients:
             for index, (name, options) in enumerate(variants):
                 for codec in codecs[args.codec]:
                     label = f"{name}, {codec}" if args.codec == "both" else name
@@ -752,8 +762,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         handoff_leads,
                     )
                     results["variants"].append({**measured, "codec": codec})
-        finally:
-            await env.shutdown()
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return results
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from activities import records
-from bench import engine_throughput, instance_cost, scoring
+from bench import cached_objects, engine_throughput, instance_cost, scoring
 
 
 def test_engine_throughput_reports_both_workflows_and_handoffs(tmp_path: Path) -> None:
@@ -104,3 +104,14 @@ def test_scoring_reports_microseconds_and_ratios(tmp_path: Path) -> None:
 def test_instance_cost_reports_both_modules() -> None:
     medians = instance_cost.main(["--runs", "3"])
     assert set(medians) == {"counting", "lead"} and all(ms > 0 for ms in medians.values())
+
+
+def test_cached_objects_counts_what_each_idle_workflow_adds(tmp_path: Path) -> None:
+    results = cached_objects.main(["--leads", "20", "--results", str(tmp_path / "objects.json")])
+
+    lead, counting = results["lead"], results["counting"]
+    # a cached lead holds its sandboxed module's functions and its pending coroutines
+    assert lead["by_type"]["builtins.function"] > 0 and lead["by_type"]["builtins.coroutine"] > 0
+    assert lead["objects_each"] > counting["objects_each"] > 0
+    assert results["process_objects_after"] > results["process_objects"]
+    assert json.loads((tmp_path / "objects.json").read_text())["ratio"] == results["ratio"]
