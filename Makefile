@@ -27,9 +27,8 @@ lint: $(STAMP)
 
 # The engine against Temporal underneath, at a size that finishes in about 10 minutes on 2
 # cores: throughput and hand-off latency, start rate, idle footprint, instance cost, objects
-# per cached lead (each a
-# ratio to a baseline measured in the same run; figures in bench/results/, kept in
-# bench/README.md).
+# per cached lead (each a ratio to a baseline measured in the same run; figures in
+# bench/results/, kept in bench/README.md).
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.engine_throughput --leads 300 --events 4 --repeats 2 --handoff-leads 100
 	$(VENV)/bin/python -m bench.start_rate --leads 2000
