@@ -23,21 +23,22 @@ import gc
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.collections_watch import FullCollections
 from bench.engine_throughput import dev_server, engines
 from bench.saving import save_results
 from nurture.config.config_loader import DEFAULT_CONFIG_DIR, DEFAULT_TEMPLATES_DIR
 from nurture.config.rules_source import RulesSource
+from nurture.config.settings import WorkerOptions
 from nurture.standins.sendgrid_standin import SendGridStandIn
 
 KINDS = ("lead", "counting")
-CACHE = 2000
-"""``WorkerOptions.max_cached_workflows``' default: every workflow started must stay cached."""
+CACHE = WorkerOptions.max_cached_workflows
+"""The worker's default cache: every workflow started must stay in it."""
 WARMUP = 10
 """Workflows of each kind started before counting (imports, converters, pools: made once)."""
 MOST_LEADS = (CACHE - len(KINDS) * WARMUP) // len(KINDS)
@@ -52,13 +53,12 @@ def tracked_by_type() -> collections.Counter[str]:
 
 
 def full_collection_ms(runs: int = 3) -> float:
-    """The median time of a full collection of this process, as the worker would pause."""
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        gc.collect()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+    """The median pause of a full collection of this process, timed as the throughput
+    benchmark times the worker's (``FullCollections``)."""
+    with FullCollections() as collections_seen:
+        for _ in range(runs):
+            gc.collect()
+    return statistics.median(collections_seen.pauses_ms)
 
 
 async def measure(leads: int, events: int, in_flight: int) -> dict[str, Any]:
