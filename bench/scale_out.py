@@ -100,6 +100,7 @@ async def handoffs(
         "notified": len(latencies),
         "p50_ms": round(percentile(latencies, 50), 1),
         "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(max(latencies, default=0.0), 1),
     }
 
 
@@ -178,14 +179,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     runs = []
     async with dev_engine("nurture-scale-", sleeping_rules) as engine:
         for repeat in range(args.repeats):
-            for count in (1, 2):
+            for count in args.workers:
                 result = await measure(args, count, engine)
                 print(f"repeat {repeat + 1}: {result}", flush=True)
                 runs.append(result)
-    return {"runs": runs, "by_workers": summary(runs)}
+    return {"runs": runs, "by_workers": summary(runs, args.workers)}
 
 
-def summary(runs: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
+def summary(runs: Sequence[dict[str, Any]], counts: Sequence[int]) -> dict[int, dict[str, float]]:
     keys = (
         "processed_per_s",
         "worker_cpu_ms_per_event",
@@ -193,7 +194,7 @@ def summary(runs: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
         "client_cpu_ms_per_event",
     )
     out: dict[int, dict[str, float]] = {}
-    for count in (1, 2):
+    for count in counts:
         mine = [r for r in runs if r["workers"] == count]
         out[count] = {k: round(statistics.median(r[k] for r in mine), 2) for k in keys}
         out[count]["handoff_p99_ms"] = statistics.median(r["handoff"]["p99_ms"] for r in mine)
@@ -208,14 +209,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--handoff-leads", type=int, default=60)
     parser.add_argument("--handoff-in-flight", type=int, default=10)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="worker processes in each variant, in the order run (default: 1 2); "
+        "--workers 1 measures one worker process alone",
+    )
     parser.add_argument("--results", type=Path)
     args = parser.parse_args(argv)
     results = asyncio.run(run(args))
     results["machine"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), **machine()}
     for count, figures in results["by_workers"].items():
         print(f"{count} worker(s): {figures}", flush=True)
-    one, two = results["by_workers"][1], results["by_workers"][2]
-    print(f"processed, two workers / one: {two['processed_per_s'] / one['processed_per_s']:.2f}")
+    by_workers = results["by_workers"]
+    if 1 in by_workers and 2 in by_workers:
+        ratio = by_workers[2]["processed_per_s"] / by_workers[1]["processed_per_s"]
+        print(f"processed, two workers / one: {ratio:.2f}")
     out = save_results(results, args.results, f"scale-out-{datetime.now(UTC):%Y-%m-%d}.json")
     print(f"results: {out}", flush=True)
     return 0
