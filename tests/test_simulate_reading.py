@@ -8,6 +8,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from structlog.testing import capture_logs
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.cli.simulate import Patience, read_states, settle
@@ -34,13 +35,18 @@ async def test_a_lead_no_worker_runs_is_counted_unread_and_the_rest_are_read(
             task_queue=f"{engine.task_queue}-nobody",
         )
         started = asyncio.get_running_loop().time()
-        reading = await read_states(dev_env.client, [readable[0], stuck, *readable[1:]], SHORT)
+        with capture_logs() as logs:
+            reading = await read_states(dev_env.client, [readable[0], stuck, *readable[1:]], SHORT)
         waited = asyncio.get_running_loop().time() - started
 
         assert reading.unread == [stuck]
         assert sorted(s.lead_id for s in reading.states) == sorted(readable)
         # two one-second queries and one pause: bounded, not the server's 30 s per query
         assert waited < 10, waited
+        # the log says which lead was given up on and what Temporal last said about it
+        given_up = [e for e in logs if e["event"] == "lead not read"]
+        assert [(e["lead_id"], e["attempts"]) for e in given_up] == [(stuck, 2)]
+        assert given_up[0]["error"].startswith(f"lead {stuck}: Temporal said "), given_up
 
         # settling waits for the unread lead as for one still applying its events, until
         # the deadline: the others were settled long before

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from rich.progress import Progress
 from temporalio.client import Client
 
@@ -24,6 +25,8 @@ from nurture.domain.leads import LeadEvent, LeadProfile
 from nurture.domain.rules import Rules
 from nurture.domain.scoring import qualifies_instantly
 from nurture.runtime.fan_out import gather_bounded
+
+log = structlog.get_logger(__name__)
 
 FIRST = [
     "Ada",
@@ -311,9 +314,13 @@ async def read_state_patiently(
     for attempt in range(patience.attempts):
         try:
             return await read_state(client, lead_id, patience.timeout)
-        except TemporalUnavailableError:
+        except TemporalUnavailableError as err:
             if attempt < patience.attempts - 1:
                 await asyncio.sleep(patience.pause(attempt))
+            else:  # what Temporal last said tells a busy engine from a stuck lead
+                log.warning(
+                    "lead not read", lead_id=lead_id, attempts=patience.attempts, error=str(err)
+                )
     return None
 
 
