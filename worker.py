@@ -35,7 +35,6 @@ from nurture.config.settings import WorkerOptions
 from nurture.contract import shared_rules
 from nurture.contract.messages import TASK_QUEUE
 from nurture.reports.worker_gauges import worker_gauges
-from nurture.runtime.bytecode import cache_bytecode
 from nurture.runtime.metrics import metrics_runtime
 from nurture.runtime.tracing import tracer_provider_from_env, tracing_interceptors
 from nurture.store.db import data_dir_from_env, keep_private, make_engine
@@ -48,7 +47,6 @@ log = structlog.get_logger(__name__)
 
 def build_worker(client: Client, options: WorkerOptions, source: RulesSource) -> Worker:
     """A worker for leads and their erasures, every activity wired to its dependencies."""
-    cache_bytecode([sys.modules[LeadWorkflow.__module__]])  # the sandbox imports it per lead
     engine = make_engine(options.database_url)
     source.record_status_in(engine)  # for `nurture config status` and the dashboard
     shared_rules.SHELF.read_from(source.kept_rules)  # versions met in histories, not loaded here
@@ -91,11 +89,11 @@ def tune_garbage_collector(young_threshold: int, *, freeze: bool) -> None:
 
     Objects of in-flight workflow tasks live a few hundred milliseconds; at 700 many survive two
     young collections and reach the oldest generation, whose collection walks every cached lead
-    (~700 objects each, over a million at 2,000 cached) and stops every lead on the worker:
-    13 full collections of up to 0.9 s in a 95 s benchmark, handoff p99 2.3-2.7 s. At 10,000
-    they die young: 1 full collection, handoff p99 0.96 s (``bench/README.md``). A full
-    collection also walks every object start-up made, which lives as long as the process:
-    ``gc.freeze`` moves them where no collection looks."""
+    (~310 objects each, ~0.6 million at 2,000 cached: ``bench.cached_objects``) and stops every
+    lead on the worker: 13 full collections of up to 0.9 s in a 95 s benchmark, handoff p99
+    2.3-2.7 s. At 10,000 they die young: 1 full collection, handoff p99 0.96 s
+    (``bench/README.md``). A full collection also walks every object start-up made, which lives
+    as long as the process: ``gc.freeze`` moves them where no collection looks."""
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(young_threshold, middle, oldest)
     if freeze:

@@ -1,7 +1,7 @@
 """The names a lead answers to in Temporal, and the search attributes it publishes.
 
 Changing any of these strands running leads (their histories and the visibility store use the
-names): they are part of the contract, not of the workflow's code. ``workflows/lead.py``
+names): they are part of the contract, not of the workflow's code. ``workflows/lead_shell.py``
 declares its signals, updates and query with these constants; clients call them by name."""
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ PATCH_BASELINE = "baseline-2026-12"
 each patch as they did."""
 PATCH_SALES_FIRST = "baseline-2026-12-06-sales-first"
 """Sales work goes first on the lead's own workflow tasks. The read-model write waits (at most
-``SALES_FIRST_FOR`` in ``workflows/lead.py``) while an activity sales waits for (picking the
+``SALES_FIRST_FOR`` in ``workflows/lead_shell.py``) while an activity sales waits for (picking the
 rep, the rep's alert, an escalation) is in flight: a local activity holds back every command of
 its workflow task until it is done, so written beside them it delayed the rep's alert on each
 task of a handoff. And a handoff in the workflow task that just read the rules (a new lead's

@@ -4,7 +4,7 @@ instead of activities, a clock that moves only when told, plain queues instead o
 For tests of a lead's whole life (``tests/lead_driver.py``) and for synthetic populations
 (``bench/population.py``): both get exactly the decisions, facts and keys a running lead makes.
 
-The loop is the workflow's (``workflows/lead.py``): apply what came in, carry out queued work,
+The loop is the workflow's (``workflows/lead_shell.py``): apply what came in, carry out queued work,
 enrol a lead that has no cadence, do what is due. Rep actions go through the same all-or-
 nothing rule as the workflow's updates: refused when the validator says no, undone when they
 fail half-way. The world answers each ask the way the activities would. The caller gives the

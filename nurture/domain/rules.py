@@ -1,7 +1,7 @@
 """Marketer- and sales-owned rules, as data: scoring, cadences, routing and the SLA.
 
 Loaded from YAML by :mod:`nurture.config.config_loader`; handed to workflows through an activity
-so a change to the files reaches running leads at a defined point (see ``workflows/lead.py``).
+so a change to the files reaches running leads at a defined point (see ``workflows/lead_shell.py``).
 These models import nothing from Temporal and hold no I/O.
 """
 

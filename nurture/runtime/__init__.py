@@ -1,1 +1,1 @@
-"""Process plumbing: logging, exit, bytecode caching."""
+"""Process plumbing: logging, metrics, tracing, exit."""
