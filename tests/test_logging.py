@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 import structlog
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from nurture.client.temporal import TemporalSettings
 from nurture.config.settings import MailerSettings
 from nurture.runtime.logging import configure_logging
+from tests.recorded_rules import only_recorded_rules
+from tests.test_query_ahead_of_task import UNEXPLAINED, cut_history
+from workflows.lead import LeadWorkflow
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +36,25 @@ def test_json_logs_carry_bound_ids_and_never_a_key(capsys: pytest.CaptureFixture
     assert secret not in json.dumps(lines)
     assert lines[1]["logger"] == "temporalio.workflow"  # SDK records share the pipeline
     assert "tok-9f8e7d" not in lines[1]["event"] and "Bearer ***" in lines[1]["event"]
+
+
+async def test_a_failed_activation_is_logged_from_inside_the_sandbox_with_its_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The SDK logs a workflow's failed activation from inside the sandbox, with the
+    exception: the record reaches the JSON log whole, the traceback as text (a lead refusing
+    to decide ahead of its workflow task, as a worker meets it after a restart)."""
+    configure_logging(level="INFO", json_logs=True)
+    with only_recorded_rules():
+        replayer = Replayer(workflows=[LeadWorkflow], data_converter=pydantic_data_converter)
+        await replayer.replay_workflow(cut_history(UNEXPLAINED, 83), raise_on_replay_failure=False)
+    err = capsys.readouterr().err
+    assert "Logging error" not in err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    failed = [line for line in lines if line["event"].startswith("Failed activation on workflow")]
+    assert len(failed) == 1, lines
+    assert "AheadOfWorkflowTask" in failed[0]["exception"], failed[0]
+    assert failed[0]["temporal_workflow"]["workflow_type"] == "LeadWorkflow"
 
 
 def test_settings_objects_hide_their_keys_when_printed() -> None:

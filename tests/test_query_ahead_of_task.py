@@ -48,7 +48,7 @@ def _events(path: Path) -> list[dict[str, object]]:
     return events
 
 
-def _cut(path: Path, last_event: int) -> WorkflowHistory:
+def cut_history(path: Path, last_event: int) -> WorkflowHistory:
     """The history of ``path`` up to and including event ``last_event``."""
     data = json.loads(path.read_text())
     data["events"] = [e for e in data["events"] if int(e["eventId"]) <= last_event]
@@ -91,10 +91,10 @@ async def test_the_unexplained_lead_refuses_what_its_query_brought_ahead_of_the_
     worker with a query, before task 84: deciding on them then read 13:44:25.07, the time of
     task 79, and started event 86's timer. Refused, the lead decides at task 84, as a replay
     does."""
-    refusals = await _refusals(_cut(UNEXPLAINED, 83), caplog)
+    refusals = await _refusals(cut_history(UNEXPLAINED, 83), caplog)
     assert len(refusals) == 1
     assert "its clock still reads" in refusals[0] and "13:44:25.072996" in refusals[0]
-    assert await _refusals(_cut(UNEXPLAINED, 84), caplog) == []  # task 84 itself: decided
+    assert await _refusals(cut_history(UNEXPLAINED, 84), caplog) == []  # task 84 itself: decided
 
 
 CASES = [
@@ -114,5 +114,7 @@ async def test_a_lead_decides_nothing_on_a_wake_up_ahead_of_its_workflow_task(
     """Whatever woke it (its timer, an activity's result, a signal) and whatever version it
     runs: ahead of the workflow task, refused; in the workflow task, decided."""
     scheduled, started = wake_up
-    assert await _refusals(_cut(path, scheduled), caplog), f"{kind} at {scheduled} decided on"
-    assert not await _refusals(_cut(path, started), caplog), f"task {started} refused"
+    assert await _refusals(cut_history(path, scheduled), caplog), (
+        f"{kind} at {scheduled} decided on"
+    )
+    assert not await _refusals(cut_history(path, started), caplog), f"task {started} refused"

@@ -42,15 +42,22 @@ def configure_logging(level: str | None = None, json_logs: bool | None = None) -
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact_secrets,
     ]
+    if json_logs:
+        # The traceback as text under "exception" (the console renders its own). Without it
+        # the JSON encoder meets the traceback object and falls back to a lazy import: inside
+        # the workflow sandbox (the SDK logs a failed activation from there) that import is
+        # refused, and the record is lost. Before redact_secrets, so tracebacks are redacted.
+        shared.append(structlog.processors.format_exc_info)
+    shared.append(redact_secrets)
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_logs
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        # Extras first: what a standard-library record carries is redacted too.
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)
