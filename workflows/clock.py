@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
 
@@ -35,9 +35,15 @@ class AheadOfWorkflowTask(Exception):
     is not what the replay decides, and the lead can never be replayed again (TMPRL1100).
 
     Raised instead of deciding anything: it fails that activation, so the query fails (the
-    client asks again) and the worker drops the lead from its cache; the next workflow task
-    replays the history and delivers the events with the right time. Never raised on replay
-    or in a query handler, and never caught by the lead's own error handling."""
+    client asks again). The core keeps the run in its cache after a failed query activation,
+    and with the next query it delivers the same events again, marked as replay: a lead
+    deciding on them then sent commands beside the query's answer, which the core refuses as
+    malformed, and the run's workflow task failed on every attempt for minutes (seen in the
+    dev-server restart drill). So a refusal is final for the instance: every later activation
+    that is not a query handler is refused too, replay or not, until the run's next workflow
+    task fails with it; that failure drops the run from the cache, and the retry replays the
+    history from the start and delivers the events with the right time. Never raised in a
+    query handler or on a genuine replay, and never caught by the lead's own error handling."""
 
 
 # Clients recognise the refusal by this type's name (its message reaches them encrypted).
@@ -49,6 +55,7 @@ class HeldClock:
         self._held: Hold | None = None
         # The workflow time last seen, and the history length it was first seen with.
         self._task_began: tuple[datetime, int] | None = None
+        self._refused: AheadOfWorkflowTask | None = None  # once refused, refused for good
 
     def now(self) -> datetime:
         self.check_in_workflow_task()
@@ -70,15 +77,16 @@ class HeldClock:
         activity markers; nothing is checked there (a replay is its own reference)."""
         if workflow.unsafe.is_read_only():  # a query or a validator: nothing is decided
             return
+        if self._refused is not None:
+            raise AheadOfWorkflowTask(f"{self._refused} (refused before on this instance)")
         at, length = workflow.now(), workflow.info().get_current_history_length()
         began = self._task_began
         if began is None or began[0] != at:
             self._task_began = (at, length)
         elif length > began[1] and not workflow.unsafe.is_replaying():
-            raise AheadOfWorkflowTask(
-                f"workflow {workflow.info().workflow_id} is {AHEAD_OF_WORKFLOW_TASK}: its "
-                f"history grew from {began[1]} to {length} events outside a workflow task, "
-                f"its clock still reads that task's time ({at.isoformat()}); nothing is "
+            self._refuse(
+                f"its history grew from {began[1]} to {length} events outside a workflow "
+                f"task, its clock still reads that task's time ({at.isoformat()}); nothing is "
                 "decided on the new events until their workflow task replays them"
             )
 
@@ -90,16 +98,23 @@ class HeldClock:
         :meth:`check_in_workflow_task` cannot tell (a workflow task that brought the workflow
         nothing new, as after a local activity's result replayed from its marker, leaves its
         time unseen)."""
+        if self._refused is not None:
+            self.check_in_workflow_task()
         if deadline is None or workflow.unsafe.is_replaying():
             return
         at = workflow.now()
         if at < deadline:
-            raise AheadOfWorkflowTask(
-                f"workflow {workflow.info().workflow_id} is {AHEAD_OF_WORKFLOW_TASK}: its "
-                f"timer for {deadline.isoformat()} fired, its clock still reads "
+            self._refuse(
+                f"its timer for {deadline.isoformat()} fired, its clock still reads "
                 f"{at.isoformat()}; nothing is decided until the timer's workflow task "
                 "replays it"
             )
+
+    def _refuse(self, why: str) -> NoReturn:
+        self._refused = AheadOfWorkflowTask(
+            f"workflow {workflow.info().workflow_id} is {AHEAD_OF_WORKFLOW_TASK}: {why}"
+        )
+        raise self._refused
 
     async def watch(self) -> None:
         """Check every activation that runs the workflow, not only those that read the time

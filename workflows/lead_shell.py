@@ -173,6 +173,7 @@ class LeadShell:
                 # database outage holds the lead here until the backlog is written).
                 await workflow.wait_condition(lambda: len(core.ledger.items) <= FACTS_CARRIED_MAX)
                 await self._drain()
+                self._clock.check_in_workflow_task()
                 workflow.continue_as_new(core.continued())
             wake_at = core.next_wakeup()
             self._rules_fresh = False  # what is due next may come in a later workflow task
@@ -365,6 +366,7 @@ class LeadShell:
     ) -> Result:
         """An activity, ahead of others on the queue when sales waits for it (the priority key is
         no part of the command a replay matches, so no patch is needed)."""
+        self._clock.check_in_workflow_task()  # every command: see workflows/clock.py
         self._rules_fresh = False  # its result comes in a later workflow task
         priority_key = urgency.priority_key(request)
         sales = priority_key == urgency.SALES
@@ -430,6 +432,7 @@ class LeadShell:
         write started beside a handoff's ``assign_rep`` delayed that activity, and the one
         beside the alert delayed the alert. Waiting, the write goes with the workflow task
         that has the alert's result, and the read model is behind by that round trip."""
+        self._clock.check_in_workflow_task()  # the wait's timer is a command
         # Timed out: sales still waits (SendGrid down?), the read model must not.
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
@@ -441,6 +444,7 @@ class LeadShell:
     def _publish(self) -> None:
         """Upsert search attributes that changed, so operators can filter in the UI; start
         writing the read model's facts."""
+        self._clock.check_in_workflow_task()  # an upsert is a command
         changes = visibility.changed(
             visibility.search_attributes(self._core.state), self._published
         )
