@@ -40,10 +40,11 @@ class AheadOfWorkflowTask(Exception):
     deciding on them then sent commands beside the query's answer, which the core refuses as
     malformed, and the run's workflow task failed on every attempt for minutes (seen in the
     dev-server restart drill). So a refusal is final for the instance: every later activation
-    that is not a query handler is refused too, replay or not, until the run's next workflow
-    task fails with it; that failure drops the run from the cache, and the retry replays the
-    history from the start and delivers the events with the right time. Never raised in a
-    query handler or on a genuine replay, and never caught by the lead's own error handling."""
+    that is not a query handler is refused too, replay or not, until the core drops the run
+    from its cache (after such a refused query, or when the run's next workflow task fails with
+    it); the next workflow task then replays the history from the start and delivers the events
+    with the right time. Never raised in a query handler or on a genuine replay, and never
+    caught by the lead's own error handling."""
 
 
 # Clients recognise the refusal by this type's name (its message reaches them encrypted).
