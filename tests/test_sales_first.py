@@ -5,10 +5,13 @@ rep's alert cannot be sent."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, select
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.standins.sendgrid_standin import SendFault, SendGridStandIn
@@ -31,6 +34,10 @@ def _local_activity(event: HistoryEvent) -> str | None:
         if f'"activity_type":"{name}"' in data:
             return name
     return None
+
+
+async def _events(handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]:
+    return list((await handle.fetch_history()).events)
 
 
 def _what_happened(events: list[HistoryEvent]) -> list[str]:
@@ -62,9 +69,12 @@ async def test_a_new_leads_handoff_goes_out_before_its_read_model_write(
                 return assigned and bool(_handoffs(session, lead))
 
         await wait_until(handed_off_in_the_read_model, what="the handoff in the read model")
-        history = await handle.fetch_history()
+        # The write commits before its workflow task completes and records the marker.
+        deadline = asyncio.get_running_loop().time() + 15
+        while "local record_facts" not in (done := _what_happened(await _events(handle))):
+            assert asyncio.get_running_loop().time() < deadline, done
+            await asyncio.sleep(0.05)
 
-    done = _what_happened(list(history.events))
     alert = done.index("send_email")
     # Read once, then the rep is picked and alerted with nothing written in between...
     assert done[: done.index("assign_rep") + 1] == ["local load_rules", "assign_rep"]
