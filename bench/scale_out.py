@@ -159,17 +159,17 @@ async def measure(args: argparse.Namespace, count: int, engine: DevEngine) -> di
             lambda event: send_event(client, event), lead_ids, args.events, args.in_flight
         )
         drain_s, _ = await drain(client, [workflow_id_for(i) for i in lead_ids], args.in_flight)
-        used = {pid: cpu_seconds(pid) - before[pid] for pid in before}
+        drained = {pid: cpu_seconds(pid) for pid in before}  # also the hand-offs' start
+        used = {pid: drained[pid] - before[pid] for pid in before}
         events = args.leads * args.events
-        before_handoffs = {pid: cpu_seconds(pid) for pid in before}
         handoff = await handoffs(client, standin, args.handoff_leads, args.handoff_in_flight)
         notified = max(handoff["notified"], 1)
         handoff |= {  # where a hand-off's time goes: CPU per hand-off of each side
             "worker_cpu_ms_each": round(
-                sum(cpu_seconds(p) - before_handoffs[p] for p in pids) * 1000 / notified, 1
+                sum(cpu_seconds(p) - drained[p] for p in pids) * 1000 / notified, 1
             ),
             "server_cpu_ms_each": round(
-                (cpu_seconds(server_pid) - before_handoffs[server_pid]) * 1000 / notified, 1
+                (cpu_seconds(server_pid) - drained[server_pid]) * 1000 / notified, 1
             ),
         }
     return {
