@@ -33,13 +33,14 @@ measured plain and encrypted on the same server, and the report gives the codec'
 encrypted lead throughput over the plain one.
 
 ``--worker-option`` applies to both workers: ``max_cached_workflows``, ``activity_threads``
-(``WorkerOptions`` fields), ``workflow_pollers``/``activity_pollers`` (poller maxima), or any
-integer ``temporalio.worker.Worker`` argument (``max_concurrent_workflow_tasks``,
-``max_concurrent_local_activities``...). ``--sweep`` measures a set of variants one after
-the other on the same server. ``--sample-stacks`` samples the process's thread stacks during
-the lead runs (``bench/sampling.py``) and reports where busy threads were. Timings are never
-asserted: ``tests/test_bench_engine_smoke.py`` runs this at a tiny size and checks that it
-reports figures.
+(``WorkerOptions`` fields), ``workflow_pollers``/``activity_pollers`` (poller maxima),
+``workflow_threads`` (the threads that run workflow activations; the SDK's default is one per
+workflow-task slot), or any integer ``temporalio.worker.Worker`` argument
+(``max_concurrent_workflow_tasks``, ``max_concurrent_local_activities``...). ``--sweep``
+measures a set of variants one after the other on the same server. ``--sample-stacks`` samples
+the process's thread stacks during the lead runs (``bench/sampling.py``) and reports where busy
+threads were. Timings are never asserted: ``tests/test_bench_engine_smoke.py`` runs this at a
+tiny size and checks that it reports figures.
 """
 
 from __future__ import annotations
@@ -447,6 +448,10 @@ def worker_kwargs(options: dict[str, int]) -> dict[str, Any]:
             kwargs["workflow_task_poller_behavior"] = PollerBehaviorSimpleMaximum(value)
         elif name == "activity_pollers":
             kwargs["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(value)
+        elif name == "workflow_threads":  # the SDK's default: one per workflow-task slot
+            kwargs["workflow_task_executor"] = concurrent.futures.ThreadPoolExecutor(
+                value, thread_name_prefix="bench_workflow_"
+            )
         else:
             kwargs[name] = value
     return kwargs
@@ -490,6 +495,8 @@ async def engines(
         kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
     with extra_worker_arguments(kwargs):
         lead_worker = build_worker(client, worker_options, source)
+    # A thread pool is one worker's own: the counting worker gets a pool of the same size.
+    kwargs |= {k: v for k, v in worker_kwargs(options).items() if k == "workflow_task_executor"}
     counting_worker = Worker(
         client,
         task_queue=f"bench-count-{run_id}",
