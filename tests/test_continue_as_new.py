@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 from temporalio.testing import WorkflowEnvironment
 
-from nurture.client.starting import send_event
+from nurture.client.starting import TASK_TIMEOUT, send_event
 from nurture.domain.leads import LeadEvent
 from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import make_engine
@@ -64,9 +64,9 @@ async def test_thousands_of_events_cross_continue_as_new_with_an_exact_score(
             lambda s: s.events_applied + s.duplicates_ignored >= EVENTS + RESENT,
             timeout=120,
         )
-        history_length = (
-            await handle.describe()
-        ).raw_description.workflow_execution_info.history_length
+        described = (await handle.describe()).raw_description
+        history_length = described.workflow_execution_info.history_length
+        task_timeout = described.execution_config.default_workflow_task_timeout.ToTimedelta()
         # The read model gets every applied event once, across every run.
         db = make_engine(engine.database_url)
         await wait_until(
@@ -82,4 +82,5 @@ async def test_thousands_of_events_cross_continue_as_new_with_an_exact_score(
     assert state.score.tallies["download"].count == EVENTS // 4
     assert state.runs >= EVENTS // 400  # engine.yaml: max_events_per_run 400
     assert history_length < 4000  # the current run's history stays bounded
+    assert task_timeout == TASK_TIMEOUT  # what the lead was started with, in its latest run
     assert state.stage == "assigned" and state.owner == "alice"  # handed off on the way

@@ -3,6 +3,8 @@ that has no workflow yet starts it and is never lost."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import Priority, WorkflowIDConflictPolicy
 
@@ -11,6 +13,19 @@ from nurture.contract.messages import TASK_QUEUE, LeadInput
 from nurture.contract.names import EVENT_SIGNAL, LEAD_WORKFLOW, PROFILE_SIGNAL
 from nurture.core.urgency import SALES
 from nurture.domain.leads import LeadEvent, LeadProfile, workflow_id_for
+
+TASK_TIMEOUT = timedelta(seconds=30)
+"""How long a worker may take over one of a lead's workflow tasks before Temporal gives it to
+another worker (the server's default is 10 s, its limit 120 s; continue-as-new keeps it).
+
+A calm task takes milliseconds. A worker that has taken more tasks than its interpreter runs at
+once (up to its 100 slots, taking turns at the interpreter lock) finishes them late together:
+with 10,000 new leads and 5,000 due touches on one worker, 8,156 tasks took over 5 s (p50 8 s,
+longest 15 s). At 10 s the server timed 2,671 of them out, refused their completions and
+scheduled them again, to be replayed from their histories on top of the work already done:
+the backlog fed itself and the run never drained. At 30 s none timed out and it drained
+(``bench/README.md``). The price is paid only when a worker dies in the middle of a task: that
+lead waits up to this long before another worker runs it."""
 
 
 async def send_profile(
@@ -60,4 +75,5 @@ async def _signal_with_start(
         start_signal_args=[payload],
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         priority=priority,
+        task_timeout=TASK_TIMEOUT,
     )
