@@ -442,19 +442,25 @@ def worker_kwargs(options: dict[str, int]) -> dict[str, Any]:
     fields."""
     kwargs: dict[str, Any] = {}
     for name, value in options.items():
-        if name in OPTION_FIELDS:
+        if name in OPTION_FIELDS or name == "workflow_threads":  # the latter: workflow_executor
             continue
         if name == "workflow_pollers":
             kwargs["workflow_task_poller_behavior"] = PollerBehaviorSimpleMaximum(value)
         elif name == "activity_pollers":
             kwargs["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(value)
-        elif name == "workflow_threads":  # the SDK's default: one per workflow-task slot
-            kwargs["workflow_task_executor"] = concurrent.futures.ThreadPoolExecutor(
-                value, thread_name_prefix="bench_workflow_"
-            )
         else:
             kwargs[name] = value
     return kwargs
+
+
+def workflow_executor(options: dict[str, int]) -> dict[str, Any]:
+    """A ``Worker`` argument for ``workflow_threads``: a pool of its own for each worker that
+    asks (none given: the SDK's default, a thread per workflow-task slot)."""
+    threads = options.get("workflow_threads")
+    if threads is None:
+        return {}
+    pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="bench_workflow_")
+    return {"workflow_task_executor": pool}
 
 
 @contextlib.contextmanager
@@ -493,10 +499,8 @@ async def engines(
     kwargs = worker_kwargs(options)
     if "sandbox" in ablate:  # both workers: the comparison stays like for like
         kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
-    with extra_worker_arguments(kwargs):
+    with extra_worker_arguments(kwargs | workflow_executor(options)):
         lead_worker = build_worker(client, worker_options, source)
-    # A thread pool is one worker's own: the counting worker gets a pool of the same size.
-    kwargs |= {k: v for k, v in worker_kwargs(options).items() if k == "workflow_task_executor"}
     counting_worker = Worker(
         client,
         task_queue=f"bench-count-{run_id}",
@@ -505,6 +509,7 @@ async def engines(
         max_cached_workflows=worker_options.max_cached_workflows,
         max_concurrent_activities=worker_options.activity_threads,
         **kwargs,
+        **workflow_executor(options),
     )
     async with lead_worker, counting_worker:
         yield Engines(client, lead_worker.task_queue, counting_worker.task_queue, standin)
