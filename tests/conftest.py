@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,6 +241,18 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} never held within {timeout:g} s")
         await asyncio.sleep(0.05)
+
+
+async def wait_until_async(
+    predicate: Callable[[], Awaitable[object]], timeout: float = 15.0, what: str = "the condition"
+) -> None:
+    """Poll ``predicate`` until it holds, for a condition read over the network (a history,
+    a query): the next read starts only after the last one answered."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} never held within {timeout:g} s")
+        await asyncio.sleep(0.1)
 
 
 async def wait_for_email(

@@ -1,14 +1,20 @@
-"""What the fault drills share: rules made for a drill."""
+"""What the fault drills share: rules made for a drill, a database that goes away, and what
+a lead's history says about its read-model writes."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
+from sqlalchemy import create_engine, text
+from temporalio.client import WorkflowHistory
 
-from tests.conftest import TEST_RULES
+from nurture.contract.ledger import RECORD_FACTS
+from tests.conftest import POSTGRES_ADMIN_URL, TEST_RULES
 
 
 def drill_rules(
@@ -37,3 +43,49 @@ def drill_rules(
             f"activity_timeout: {activity_timeout}\nmax_events_per_run: 400\n"
         )
     return config
+
+
+def set_database_up(url: str, up: bool) -> None:
+    """Refuse (and cut) or allow every connection to the drill's database."""
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(up).lower()}'))
+            if not up:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+    finally:
+        admin.dispose()
+
+
+def read_model_writes(history: WorkflowHistory) -> list[dict[str, Any]]:
+    """What each read-model write's local-activity marker says: its ``attempt``, its
+    ``backoff`` before the next attempt when it failed (None when it succeeded), and its
+    ``original_schedule_time``, the same for every attempt of one write."""
+    writes = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name == "core_local_activity":
+            data = json.loads(marker.details["data"].payloads[0].data)
+            if data["activity_type"] == RECORD_FACTS:
+                writes.append(data)
+    return writes
+
+
+def retries_in_task(writes: list[dict[str, Any]]) -> int:
+    """The most attempts one write made inside a workflow task after its first (a marker is
+    recorded only when the write succeeds or waits for a timer, so attempts it skips were
+    made in the task)."""
+    last_attempt: dict[str, int] = {}
+    most = 0
+    for write in writes:
+        write_id = json.dumps(write["original_schedule_time"])
+        most = max(most, write["attempt"] - last_attempt.get(write_id, 0) - 1)
+        last_attempt[write_id] = write["attempt"]
+    return most

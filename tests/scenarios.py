@@ -3,6 +3,7 @@ under tests/histories/ (replayed in CI) and to replay a fresh one."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -20,9 +21,11 @@ from nurture.contract.messages import (
     TaskCompletion,
 )
 from nurture.standins.crm_standin import SalesforceStandIn, to_18_char_id
-from tests.conftest import TEST_RULES, Engine, wait_for_state, wait_until
+from tests.conftest import TEST_RULES, Engine, wait_for_state, wait_until, wait_until_async
+from tests.drills import drill_rules, read_model_writes, set_database_up
 
 SCENARIO_TIME_SCALE = 14400.0  # 4h SLA -> 1s, 1h first touch -> 0.25s
+OUTAGE_TIME_SCALE = 3600.0  # the outage's cadence: first touch 1 s after enrolment, second 6 s
 
 
 async def full_life(engine: Engine, lead: str) -> WorkflowHandle:
@@ -157,4 +160,38 @@ async def crm_life(engine: Engine, salesforce: SalesforceStandIn, lead: str) -> 
         lambda: (salesforce.lead_by_external_id(lead) or {}).get("Status") == "Closed - Converted",
         what="the CRM seeing the lead won",
     )
+    return handle
+
+
+def outage_rules(tmp_path: Path) -> Path:
+    """Two touches, the second due while the database is away."""
+    return drill_rules(tmp_path, [("first", "1h"), ("second", "6h")])
+
+
+async def database_outage(engine: Engine, lead: str, database_url: str) -> WorkflowHandle:
+    """The engine database refuses connections while an event arrives and a touch comes due:
+    the lead applies the event, its read-model write fails and is retried (in its workflow task,
+    then on durable timers: the markers record the attempt and the backoff), the touch's send
+    waits; once the database is back, the write goes through and the touch is sent once."""
+    handle = await engine.profile(lead_id=lead, email=f"{lead}@corp.example", first_name="Di")
+    await wait_for_state(handle, lambda s: s.touches_sent == 1)
+    await asyncio.to_thread(set_database_up, database_url, False)
+    try:
+        await engine.event(lead, "page_view", url="https://corp.example/pricing")
+        await wait_for_state(handle, lambda s: s.events_applied == 1)
+
+        async def retried_on_a_timer() -> bool:
+            writes = read_model_writes(await handle.fetch_history())
+            return any(w["backoff"] for w in writes)
+
+        await wait_until_async(retried_on_a_timer, what="the write retried on a timer", timeout=40)
+    finally:
+        await asyncio.to_thread(set_database_up, database_url, True)
+
+    async def written() -> bool:
+        writes = read_model_writes(await handle.fetch_history())
+        return not writes[-1]["backoff"]
+
+    await wait_until_async(written, what="the write going through", timeout=60)
+    await wait_for_state(handle, lambda s: s.touches_sent == 2, timeout=60)
     return handle

@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlmodel import SQLModel
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from nurture.client.sales import read_state
 from nurture.contract.messages import LeadState
@@ -39,13 +40,13 @@ from nurture.store.read_model import (
     table_of,
 )
 from tests.conftest import (
-    POSTGRES_ADMIN_URL,
     lead_id,
     postgres_database,
     running_engine,
     wait_until,
 )
-from tests.drills import drill_rules
+from tests.drills import drill_rules, read_model_writes, retries_in_task, set_database_up
+from workflows.lead import LeadWorkflow
 
 TIME_SCALE = 3600.0  # the drill cadence's hours are seconds
 OUTAGE = 7.0  # seconds without the database
@@ -59,25 +60,6 @@ def pg_url() -> Iterator[str]:
     """A PostgreSQL database of the drill's own, dropped afterwards."""
     with postgres_database("nurture_drill") as url:
         yield url
-
-
-def set_database_up(url: str, up: bool) -> None:
-    """Refuse (and cut) or allow every connection to the drill's database."""
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(up).lower()}'))
-            if not up:
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
-    finally:
-        admin.dispose()
 
 
 async def end_all(client: Client, leads: list[str]) -> None:
@@ -195,6 +177,10 @@ async def test_database_down_for_seconds_loses_nothing_and_sends_nothing_twice(
                     )
                 await asyncio.sleep(0.25)
             settled_after = loop.time() - started
+            histories = await asyncio.gather(
+                *(client.get_workflow_handle(workflow_id_for(i)).fetch_history() for i in leads)
+            )
+            writes = [read_model_writes(history) for history in histories]
             with db.connect() as conn:
                 outbox = conn.execute(select(table_of(OutboxMessage))).mappings().all()
         finally:
@@ -207,6 +193,15 @@ async def test_database_down_for_seconds_loses_nothing_and_sends_nothing_twice(
     # The touches whose outbox could not be marked sent, and those that could not start.
     assert "send_email" in {a.activity_type.name for a in retried}
     assert sent_while_down == EARLY, "a touch went out while its outbox row could not be written"
+    # A failed read-model write gave its workflow task back after one retry, and was retried on
+    # timers: the lead's queries and next command waited about a second, not for the outage.
+    assert any(w["backoff"] for lead in writes for w in lead), "no write retried on a timer"
+    assert max(retries_in_task(lead) for lead in writes) == 1
+    # And the retries' markers and timers replay (a worker restarting mid-outage).
+    replayer = Replayer(workflows=[LeadWorkflow], data_converter=client.data_converter)
+    for history in histories:
+        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert replayed.replay_failure is None, f"{history.workflow_id}: {replayed.replay_failure}"
 
     # --- every email exactly once, every event exactly once, every lead where it should be ---
     sent = Counter(m.custom_args["nurture_key"] for m in standin.messages)

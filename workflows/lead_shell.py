@@ -87,6 +87,15 @@ SALES_FIRST_FOR = timedelta(seconds=5)
 """The longest the read-model write waits for an activity sales waits for (a timer bounds it:
 while SendGrid is down the alert is retried for as long as it takes, and the read model must
 still show the handoff)."""
+WRITE_TIMEOUT = timedelta(seconds=5)
+WRITE_RETRIED_IN_TASK = timedelta(seconds=1)
+"""A failed read-model write is tried once more in its workflow task, after 1 s (a blip), and
+after that on durable timers (2 s, 4 s, … as ``RETRY_FOREVER`` doubles), so a database that
+refuses holds the lead's workflow task, its queries and its next command for about a second,
+and one that hangs for two attempts. Retried in the task while the backoff was up to 10 s,
+a refusing database held them 15 s and a hanging one 40 s (Temporal completes a task held by a
+local activity only at 80 % of its timeout: 24 s). A marker records each failed attempt with
+its backoff, and a replay takes the backoff from it: no patch (``lead-db-outage-v10``)."""
 EFFECT_ACTIVITIES = {  # kind: (activity, what a failure names)
     "transition": (RECORD_TRANSITION, "record"),
     "task": (CLOSE_TASK, "record"),
@@ -410,14 +419,12 @@ class LeadShell:
         try:
             # Not held to the time it was asked at (see workflows/clock.py): after it, the
             # time only versions rows, never decides a command. Milliseconds inside the
-            # workflow task normally; a slow or unavailable database holds the lead's next
-            # command for at most ~10 s: retries after that wait on durable timers, and the
-            # lead carries on meanwhile.
+            # workflow task normally; see WRITE_RETRIED_IN_TASK for a database that fails.
             await workflow.execute_local_activity(
                 RECORD_FACTS,
                 batch,
-                start_to_close_timeout=timedelta(seconds=5),
-                local_retry_threshold=timedelta(seconds=10),
+                start_to_close_timeout=WRITE_TIMEOUT,
+                local_retry_threshold=WRITE_RETRIED_IN_TASK,
                 retry_policy=RETRY_FOREVER,
             )
         except ActivityError as err:
