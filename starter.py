@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def main() -> None:
     from nurture.cli import app
     from nurture.cli.parts import EngineParts
+    from nurture.store.availability import DATABASE_UNAVAILABLE
     from nurture.store.migrations import SchemaTooNewError
 
     try:
@@ -25,6 +26,11 @@ def main() -> None:
         from nurture.runtime.process import exit_now
 
         exit_now(fail(str(exc), 2))
+    except DATABASE_UNAVAILABLE as exc:  # from any command: refused, cut, or no answer in time
+        from nurture.cli.output import database_unavailable
+        from nurture.runtime.process import exit_now
+
+        exit_now(database_unavailable(exc))
 
 
 def _build_worker(client: Client, options: WorkerOptions, source: RulesSource) -> Worker:

@@ -36,9 +36,16 @@ async def running_api(
     tmp_path: Path,
     config_dir: Path = TEST_RULES,
     tracking: TrackingSettings | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[Api]:
     async with running_engine(
-        dev_env.client, standin, tmp_path, config_dir=config_dir, web=True, tracking=tracking
+        dev_env.client,
+        standin,
+        tmp_path,
+        config_dir=config_dir,
+        web=True,
+        tracking=tracking,
+        database_url=database_url,
     ) as engine:
         db = make_engine(engine.database_url)
         keys = {

@@ -21,6 +21,7 @@ from temporalio.service import RPCError
 from nurture.privacy.master_keys import MasterKeyError
 from nurture.runtime.logging import configure_logging
 from nurture.runtime.process import exit_now
+from nurture.store.availability import unavailable_in_words
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 # No markup: what we print holds lead data, reasons and file names, which must show as they are
@@ -46,6 +47,17 @@ def run(coro: Coroutine[Any, Any, int], interrupted_status: int = 130) -> None:
             2,
         )
     exit_now(status)
+
+
+def database_unavailable(exc: Exception) -> int:
+    """Say that the database did not answer (the data keys, API keys and suppressions are
+    there), without a traceback: exit 2, nothing more done."""
+    return fail(
+        f"the engine database did not answer ({unavailable_in_words(exc)}). Run the command "
+        "again once it is back (NURTURE_DATABASE_URL): events and profiles already sent are not "
+        "applied twice when they carry 'at' or 'event_id'.",
+        2,
+    )
 
 
 async def connect_client(

@@ -15,14 +15,26 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field, Tag
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+
+from nurture.store.availability import DATABASE_UNAVAILABLE, unavailable_in_words
+
+log = structlog.get_logger(__name__)
+RETRY_DATABASE_AFTER = "30"  # seconds
+DATABASE_DOWN = "the engine database is unavailable: send the same request again later"
+DATABASE_DOWN_PAGE = (
+    "<!doctype html><meta charset=utf-8><title>Please try again</title>"
+    "<h1>Please try again</h1><p>Nurture cannot reach its database just now; nothing was "
+    "changed. Try again in a minute.</p>"
+)
 
 
 class FieldError(BaseModel):
@@ -49,11 +61,11 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     413: "The body is larger than this endpoint takes",
     422: "A field is missing or not valid: `detail` names it and says what is expected",
     429: "Too many requests from this address or visitor: wait `Retry-After` seconds",
-    503: "Temporal is unavailable: nothing was changed; send the same request again later",
+    503: "Temporal or the engine database is unavailable: send the same request again later",
 }
 
 UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 for a body not UTF-8
-AUTHENTICATED = (401, 403)  # every route behind an API key
+AUTHENTICATED = (401, 403, 503)  # every route behind an API key (looked up in the database)
 JSON_BODY = (400, 413, 422)  # every route that reads a JSON body
 
 
@@ -147,6 +159,16 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     problems = field_problems(exc)
     body = ApiError(detail=in_words(problems) or "the request is not valid", errors=problems)
     return JSONResponse(body.model_dump(mode="json"), status_code=422)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """503, for a page as a page; logged by route, not by path (a path may name a lead)."""
+    route = getattr(request.scope.get("route"), "path", "?")
+    log.warning("database unavailable", route=route, error=unavailable_in_words(exc))
+    headers = {"Retry-After": RETRY_DATABASE_AFTER}
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(DATABASE_DOWN_PAGE, 503, headers)
+    return JSONResponse({"detail": DATABASE_DOWN}, 503, headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -257,10 +279,13 @@ def _refs_to_components(schema: Any, names: dict[str, str]) -> Any:
 
 
 def install_api_contract(app: FastAPI) -> None:
-    """Answer every refusal as :class:`ApiError`, and serve the request bodies routes declare
-    with :func:`json_body`: what ``/openapi.json`` says is what the service does."""
+    """Answer every refusal as :class:`ApiError` (an unreachable database as 503), and serve
+    the request bodies routes declare with :func:`json_body`: what ``/openapi.json`` says is
+    what the service does."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
