@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from nurture.config.config_loader import ConfigError
     from nurture.runtime.logging import configure_logging
     from nurture.runtime.process import exit_now
+    from nurture.store.availability import DATABASE_UNAVAILABLE, unavailable_in_words
     from nurture.store.migrations import SchemaTooNewError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -159,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("worker not started: fix the configuration", problems=exc.problems)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        return exit_now(2)
+    except DATABASE_UNAVAILABLE as exc:  # at start: refused, cut, or no answer in time
+        problem = unavailable_in_words(exc)
+        log.error("worker not started: the engine database did not answer", problem=problem)
+        print(f"  the engine database did not answer: {problem}", file=sys.stderr)
         return exit_now(2)
     except KeyboardInterrupt:
         return exit_now(0)

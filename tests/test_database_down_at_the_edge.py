@@ -62,7 +62,19 @@ async def test_the_service_answers_503_while_its_database_is_away(
         assert again.status_code == 200, again.text
 
 
-async def test_a_command_exits_2_with_one_line_while_the_database_is_away(
+async def _run(env: dict[str, str], cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, *command],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_a_command_or_a_worker_exits_2_with_one_line_while_the_database_is_away(
     dev_env: WorkflowEnvironment, tmp_path: Path, pg_url: str
 ) -> None:
     events, leads = tmp_path / "events.jsonl", tmp_path / "leads.jsonl"
@@ -74,20 +86,17 @@ async def test_a_command_exits_2_with_one_line_while_the_database_is_away(
         "NURTURE_DATABASE_URL": pg_url,
         "NURTURE_KEYS_DATABASE_URL": pg_url,  # a lead's payloads are encrypted with its key
         "NURTURE_MASTER_KEY": generate(),
+        "NURTURE_CONFIG": str(ROOT / "config"),
+        "NURTURE_TEMPLATES": str(ROOT / "templates"),
+        "NURTURE_METRICS_PORT": "off",
     }
+    starter, worker = str(ROOT / "starter.py"), str(ROOT / "worker.py")
     await asyncio.to_thread(set_database_up, pg_url, False)
     try:
         done = [
-            await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, str(ROOT / "starter.py"), *command],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            for command in (["event", str(events)], ["lead", "add", str(leads)])
+            await _run(env, tmp_path, starter, "event", str(events)),
+            await _run(env, tmp_path, starter, "lead", "add", str(leads)),
+            await _run(env, tmp_path, worker, "--task-queue", f"edge-{lead_id('q')}"),
         ]
     finally:
         await asyncio.to_thread(set_database_up, pg_url, True)

@@ -32,8 +32,8 @@ RETRY_DATABASE_AFTER = "30"  # seconds
 DATABASE_DOWN = "the engine database is unavailable: send the same request again later"
 DATABASE_DOWN_PAGE = (
     "<!doctype html><meta charset=utf-8><title>Please try again</title>"
-    "<h1>Please try again</h1><p>Nurture cannot reach its database just now; nothing was "
-    "changed. Try again in a minute.</p>"
+    "<h1>Please try again</h1><p>Nurture cannot reach its database just now. Please try again "
+    "in a minute.</p>"
 )
 
 
