@@ -93,9 +93,10 @@ WRITE_RETRIED_IN_TASK = timedelta(seconds=1)
 after that on durable timers (2 s, 4 s, … as ``RETRY_FOREVER`` doubles), so a database that
 refuses holds the lead's workflow task, its queries and its next command for about a second,
 and one that hangs for two attempts. Retried in the task while the backoff was up to 10 s,
-a refusing database held them 15 s and a hanging one 40 s (Temporal completes a task held by a
-local activity only at 80 % of its timeout: 24 s). A marker records each failed attempt with
-its backoff, and a replay takes the backoff from it: no patch (``lead-db-outage-v10``)."""
+a refusing database held them 15 s (measured), a hanging one five 5 s attempts, ~40 s, and
+queries waited until Core completed the task at 80 % of its timeout (24 s). A marker records
+each failed attempt with its backoff, and a replay takes the backoff from it: no patch
+(``lead-db-outage-v10`` was recorded before this and replays)."""
 EFFECT_ACTIVITIES = {  # kind: (activity, what a failure names)
     "transition": (RECORD_TRANSITION, "record"),
     "task": (CLOSE_TASK, "record"),
