@@ -11,16 +11,18 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import IndexedValueType, PendingWorkflowTaskState
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -228,8 +230,38 @@ def lead_id(prefix: str = "lead") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+QUERY_WAIT = timedelta(seconds=35)
+"""The longest a test waits for one answer to the lead's query (past the server's own 30 s): a
+lead whose workflow tasks never complete must fail its test with what Temporal says of it,
+not hang it."""
+UNANSWERED = {RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED}
+"""The client's own timeout (the core reports "Timeout expired" as cancelled) or the server's."""
+
+
 async def lead_state(handle: WorkflowHandle) -> LeadState:
-    return await query_state(handle)
+    try:
+        return await query_state(handle, QUERY_WAIT)
+    except RPCError as err:
+        if err.status not in UNANSWERED:
+            raise
+        raise AssertionError(
+            f"{handle.id} did not answer its query within {QUERY_WAIT.seconds} s; "
+            f"{await _workflow_task_said(handle)}"
+        ) from err
+
+
+async def _workflow_task_said(handle: WorkflowHandle) -> str:
+    """What Temporal says of the lead's workflow: its history length and pending workflow
+    task (a task failing or timing out on every attempt shows as a high attempt)."""
+    raw = (await handle.describe(rpc_timeout=QUERY_WAIT)).raw_description
+    pending = raw.pending_workflow_task
+    task = (
+        f"pending workflow task: attempt {pending.attempt}, "
+        f"{PendingWorkflowTaskState.Name(pending.state)}"
+        if raw.HasField("pending_workflow_task")
+        else "no pending workflow task"
+    )
+    return f"history length {raw.workflow_execution_info.history_length}, {task}"
 
 
 async def wait_until(
@@ -279,7 +311,8 @@ async def wait_for_state(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(
                 f"lead never reached the expected state; last: {state.stage}, "
-                f"owner={state.owner}, timeline={state.timeline[-5:]}"
+                f"owner={state.owner}, timeline={state.timeline[-5:]}; "
+                f"{await _workflow_task_said(handle)}"
             )
         await asyncio.sleep(0.05)
 
