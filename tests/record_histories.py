@@ -23,20 +23,25 @@ from nurture.config.settings import CrmSettings
 from nurture.contract.names import SEARCH_ATTRIBUTES
 from nurture.standins.crm_standin import SalesforceStandIn
 from nurture.standins.sendgrid_standin import SendGridStandIn
-from tests.conftest import postgres_database, running_engine
+from tests.conftest import postgres_database, running_engine, wait_for_state
 from tests.recorded_rules import keep_rules_named
 from tests.scenarios import (
     OUTAGE_TIME_SCALE,
     SCENARIO_TIME_SCALE,
     SCENARIOS,
+    backlog_rules,
     crm_life,
     crm_rules,
     database_outage,
     outage_rules,
+    send_backlog,
 )
 
 HISTORIES = Path(__file__).parent / "histories"
 Paths = list[Path]
+BACKLOG_SIZE = (150, 1000)
+"""Events, and bytes of props each: 130 carried to the next run are ~150 KB, more than a run
+carries since the change it was recorded for (``CARRIED_BYTES_MAX``)."""
 
 
 def _keep(history: WorkflowHistory, name: str, version: str) -> list[Path]:
@@ -82,7 +87,20 @@ async def _outage(client: Client, standin: SendGridStandIn, tmp: Path, version: 
             return _keep(await handle.fetch_history(), "db-outage", version)
 
 
-LIVES = {"scenarios": _scenarios, "crm": _crm, "db-outage": _outage}
+async def _backlog(client: Client, standin: SendGridStandIn, tmp: Path, version: str) -> Paths:
+    """The first run of a lead that met more events than a run applies, every one in its
+    first workflow task: it ends carrying the rest to the next run."""
+    queue = f"backlog-{version}"
+    first_run = await send_backlog(client, f"replay-backlog-{version}", queue, *BACKLOG_SIZE)
+    async with running_engine(
+        client, standin, tmp, config_dir=backlog_rules(tmp), task_queue=queue
+    ):
+        latest = client.get_workflow_handle(first_run.id)
+        await wait_for_state(latest, lambda s: s.events_applied == BACKLOG_SIZE[0], timeout=60)
+    return _keep(await first_run.fetch_history(), "backlog", version)
+
+
+LIVES = {"scenarios": _scenarios, "crm": _crm, "db-outage": _outage, "backlog": _backlog}
 
 
 async def record(version: str, lives: list[str]) -> Paths:

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
 from nurture.client.sales import act
+from nurture.client.starting import send_event
 from nurture.contract.messages import (
     LeadState,
     OutcomeRequest,
@@ -20,6 +21,7 @@ from nurture.contract.messages import (
     RepAction,
     TaskCompletion,
 )
+from nurture.domain.leads import LeadEvent
 from nurture.standins.crm_standin import SalesforceStandIn, to_18_char_id
 from tests.conftest import TEST_RULES, Engine, wait_for_state, wait_until, wait_until_async
 from tests.drills import drill_rules, read_model_writes, set_database_up
@@ -195,3 +197,44 @@ async def database_outage(engine: Engine, lead: str, database_url: str) -> Workf
     await wait_until_async(written, what="the write going through", timeout=60)
     await wait_for_state(handle, lambda s: s.touches_sent == 2, timeout=60)
     return handle
+
+
+BACKLOG_RUN_EVENTS = 20  # a run's events (engine.yaml): a backlog outlasts the first run
+
+
+def backlog_rules(tmp_path: Path) -> Path:
+    """The test rules with a run ending after ``BACKLOG_RUN_EVENTS`` events."""
+    config = tmp_path / "rules"
+    shutil.copytree(TEST_RULES, config)
+    engine = yaml.safe_load((config / "engine.yaml").read_text())
+    engine["max_events_per_run"] = BACKLOG_RUN_EVENTS
+    (config / "engine.yaml").write_text(yaml.safe_dump(engine))
+    return config
+
+
+async def send_backlog(
+    client: Client, lead: str, task_queue: str, events: int, props_bytes: int
+) -> WorkflowHandle:
+    """``events`` page views with ``props_bytes`` of props each, sent while no worker takes
+    ``task_queue`` (a worker restarting, a burst faster than the lead's tasks): the lead's first
+    workflow task meets every one. The handle of the run they started."""
+    start = datetime.now(UTC) - timedelta(days=1)  # recent: no inactivity decay
+    gate = asyncio.Semaphore(32)
+    first = await send_event(client, _backlog_event(lead, 0, start, props_bytes), task_queue)
+
+    async def send(n: int) -> None:
+        async with gate:
+            await send_event(client, _backlog_event(lead, n, start, props_bytes), task_queue)
+
+    await asyncio.gather(*(send(n) for n in range(1, events)))
+    return client.get_workflow_handle(first.id, run_id=first.first_execution_run_id)
+
+
+def _backlog_event(lead: str, n: int, start: datetime, props_bytes: int) -> LeadEvent:
+    return LeadEvent(
+        lead_id=lead,
+        type="page_view",
+        at=start + timedelta(seconds=n),
+        event_id=f"{lead}-{n}",
+        props={"note": "x" * props_bytes},
+    )

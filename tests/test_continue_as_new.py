@@ -1,14 +1,21 @@
-"""Thousands of events to one lead cross continue-as-new with nothing lost (dev server)."""
+"""Thousands of events to one lead, or a burst of large ones, cross continue-as-new with nothing
+lost (dev server)."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
+from temporalio.api.history.v1 import (
+    WorkflowExecutionContinuedAsNewEventAttributes as ContinuedAsNew,
+)
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from nurture.client.starting import TASK_TIMEOUT, send_event
@@ -17,6 +24,7 @@ from nurture.standins.sendgrid_standin import SendGridStandIn
 from nurture.store.db import make_engine
 from nurture.store.read_model import LeadEventRecord, LeadRecord
 from tests.conftest import lead_id, running_engine, wait_for_state, wait_until
+from tests.scenarios import send_backlog
 
 
 def _read_model_events(db: Engine, lead: str) -> tuple[int, int | None]:
@@ -80,7 +88,47 @@ async def test_thousands_of_events_cross_continue_as_new_with_an_exact_score(
     assert state.score.behaviour_points == expected_behaviour
     assert sum(t.points for t in state.score.tallies.values()) == expected_behaviour
     assert state.score.tallies["download"].count == EVENTS // 4
-    assert state.runs >= EVENTS // 400  # engine.yaml: max_events_per_run 400
+    # engine.yaml: max_events_per_run 400. A run that met more events than it may carry on
+    # (CARRIED_BYTES_MAX, ~630 of these) applies the rest first: all 3,150 in the first
+    # run's queue still take three runs.
+    assert state.runs >= 3
     assert history_length < 4000  # the current run's history stays bounded
     assert task_timeout == TASK_TIMEOUT  # what the lead was started with, in its latest run
     assert state.stage == "assigned" and state.owner == "alice"  # handed off on the way
+
+
+BURST = 600
+BURST_PROPS = 15_000  # the edge takes 16 KiB of props an event
+
+
+async def test_a_burst_of_large_events_met_at_once_is_applied_and_the_lead_goes_on(
+    dev_env: WorkflowEnvironment, standin: SendGridStandIn, tmp_path: Path
+) -> None:
+    """600 events of 15 KB sent while no worker ran: the server suggests continuing as new
+    before the lead has applied any (its history is 9 MB). Carried whole, the next run's input
+    was 9.1 MB, over Temporal's 2 MB: refused on every attempt, the lead was stuck for good.
+    It applies them until what it carries fits, and every run's input stays small."""
+    lead, queue = lead_id("burst"), f"burst-{uuid.uuid4().hex[:8]}"
+    first_run = await send_backlog(dev_env.client, lead, queue, BURST, BURST_PROPS)
+    async with running_engine(dev_env.client, standin, tmp_path, task_queue=queue):
+        latest = dev_env.client.get_workflow_handle(first_run.id)
+        state = await wait_for_state(latest, lambda s: s.events_applied == BURST, timeout=60)
+        inputs = [
+            sum(len(p.data) for p in event.input.payloads)
+            async for event in _continued_as_new(dev_env, first_run.id)
+        ]
+    assert state.events_applied == BURST and state.last_error is None
+    assert state.runs >= 2 and len(inputs) == state.runs - 1
+    assert max(inputs) < 512 * 1024  # Temporal's warning limit; it refuses past 2 MB
+
+
+async def _continued_as_new(
+    env: WorkflowEnvironment, workflow_id: str
+) -> AsyncIterator[ContinuedAsNew]:
+    """Each closed run's continue-as-new event (its input is the next run's)."""
+    async for run in env.client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        if run.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            history = await env.client.get_workflow_handle(
+                workflow_id, run_id=run.run_id
+            ).fetch_history()
+            yield history.events[-1].workflow_execution_continued_as_new_event_attributes

@@ -14,6 +14,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from nurture.core.patches import (
     PATCH_BASELINE,
+    PATCH_BOUNDED_CARRY,
     PATCH_DECAY_IN_EVENT_TIME,
     PATCH_DERIVED_KEYS,
     PATCH_ENROLMENT_VISIBLE,
@@ -60,7 +61,8 @@ PATCHES_BY_VERSION["v7"] = [*PATCHES_BY_VERSION["v6"], PATCH_DECAY_IN_EVENT_TIME
 PATCHES_BY_VERSION["v8"] = PATCHES_BY_VERSION["v7"]  # A/B variants: no patch (see the commit)
 PATCHES_BY_VERSION["v9"] = [PATCH_BASELINE]  # every patch at once, rules by version among them
 PATCHES_BY_VERSION["v10"] = [PATCH_SALES_FIRST]  # a baseline too: every patch before it
-CURRENT = "v10"
+PATCHES_BY_VERSION["v11"] = [PATCH_BOUNDED_CARRY]  # the newest baseline
+CURRENT = "v11"
 
 
 def _replayer(data_converter: DataConverter) -> Replayer:
@@ -145,7 +147,16 @@ def test_the_baseline_stands_for_every_patch() -> None:
         asked.append(patch)
         return True
 
-    assert Patches.asked(today) == Patches.every() and asked == [PATCH_SALES_FIRST]
+    assert Patches.asked(today) == Patches.every() and asked == [PATCH_BOUNDED_CARRY]
+    asked.clear()
+
+    def as_v10_recorded(patch: str) -> bool:
+        asked.append(patch)
+        return patch in PATCHES_BY_VERSION["v10"]
+
+    before_bounded_carry = Patches.asked(as_v10_recorded)
+    assert asked == [PATCH_BOUNDED_CARRY, PATCH_SALES_FIRST]
+    assert before_bounded_carry.sales_first and not before_bounded_carry.bounded_carry
     asked.clear()
 
     def as_v9_recorded(patch: str) -> bool:
@@ -153,7 +164,7 @@ def test_the_baseline_stands_for_every_patch() -> None:
         return patch in PATCHES_BY_VERSION["v9"]
 
     before_sales_first = Patches.asked(as_v9_recorded)
-    assert asked == [PATCH_SALES_FIRST, PATCH_BASELINE]
+    assert asked == [PATCH_BOUNDED_CARRY, PATCH_SALES_FIRST, PATCH_BASELINE]
     assert before_sales_first.rules_by_version and not before_sales_first.sales_first
     asked.clear()
 
@@ -162,7 +173,7 @@ def test_the_baseline_stands_for_every_patch() -> None:
         return patch in PATCHES_BY_VERSION["v8"]
 
     before = Patches.asked(as_v8_recorded)
-    assert asked == [PATCH_SALES_FIRST, PATCH_BASELINE, *PATCHES]
+    assert asked == [PATCH_BOUNDED_CARRY, PATCH_SALES_FIRST, PATCH_BASELINE, *PATCHES]
     assert before != Patches.every() and not before.rules_by_version and before.sla_ladder
     assert PATCHES[-1] == PATCH_RULES_BY_VERSION
 
@@ -210,4 +221,13 @@ async def test_without_the_sales_first_gate_v9_histories_fail_replay(
     activities and read the rules twice in a new lead's first workflow task; replayed as if
     they had the change, their commands come in another order."""
     failure = await _replay_ungated(name, PATCH_SALES_FIRST, monkeypatch)
+    assert "nondetermin" in failure.lower()
+
+
+async def test_without_the_bounded_carry_gate_a_v10_backlog_fails_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Why ``bounded_carry`` is a patch: the v10 lead continued as new carrying 130 queued
+    events (166 KB); replayed as if it had the change, it applies some of them first."""
+    failure = await _replay_ungated("lead-backlog-v10", PATCH_BOUNDED_CARRY, monkeypatch)
     assert "nondetermin" in failure.lower()

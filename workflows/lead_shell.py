@@ -83,6 +83,10 @@ RETRY_FOREVER = RetryPolicy(
 )
 CRM_KINDS = frozenset({"crm_lead", "crm_task"})
 FACTS_CARRIED_MAX = 1000  # ~300 bytes each: well inside a run's input
+CARRIED_BYTES_MAX = 128 * 1024
+"""The most queued events (and, apart, the most facts not yet written) a run hands the next in
+its input, as JSON: with the lead's state, well inside Temporal's 512 KB warning; an event's
+``props`` alone may be 16 KB (``nurture.core.patches.PATCH_BOUNDED_CARRY``)."""
 SALES_FIRST_FOR = timedelta(seconds=5)
 """The longest the read-model write waits for an activity sales waits for (a timer bounds it:
 while SendGrid is down the alert is retried for as long as it takes, and the read model must
@@ -178,10 +182,11 @@ class LeadShell:
                 self._publish()  # the segment it was enrolled in, at once
             if self._should_continue_as_new():
                 self._rules_fresh = False
+                await self._apply_what_would_not_fit()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 # Facts not yet written travel in the next run's input: keep that small (a
                 # database outage holds the lead here until the backlog is written).
-                await workflow.wait_condition(lambda: len(core.ledger.items) <= FACTS_CARRIED_MAX)
+                await workflow.wait_condition(self._facts_fit)
                 await self._drain()
                 self._clock.check_in_workflow_task()
                 workflow.continue_as_new(core.continued())
@@ -201,6 +206,28 @@ class LeadShell:
 
     def _has_work(self) -> bool:
         return bool(self._core.inbox or self._core.effects)
+
+    async def _apply_what_would_not_fit(self) -> None:
+        """Apply queued events and profiles, oldest first, past the run's limit, until those
+        left fit in the next run's input (``CARRIED_BYTES_MAX``)."""
+        core = self._core
+        sizes = [_json_bytes([item]) for item in core.inbox]
+        carried = sum(sizes)
+        if carried <= CARRIED_BYTES_MAX or not core.patches.bounded_carry:
+            return
+        for size in sizes:  # signals arriving meanwhile join the queue's end
+            if carried <= CARRIED_BYTES_MAX:
+                break
+            await self._apply(core.inbox.pop(0))
+            carried -= size
+        self._publish()  # and start writing their facts
+
+    def _facts_fit(self) -> bool:
+        """The facts not yet written are few enough to travel in the next run's input."""
+        items = self._core.ledger.items
+        if len(items) > FACTS_CARRIED_MAX:
+            return False
+        return not self._core.patches.bounded_carry or _json_bytes(items) <= CARRIED_BYTES_MAX
 
     async def _wait_for_work(self, wake_at: datetime | None) -> None:
         """Until a signal or update queues work, or the timer fires. The timer armed by an
@@ -481,3 +508,8 @@ class LeadShell:
     def _should_continue_as_new(self) -> bool:
         limit = self._core.rules_now().engine.max_events_per_run
         return workflow.info().is_continue_as_new_suggested() or self._core.events_this_run >= limit
+
+
+def _json_bytes(items: list[Any]) -> int:
+    """What ``items`` (pydantic models) weigh in a run's input, as JSON."""
+    return sum(len(item.model_dump_json()) for item in items)
