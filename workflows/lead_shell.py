@@ -211,9 +211,11 @@ class LeadShell:
         """Apply queued events and profiles, oldest first, past the run's limit, until those
         left fit in the next run's input (``CARRIED_BYTES_MAX``)."""
         core = self._core
+        if not core.patches.bounded_carry:  # a run from before: no need to weigh its queue
+            return
         sizes = [_json_bytes([item]) for item in core.inbox]
         carried = sum(sizes)
-        if carried <= CARRIED_BYTES_MAX or not core.patches.bounded_carry:
+        if carried <= CARRIED_BYTES_MAX:
             return
         for size in sizes:  # signals arriving meanwhile join the queue's end
             if carried <= CARRIED_BYTES_MAX:
